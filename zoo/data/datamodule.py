@@ -1,0 +1,182 @@
+"""``ZooDataModule``: every dataset as tensors on the training device, batched by index.
+
+MNIST is 180 MB as float32, so it fits on any device. Holding it there and
+slicing batches with a shuffled index tensor removes the per-sample
+``__getitem__``, the collate step and the worker processes of the classic
+``Dataset`` + ``DataLoader`` pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pytorch_lightning as pl
+import torch
+
+from zoo.data.datasets import DatasetInfo, DatasetName, LoadOptions, Splits, get_dataset
+from zoo.errors import ZooError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class EpochSampler:
+    """The order of one epoch: a permutation drawn from ``(seed, epoch)`` alone.
+
+    Lightning's loops call ``set_epoch`` (as for a ``DistributedSampler``), so a
+    resumed run replays exactly the order an uninterrupted run would see.
+    """
+
+    def __init__(self, size: int, shuffle: bool, seed: int = 0) -> None:
+        self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def order(self, device: torch.device) -> torch.Tensor:
+        if not self.shuffle:
+            return torch.arange(self.size, device=device)
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return torch.randperm(self.size, generator=generator).to(device)
+
+
+class TensorLoader:
+    """An iterable of ``(inputs, targets)`` batches gathered by index on the tensors' device.
+
+    It mirrors the two attributes of ``DataLoader`` that Lightning's loops read:
+    ``sampler`` (whose ``set_epoch`` they call) and ``batch_sampler`` (none here).
+    """
+
+    batch_sampler = None
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+        self.inputs, self.targets, self.batch_size = inputs, targets, batch_size
+        self.sampler = EpochSampler(len(inputs), shuffle, seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.inputs) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Batch]:
+        order = self.sampler.order(self.inputs.device)
+        for batch in order.split(self.batch_size):
+            yield self.inputs[batch], self.targets[batch]
+
+
+class ZooDataModule(pl.LightningDataModule):
+    """One data module for every model.
+
+    Args:
+        dataset: which task to load.
+        data_dir: folder holding ``mnist/`` and ``fashion-mnist/``; default ``$ZOO_DATA_DIR``, else ``./data``.
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation, test and predict (no gradients, so larger is faster).
+        val_fraction: share of the training pool held out for validation, in (0, 1).
+        normalize: ``standard`` rescales inputs to zero mean and unit variance with training-split
+            statistics (one scalar for images, one per feature for tabular data); ``none`` keeps
+            images in [0, 1] and features as they are.
+        seed: seed of the data itself: the validation split and the synthetic samples. The shuffling
+            of batches follows ``seed_everything`` instead, like Lightning's own samplers.
+        num_samples: size of the training pool of synthetic datasets (``multimult`` only).
+        download: fetch missing IDX files from the official mirrors.
+    """
+
+    def __init__(
+        self,
+        dataset: DatasetName = "mnist",
+        data_dir: str | None = None,
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_fraction: float = 1 / 12,
+        normalize: Literal["standard", "none"] = "standard",
+        seed: int = 0,
+        num_samples: int | None = None,
+        download: bool = True,
+    ) -> None:
+        super().__init__()
+        self.info: DatasetInfo = get_dataset(dataset)
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value <= 0:
+                raise ZooError(f"data.{name} must be a positive integer, got {value}")
+        if not 0 < val_fraction < 1:
+            raise ZooError(f"data.val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+        if num_samples is not None and dataset != "multimult":
+            raise ZooError(f"data.num_samples sets the size of synthetic datasets (multimult); {dataset!r} has a fixed size")
+        if num_samples is not None and num_samples < 2:
+            raise ZooError(f"data.num_samples must be at least 2, got {num_samples}")
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir or os.environ.get("ZOO_DATA_DIR") or "data")
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
+        self._splits: dict[str, Batch] = {}
+
+    # What the model needs to know; the CLI links these into its arguments.
+    @property
+    def task(self) -> str:
+        return self.info.task
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.info.input_shape
+
+    @property
+    def num_outputs(self) -> int:
+        return self.info.num_outputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.info.output_names
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self._splits:
+            self._splits = self._split_and_normalize(self._load())
+        if len(self._splits["train"][0]) < self.hparams.batch_size and stage in ("fit", None):
+            raise ZooError(
+                f"data.batch_size {self.hparams.batch_size} is larger than the training split "
+                f"({len(self._splits['train'][0])} samples of {self.info.name})"
+            )
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        self._splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self._splits.items()}
+
+    def split(self, name: Literal["train", "val", "test"]) -> Batch:
+        """The whole split as ``(inputs, targets)`` tensors, for analyses that want all of it."""
+        if not self._splits:
+            self.setup()
+        return self._splits[name]
+
+    def train_dataloader(self) -> TensorLoader:
+        shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return TensorLoader(*self.split("train"), self.hparams.batch_size, shuffle=True, seed=shuffle_seed)
+
+    def val_dataloader(self) -> TensorLoader:
+        return TensorLoader(*self.split("val"), self.hparams.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> TensorLoader:
+        return TensorLoader(*self.split("test"), self.hparams.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> TensorLoader:
+        return self.test_dataloader()
+
+    def _load(self) -> Splits:
+        num_samples = self.hparams.num_samples or 10_000
+        return self.info.load(LoadOptions(self.data_dir, self.hparams.download, num_samples, self.hparams.seed))
+
+    def _split_and_normalize(self, splits: Splits) -> dict[str, Batch]:
+        pool = len(splits.train_inputs)
+        n_val = max(1, round(self.hparams.val_fraction * pool))
+        order = torch.randperm(pool, generator=torch.Generator().manual_seed(self.hparams.seed))
+        val, train = order[:n_val], order[n_val:]
+        parts = {
+            "train": (splits.train_inputs[train], splits.train_targets[train]),
+            "val": (splits.train_inputs[val], splits.train_targets[val]),
+            "test": (splits.test_inputs, splits.test_targets),
+        }
+        if self.hparams.normalize == "standard":
+            train_inputs = parts["train"][0]
+            dims = tuple(range(train_inputs.ndim)) if train_inputs.ndim > 2 else (0,)
+            self.mean = train_inputs.mean(dim=dims, keepdim=True)[0]
+            self.std = train_inputs.std(dim=dims, keepdim=True)[0].clamp_min(1e-8)
+            for inputs, _ in parts.values():  # in place: each split is a fresh tensor of its own
+                inputs.sub_(self.mean).div_(self.std)
+        return parts
