@@ -1,0 +1,92 @@
+from typing import get_args
+
+import pytest
+import torch
+
+import zoo
+from zoo.models import FCNet, ZooModule
+from zoo.models.layers import ACTIVATIONS, ActivationName, make_activation
+from zoo.errors import ZooError
+
+
+def test_registry():
+    assert "FCNet" in zoo.list_models()
+    model = zoo.create_model("FCNet", hidden=[16])
+    assert isinstance(model, FCNet) and isinstance(model, ZooModule)
+    with pytest.raises(ZooError, match="unknown model 'ResNet'; accepted: .*FCNet"):
+        zoo.create_model("ResNet")
+
+
+def test_forward_and_hidden_activations():
+    model = FCNet(hidden=[32, 16], input_shape=(1, 28, 28), num_outputs=10)
+    outputs, hidden = model.forward_with_hidden(torch.randn(5, 1, 28, 28))
+    assert outputs.shape == (5, 10)
+    assert list(hidden) == ["fc1", "fc2"]
+    assert [tuple(a.shape) for a in hidden.values()] == [(5, 32), (5, 16)]
+    assert torch.equal(model(torch.zeros(2, 1, 28, 28)), model.forward_with_hidden(torch.zeros(2, 1, 28, 28))[0])
+
+
+def test_hidden_activations_are_in_the_graph_of_the_outputs():
+    """The contract the analyses rely on: ∂output/∂activation exists and is the last layer's weight."""
+    model = FCNet(hidden=[8], activation="tanh", input_shape=(4,), num_outputs=3)
+    outputs, hidden = model.forward_with_hidden(torch.randn(6, 4))
+    (grad,) = torch.autograd.grad(outputs[:, 2].sum(), hidden["fc1"])
+    assert torch.allclose(grad, model.head.weight[2].expand(6, 8))
+
+
+def test_hyperparameters_are_saved_for_checkpoints():
+    model = FCNet(hidden=[8, 4], activation="gelu", dropout=0.1, input_shape=(4,), num_outputs=3)
+    assert model.hparams["hidden"] == [8, 4]
+    assert model.hparams["activation"] == "gelu"
+    assert model.hparams["input_shape"] == (4,)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_every_activation_builds_and_runs(name):
+    model = FCNet(hidden=[6], activation=name, input_shape=(4,), num_outputs=2)
+    assert torch.isfinite(model(torch.randn(3, 4))).all()
+
+
+def test_activation_names_are_one_list():
+    assert tuple(ACTIVATIONS) == get_args(ActivationName)
+    with pytest.raises(ZooError, match="unknown activation 'swish'; accepted: relu, relu6, sigmoid"):
+        make_activation("swish")
+
+
+def test_batch_norm_and_dropout_are_built():
+    model = FCNet(hidden=[8], batch_norm=True, dropout=0.5, input_shape=(4,), num_outputs=2)
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    model.train()
+    a, b = model(torch.ones(4, 4)), model(torch.ones(4, 4))
+    assert not torch.equal(a, b)  # dropout is active in training
+    model.eval()
+    assert torch.equal(model(torch.ones(4, 4)), model(torch.ones(4, 4)))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hidden": [32, 0]}, r"model.hidden must be positive integers, got \[32, 0\]"),
+        ({"hidden": [-4]}, r"model.hidden must be positive integers, got \[-4\]"),
+        ({"dropout": 1.0}, r"dropout must lie in \[0, 1\), got 1.0"),
+        ({"num_outputs": 0}, "model.num_outputs must be positive, got 0"),
+        ({"task": "ranking"}, "model.task must be 'classification' or 'regression', got 'ranking'"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ZooError, match=message):
+        FCNet(**kwargs)
+
+
+def test_regression_trains_on_mean_squared_error():
+    model = FCNet(hidden=[8], input_shape=(4,), num_outputs=2, task="regression")
+    x, y = torch.randn(10, 4), torch.randn(10, 2)
+    assert torch.allclose(model.loss(model(x), y), ((model(x) - y) ** 2).mean())
+    assert model.monitor == ("val/loss", "min")
+    assert set(model.val_metrics.keys()) == {"val/mse", "val/r2"}
+
+
+def test_classification_metrics():
+    model = FCNet(hidden=[8], input_shape=(4,), num_outputs=3)
+    assert model.monitor == ("val/acc", "max")
+    assert set(model.test_metrics.keys()) == {"test/acc"}

@@ -1,0 +1,119 @@
+"""``ZooModule``: the training logic every architecture shares.
+
+An architecture only builds its network and implements ``forward_with_hidden``.
+That one method is the contract the analyses rely on: it returns the outputs
+together with the hidden activations, as an ordered ``{layer name: (N, units)}``
+dict whose tensors are part of the autograd graph of the outputs, so an
+analysis can take ∂output/∂activation without knowing the architecture.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.regression import MeanSquaredError, R2Score
+
+from zoo.data.datasets import Task
+from zoo.errors import ZooError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def monitor_for(task: Task) -> tuple[str, str]:
+    """The metric that picks the best checkpoint of a task, and whether higher or lower is better."""
+    return ("val/acc", "max") if task == "classification" else ("val/loss", "min")
+
+
+class ZooModule(pl.LightningModule):
+    """Base of every zoo architecture.
+
+    Args:
+        input_shape: shape of one input sample, e.g. ``(1, 28, 28)``.
+        num_outputs: number of classes (classification) or targets (regression).
+        task: ``classification`` trains with cross-entropy on logits and reports accuracy;
+            ``regression`` trains with mean squared error and reports MSE and R².
+
+    The CLI links all three from the data module, so configs never repeat them.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...] = (1, 28, 28), num_outputs: int = 10, task: Task = "classification") -> None:
+        super().__init__()
+        if num_outputs <= 0:
+            raise ZooError(f"model.num_outputs must be positive, got {num_outputs}")
+        if task not in ("classification", "regression"):
+            raise ZooError(f"model.task must be 'classification' or 'regression', got {task!r}")
+        self.save_hyperparameters()
+        self.input_shape = tuple(input_shape)
+        self.num_outputs = num_outputs
+        self.task = task
+        self.train_metrics = self._metrics("train")
+        self.val_metrics = self._metrics("val")
+        self.test_metrics = self._metrics("test")
+
+    @property
+    def in_features(self) -> int:
+        """Length of a flattened input sample."""
+        return math.prod(self.input_shape)
+
+    @abstractmethod
+    def forward_with_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Outputs ``(N, num_outputs)`` and the hidden activations ``{name: (N, units)}``, in layer order."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_hidden(x)[0]
+
+    def hidden_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The hidden activations of a batch, named and in layer order."""
+        return self.forward_with_hidden(x)[1]
+
+    @property
+    def monitor(self) -> tuple[str, str]:
+        """The metric that picks the best checkpoint, and whether higher or lower is better."""
+        return monitor_for(self.task)
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.task == "classification":
+            return F.cross_entropy(outputs, targets)
+        return F.mse_loss(outputs, targets)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train", self.train_metrics)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        """Logits (classification) or predicted targets (regression)."""
+        return self(batch[0])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam at 1e-3 when no ``optimizer:`` is given (the CLI's block replaces this)."""
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    def _step(self, batch: Batch, stage: str, metrics: MetricCollection) -> torch.Tensor:
+        inputs, targets = batch
+        outputs = self(inputs)
+        loss = self.loss(outputs, targets)
+        metrics.update(outputs, targets)
+        training = stage == "train"
+        # Training loss per step (a curve); evaluation loss per epoch (one number). Either way the
+        # name stays exactly ``<stage>/loss``, which logging on both would suffix with _step/_epoch.
+        self.log(f"{stage}/loss", loss, on_step=training, on_epoch=not training, prog_bar=True, batch_size=len(inputs))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=not training)
+        return loss
+
+    def _metrics(self, stage: str) -> MetricCollection:
+        if self.task == "classification":
+            metrics = {"acc": MulticlassAccuracy(num_classes=self.num_outputs, average="micro")}
+        else:
+            metrics = {"mse": MeanSquaredError(), "r2": R2Score(multioutput="uniform_average")}
+        return MetricCollection(metrics, prefix=f"{stage}/")
