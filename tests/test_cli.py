@@ -1,0 +1,148 @@
+"""The real entry point, in-process (``main(args)``) and as ``python -m zoo`` subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import CONFIGS, ROOT
+from zoo.cli import main
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def fit(config: str, *extra: str):
+    return main(["fit", "--config", str(CONFIGS / config), *QUIET, *extra])
+
+
+def zoo_subprocess(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("config", sorted(path.name for path in CONFIGS.glob("*.yaml")))
+def test_every_config_under_fast_dev_run(config, run_dir, data_dir):
+    cli = fit(config, "--trainer.fast_dev_run", "2")
+    assert cli.trainer.state.finished
+    assert torch.isfinite(cli.trainer.callback_metrics["val/loss"])
+
+
+def test_fit_writes_a_complete_run_folder(run_dir):
+    cli = fit("iris.yaml", "--trainer.max_epochs", "3")
+    log_dir = run_dir / "lightning_logs" / "iris" / "version_0"
+    assert Path(cli.trainer.log_dir).resolve() == log_dir
+
+    saved = yaml.safe_load((log_dir / "config.yaml").read_text())
+    assert saved["model"]["init_args"]["hidden"] == [16, 16]
+    assert saved["data"]["dataset"] == "iris"
+    assert saved["checkpoint"]["filename"] == "best"
+    checkpoint = cli.trainer.checkpoint_callback
+    assert (checkpoint.monitor, checkpoint.mode) == ("val/acc", "max")  # linked from the dataset's task
+
+    assert {path.name for path in (log_dir / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    best = torch.load(log_dir / "checkpoints" / "best.ckpt", weights_only=False)
+    hyper = best["hyper_parameters"]
+    assert (hyper["hidden"], hyper["input_shape"], hyper["num_outputs"]) == ([16, 16], (4,), 3)  # the last two linked from data
+
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= scalars
+    val_acc = events.Scalars("val/acc")
+    assert len(val_acc) == 3
+    assert val_acc[-1].value == pytest.approx(cli.trainer.callback_metrics["val/acc"].item())
+
+
+def test_test_and_predict_from_a_checkpoint(run_dir):
+    fit("iris.yaml", "--trainer.max_epochs", "2")
+    best = str(run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "best.ckpt")
+    tested = main(["test", "--config", str(CONFIGS / "iris.yaml"), "--ckpt_path", best, *QUIET])
+    accuracy = tested.trainer.callback_metrics["test/acc"].item()
+    assert 0 <= accuracy <= 1
+    predicted = main(["predict", "--config", str(CONFIGS / "iris.yaml"), "--ckpt_path", best, *QUIET])
+    assert predicted.trainer.state.finished
+
+
+def test_regression_checkpoints_on_validation_loss(run_dir):
+    cli = fit("multimult.yaml", "--trainer.max_epochs", "1", "--data.num_samples", "600")
+    checkpoint = cli.trainer.checkpoint_callback
+    assert (checkpoint.monitor, checkpoint.mode) == ("val/loss", "min")
+    assert {"val/mse", "val/r2"} <= set(cli.trainer.callback_metrics)
+
+
+def test_model_by_name_without_a_config(run_dir):
+    cli = main(["fit", "--model", "FCNet", "--model.hidden", "[8]", "--data.dataset", "iris", "--data.batch_size", "8", "--trainer.fast_dev_run", "1", *QUIET])
+    assert type(cli.model).__name__ == "FCNet"
+    assert cli.model.input_shape == (4,)
+
+
+def test_print_config(run_dir, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", str(CONFIGS / "fc.yaml"), "--print_config"])
+    assert exit_.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["init_args"]["hidden"] == [1024, 512]
+    assert printed["optimizer"]["class_path"] == "torch.optim.Adam"
+
+
+def test_same_seed_same_metrics_and_weights(run_dir, data_dir):
+    runs = [fit("fc.yaml", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "2") for _ in range(2)]
+    first, second = (run.trainer.callback_metrics for run in runs)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+    for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()):
+        assert torch.equal(a, b)
+    other_seed = fit("fc.yaml", "--seed_everything", "1", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "2")
+    assert not torch.equal(other_seed.trainer.callback_metrics["train/loss"], first["train/loss"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--model.init_args.hidden", "[64, 0]"], "zoo: error: model.hidden must be positive integers, got [64, 0]"),
+        (["--model.init_args.dropout", "1.5"], "zoo: error: dropout must lie in [0, 1), got 1.5"),
+        (["--data.val_fraction", "0"], "zoo: error: data.val_fraction must lie strictly between 0 and 1, got 0"),
+        (["--data.batch_size", "500"], "zoo: error: data.batch_size 500 is larger than the training split (96 samples of iris)"),
+        (["--model.init_args.activation", "swish"], "Expected a typing.Literal['relu', 'relu6', 'sigmoid'"),
+        (["--data.dataset", "cifar10"], "Expected a typing.Literal['mnist', 'fashion_mnist', 'iris', 'multimult']"),
+        (["--trainer.max_epochs", "many"], "Parser key \"trainer.max_epochs\""),
+    ],
+)
+def test_bad_values_exit_with_one_message(flags, message, run_dir, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        fit("iris.yaml", *flags)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_wrong_key_in_a_subprocess_has_no_traceback(tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text((CONFIGS / "iris.yaml").read_text().replace("activation: relu", "activaton: relu"))
+    result = zoo_subprocess("fit", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Option 'activaton' is not accepted" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_data_in_a_subprocess_says_where_to_put_it(tmp_path):
+    result = zoo_subprocess(
+        "fit", "--config", str(CONFIGS / "fc.yaml"), "--data.download", "false", cwd=tmp_path, env={"ZOO_DATA_DIR": str(tmp_path / "empty")}
+    )
+    assert result.returncode == 2
+    assert f"Put these files into {tmp_path / 'empty' / 'mnist'}" in result.stderr
+    assert "train-images-idx3-ubyte.gz  (md5 f68b3c2dcbeaaa9fbdd348bbdeb94873)" in result.stderr
+    assert "Traceback" not in result.stderr
