@@ -56,7 +56,8 @@ def download(urls: Sequence[str], dest: Path, md5: str, retries: int = 3, backof
                 return dest
             except (OSError, ValueError, http.client.HTTPException) as error:
                 failures.append(f"{url}: {error}")
-    raise ZooError(f"could not download {dest.name} after {retries} rounds:\n  " + "\n  ".join(failures))
+    distinct = dict.fromkeys(failures)  # each round usually fails the same way
+    raise ZooError(f"could not download {dest.name} after {retries} rounds:\n  " + "\n  ".join(distinct))
 
 
 def _fetch_once(url: str, dest: Path, md5: str, timeout: float) -> None:
@@ -114,7 +115,7 @@ def ensure_files(folder: Path, files: Mapping[str, str], mirrors: Sequence[str],
         wanted = "\n  ".join(f"{name}  (md5 {files[name]})" for name in missing)
         raise ZooError(
             f"dataset files are missing and could not be fetched: {problem}\n"
-            f"Put these files into {folder}:\n  {wanted}\n"
+            f"Put these files into {folder.resolve()}:\n  {wanted}\n"
             "or point --data.data_dir (or ZOO_DATA_DIR) at a folder that already holds them."
         )
     for name in files:

@@ -83,13 +83,24 @@ class ZooModule(pl.LightningModule):
         return F.mse_loss(outputs, targets)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train", self.train_metrics)
+        inputs, targets = batch
+        outputs = self(inputs)
+        loss = self.loss(outputs, targets)
+        self.train_metrics.update(outputs.detach(), targets)
+        # Each self.log call costs ~0.7 ms of Lightning bookkeeping (a sixth of an MNIST step on CPU),
+        # so the step loss is logged only on the steps the logger writes: the curve is the same.
+        if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0 or self.trainer.fast_dev_run:
+            self.log("train/loss", loss, prog_bar=True, batch_size=len(inputs))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log_dict(self.train_metrics)  # Lightning computes and resets the metrics
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val", self.val_metrics)
+        return self._evaluation_step(batch, "val", self.val_metrics)
 
     def test_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "test", self.test_metrics)
+        return self._evaluation_step(batch, "test", self.test_metrics)
 
     def predict_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """Logits (classification) or predicted targets (regression)."""
@@ -99,16 +110,13 @@ class ZooModule(pl.LightningModule):
         """Adam at 1e-3 when no ``optimizer:`` is given (the CLI's block replaces this)."""
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
-    def _step(self, batch: Batch, stage: str, metrics: MetricCollection) -> torch.Tensor:
+    def _evaluation_step(self, batch: Batch, stage: str, metrics: MetricCollection) -> torch.Tensor:
         inputs, targets = batch
         outputs = self(inputs)
         loss = self.loss(outputs, targets)
         metrics.update(outputs, targets)
-        training = stage == "train"
-        # Training loss per step (a curve); evaluation loss per epoch (one number). Either way the
-        # name stays exactly ``<stage>/loss``, which logging on both would suffix with _step/_epoch.
-        self.log(f"{stage}/loss", loss, on_step=training, on_epoch=not training, prog_bar=True, batch_size=len(inputs))
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=not training)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(inputs))
+        self.log_dict(metrics, prog_bar=True)
         return loss
 
     def _metrics(self, stage: str) -> MetricCollection:
