@@ -92,6 +92,12 @@ def test_model_by_name_without_a_config(run_dir):
     assert cli.model.input_shape == (4,)
 
 
+def test_checkpointing_can_be_turned_off(run_dir):
+    cli = fit("iris.yaml", "--trainer.max_epochs", "1", "--trainer.enable_checkpointing", "false")
+    assert cli.trainer.checkpoint_callback is None
+    assert not list(run_dir.rglob("*.ckpt"))
+
+
 def test_print_config(run_dir, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["fit", "--config", str(CONFIGS / "fc.yaml"), "--print_config"])

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import sys
 import warnings
+from typing import Any
 
+from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 
@@ -30,13 +32,21 @@ class ZooCLI(LightningCLI):
         parser.link_arguments("data.dataset", "checkpoint.monitor", compute_fn=lambda name: monitor_for(get_dataset(name).task)[0])
         parser.link_arguments("data.dataset", "checkpoint.mode", compute_fn=lambda name: monitor_for(get_dataset(name).task)[1])
 
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """As LightningCLI's, but ``--trainer.enable_checkpointing false`` also drops zoo's checkpoint."""
+        config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        keep = config.get("enable_checkpointing") is not False
+        checkpoint = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys if keep]
+        return self._instantiate_trainer(config, checkpoint)
+
 
 def main(args: ArgsType = None) -> ZooCLI:
     """Entry point of ``python -m zoo`` and the ``zoo`` script; returns the CLI for scripting and tests."""
     # An ``optimizer:`` block in the config is meant to replace the model's default Adam.
     warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden.*")
     try:
-        return ZooCLI(ZooModule, ZooDataModule, subclass_mode_model=True, args=args)
+        # overwrite: a run folder reused on purpose (resuming, or no logger) keeps the latest config
+        return ZooCLI(ZooModule, ZooDataModule, subclass_mode_model=True, save_config_kwargs={"overwrite": True}, args=args)
     except Exception as error:
         mistake = user_mistake(error)
         if mistake is None:
