@@ -13,6 +13,7 @@ import math
 from abc import abstractmethod
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_info
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
@@ -71,6 +72,25 @@ class ZooModule(pl.LightningModule):
     def hidden_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The hidden activations of a batch, named and in layer order."""
         return self.forward_with_hidden(x)[1]
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters stored, and those that really exist (a masked layer stores zeros it never learns).
+
+        A submodule that stores more than it learns says so with a ``nonzero_parameters()`` method.
+        """
+        nonzero = 0
+        for module in self.modules():
+            if hasattr(module, "nonzero_parameters"):
+                nonzero += module.nonzero_parameters()
+            else:
+                nonzero += sum(p.numel() for p in module.parameters(recurse=False))
+        return {"stored": sum(p.numel() for p in self.parameters()), "nonzero": nonzero}
+
+    def on_fit_start(self) -> None:
+        counts = self.parameter_counts()
+        rank_zero_info(f"{type(self).__name__}: {counts['nonzero']:,} nonzero parameters ({counts['stored']:,} stored)")
+        for logger in self.loggers:
+            logger.log_metrics({f"params/{kind}": float(count) for kind, count in counts.items()}, step=0)
 
     @property
     def monitor(self) -> tuple[str, str]:
