@@ -1,0 +1,129 @@
+"""ColumNet: parallel MLP columns, each with its own activation, merged by one linear layer.
+
+Every column sees the same input; their last hidden layers are concatenated
+and a final linear layer maps them to the outputs (logits, no activation).
+Comparing columns inside one network shows what each nonlinearity learns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
+
+import torch
+from torch import nn
+
+from zoo.data.datasets import Task
+from zoo.errors import ZooError
+from zoo.models.base import ZooModule
+from zoo.models.layers import ActivationName, check_widths, make_activation
+from zoo.models.registry import register_model
+
+DEFAULT_WIDTHS = (100, 50)
+DEFAULT_ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+
+class Column(TypedDict):
+    """One column: hidden widths (input side first) and its activation."""
+
+    hidden: list[int]
+    activation: ActivationName
+
+
+@register_model
+class ColumNet(ZooModule):
+    """Parallel MLP columns merged by a linear layer.
+
+    Give either ``columns`` (each with its own widths and activation), or the
+    shorthand ``hidden`` + ``activations``: one column per activation, all
+    with the same widths. With neither, three columns (relu, tanh, sigmoid) of
+    widths 100-50. Hidden activations are named ``col<i>_<activation>/fc<l>``.
+
+    When all columns share their widths, each layer of every column is computed
+    in one batched product (stacked weights; the first layer, whose input is
+    shared, as one matrix product), instead of a Python loop over columns.
+
+    Args:
+        columns: the columns, e.g. ``[{hidden: [100, 50], activation: relu}, ...]``.
+        hidden: widths shared by all columns (shorthand).
+        activations: one column per activation (shorthand).
+        dropout: dropout probability after each hidden layer, in [0, 1).
+    """
+
+    def __init__(
+        self,
+        columns: list[Column] | None = None,
+        hidden: Sequence[int] | None = None,
+        activations: Sequence[ActivationName] | None = None,
+        dropout: float = 0.0,
+        input_shape: tuple[int, ...] = (1, 28, 28),
+        num_outputs: int = 10,
+        task: Task = "classification",
+    ) -> None:
+        super().__init__(input_shape, num_outputs, task)
+        specs = _column_specs(columns, hidden, activations)
+        if not 0 <= dropout < 1:
+            raise ZooError(f"dropout must lie in [0, 1), got {dropout}")
+        self.column_names = [f"col{index}_{spec['activation']}" for index, spec in enumerate(specs, start=1)]
+        self.columns = nn.ModuleList()
+        for spec in specs:
+            widths = [self.in_features, *spec["hidden"]]
+            self.columns.append(nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:])))
+        self.activations = nn.ModuleList(make_activation(spec["activation"]) for spec in specs)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(sum(spec["hidden"][-1] for spec in specs), num_outputs)
+        self.uniform = len({tuple(spec["hidden"]) for spec in specs}) == 1
+
+    def forward_with_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.uniform:
+            return self._forward_stacked(x.flatten(1))
+        return self._forward_per_column(x.flatten(1))
+
+    def _forward_stacked(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """All columns at once: ``(C, N, width)`` activations, one product per layer."""
+        hidden: dict[str, torch.Tensor] = {}
+        depth = len(self.columns[0])
+        h = x
+        for index in range(depth):
+            weight = torch.stack([column[index].weight for column in self.columns])  # (C, out, in)
+            bias = torch.stack([column[index].bias for column in self.columns])  # (C, out)
+            if index == 0:  # shared input: one (N, in) × (in, C·out) product
+                z = (x @ weight.flatten(0, 1).t() + bias.flatten()).view(len(x), *bias.shape).transpose(0, 1)
+            else:
+                z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+            h = torch.stack([activation(z[c]) for c, activation in enumerate(self.activations)])
+            for name, activations in zip(self.column_names, h):
+                hidden[f"{name}/fc{index + 1}"] = activations
+            h = self.dropout(h)
+        merged = h.transpose(0, 1).flatten(1)  # (N, C·width), columns side by side
+        return self.head(merged), hidden
+
+    def _forward_per_column(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One column after another: the general case (columns of different widths)."""
+        entries = []  # (layer, column, name, activations), listed depth-first like the stacked path
+        last = []
+        for position, (name, column, activation) in enumerate(zip(self.column_names, self.columns, self.activations)):
+            h = x
+            for index, linear in enumerate(column, start=1):
+                h = activation(linear(h))
+                entries.append((index, position, f"{name}/fc{index}", h))
+                h = self.dropout(h)
+            last.append(h)
+        hidden = {key: value for _, _, key, value in sorted(entries, key=lambda entry: entry[:2])}
+        return self.head(torch.cat(last, dim=1)), hidden
+
+
+def _column_specs(columns: list[Column] | None, hidden: Sequence[int] | None, activations: Sequence[str] | None) -> list[Column]:
+    if columns is not None and (hidden is not None or activations is not None):
+        raise ZooError("give either model.columns or the shorthand model.hidden + model.activations, not both")
+    if columns is None:
+        widths = check_widths(hidden if hidden is not None else DEFAULT_WIDTHS, "model.hidden")
+        columns = [Column(hidden=widths, activation=name) for name in (activations if activations is not None else DEFAULT_ACTIVATIONS)]
+    if not columns:
+        raise ZooError("ColumNet needs at least one column; got an empty list")
+    for index, column in enumerate(columns, start=1):
+        check_widths(column["hidden"], f"model.columns[{index}].hidden")
+        if not column["hidden"]:
+            raise ZooError(f"model.columns[{index}].hidden must list at least one width")
+        make_activation(column["activation"])
+    return list(columns)
