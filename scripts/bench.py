@@ -1,10 +1,13 @@
 """Benchmarks that print measured figures (speed targets live here, never in tests).
 
     python scripts/bench.py pipeline   # one FCNet epoch on MNIST: zoo (Lightning) vs a plain PyTorch loop
+    python scripts/bench.py sparse     # SparseLinear backends vs nn.Linear, 1000×1000, several densities
 
-Each pipeline runs the same model, optimizer and batches of the same tensors;
-runs alternate so that load on the machine hits both alike, and the best of
-``--repeats`` is reported.
+``pipeline`` runs the same model, optimizer and batches of the same tensors in
+both loops; runs alternate so that load on the machine hits both alike, and
+the best of ``--repeats`` is reported. ``sparse`` times forward + backward of
+one batch with torch.utils.benchmark (median, CUDA synchronised), on the CPU
+and on a GPU when there is one.
 """
 
 from __future__ import annotations
@@ -13,10 +16,14 @@ import argparse
 import copy
 import time
 
+import warnings
+
 import pytorch_lightning as pl
 import torch
+from torch.utils import benchmark
 
 from zoo import ZooDataModule, create_model
+from zoo.models.sparse import SparseLinear, torch_sparse_available
 
 
 class EpochTimer(pl.Callback):
@@ -74,15 +81,44 @@ def pipeline(args: argparse.Namespace) -> None:
     print(f"ratio zoo / plain samples/s: {plain_best / zoo_best:.3f}")
 
 
+def sparse(args: argparse.Namespace) -> None:
+    warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+    backends = ["masked", "sparse"] + (["torch_sparse"] if torch_sparse_available() else [])
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    size, batch = args.features, args.batch_size
+    print(f"forward + backward of one {batch}×{size} batch through a {size}×{size} layer, ms (median); "
+          f"{torch.get_num_threads()} CPU threads" + ("" if torch_sparse_available() else "; torch_sparse not installed"))
+    for device in devices:
+        x = torch.randn(batch, size, device=device, requires_grad=True)
+        dense_ms = _forward_backward_ms(torch.nn.Linear(size, size).to(device), x)
+        print(f"\n{device} ({torch.cuda.get_device_name() if device == 'cuda' else 'CPU'}): nn.Linear {dense_ms:.3f} ms")
+        print(f"{'density':>8}" + "".join(f"{name:>14}" for name in backends) + "   fastest vs nn.Linear")
+        for density in args.densities:
+            times = [_forward_backward_ms(SparseLinear(size, size, density, backend).to(device), x) for backend in backends]
+            best = min(range(len(times)), key=times.__getitem__)
+            print(f"{density:>8.0%}" + "".join(f"{t:>14.3f}" for t in times) + f"   {backends[best]} {dense_ms / times[best]:.2f}×")
+
+
+def _forward_backward_ms(layer: torch.nn.Module, x: torch.Tensor) -> float:
+    timer = benchmark.Timer(
+        stmt="layer(x).sum().backward()",
+        globals={"layer": layer, "x": x},
+        num_threads=torch.get_num_threads(),
+    )
+    return timer.blocked_autorange(min_run_time=1.0).median * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=["pipeline"])
-    parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 512])
+    parser.add_argument("benchmark", choices=["pipeline", "sparse"])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 512], help="pipeline: FCNet widths")
+    parser.add_argument("--features", type=int, default=1000, help="sparse: layer size")
+    parser.add_argument("--densities", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.5], help="sparse: densities")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--log-dir", default="lightning_logs")
     args = parser.parse_args()
-    {"pipeline": pipeline}[args.benchmark](args)
+    {"pipeline": pipeline, "sparse": sparse}[args.benchmark](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,176 @@
+"""``SparseLinear``: a linear layer with fixed random sparse connectivity.
+
+Three backends compute the same function:
+
+- ``masked``: a dense weight times a fixed 0/1 mask. Simple and fast at high
+  density; the gradient is zero off the mask because d(W ⊙ M)/dW = M.
+- ``sparse``: only the connected weights are parameters, a vector in CSR order.
+  Forward is a CSR sparse × dense product; backward computes the input gradient
+  with the transposed CSR matrix and the weight gradient only at the connected
+  positions (sampled dense-dense product, SDDMM). Memory and work scale with
+  the number of connections, not with in × out.
+- ``torch_sparse``: the same parameters through the torch-sparse package's
+  ``SparseTensor.matmul`` kernels (optional extra ``zoo[sparse]``).
+
+Connectivity is drawn from ``seed``; weights from the global RNG (as
+``nn.Linear`` does), scaled to each unit's actual fan-in so that a sparse layer
+starts with the same activation scale as a dense one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+
+from zoo.errors import ZooError
+
+SparseBackend = Literal["masked", "sparse", "torch_sparse"]
+
+# zoo relies on CSR on purpose and tests it; torch's "beta" notice would greet every run.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+
+
+def random_connectivity(in_features: int, out_features: int, density: float, seed: int) -> torch.Tensor:
+    """A boolean ``(out, in)`` mask with exactly ``round(density · in · out)`` connections (at least one)."""
+    size = in_features * out_features
+    count = max(1, round(density * size))
+    chosen = torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:count]
+    mask = torch.zeros(size, dtype=torch.bool)
+    mask[chosen] = True
+    return mask.view(out_features, in_features)
+
+
+def erdos_renyi_density(epsilon: float, in_features: int, out_features: int) -> float:
+    """SET's Erdős–Rényi density ε(n_in + n_out)/(n_in · n_out) (Mocanu et al. 2018)."""
+    return epsilon * (in_features + out_features) / (in_features * out_features)
+
+
+def torch_sparse_available() -> bool:
+    return importlib.util.find_spec("torch_sparse") is not None
+
+
+class SparseLinear(nn.Module):
+    """``y = x Wᵀ + b`` with ``W`` zero outside a fixed random connectivity mask.
+
+    Args:
+        in_features, out_features: layer size.
+        density: fraction of the in × out connections that exist, in (0, 1].
+        backend: ``masked``, ``sparse`` or ``torch_sparse`` (see the module docstring).
+        seed: seed of the connectivity pattern.
+        bias: add a learned bias.
+    """
+
+    def __init__(self, in_features: int, out_features: int, density: float, backend: SparseBackend = "masked", seed: int = 0, bias: bool = True) -> None:
+        super().__init__()
+        if not 0 < density <= 1:
+            raise ZooError(f"density must lie in (0, 1], got {density}")
+        if backend not in get_args(SparseBackend):
+            raise ZooError(f"unknown sparse backend {backend!r}; accepted: {', '.join(get_args(SparseBackend))}")
+        if backend == "torch_sparse" and not torch_sparse_available():
+            raise ZooError("backend 'torch_sparse' needs the torch-sparse package: pip install 'zoo[sparse]' (it compiles from source)")
+        self.in_features, self.out_features, self.density, self.backend = in_features, out_features, density, backend
+
+        mask = random_connectivity(in_features, out_features, density, seed)
+        fan_in = mask.sum(1, keepdim=True).clamp_min(1)
+        bound = 1 / fan_in.sqrt()  # nn.Linear's default bound, with the actual fan-in
+        weight = (torch.rand(out_features, in_features) * 2 - 1) * bound * mask
+        self.bias = nn.Parameter((torch.rand(out_features) * 2 - 1) * bound.squeeze(1)) if bias else None
+
+        if backend == "masked":
+            self.weight = nn.Parameter(weight)
+            self.register_buffer("mask", mask)
+            return
+        rows, cols = mask.nonzero(as_tuple=True)  # row-major: CSR order
+        self.values = nn.Parameter(weight[rows, cols])
+        self.register_buffer("rows", rows)
+        self.register_buffer("cols", cols)
+        self.register_buffer("crow", _compressed(rows, out_features))
+        transposed = torch.argsort(cols * out_features + rows)  # CSR order of Wᵀ
+        self.register_buffer("transposed", transposed)
+        self.register_buffer("crow_t", _compressed(cols[transposed], in_features))
+
+    @property
+    def connections(self) -> int:
+        return int(self.mask.sum()) if self.backend == "masked" else self.values.numel()
+
+    def nonzero_parameters(self) -> int:
+        """Connections plus biases: what the layer really learns, whatever the backend stores."""
+        return self.connections + (self.bias.numel() if self.bias is not None else 0)
+
+    def connectivity(self) -> torch.Tensor:
+        """The boolean ``(out, in)`` mask, for analyses and tests."""
+        if self.backend == "masked":
+            return self.mask
+        mask = torch.zeros(self.out_features, self.in_features, dtype=torch.bool, device=self.values.device)
+        mask[self.rows, self.cols] = True
+        return mask
+
+    def dense_weight(self) -> torch.Tensor:
+        """``W`` as a dense ``(out, in)`` tensor (zeros off the mask), differentiable."""
+        if self.backend == "masked":
+            return self.weight * self.mask
+        return torch.zeros(self.out_features, self.in_features, dtype=self.values.dtype, device=self.values.device).index_put(
+            (self.rows, self.cols), self.values
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backend == "masked":
+            return nn.functional.linear(x, self.weight * self.mask, self.bias)
+        if self.backend == "sparse":
+            y = CSRLinearFunction.apply(x, self.values, self.crow, self.cols, self.crow_t, self.rows, self.transposed)
+        else:
+            y = self._torch_sparse(x)
+        return y if self.bias is None else y + self.bias
+
+    def _torch_sparse(self, x: torch.Tensor) -> torch.Tensor:
+        from torch_sparse import SparseTensor
+
+        weight = SparseTensor(row=self.rows, col=self.cols, value=self.values, sparse_sizes=(self.out_features, self.in_features), is_sorted=True)
+        return weight.matmul(x.t()).t()
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, density={self.density:.4g}, backend={self.backend}"
+
+
+class CSRLinearFunction(torch.autograd.Function):
+    """``x Wᵀ`` for a CSR ``W`` whose backward touches only the connected weights.
+
+    Forward:   Y  = (W Xᵀ)ᵀ                          sparse × dense
+    Backward:  ∂X = (Wᵀ ∂Yᵀ)ᵀ                        sparse × dense, with Wᵀ in CSR
+               ∂w = (∂Yᵀ X) sampled at W's pattern   SDDMM: nnz dot products of length N
+    """
+
+    @staticmethod
+    def forward(ctx, x, values, crow, cols, crow_t, rows, transposed):
+        out_features, in_features = crow.numel() - 1, crow_t.numel() - 1
+        weight = _csr(crow, cols, values, (out_features, in_features))
+        ctx.save_for_backward(x, values, crow, cols, crow_t, rows, transposed)
+        return (weight @ x.t()).t()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, values, crow, cols, crow_t, rows, transposed = ctx.saved_tensors
+        out_features, in_features = crow.numel() - 1, crow_t.numel() - 1
+        grad_x = grad_values = None
+        if ctx.needs_input_grad[0]:
+            weight_t = _csr(crow_t, rows[transposed], values[transposed], (in_features, out_features))
+            grad_x = (weight_t @ grad_output.t()).t()
+        if ctx.needs_input_grad[1]:
+            pattern = _csr(crow, cols, values.detach(), (out_features, in_features))
+            grad_values = torch.sparse.sampled_addmm(pattern, grad_output.t().contiguous(), x.contiguous(), beta=0.0).values()
+        return grad_x, grad_values, None, None, None, None, None
+
+
+def _compressed(indices: torch.Tensor, length: int) -> torch.Tensor:
+    """CSR row pointers from sorted row indices."""
+    counts = torch.bincount(indices, minlength=length)
+    return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+
+def _csr(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return torch.sparse_csr_tensor(crow, cols, values, size, check_invariants=False)
+
