@@ -34,6 +34,31 @@ def test_hidden_activations_are_in_the_graph_of_the_outputs():
     assert torch.allclose(grad, model.head.weight[2].expand(6, 8))
 
 
+SMALL = {"FCNet": {"hidden": [8, 6]}, "ColumNet": {"hidden": [8, 6], "activations": ["relu", "tanh"]}, "SparseNet": {"hidden": [8, 6], "density": 0.5, "backend": "sparse"}}
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_model_keeps_the_hidden_activation_contract(name):
+    """For every registered model: named (N, units) activations through which the outputs are computed."""
+    model = zoo.create_model(name, input_shape=(5,), num_outputs=3, **SMALL[name])
+    x = torch.randn(7, 5)
+    outputs, hidden = model.forward_with_hidden(x)
+    assert outputs.shape == (7, 3) and hidden and model.training
+    grads = torch.autograd.grad(outputs.sum(), list(hidden.values()))
+    for (layer, activations), grad in zip(hidden.items(), grads):
+        assert activations.ndim == 2 and len(activations) == 7, layer
+        assert grad.abs().sum() > 0, layer
+    switchable = [module for module in model.modules() if hasattr(module, "dense_equivalent")]
+    x.requires_grad_()
+    with model.analysis_mode():  # eval mode, and ordinary ops that vmap can batch
+        assert not model.training and all(module.dense_equivalent for module in switchable)
+        analysed = model(x)
+        (batched,) = torch.autograd.grad(analysed, [x], torch.eye(3)[:, None].expand(3, 7, 3), is_grads_batched=True)
+    assert model.training and not any(module.dense_equivalent for module in switchable)  # restored
+    assert batched.shape == (3, 7, 5)
+    assert torch.allclose(analysed, model.eval()(x), atol=1e-6)  # the same function as the kernels compute
+
+
 def test_hyperparameters_are_saved_for_checkpoints():
     model = FCNet(hidden=[8, 4], activation="gelu", dropout=0.1, input_shape=(4,), num_outputs=3)
     assert model.hparams["hidden"] == [8, 4]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info
@@ -72,6 +74,26 @@ class ZooModule(pl.LightningModule):
     def hidden_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The hidden activations of a batch, named and in layer order."""
         return self.forward_with_hidden(x)[1]
+
+    @contextmanager
+    def analysis_mode(self) -> Iterator[ZooModule]:
+        """The model as analyses need it, restored afterwards.
+
+        Eval mode (no dropout; batch norm uses its running statistics, so samples stay
+        independent), and layers with special kernels (``SparseLinear``'s CSR path) compute
+        the same function with ordinary ops, which ``torch.func``/vmap can batch.
+        """
+        was_training = self.training
+        switchable = [module for module in self.modules() if hasattr(module, "dense_equivalent")]
+        self.eval()
+        for module in switchable:
+            module.dense_equivalent = True
+        try:
+            yield self
+        finally:
+            for module in switchable:
+                module.dense_equivalent = False
+            self.train(was_training)
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters stored, and those that really exist (a masked layer stores zeros it never learns).

@@ -91,10 +91,10 @@ class ColumNet(ZooModule):
                 z = (x @ weight.flatten(0, 1).t() + bias.flatten()).view(len(x), *bias.shape).transpose(0, 1)
             else:
                 z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-            h = torch.stack([activation(z[c]) for c, activation in enumerate(self.activations)])
-            for name, activations in zip(self.column_names, h):
+            columns = [activation(z[c]) for c, activation in enumerate(self.activations)]
+            for name, activations in zip(self.column_names, columns):  # the very tensors the outputs use
                 hidden[f"{name}/fc{index + 1}"] = activations
-            h = self.dropout(h)
+            h = self.dropout(torch.stack(columns))
         merged = h.transpose(0, 1).flatten(1)  # (N, C·width), columns side by side
         return self.head(merged), hidden
 

@@ -73,6 +73,7 @@ class SparseLinear(nn.Module):
         if backend == "torch_sparse" and not torch_sparse_available():
             raise ZooError("backend 'torch_sparse' needs the torch-sparse package: pip install 'zoo[sparse]' (it compiles from source)")
         self.in_features, self.out_features, self.density, self.backend = in_features, out_features, density, backend
+        self.dense_equivalent = False  # set by ZooModule.analysis_mode(): same function, vmap-friendly kernels
 
         mask = random_connectivity(in_features, out_features, density, seed)
         fan_in = mask.sum(1, keepdim=True).clamp_min(1)
@@ -118,8 +119,8 @@ class SparseLinear(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.backend == "masked":
-            return nn.functional.linear(x, self.weight * self.mask, self.bias)
+        if self.backend == "masked" or self.dense_equivalent:
+            return nn.functional.linear(x, self.dense_weight(), self.bias)
         if self.backend == "sparse":
             y = CSRLinearFunction.apply(x, self.values, self.crow, self.cols, self.crow_t, self.rows, self.transposed)
         else:
