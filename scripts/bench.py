@@ -2,6 +2,7 @@
 
     python scripts/bench.py pipeline   # one FCNet epoch on MNIST: zoo (Lightning) vs a plain PyTorch loop
     python scripts/bench.py sparse     # SparseLinear backends vs nn.Linear, 1000×1000, several densities
+    python scripts/bench.py task-separation  # the analysis on 10,000 MNIST test images vs the per-sample loop
 
 ``pipeline`` runs the same model, optimizer and batches of the same tensors in
 both loops; runs alternate so that load on the machine hits both alike, and
@@ -23,6 +24,8 @@ import torch
 from torch.utils import benchmark
 
 from zoo import ZooDataModule, create_model
+from zoo.analysis import task_separation
+from zoo.analysis.reference import attribution_loop, task_gradients_loop
 from zoo.models.sparse import SparseLinear, torch_sparse_available
 
 
@@ -108,17 +111,47 @@ def _forward_backward_ms(layer: torch.nn.Module, x: torch.Tensor) -> float:
     return timer.blocked_autorange(min_run_time=1.0).median * 1e3
 
 
+def task_separation_speed(args: argparse.Namespace) -> None:
+    """The full analysis on the test set vs the per-sample loop on a subset, scaled to the same size."""
+    data = ZooDataModule("mnist")
+    inputs, targets = data.split("test")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    model = create_model("FCNet", hidden=args.hidden)
+    print(f"task separation, FCNet hidden={args.hidden}, {len(inputs)} MNIST test images, {torch.get_num_threads()} CPU threads")
+    for device in devices:
+        model.to(device)
+        task_separation(model, inputs[:256], targets[:256])  # warm-up
+        _synchronize(device)
+        start = time.perf_counter()
+        task_separation(model, inputs, targets)
+        _synchronize(device)
+        print(f"  vectorized on {device}: {time.perf_counter() - start:.2f} s")
+    model.to("cpu")
+    subset = args.reference_samples
+    start = time.perf_counter()
+    task_gradients_loop(model, inputs[:subset], targets[:subset])
+    attribution_loop(model, inputs[:subset])
+    reference = (time.perf_counter() - start) * len(inputs) / subset
+    print(f"  per-sample loop on cpu: {reference:.1f} s (measured on {subset} images, scaled ×{len(inputs) / subset:.0f})")
+
+
+def _synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=["pipeline", "sparse"])
+    parser.add_argument("benchmark", choices=["pipeline", "sparse", "task-separation"])
     parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 512], help="pipeline: FCNet widths")
     parser.add_argument("--features", type=int, default=1000, help="sparse: layer size")
     parser.add_argument("--densities", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.5], help="sparse: densities")
+    parser.add_argument("--reference-samples", type=int, default=200, help="task-separation: images the slow loop runs on")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--log-dir", default="lightning_logs")
     args = parser.parse_args()
-    {"pipeline": pipeline, "sparse": sparse}[args.benchmark](args)
+    {"pipeline": pipeline, "sparse": sparse, "task-separation": task_separation_speed}[args.benchmark](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,134 @@
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.analysis import task_separation
+from zoo.analysis.reference import attribution_loop, task_gradients_loop
+from zoo.errors import ZooError
+from zoo.models import FCNet
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def two_disjoint_subnetworks() -> FCNet:
+    """x0,x1 → neurons 0,1 → output 0;  x2,x3 → neurons 2,3 → output 1; nothing crosses over."""
+    torch.manual_seed(0)
+    model = FCNet(hidden=[4], activation="tanh", input_shape=(4,), num_outputs=2, task="regression")
+    block = torch.block_diag(torch.ones(2, 2), torch.ones(2, 2))
+    with torch.no_grad():
+        linear = model.blocks[0][0]
+        linear.weight.mul_(block)
+        model.head.weight.mul_(torch.tensor([[1.0, 1, 0, 0], [0, 0, 1, 1]]))
+    return model
+
+
+def test_disjoint_subnetworks_separate_perfectly():
+    model = two_disjoint_subnetworks()
+    x = torch.rand(200, 4) * 2 - 1
+    y = torch.stack([x[:, 0] * x[:, 1], x[:, 2] * x[:, 3]], 1)
+    result = task_separation(model, x, y, output_names=["x0*x1", "x2*x3"])
+    attribution = result.attribution["fc1"]
+    assert (attribution[:2, 1] == 0).all() and (attribution[2:, 0] == 0).all()  # block-diagonal
+    assert (attribution[:2, 0] > 0).all() and (attribution[2:, 1] > 0).all()
+    assert result.roles["fc1"]["mono"] == 4 and result.roles["fc1"]["mono_per_output"] == [2, 2]
+    assert result.orthogonality[0, 1] == 0 and result.orthogonal_fraction == 1.0
+    assert result.interference[0, 1].abs() < 1e-6  # no parameter receives gradient from both tasks
+    for layer, matrix in result.interference_per_layer.items():
+        assert matrix[0, 1].abs() < 1e-6, layer
+    assert result.mean_interference == pytest.approx(0, abs=1e-6) and result.conflict_fraction == 0
+
+
+def cosine(a, b):
+    return F.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0).item()
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_every_quantity_matches_the_per_sample_loop(task):
+    torch.manual_seed(1)
+    model = FCNet(hidden=[6, 5], activation="tanh", input_shape=(4,), num_outputs=3, task=task)
+    x = torch.randn(23, 4)
+    y = torch.randint(0, 3, (23,)) if task == "classification" else torch.randn(23, 3)
+    result = task_separation(model, x, y, chunk_size=5)  # several chunks: normalization must stay global
+
+    gradients = task_gradients_loop(model, x, y)
+    flat = torch.cat([g.flatten(1) for g in gradients.values()], 1)
+    for k, j in itertools.product(range(3), repeat=2):
+        assert result.interference[k, j].item() == pytest.approx(cosine(flat[k], flat[j]), abs=1e-5)
+    first_layer = torch.cat([gradients["blocks.0.0.weight"].flatten(1), gradients["blocks.0.0.bias"]], 1)
+    assert result.interference_per_layer["blocks.0.0"][0, 2].item() == pytest.approx(cosine(first_layer[0], first_layer[2]), abs=1e-5)
+    pairs = [flat[k] @ flat[j] for k, j in [(0, 1), (0, 2), (1, 2)]]
+    assert result.conflict_fraction == pytest.approx(sum(p < 0 for p in pairs).item() / 3)
+
+    attribution = attribution_loop(model, x)
+    for layer in ("fc1", "fc2"):
+        assert torch.allclose(result.attribution[layer], attribution[layer], atol=1e-6)
+        for neuron in range(len(attribution[layer])):
+            row = attribution[layer][neuron]
+            assert torch.allclose(result.attribution_share[layer][neuron], row / row.sum(), atol=1e-5)
+    everything = torch.cat([attribution["fc1"], attribution["fc2"]])
+    assert result.orthogonality[0, 2].item() == pytest.approx(cosine(everything[:, 0], everything[:, 2]), abs=1e-5)
+
+
+def test_roles_from_a_known_attribution():
+    from zoo.analysis.task_separation import neuron_roles
+
+    attribution = {
+        "col1_relu/fc1": torch.tensor([[1.0, 0.0], [0.95, 0.05], [0.5, 0.5], [0.0, 0.0]]),
+        "col2_tanh/fc1": torch.tensor([[0.0, 2.0], [1e-9, 0.0]]),
+    }
+    roles = neuron_roles(attribution, threshold=0.9, dead_tolerance=1e-6)
+    assert {k: roles["col1_relu/fc1"][k] for k in ("units", "mono", "shared", "dead")} == {"units": 4, "mono": 2, "shared": 1, "dead": 1}
+    assert roles["col1_relu/fc1"]["mono_per_output"] == [2, 0]
+    assert roles["col2_tanh/fc1"]["dead"] == 1 and roles["col2_tanh/fc1"]["mono_per_output"] == [0, 1]
+    assert roles["col1_relu"]["dead_fraction"] == 0.25  # per column
+    assert roles["col2_tanh"]["mono"] == 1
+
+
+def test_dead_relu_neuron_is_found():
+    model = FCNet(hidden=[3], input_shape=(2,), num_outputs=2)
+    with torch.no_grad():
+        model.blocks[0][0].bias[1] = -100.0  # never active on inputs in [0, 1]
+    x, y = torch.rand(50, 2), torch.randint(0, 2, (50,))
+    result = task_separation(model, x, y)
+    assert result.roles["fc1"]["dead"] >= 1
+    assert (result.attribution["fc1"][1] == 0).all()
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_architecture(name):
+    kwargs = {"FCNet": {"hidden": [16]}, "ColumNet": {"hidden": [8], "activations": ["relu", "sigmoid"]}, "SparseNet": {"hidden": [16, 8], "backend": "sparse", "density": 0.3}}[name]
+    model = zoo.create_model(name, input_shape=(4,), num_outputs=3, **kwargs)
+    x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
+    result = task_separation(model, x, y, output_names=["a", "b", "c"])
+    assert result.interference.shape == (3, 3) and torch.allclose(result.interference.diagonal(), torch.ones(3), atol=1e-5)
+    assert set(result.attribution) == set(model.hidden_activations(x))
+    if name == "ColumNet":
+        assert {"col1_relu", "col2_sigmoid"} <= set(result.roles)
+    assert model.training  # analysis_mode restored it
+
+
+def test_unknown_layer_is_a_clear_error():
+    model = FCNet(hidden=[4, 3], input_shape=(2,), num_outputs=2)
+    with pytest.raises(ZooError, match="unknown layer 'fc9'; this model's hidden layers are: fc1, fc2"):
+        task_separation(model, torch.randn(4, 2), torch.tensor([0, 1, 0, 1]), layers=["fc9"])
+
+
+def test_inside_inference_mode():
+    """Lightning runs evaluation hooks under inference mode; the analysis must still get gradients."""
+    model = FCNet(hidden=[4], input_shape=(2,), num_outputs=2)
+    x, y = torch.randn(10, 2), torch.randint(0, 2, (10,))
+    with torch.inference_mode():
+        result = task_separation(model, x.clone(), y.clone())
+    assert result.attribution["fc1"].sum() > 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_runs_on_the_models_device(device, mnist):
+    model = FCNet(hidden=[32]).to(device)
+    x, y = mnist.split("val")
+    result = task_separation(model, x[:300], y[:300], output_names=mnist.output_names)
+    assert result.interference.device.type == device
+    assert result.interference.shape == (10, 10) and len(result.roles["fc1"]["mono_per_output"]) == 10
