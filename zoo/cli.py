@@ -17,6 +17,7 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 
+import zoo.callbacks  # noqa: F401  (lets --trainer.callbacks name zoo's callbacks, e.g. TaskSeparation)
 from zoo.data import ZooDataModule, get_dataset
 from zoo.errors import ZooError
 from zoo.models import ZooModule

@@ -114,6 +114,10 @@ class ZooModule(pl.LightningModule):
         for logger in self.loggers:
             logger.log_metrics({f"params/{kind}": float(count) for kind, count in counts.items()}, step=0)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the architecture, so ``zoo.load_model(path)`` needs nothing but the file."""
+        checkpoint["zoo"] = {"model": type(self).__name__}
+
     @property
     def monitor(self) -> tuple[str, str]:
         """The metric that picks the best checkpoint, and whether higher or lower is better."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, TypeVar
+
+import torch
 
 from zoo.errors import ZooError
 
@@ -25,3 +28,41 @@ def create_model(name: str, **kwargs: Any):
     if name not in _MODELS:
         raise ZooError(f"unknown model {name!r}; accepted: {', '.join(list_models())}")
     return _MODELS[name](**kwargs)
+
+
+def load_model(checkpoint: str | Path | dict, map_location: str | torch.device = "cpu"):
+    """Rebuild a trained model from a zoo checkpoint alone (architecture, hyper-parameters, weights).
+
+    ``checkpoint`` is a path, or a dictionary already read with :func:`read_checkpoint`.
+    """
+    if not isinstance(checkpoint, dict):
+        checkpoint = read_checkpoint(checkpoint, map_location)
+    checkpoint_path, name = checkpoint["zoo"]["path"], checkpoint["zoo"]["model"]
+    if name not in _MODELS:
+        raise ZooError(f"{checkpoint_path}: holds a {name}, which this version of zoo does not have; accepted: {', '.join(list_models())}")
+    model = _MODELS[name](**constructor_arguments(checkpoint["hyper_parameters"]))
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        raise ZooError(f"{checkpoint_path}: its weights do not fit a {name} with its saved hyper-parameters ({str(error).splitlines()[0]})") from None
+    return model
+
+
+def read_checkpoint(checkpoint_path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The raw checkpoint dictionary, or a clear error for a missing, corrupt or foreign file."""
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise ZooError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:
+        raise ZooError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(checkpoint, dict) or "zoo" not in checkpoint:
+        raise ZooError(f"{path}: not a zoo checkpoint (it has no record of the architecture that wrote it)")
+    checkpoint["zoo"] = {**checkpoint["zoo"], "path": str(path)}  # for messages about this file
+    return checkpoint
+
+
+def constructor_arguments(hyper_parameters: dict) -> dict:
+    """Saved hyper-parameters without Lightning's private entries (``_instantiator`` and the like)."""
+    return {key: value for key, value in hyper_parameters.items() if not key.startswith("_")}

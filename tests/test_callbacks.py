@@ -1,0 +1,85 @@
+"""Analysis callbacks through the real CLI: files on disk and TensorBoard entries read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import CONFIGS, ROOT
+from zoo.cli import main
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+TASK_SEPARATION_KEYS = {"interference", "interference_per_layer", "attribution", "roles", "orthogonality", "orthogonal_fraction"}
+
+
+def fit_with(config: str, *flags: str):
+    return main(["fit", "--config", str(CONFIGS / config), *QUIET, *flags])
+
+
+def test_task_separation_writes_json_png_and_tensorboard(run_dir):
+    cli = fit_with("iris.yaml", "--trainer.max_epochs", "3", "--trainer.callbacks.every_n_epochs", "2")
+    folder = run_dir / "lightning_logs" / "iris" / "version_0"
+    analysis = folder / "analysis" / "task_separation"
+    # every 2nd epoch (epoch 1) and the last one (epoch 2)
+    assert sorted(path.name for path in analysis.glob("epoch_*.json")) == ["epoch_001.json", "epoch_002.json"]
+    assert (analysis / "interference_epoch_002.png").stat().st_size > 1000
+    result = json.loads((analysis / "epoch_002.json").read_text())
+    assert TASK_SEPARATION_KEYS <= set(result)
+    assert result["output_names"] == ["setosa", "versicolor", "virginica"]
+    assert len(result["interference"]) == 3 and result["interference"][1][1] == pytest.approx(1, abs=1e-5)
+    assert set(result["attribution"]) == {"fc1", "fc2"} and len(result["attribution"]["fc1"]) == 16
+    roles = result["roles"]["fc1"]
+    assert roles["mono"] + roles["shared"] + roles["dead"] == roles["units"] == 16
+    assert not list(analysis.glob(".*"))  # no temporary files left behind
+
+    events = EventAccumulator(str(folder), size_guidance={"images": 0})
+    events.Reload()
+    assert {"task_separation/interference", "task_separation/orthogonality", "task_separation/attribution/fc1"} <= set(events.Tags()["images"])
+    scalars = events.Tags()["scalars"]
+    assert {"task_separation/mean_interference", "task_separation/orthogonal_fraction", "task_separation/fc1/dead_fraction"} <= set(scalars)
+    logged = events.Scalars("task_separation/orthogonal_fraction")
+    assert [event.value for event in logged][-1] == pytest.approx(result["orthogonal_fraction"])
+    assert cli.trainer.state.finished
+
+
+def test_task_separation_on_regression_and_columns(run_dir):
+    fit_with(
+        "multimult.yaml", "--trainer.max_epochs", "1", "--data.num_samples", "500",
+        "--model", "ColumNet", "--model.hidden", "[8]", "--model.activations", "[relu, tanh]",
+    )
+    [result_file] = (run_dir / "lightning_logs").rglob("epoch_000.json")
+    result = json.loads(result_file.read_text())
+    assert result["output_names"] == ["x0*x1", "x2*x3"]
+    assert {"col1_relu/fc1", "col2_tanh/fc1", "col1_relu", "col2_tanh"} <= set(result["roles"])
+
+
+def test_unknown_layer_is_refused_before_training(run_dir, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        fit_with("iris.yaml", "--trainer.callbacks.layers", "[fc1, fc7]")
+    assert exit_.value.code == 2
+    assert "TaskSeparation: unknown layer 'fc7'; FCNet's hidden layers are: fc1, fc2" in capsys.readouterr().err
+    assert not list(run_dir.rglob("*.ckpt"))
+
+
+def test_bad_schedule_is_refused(run_dir, capsys):
+    with pytest.raises(SystemExit):
+        fit_with("iris.yaml", "--trainer.callbacks.every_n_epochs", "0")
+    assert "TaskSeparation: every_n_epochs must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_analyze_script_on_a_checkpoint(run_dir):
+    fit_with("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", "null")
+    best = run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "best.ckpt"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "analyze.py"), "task-separation", str(best), "--json", str(run_dir / "out.json")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "FCNet on 30 iris test samples" in result.stdout
+    assert "mean interference" in result.stdout and "fc2" in result.stdout
+    assert TASK_SEPARATION_KEYS <= set(json.loads((run_dir / "out.json").read_text()))

@@ -1,0 +1,69 @@
+import json
+import math
+
+import pytest
+import torch
+
+from zoo.models import FCNet, load_model
+from zoo.errors import ZooError
+from zoo.report import heatmap, render, to_jsonable, write_atomically, write_json
+
+
+def test_json_of_tensors_and_non_finite_numbers(tmp_path):
+    data = {"matrix": torch.eye(2), "nan": math.nan, "nested": [torch.tensor(3), {"x": 1.5}]}
+    path = write_json(tmp_path / "a" / "result.json", data)
+    assert json.loads(path.read_text()) == {"matrix": [[1.0, 0.0], [0.0, 1.0]], "nan": None, "nested": [3, {"x": 1.5}]}
+    assert to_jsonable((1, 2)) == [1, 2]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    path = write_json(tmp_path / "result.json", {"version": 1})
+
+    def crash(handle):
+        handle.write(b'{"version": 2, "trunc')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, crash)
+    assert json.loads(path.read_text()) == {"version": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_heatmap_renders_with_labels():
+    figure = heatmap(torch.rand(3, 4), "title", ["a", "b", "c"], ["w", "x", "y", "z"], "cols", "rows", 0, 1)
+    axes = figure.axes[0]
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["w", "x", "y", "z"]
+    assert axes.get_title() == "title" and len(figure.axes) == 2  # the image and its colour bar
+    image = render(figure)
+    assert image.ndim == 3 and image.shape[2] == 4 and image.std() > 0
+
+
+def test_load_model_round_trip(tmp_path):
+    model = FCNet(hidden=[7], input_shape=(3,), num_outputs=2)
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": {**model.hparams, "_instantiator": "lightning.cli"}}
+    model.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "model.ckpt")
+    loaded = load_model(tmp_path / "model.ckpt")
+    assert type(loaded) is FCNet and loaded.hparams["hidden"] == [7]
+    x = torch.randn(4, 3)
+    assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "checkpoint not found"),
+        (b"not a checkpoint at all", "not a readable checkpoint"),
+        ({"state_dict": {}}, "not a zoo checkpoint"),
+        ({"zoo": {"model": "ResNet"}, "hyper_parameters": {}, "state_dict": {}}, "holds a ResNet, which this version of zoo does not have"),
+        ({"zoo": {"model": "FCNet"}, "hyper_parameters": {"hidden": [5]}, "state_dict": FCNet(hidden=[9]).state_dict()}, "its weights do not fit a FCNet"),
+    ],
+)
+def test_bad_checkpoints(tmp_path, content, message):
+    path = tmp_path / "model.ckpt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        torch.save(content, path)
+    with pytest.raises(ZooError, match=message):
+        load_model(path)

@@ -1,0 +1,5 @@
+"""Callbacks: thin schedulers that run an analysis during training and report its result."""
+
+from zoo.callbacks.task_separation import TaskSeparation
+
+__all__ = ["TaskSeparation"]
