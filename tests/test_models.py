@@ -59,6 +59,22 @@ def test_every_model_keeps_the_hidden_activation_contract(name):
     assert torch.allclose(analysed, model.eval()(x), atol=1e-6)  # the same function as the kernels compute
 
 
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_model_lets_an_analysis_edit_a_layer(name):
+    """The edited activations are the ones reported and the ones the rest of the network uses."""
+    model = zoo.create_model(name, input_shape=(5,), num_outputs=3, **SMALL[name]).eval()
+    x = torch.randn(4, 5)
+    hidden = model.hidden_activations(x)
+    outputs, edited = model.forward_with_hidden(x, edit=lambda layer, a: torch.zeros_like(a))
+    assert all((a == 0).all() for a in edited.values())
+    assert torch.allclose(outputs, model.head(torch.zeros(4, model.head.in_features)))
+    seen = []
+    first = next(iter(hidden))
+    doubled, _ = model.forward_with_hidden(x, edit=lambda layer, a: seen.append(layer) or (2 * a if layer == first else a))
+    assert seen == list(hidden)  # every layer offered, in order
+    assert not torch.allclose(doubled, model(x))  # the edit of the first layer reached the outputs
+
+
 def test_hyperparameters_are_saved_for_checkpoints():
     model = FCNet(hidden=[8, 4], activation="gelu", dropout=0.1, input_shape=(4,), num_outputs=3)
     assert model.hparams["hidden"] == [8, 4]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytorch_lightning as pl
@@ -26,6 +26,7 @@ from zoo.data.datasets import Task
 from zoo.errors import ZooError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+Edit = Callable[[str, torch.Tensor], torch.Tensor]
 
 
 def monitor_for(task: Task) -> tuple[str, str]:
@@ -65,8 +66,12 @@ class ZooModule(pl.LightningModule):
         return math.prod(self.input_shape)
 
     @abstractmethod
-    def forward_with_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Outputs ``(N, num_outputs)`` and the hidden activations ``{name: (N, units)}``, in layer order."""
+    def forward_with_hidden(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Outputs ``(N, num_outputs)`` and the hidden activations ``{name: (N, units)}``, in layer order.
+
+        ``edit(name, activations)``, when given, returns the activations the rest of the network
+        then uses (and that are reported), e.g. their projection on a few principal components.
+        """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_hidden(x)[0]

@@ -15,7 +15,7 @@ from torch import nn
 
 from zoo.data.datasets import Task
 from zoo.errors import ZooError
-from zoo.models.base import ZooModule
+from zoo.models.base import Edit, ZooModule
 from zoo.models.layers import ActivationName, check_widths, make_activation
 from zoo.models.registry import register_model
 
@@ -74,12 +74,12 @@ class ColumNet(ZooModule):
         self.head = nn.Linear(sum(spec["hidden"][-1] for spec in specs), num_outputs)
         self.uniform = len({tuple(spec["hidden"]) for spec in specs}) == 1
 
-    def forward_with_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_with_hidden(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.uniform:
-            return self._forward_stacked(x.flatten(1))
-        return self._forward_per_column(x.flatten(1))
+            return self._forward_stacked(x.flatten(1), edit)
+        return self._forward_per_column(x.flatten(1), edit)
 
-    def _forward_stacked(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _forward_stacked(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """All columns at once: ``(C, N, width)`` activations, one product per layer."""
         hidden: dict[str, torch.Tensor] = {}
         depth = len(self.columns[0])
@@ -92,13 +92,15 @@ class ColumNet(ZooModule):
             else:
                 z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
             columns = [activation(z[c]) for c, activation in enumerate(self.activations)]
+            if edit is not None:
+                columns = [edit(f"{name}/fc{index + 1}", activations) for name, activations in zip(self.column_names, columns)]
             for name, activations in zip(self.column_names, columns):  # the very tensors the outputs use
                 hidden[f"{name}/fc{index + 1}"] = activations
             h = self.dropout(torch.stack(columns))
         merged = h.transpose(0, 1).flatten(1)  # (N, C·width), columns side by side
         return self.head(merged), hidden
 
-    def _forward_per_column(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _forward_per_column(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One column after another: the general case (columns of different widths)."""
         entries = []  # (layer, column, name, activations), listed depth-first like the stacked path
         last = []
@@ -106,6 +108,7 @@ class ColumNet(ZooModule):
             h = x
             for index, linear in enumerate(column, start=1):
                 h = activation(linear(h))
+                h = h if edit is None else edit(f"{name}/fc{index}", h)
                 entries.append((index, position, f"{name}/fc{index}", h))
                 h = self.dropout(h)
             last.append(h)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from zoo.data.datasets import Task
-from zoo.models.base import ZooModule
+from zoo.models.base import Edit, ZooModule
 from zoo.models.layers import ActivationName, check_widths, mlp_blocks
 from zoo.models.registry import register_model
 
@@ -41,11 +41,11 @@ class FCNet(ZooModule):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(widths[-1] if widths else self.in_features, num_outputs)
 
-    def forward_with_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_with_hidden(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         hidden: dict[str, torch.Tensor] = {}
         x = x.flatten(1)
         for index, block in enumerate(self.blocks, start=1):
-            x = block(x)
+            x = block(x) if edit is None else edit(f"fc{index}", block(x))
             hidden[f"fc{index}"] = x
             x = self.dropout(x)
         return self.head(x), hidden

@@ -9,7 +9,7 @@ from torch import nn
 
 from zoo.data.datasets import Task
 from zoo.errors import ZooError
-from zoo.models.base import ZooModule
+from zoo.models.base import Edit, ZooModule
 from zoo.models.layers import ActivationName, check_widths, make_activation
 from zoo.models.registry import register_model
 from zoo.models.sparse import SparseBackend, SparseLinear, erdos_renyi_density
@@ -73,11 +73,12 @@ class SparseNet(ZooModule):
         self.dropout = nn.Dropout(dropout)
         self.head = sparse_layer(len(widths), widths[-1], num_outputs) if sparse_output else nn.Linear(widths[-1], num_outputs)
 
-    def forward_with_hidden(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_with_hidden(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         hidden: dict[str, torch.Tensor] = {}
         x = x.flatten(1)
         for index, (layer, activation) in enumerate(zip(self.layers, self.activations), start=1):
             x = activation(layer(x))
+            x = x if edit is None else edit(f"sparse{index}", x)
             hidden[f"sparse{index}"] = x
             x = self.dropout(x)
         return self.head(x), hidden
