@@ -3,6 +3,7 @@
     python scripts/bench.py pipeline   # one FCNet epoch on MNIST: zoo (Lightning) vs a plain PyTorch loop
     python scripts/bench.py sparse     # SparseLinear backends vs nn.Linear, 1000×1000, several densities
     python scripts/bench.py task-separation  # the analysis on 10,000 MNIST test images vs the per-sample loop
+    python scripts/bench.py activations      # the activation analysis on 10,000 MNIST test images
 
 ``pipeline`` runs the same model, optimizer and batches of the same tensors in
 both loops; runs alternate so that load on the machine hits both alike, and
@@ -24,7 +25,7 @@ import torch
 from torch.utils import benchmark
 
 from zoo import ZooDataModule, create_model
-from zoo.analysis import task_separation
+from zoo.analysis import ImagePrior, activation_analysis, task_separation
 from zoo.analysis.reference import attribution_loop, task_gradients_loop
 from zoo.models.sparse import SparseLinear, torch_sparse_available
 
@@ -135,6 +136,29 @@ def task_separation_speed(args: argparse.Namespace) -> None:
     print(f"  per-sample loop on cpu: {reference:.1f} s (measured on {subset} images, scaled ×{len(inputs) / subset:.0f})")
 
 
+def activations_speed(args: argparse.Namespace) -> None:
+    """The activation analysis on the test set; activation maximization timed on its own."""
+    data = ZooDataModule("mnist")
+    inputs, targets = data.split("test")
+    low, high = data.input_range
+    start = time.perf_counter()
+    prior = ImagePrior.fit((data.split("train")[0] - low) / (high - low))
+    prior_seconds = time.perf_counter() - start
+    model = create_model("FCNet", hidden=args.hidden)
+    print(f"activation analysis, FCNet hidden={args.hidden}, {len(inputs)} MNIST test images, {torch.get_num_threads()} CPU threads")
+    print(f"  image prior fitted on {len(data.split('train')[0])} training images: {prior_seconds:.2f} s (once per run)")
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        model.to(device)
+        activation_analysis(model, inputs[:256], targets[:256])  # warm-up
+        for maximize in (0, 8):
+            _synchronize(device)
+            start = time.perf_counter()
+            activation_analysis(model, inputs, targets, list(data.output_names), maximize=maximize, prior=prior, input_range=(low, high))
+            _synchronize(device)
+            what = "without activation maximization" if not maximize else f"with activation maximization ({maximize} units a layer + 10 classes)"
+            print(f"  {device}, {what}: {time.perf_counter() - start:.2f} s")
+
+
 def _synchronize(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -142,7 +166,7 @@ def _synchronize(device: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=["pipeline", "sparse", "task-separation"])
+    parser.add_argument("benchmark", choices=["pipeline", "sparse", "task-separation", "activations"])
     parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 512], help="pipeline: FCNet widths")
     parser.add_argument("--features", type=int, default=1000, help="sparse: layer size")
     parser.add_argument("--densities", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.5], help="sparse: densities")
@@ -151,7 +175,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--log-dir", default="lightning_logs")
     args = parser.parse_args()
-    {"pipeline": pipeline, "sparse": sparse, "task-separation": task_separation_speed}[args.benchmark](args)
+    {"pipeline": pipeline, "sparse": sparse, "task-separation": task_separation_speed, "activations": activations_speed}[args.benchmark](args)
 
 
 if __name__ == "__main__":

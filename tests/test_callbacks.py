@@ -22,7 +22,7 @@ def fit_with(config: str, *flags: str):
 
 
 def test_task_separation_writes_json_png_and_tensorboard(run_dir):
-    cli = fit_with("iris.yaml", "--trainer.max_epochs", "3", "--trainer.callbacks.every_n_epochs", "2")
+    cli = fit_with("iris.yaml", "--trainer.max_epochs", "3", "--trainer.callbacks", "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 2}}]")
     folder = run_dir / "lightning_logs" / "iris" / "version_0"
     analysis = folder / "analysis" / "task_separation"
     # every 2nd epoch (epoch 1) and the last one (epoch 2)
@@ -52,15 +52,47 @@ def test_task_separation_on_regression_and_columns(run_dir):
         "multimult.yaml", "--trainer.max_epochs", "1", "--data.num_samples", "500",
         "--model", "ColumNet", "--model.hidden", "[8]", "--model.activations", "[relu, tanh]",
     )
-    [result_file] = (run_dir / "lightning_logs").rglob("epoch_000.json")
+    [result_file] = (run_dir / "lightning_logs").rglob("task_separation/epoch_000.json")
     result = json.loads(result_file.read_text())
     assert result["output_names"] == ["x0*x1", "x2*x3"]
     assert {"col1_relu/fc1", "col2_tanh/fc1", "col1_relu", "col2_tanh"} <= set(result["roles"])
 
 
+def test_activation_analysis_on_mnist_writes_images_json_and_tensorboard(run_dir, data_dir):
+    fit_with(
+        "fc.yaml", "--model.hidden", "[64, 32]", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "100",
+        "--trainer.callbacks", "[{class_path: zoo.callbacks.ActivationAnalysis, init_args: {max_samples: 500, maximize: 4}}]",
+    )
+    folder = run_dir / "lightning_logs" / "fc" / "version_0"
+    analysis = folder / "analysis" / "activations"
+    result = json.loads((analysis / "epoch_000.json").read_text())
+    assert {"dead", "class_profile", "selectivity", "redundancy", "compression", "report"} <= set(result)
+    assert len(result["class_profile"]["fc1"]) == 64 and len(result["class_profile"]["fc1"][0]) == 10
+    assert result["compression"]["fc2"]["k"] == [1, 2, 4, 8, 16, 32]
+    assert result["report"]["fc1"].startswith("fc1: 64 units;")
+    assert result["maximized_units"]["output"] == list(range(10)) and len(result["maximized_units"]["fc1"]) == 4
+    assert {path.name for path in analysis.glob("*.png")} == {f"maximization_{layer}_epoch_000.png" for layer in ("fc1", "fc2", "output")}
+
+    events = EventAccumulator(str(folder), size_guidance={"images": 0, "histograms": 0, "tensors": 0})
+    events.Reload()
+    assert {"activations/maximization/output", "activations/class_profile/fc1", "activations/correlation/fc2"} <= set(events.Tags()["images"])
+    assert {"activations/histogram/fc1", "activations/histogram/fc2"} <= set(events.Tags()["histograms"])
+    assert "activations/report/fc1/text_summary" in events.Tags()["tensors"]
+    dead = events.Scalars("activations/fc1/dead_fraction")[-1].value
+    assert dead == pytest.approx(result["dead"]["fc1"]["fraction"])
+
+
+def test_activation_analysis_on_tabular_data_draws_nothing(run_dir):
+    fit_with("iris.yaml", "--trainer.max_epochs", "1")
+    [result_file] = (run_dir / "lightning_logs").rglob("activations/epoch_000.json")
+    result = json.loads(result_file.read_text())
+    assert result["maximized_units"] == {} and set(result["report"]) == {"fc1", "fc2"}
+    assert not list(result_file.parent.glob("*.png"))
+
+
 def test_unknown_layer_is_refused_before_training(run_dir, capsys):
     with pytest.raises(SystemExit) as exit_:
-        fit_with("iris.yaml", "--trainer.callbacks.layers", "[fc1, fc7]")
+        fit_with("iris.yaml", "--trainer.callbacks", "[{class_path: zoo.callbacks.TaskSeparation, init_args: {layers: [fc1, fc7]}}]")
     assert exit_.value.code == 2
     assert "TaskSeparation: unknown layer 'fc7'; FCNet's hidden layers are: fc1, fc2" in capsys.readouterr().err
     assert not list(run_dir.rglob("*.ckpt"))
@@ -68,7 +100,7 @@ def test_unknown_layer_is_refused_before_training(run_dir, capsys):
 
 def test_bad_schedule_is_refused(run_dir, capsys):
     with pytest.raises(SystemExit):
-        fit_with("iris.yaml", "--trainer.callbacks.every_n_epochs", "0")
+        fit_with("iris.yaml", "--trainer.callbacks", "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 0}}]")
     assert "TaskSeparation: every_n_epochs must be at least 1, got 0" in capsys.readouterr().err
 
 

@@ -109,6 +109,20 @@ def heatmap(
     return figure
 
 
+def image_panel(images: torch.Tensor, titles: Sequence[str], title: str, columns: int = 10) -> Figure:
+    """Greyscale images (pixels in [0, 1]) side by side, each with its own caption."""
+    count = len(images)
+    rows = -(-count // columns)
+    figure = Figure(figsize=(1.3 * min(count, columns), 1.5 * rows + 0.4), layout="constrained")
+    figure.suptitle(title)
+    for position, (image, caption) in enumerate(zip(images.detach().float().cpu(), titles)):
+        axes = figure.add_subplot(rows, min(count, columns), position + 1)
+        axes.imshow(image.reshape(-1, image.shape[-1]).numpy(), cmap="gray", vmin=0, vmax=1)
+        axes.set_title(caption, fontsize=8)
+        axes.axis("off")
+    return figure
+
+
 class RunReport:
     """Where one analysis of one run writes: ``<run dir>/analysis/<name>/`` and the run's loggers."""
 
@@ -133,6 +147,10 @@ class RunReport:
     def text(self, tag: str, text: str) -> None:
         if self.tensorboard is not None:
             self.tensorboard.add_text(f"{self.name}/{tag}", text, global_step=self.step)
+
+    def histogram(self, tag: str, values: torch.Tensor) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.add_histogram(f"{self.name}/{tag}", values.detach().flatten().cpu(), global_step=self.step)
 
     def json(self, filename: str, data: Any) -> Path:
         return write_json(self.folder / filename, data)

@@ -23,9 +23,9 @@ class AnalysisCallback(pl.Callback):
 
     def __init__(self, every_n_epochs: int, max_samples: int, layers: list[str] | None, split: str) -> None:
         if every_n_epochs < 1:
-            raise ZooError(f"{type(self).__name__}: every_n_epochs must be at least 1, got {every_n_epochs}")
+            raise self.error(f"every_n_epochs must be at least 1, got {every_n_epochs}")
         if max_samples < 1:
-            raise ZooError(f"{type(self).__name__}: max_samples must be at least 1, got {max_samples}")
+            raise self.error(f"max_samples must be at least 1, got {max_samples}")
         self.every_n_epochs, self.max_samples, self.layers, self.split = every_n_epochs, max_samples, layers, split
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -35,7 +35,7 @@ class AnalysisCallback(pl.Callback):
             hidden = pl_module.hidden_activations(torch.zeros(1, *pl_module.input_shape, device=pl_module.device))
         unknown = [layer for layer in self.layers if layer not in hidden]
         if unknown:
-            raise ZooError(f"{type(self).__name__}: unknown layer {unknown[0]!r}; {type(pl_module).__name__}'s hidden layers are: {', '.join(hidden)}")
+            raise self.error(f"unknown layer {unknown[0]!r}; {type(pl_module).__name__}'s hidden layers are: {', '.join(hidden)}")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
@@ -44,12 +44,16 @@ class AnalysisCallback(pl.Callback):
             return
         datamodule = trainer.datamodule
         if not hasattr(datamodule, "split"):
-            raise ZooError(f"{type(self).__name__} needs zoo's ZooDataModule (it reads whole splits); got {type(datamodule).__name__}")
+            raise self.error(f"needs zoo's ZooDataModule (it reads whole splits); got {type(datamodule).__name__}")
         inputs, targets = (t[: self.max_samples] for t in datamodule.split(self.split))
-        result = self.analyse(pl_module, inputs, targets, list(datamodule.output_names))
+        result = self.analyse(pl_module, datamodule, inputs, targets)
         self.report(result, RunReport(trainer, self.name), epoch)
 
-    def analyse(self, pl_module: pl.LightningModule, inputs: torch.Tensor, targets: torch.Tensor, output_names: list[str]) -> Any:
+    def error(self, message: str) -> ZooError:
+        """A user-facing error that names the callback."""
+        return ZooError(f"{type(self).__name__}: {message}")
+
+    def analyse(self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule, inputs: torch.Tensor, targets: torch.Tensor) -> Any:
         raise NotImplementedError
 
     def report(self, result: Any, report: RunReport, epoch: int) -> None:

@@ -35,8 +35,8 @@ class TaskSeparation(AnalysisCallback):
         super().__init__(every_n_epochs, max_samples, layers, split)
         self.threshold = threshold
 
-    def analyse(self, pl_module: pl.LightningModule, inputs: torch.Tensor, targets: torch.Tensor, output_names: list[str]) -> Result:
-        return task_separation(pl_module, inputs, targets, output_names=output_names, layers=self.layers, threshold=self.threshold)
+    def analyse(self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule, inputs: torch.Tensor, targets: torch.Tensor) -> Result:
+        return task_separation(pl_module, inputs, targets, output_names=list(datamodule.output_names), layers=self.layers, threshold=self.threshold)
 
     def report(self, result: Result, report: RunReport, epoch: int) -> None:
         names = result.output_names

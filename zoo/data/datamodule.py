@@ -128,6 +128,14 @@ class ZooDataModule(pl.LightningDataModule):
     def output_names(self) -> tuple[str, ...]:
         return self.info.output_names
 
+    @property
+    def input_range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model-input values of raw 0 and 1 (black and white pixels): normalization moves them."""
+        self.split("train")
+        if self.mean is None:
+            return torch.tensor(0.0), torch.tensor(1.0)
+        return (0 - self.mean) / self.std, (1 - self.mean) / self.std
+
     def setup(self, stage: str | None = None) -> None:
         if not self._splits:
             self._splits = self._split_and_normalize(self._load())

@@ -1,0 +1,114 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.analysis import ImagePrior, activation_analysis, activation_maximization
+from zoo.analysis.activations import OUTPUT, class_profile, selectivity
+from zoo.errors import ZooError
+from zoo.models import FCNet
+
+NAMES = ["a", "b", "c"]
+
+
+def hand_built() -> tuple[FCNet, torch.Tensor, torch.Tensor]:
+    """Four ReLU units on class-coded inputs: 0 dead, 1 and 2 identical, 3 wired to class c only."""
+    torch.manual_seed(0)
+    targets = torch.arange(3).repeat(40)
+    inputs = F.one_hot(targets, 3).float() + 0.1 * torch.rand(120, 3)
+    model = FCNet(hidden=[4], input_shape=(3,), num_outputs=3)
+    linear = model.blocks[0][0]
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, 1, 1], [1, -1, 0.5], [1, -1, 0.5], [0, 0, 2]]))
+        linear.bias.copy_(torch.tensor([-100.0, 2, 2, 0]))
+        model.head.weight.copy_(torch.eye(3, 4) + torch.eye(3, 4).roll(3, 1))
+    return model, inputs, targets
+
+
+def test_known_dead_duplicated_and_class_wired_units():
+    model, inputs, targets = hand_built()
+    result = activation_analysis(model, inputs, targets, NAMES)
+    layer = result.layers["fc1"]
+    assert layer.never_active == [0] and layer.constant == [] and layer.dead == [0]
+    assert layer.correlation[1, 2].item() == pytest.approx(1.0, abs=1e-5)
+    assert layer.redundant_pairs == 1  # units 1 and 2; the dead unit correlates with nothing
+    assert layer.class_profile[3].argmax().item() == 2
+    assert layer.class_profile[3, :2].abs().max() < 0.25 and layer.selectivity[3] > 0.85
+    assert "4 units; 1 dead (25.0%)" in layer.report
+    assert "unit 3: responds to c only" in layer.report
+    assert result.maximization == {}  # tabular inputs: nothing to draw
+
+
+def test_class_profile_and_selectivity_against_loops():
+    torch.manual_seed(1)
+    activations, targets = torch.rand(50, 6), torch.randint(0, 4, (50,))
+    profile = class_profile(activations, targets, 4)
+    for unit in range(6):
+        for k in range(4):
+            assert profile[unit, k].item() == pytest.approx(activations[targets == k, unit].mean().item(), abs=1e-6)
+    chosen = selectivity(profile)
+    for unit in range(6):
+        top = profile[unit].max().item()
+        rest = (profile[unit].sum().item() - top) / 3
+        assert chosen[unit].item() == pytest.approx((top - rest) / (top + rest), abs=1e-6)
+    assert selectivity(torch.zeros(2, 3)).tolist() == [0.0, 0.0]  # undefined → 0
+
+
+def test_principal_components_and_compression_on_a_rank_two_layer():
+    """A layer whose activations span two directions: 2 components hold all variance, k=2 loses nothing."""
+    torch.manual_seed(2)
+    model = FCNet(hidden=[6], activation="tanh", input_shape=(2,), num_outputs=2)
+    with torch.no_grad():
+        model.blocks[0][0].weight.copy_(torch.randn(6, 2) * 0.01)  # tanh ≈ linear: activations in a 2-D span
+    inputs = torch.randn(400, 2)
+    targets = model(inputs).argmax(1)  # the network is right by construction
+    layer = activation_analysis(model, inputs, targets).layers["fc1"]
+    assert layer.components_99 == 2 and layer.explained_variance[1] > 0.999
+    assert layer.compression["metric"] == "accuracy" and layer.compression["full"] == 1.0
+    assert layer.compression["k"] == [1, 2, 4, 6] and layer.compression["smallest_k"] <= 2
+    assert layer.compression["score"][1] >= 0.995
+
+
+def test_regression_reports_r2_and_no_class_profile():
+    model = FCNet(hidden=[5], input_shape=(4,), num_outputs=2, task="regression")
+    x = torch.randn(100, 4)
+    layer = activation_analysis(model, x, model(x).detach()).layers["fc1"]
+    assert layer.class_profile is None and layer.selectivity is None
+    assert layer.compression["metric"] == "r2" and layer.compression["full"] == pytest.approx(1.0)
+
+
+def test_unknown_layer():
+    model, inputs, targets = hand_built()
+    with pytest.raises(ZooError, match="unknown layer 'fc2'; this model's hidden layers are: fc1"):
+        activation_analysis(model, inputs, targets, layers=["fc2"])
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_architecture(name):
+    kwargs = {"FCNet": {"hidden": [16]}, "ColumNet": {"hidden": [8], "activations": ["relu", "sigmoid"]}, "SparseNet": {"hidden": [16], "backend": "sparse", "density": 0.3}}[name]
+    model = zoo.create_model(name, input_shape=(1, 6, 6), num_outputs=3, **kwargs)
+    x, y = torch.rand(60, 1, 6, 6), torch.randint(0, 3, (60,))
+    result = activation_analysis(model, x, y, NAMES, maximize=2, prior=ImagePrior.fit(x, components=8))
+    assert set(result.layers) == set(model.hidden_activations(x))
+    assert result.maximization[OUTPUT].shape == (3, 1, 6, 6)
+    assert all(0 <= images.min() and images.max() <= 1 for images in result.maximization.values())
+
+
+def test_class_images_are_classified_as_their_class(mnist):
+    """The bar: each class's activation-maximization image is its class with probability ≥ 0.9."""
+    torch.manual_seed(0)
+    model = FCNet(hidden=[256])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for x, y in mnist.train_dataloader():  # one epoch of a small MLP: ~97% accurate
+        optimizer.zero_grad()
+        model.loss(model(x), y).backward()
+        optimizer.step()
+    low, high = mnist.input_range
+    prior = ImagePrior.fit((mnist.split("train")[0] - low) / (high - low))
+    images = activation_maximization(model, OUTPUT, list(range(10)), prior, (low, high))
+    assert images.shape == (10, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    with torch.no_grad():
+        probabilities = torch.softmax(model.eval()(low + images * (high - low)), 1)
+    assert (probabilities.diagonal() >= 0.9).all(), probabilities.diagonal()
+    # strokes on a dark background, not noise: most pixels stay near black, a few are bright
+    assert (images < 0.1).float().mean() > 0.5 and (images > 0.5).float().mean() > 0.03

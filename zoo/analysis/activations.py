@@ -1,0 +1,345 @@
+"""Activation analysis: what hidden units respond to, which are dead, which are redundant.
+
+Per hidden layer (per ColumNet column too, whose layers are named per column):
+
+1. dead units: never active (exactly 0 on every sample) or constant (variance ≤ tolerance);
+2. class profile: mean activation per class, and Morcos et al.'s class selectivity;
+3. redundancy: correlations, principal components, and a compression check that
+   replaces the layer by its projection on the top-k components and measures
+   what accuracy remains;
+4. activation maximization: inputs that maximize chosen units and each output's
+   logit under a Gaussian prior fitted to the training images, all images of a
+   layer in one batched optimization;
+5. a unit report in plain words.
+
+Formulas and figures: docs/activations.md. Everything runs on the model's
+device, vectorized over samples and units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from zoo.errors import ZooError
+
+OUTPUT = "output"  # the pseudo-layer name under which class logits are maximized
+
+
+@dataclass
+class LayerActivations:
+    """What one hidden layer does on the analysed samples."""
+
+    units: int
+    never_active: list[int]  # exactly zero on every sample (a dead ReLU)
+    constant: list[int]  # active but with variance ≤ tolerance: carries no information either
+    class_profile: torch.Tensor | None  # (H, K) mean activation per class (classification only)
+    selectivity: torch.Tensor | None  # (H,) (μ_max − μ_rest) / (μ_max + μ_rest)
+    correlation: torch.Tensor  # (H, H) Pearson correlation; 0 where a unit is constant
+    redundant_pairs: int  # unit pairs with |r| ≥ redundancy threshold
+    explained_variance: torch.Tensor  # (H,) cumulative share of variance of the top-k components
+    components_90: int
+    components_99: int
+    compression: dict  # {"k": [...], "score": [...], "full": float, "metric": str, "smallest_k": int}
+    report: str
+
+    @property
+    def dead(self) -> list[int]:
+        return sorted(self.never_active + self.constant)
+
+
+@dataclass
+class ActivationAnalysis:
+    output_names: list[str]
+    layers: dict[str, LayerActivations]
+    activations: dict[str, torch.Tensor]  # layer -> (N, H) activations of the analysed samples
+    maximization: dict[str, torch.Tensor]  # layer (or "output") -> (U, *input_shape) images, in [0, 1]
+    maximized_units: dict[str, list[int]]  # which unit (or class) each image maximizes
+
+
+def activation_analysis(
+    model,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    output_names: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+    maximize: int = 8,
+    prior: ImagePrior | None = None,
+    input_range: tuple[float | torch.Tensor, float | torch.Tensor] = (0.0, 1.0),
+    variance_tolerance: float = 1e-8,
+    redundancy_threshold: float = 0.95,
+    chunk_size: int = 4096,
+) -> ActivationAnalysis:
+    """Run every activation analysis on ``(inputs, targets)``.
+
+    Args:
+        maximize: units per layer to visualize by activation maximization (selective and strongly
+            active ones, or the most variable for regression); 0 turns it off. Classification models
+            also get one image per class logit. Needs image inputs and a ``prior``.
+        prior: the image prior for activation maximization (``ImagePrior.fit(train_images)``).
+        input_range: the model-input values of black and white pixels (normalization moves them).
+    """
+    names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
+    classification = model.task == "classification"
+    with model.analysis_mode(), torch.no_grad():
+        device = next(model.parameters()).device
+        inputs, targets = inputs.to(device), targets.to(device)
+        activations = collect_activations(model, inputs, layers, chunk_size)
+        results = {}
+        for layer, values in activations.items():
+            never, constant = dead_units(values, variance_tolerance)
+            profile = class_profile(values, targets, model.num_outputs) if classification else None
+            chosen = selectivity(profile) if profile is not None else None
+            correlation, redundant = redundancy(values, redundancy_threshold)
+            mean, eigenvalues, eigenvectors = principal_components(values)
+            cumulative = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
+            compressed = compression(model, inputs, targets, layer, mean, eigenvectors, chunk_size)
+            result = LayerActivations(
+                units=values.shape[1],
+                never_active=never,
+                constant=constant,
+                class_profile=profile,
+                selectivity=chosen,
+                correlation=correlation,
+                redundant_pairs=redundant,
+                explained_variance=cumulative,
+                components_90=_components_for(cumulative, 0.90),
+                components_99=_components_for(cumulative, 0.99),
+                compression=compressed,
+                report="",
+            )
+            result.report = unit_report(layer, result, names)
+            results[layer] = result
+    maximization, units = {}, {}
+    if maximize and prior is not None and len(model.input_shape) >= 2:
+        low, high = (torch.as_tensor(bound, device=device) for bound in input_range)
+        # hidden units start from the mean image of the class they prefer (the prior's mean without
+        # classes): a ReLU unit silent at its start would have no gradient to follow
+        starts = class_profile(((inputs - low) / (high - low)).flatten(1), targets, model.num_outputs).t() if classification else prior.center[None].to(device)
+        with model.analysis_mode(), torch.no_grad():
+            _, at_start = model.forward_with_hidden(low + starts.view(-1, *model.input_shape) * (high - low))
+        for layer, result in results.items():
+            preferred = result.class_profile.argmax(1) if classification else torch.zeros(result.units, dtype=torch.long, device=device)
+            responsive = at_start[layer][preferred, torch.arange(result.units, device=device)] != 0
+            units[layer] = _units_to_show(result, activations[layer], maximize, responsive)
+            start = starts[preferred[units[layer]]].view(-1, *model.input_shape)
+            maximization[layer] = activation_maximization(model, layer, units[layer], prior, input_range, start=start)
+        if classification:
+            units[OUTPUT] = list(range(model.num_outputs))
+            maximization[OUTPUT] = activation_maximization(model, OUTPUT, units[OUTPUT], prior, input_range)
+    return ActivationAnalysis(names, results, activations, maximization, units)
+
+
+def collect_activations(model, inputs: torch.Tensor, layers: Sequence[str] | None = None, chunk_size: int = 4096) -> dict[str, torch.Tensor]:
+    """Hidden activations of all samples, ``{layer: (N, H)}``, in chunks."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for chunk in inputs.split(chunk_size):
+        _, hidden = model.forward_with_hidden(chunk)
+        if layers is not None:
+            unknown = [layer for layer in layers if layer not in hidden]
+            if unknown:
+                raise ZooError(f"unknown layer {unknown[0]!r}; this model's hidden layers are: {', '.join(hidden)}")
+            hidden = {layer: hidden[layer] for layer in layers}
+        for layer, values in hidden.items():
+            parts.setdefault(layer, []).append(values)
+    return {layer: torch.cat(values) for layer, values in parts.items()}
+
+
+def dead_units(activations: torch.Tensor, tolerance: float = 1e-8) -> tuple[list[int], list[int]]:
+    """Units that are exactly zero on every sample, and the other units whose variance ≤ tolerance."""
+    never = (activations == 0).all(0)
+    constant = ~never & (activations.var(0) <= tolerance)
+    return never.nonzero().flatten().tolist(), constant.nonzero().flatten().tolist()
+
+
+def class_profile(activations: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(H, K)`` mean activation of every unit over the samples of every class."""
+    membership = F.one_hot(targets, num_classes).to(activations.dtype)
+    return (activations.t() @ membership) / membership.sum(0).clamp_min(1)
+
+
+def selectivity(profile: torch.Tensor) -> torch.Tensor:
+    """Class selectivity (μ_max − μ_rest)/(μ_max + μ_rest) (Morcos et al. 2018); 0 where undefined.
+
+    μ_max is the largest class mean, μ_rest the mean of the other class means. The index is
+    meant for non-negative activations (ReLU family), where it lies in [0, 1].
+    """
+    top = profile.max(1).values
+    rest = (profile.sum(1) - top) / max(profile.shape[1] - 1, 1)
+    denominator = top + rest
+    defined = denominator.abs() > 1e-12
+    return torch.where(defined, (top - rest) / torch.where(defined, denominator, 1.0), 0.0)
+
+
+def redundancy(activations: torch.Tensor, threshold: float = 0.95) -> tuple[torch.Tensor, int]:
+    """Pearson correlation between units, and the number of pairs with |r| ≥ threshold."""
+    correlation = torch.corrcoef(activations.t().double()).nan_to_num(0.0).float()  # constant units: r = 0
+    rows, cols = torch.triu_indices(len(correlation), len(correlation), offset=1, device=correlation.device)
+    return correlation, int((correlation[rows, cols].abs() >= threshold).sum())
+
+
+def principal_components(activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean, variances along the principal axes (descending), and the axes as columns."""
+    mean = activations.mean(0)
+    centered = (activations - mean).double()
+    covariance = centered.t() @ centered / max(len(activations) - 1, 1)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    return mean, eigenvalues.flip(0).clamp_min(0).float(), eigenvectors.flip(1).float()
+
+
+def compression(model, inputs: torch.Tensor, targets: torch.Tensor, layer: str, mean: torch.Tensor, axes: torch.Tensor, chunk_size: int = 4096, tolerance: float = 0.005) -> dict:
+    """Replace ``layer`` by its projection on the top-k principal axes; the task metric at each k.
+
+    k runs over powers of two up to the layer width. ``smallest_k`` is the smallest k whose
+    metric is within ``tolerance`` (0.005 = half an accuracy point) of the unedited network.
+    """
+    width = axes.shape[1]
+    ks = sorted({min(2**power, width) for power in range(width.bit_length() + 1)})
+
+    def score(edit=None) -> float:
+        outputs = torch.cat([model.forward_with_hidden(chunk, edit)[0] for chunk in inputs.split(chunk_size)])
+        if model.task == "classification":
+            return (outputs.argmax(1) == targets).float().mean().item()
+        residual = (outputs - targets).square().sum(0)
+        total = (targets - targets.mean(0)).square().sum(0).clamp_min(1e-12)
+        return (1 - residual / total).mean().item()
+
+    full = score()
+    scores = []
+    for k in ks:
+        basis = axes[:, :k]
+        scores.append(score(lambda name, values: (values - mean) @ basis @ basis.t() + mean if name == layer else values))
+    smallest = next((k for k, value in zip(ks, scores) if value >= full - tolerance), width)
+    return {"metric": "accuracy" if model.task == "classification" else "r2", "full": full, "k": ks, "score": scores, "smallest_k": smallest}
+
+
+@dataclass
+class ImagePrior:
+    """A Gaussian model of the training images: their mean and top principal components.
+
+    Activation maximization searches images ``center + Σ_j c_j σ_j v_j`` and penalizes
+    ``Σ_j c_j²``, the prior's negative log-density: images stay near what the data looks
+    like, so the strokes a unit wants appear instead of adversarial noise (the role
+    Lucid's decorrelated parametrization plays for photographs).
+    """
+
+    center: torch.Tensor  # (D,) mean image, pixels in [0, 1]
+    axes: torch.Tensor  # (D, k) principal directions
+    scales: torch.Tensor  # (k,) standard deviation along each
+
+    @classmethod
+    def fit(cls, images: torch.Tensor, components: int = 60) -> ImagePrior:
+        """Fit on images with pixels in [0, 1] (any shape ``(N, ...)``)."""
+        flat = images.flatten(1).double()
+        center = flat.mean(0)
+        covariance = (flat - center).t() @ (flat - center) / max(len(flat) - 1, 1)
+        variances, axes = torch.linalg.eigh(covariance)
+        keep = min(components, flat.shape[1])
+        return cls(center.float(), axes.flip(1)[:, :keep].float(), variances.flip(0)[:keep].clamp_min(0).sqrt().float())
+
+    def to(self, device: torch.device | str) -> ImagePrior:
+        return ImagePrior(self.center.to(device), self.axes.to(device), self.scales.to(device))
+
+
+def activation_maximization(
+    model,
+    layer: str,
+    units: Sequence[int],
+    prior: ImagePrior,
+    input_range: tuple[float | torch.Tensor, float | torch.Tensor] = (0.0, 1.0),
+    steps: int = 300,
+    lr: float = 0.1,
+    weight: float = 0.05,
+    jitter: int = 2,
+    seed: int = 0,
+    start: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Images that maximize ``units`` of ``layer`` (class logits for ``layer="output"``), all at once.
+
+    One batched optimization, image b for unit ``units[b]``: maximize the unit minus
+    ``weight`` × the prior penalty, under random jitter (shifts of up to ``jitter`` pixels,
+    as in Lucid), starting from ``start`` images (default: the prior's mean) projected on the
+    prior, plus fixed-seed noise. Returns ``(U, *input_shape)``
+    images with pixels in [0, 1]; ``input_range`` maps them to the model's inputs.
+    """
+    device = next(model.parameters()).device
+    prior = prior.to(device)
+    low, high = (torch.as_tensor(bound, dtype=torch.float32, device=device) for bound in input_range)
+    generator = torch.Generator().manual_seed(seed)
+    noise = (torch.randn(len(units), len(prior.scales), generator=generator) * 0.1).to(device)
+    offset = torch.zeros_like(noise) if start is None else ((start.flatten(1).to(device) - prior.center) @ prior.axes) / prior.scales
+    coefficients = (offset + noise).requires_grad_()
+    optimizer = torch.optim.Adam([coefficients], lr=lr)
+    index = torch.arange(len(units), device=device)
+    chosen = torch.as_tensor(list(units), device=device)
+
+    def pixels() -> torch.Tensor:
+        return (prior.center + (coefficients * prior.scales) @ prior.axes.t()).clamp(0, 1).view(len(units), *model.input_shape)
+
+    with model.analysis_mode(), torch.inference_mode(False), torch.enable_grad():
+        for _ in range(steps):
+            dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist()
+            outputs, hidden = model.forward_with_hidden((low + pixels() * (high - low)).roll((dy, dx), dims=(-2, -1)))
+            objective = (outputs if layer == OUTPUT else hidden[layer])[index, chosen]
+            loss = (weight * coefficients.square().sum(1) - objective).sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return pixels().detach()
+
+
+def unit_report(layer: str, result: LayerActivations, output_names: Sequence[str], top: int = 5) -> str:
+    """A few plain sentences about a layer, generated from its numbers."""
+    dead = result.dead
+    lines = [
+        f"{layer}: {result.units} units; {len(dead)} dead ({len(dead) / result.units:.1%})"
+        + (f": {len(result.never_active)} never active, {len(result.constant)} constant." if dead else "."),
+        f"{result.components_90} principal components hold 90% of the variance and {result.components_99} hold 99%; "
+        f"{result.redundant_pairs} unit pairs are redundant (|r| ≥ 0.95).",
+    ]
+    compressed = result.compression
+    lines.append(
+        f"Projected on its top {compressed['smallest_k']} components the layer keeps {compressed['metric']} within half a point "
+        f"of the full network's {compressed['full']:.4f}."
+    )
+    if result.selectivity is not None and result.class_profile is not None:
+        alive = torch.ones(result.units, dtype=torch.bool)
+        alive[dead] = False
+        ranked = [unit for unit in result.selectivity.argsort(descending=True).tolist() if alive[unit]][:top]
+        lines.append("Most class-selective units:")
+        for unit in ranked:
+            profile = result.class_profile[unit]
+            order = profile.argsort(descending=True).tolist()
+            strong = [k for k in order[:3] if profile[k] >= 0.5 * profile[order[0]]]  # classes with a real response
+            favourites = output_names[strong[0]] + (" only" if len(strong) == 1 else ", then " + ", ".join(output_names[k] for k in strong[1:]))
+            lines.append(f"  unit {unit}: responds to {favourites} (selectivity {result.selectivity[unit]:.2f})")
+    return "\n".join(lines)
+
+
+def _components_for(cumulative: torch.Tensor, share: float) -> int:
+    return int((cumulative < share - 1e-6).sum()) + 1 if len(cumulative) else 0
+
+
+def _units_to_show(result: LayerActivations, activations: torch.Tensor, count: int, responsive: torch.Tensor) -> list[int]:
+    """Selective, strongly active units, the best of each preferred class in turn; else the most variable.
+
+    Only live units that respond at the optimization's starting image qualify. Scored by
+    selectivity × largest class mean: selectivity alone favours units that fire once, for one
+    class, near-silent units that a ReLU keeps at zero with no gradient to follow.
+    """
+    alive = responsive.cpu().clone()
+    alive[result.dead] = False
+    if result.selectivity is None:
+        variance = activations.var(0).cpu().masked_fill(~alive, -torch.inf)
+        return variance.argsort(descending=True)[: min(count, int(alive.sum()))].tolist()
+    score = (result.selectivity * result.class_profile.max(1).values).cpu().masked_fill(~alive, -torch.inf)
+    preferred = result.class_profile.argmax(1).cpu().tolist()
+    ranked = [unit for unit in score.argsort(descending=True).tolist() if alive[unit]]
+    seen: dict[int, int] = {}
+    turn = {}
+    for unit in ranked:  # the n-th best unit of its class comes in the n-th round
+        turn[unit] = seen[preferred[unit]] = seen.get(preferred[unit], 0) + 1
+    return sorted(ranked, key=lambda unit: turn[unit])[:count]
