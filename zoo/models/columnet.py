@@ -16,7 +16,7 @@ from torch import nn
 from zoo.data.datasets import Task
 from zoo.errors import ZooError
 from zoo.models.base import Edit, ZooModule
-from zoo.models.layers import ActivationName, check_widths, make_activation
+from zoo.models.layers import ActivationName, check_widths, make_activation, make_dropout
 from zoo.models.registry import register_model
 
 DEFAULT_WIDTHS = (100, 50)
@@ -62,15 +62,13 @@ class ColumNet(ZooModule):
     ) -> None:
         super().__init__(input_shape, num_outputs, task)
         specs = _column_specs(columns, hidden, activations)
-        if not 0 <= dropout < 1:
-            raise ZooError(f"dropout must lie in [0, 1), got {dropout}")
         self.column_names = [f"col{index}_{spec['activation']}" for index, spec in enumerate(specs, start=1)]
         self.columns = nn.ModuleList()
         for spec in specs:
             widths = [self.in_features, *spec["hidden"]]
             self.columns.append(nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:])))
         self.activations = nn.ModuleList(make_activation(spec["activation"]) for spec in specs)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = make_dropout(dropout)
         self.head = nn.Linear(sum(spec["hidden"][-1] for spec in specs), num_outputs)
         self.uniform = len({tuple(spec["hidden"]) for spec in specs}) == 1
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from zoo.data.datasets import Task
 from zoo.models.base import Edit, ZooModule
-from zoo.models.layers import ActivationName, check_widths, mlp_blocks
+from zoo.models.layers import ActivationName, check_widths, make_dropout, mlp_blocks
 from zoo.models.registry import register_model
 
 
@@ -37,8 +37,8 @@ class FCNet(ZooModule):
     ) -> None:
         super().__init__(input_shape, num_outputs, task)
         widths = check_widths(hidden, "model.hidden")
-        self.blocks = mlp_blocks(self.in_features, widths, activation, dropout, batch_norm)
-        self.dropout = nn.Dropout(dropout)
+        self.blocks = mlp_blocks(self.in_features, widths, activation, batch_norm)
+        self.dropout = make_dropout(dropout)
         self.head = nn.Linear(widths[-1] if widths else self.in_features, num_outputs)
 
     def forward_with_hidden(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -40,14 +40,18 @@ def check_widths(widths: Sequence[int], what: str) -> list[int]:
     return widths
 
 
-def mlp_blocks(in_features: int, widths: Sequence[int], activation: str, dropout: float = 0.0, batch_norm: bool = False) -> nn.ModuleList:
+def make_dropout(probability: float) -> nn.Dropout:
+    if not 0 <= probability < 1:
+        raise ZooError(f"dropout must lie in [0, 1), got {probability}")
+    return nn.Dropout(probability)
+
+
+def mlp_blocks(in_features: int, widths: Sequence[int], activation: str, batch_norm: bool = False) -> nn.ModuleList:
     """One ``Linear → [BatchNorm] → activation`` block per hidden width.
 
     Dropout is applied between blocks by the caller, so that each block's
     output is the hidden activation the analyses look at.
     """
-    if not 0 <= dropout < 1:
-        raise ZooError(f"dropout must lie in [0, 1), got {dropout}")
     blocks = nn.ModuleList()
     for width in widths:
         layers: list[nn.Module] = [nn.Linear(in_features, width)]

@@ -10,7 +10,7 @@ from torch import nn
 from zoo.data.datasets import Task
 from zoo.errors import ZooError
 from zoo.models.base import Edit, ZooModule
-from zoo.models.layers import ActivationName, check_widths, make_activation
+from zoo.models.layers import ActivationName, check_widths, make_activation, make_dropout
 from zoo.models.registry import register_model
 from zoo.models.sparse import SparseBackend, SparseLinear, erdos_renyi_density
 
@@ -55,8 +55,6 @@ class SparseNet(ZooModule):
             raise ZooError("give either model.density or model.epsilon, not both")
         if epsilon is not None and epsilon <= 0:
             raise ZooError(f"model.epsilon must be positive, got {epsilon}")
-        if not 0 <= dropout < 1:
-            raise ZooError(f"dropout must lie in [0, 1), got {dropout}")
         widths = [self.in_features, *check_widths(hidden, "model.hidden")]
 
         def sparse_layer(index: int, fan_in: int, fan_out: int) -> SparseLinear:
@@ -70,7 +68,7 @@ class SparseNet(ZooModule):
 
         self.layers = nn.ModuleList(sparse_layer(index, a, b) for index, (a, b) in enumerate(zip(widths, widths[1:]), start=1))
         self.activations = nn.ModuleList(make_activation(activation) for _ in self.layers)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = make_dropout(dropout)
         self.head = sparse_layer(len(widths), widths[-1], num_outputs) if sparse_output else nn.Linear(widths[-1], num_outputs)
 
     def forward_with_hidden(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
