@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,6 +53,8 @@ def test_fit_writes_a_complete_run_folder(run_dir):
     checkpoint = cli.trainer.checkpoint_callback
     assert (checkpoint.monitor, checkpoint.mode) == ("val/acc", "max")  # linked from the dataset's task
 
+    environment = json.loads((log_dir / "environment.json").read_text())
+    assert environment["packages"]["torch"] == torch.__version__ and environment["git"]["commit"]
     assert {path.name for path in (log_dir / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
     best = torch.load(log_dir / "checkpoints" / "best.ckpt", weights_only=False)
     hyper = best["hyper_parameters"]
@@ -108,14 +111,15 @@ def test_print_config(run_dir, capsys):
 
 
 def test_same_seed_same_metrics_and_weights(run_dir, data_dir):
-    runs = [fit("fc.yaml", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "2") for _ in range(2)]
+    quick = ("--trainer.callbacks", "null", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "2")
+    runs = [fit("fc.yaml", *quick) for _ in range(2)]
     first, second = (run.trainer.callback_metrics for run in runs)
     assert first.keys() == second.keys()
     for key in first:
         assert torch.equal(first[key], second[key]), key
     for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()):
         assert torch.equal(a, b)
-    other_seed = fit("fc.yaml", "--seed_everything", "1", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "2")
+    other_seed = fit("fc.yaml", "--seed_everything", "1", *quick)
     assert not torch.equal(other_seed.trainer.callback_metrics["train/acc"], first["train/acc"])
 
 

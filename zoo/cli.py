@@ -4,24 +4,43 @@ Every LightningCLI subcommand and flag works (fit, validate, test, predict,
 --print_config, --ckpt_path, --trainer.*, optimizer: and lr_scheduler: blocks).
 What zoo adds: the data module tells the model its input shape, number of
 outputs and task; a checkpoint callback keeps the best model by the task's
-metric plus ``last.ckpt`` for resuming; and user mistakes end in one message.
+metric plus ``last.ckpt``, written atomically; ``--ckpt_path last`` resumes the
+newest run in its own folder; each run folder is claimed atomically and records
+its environment; and user mistakes end in one message and a non-zero exit.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
+from jsonargparse import Namespace
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import zoo.callbacks  # noqa: F401  (lets --trainer.callbacks name zoo's callbacks, e.g. TaskSeparation)
 from zoo.data import ZooDataModule, get_dataset
 from zoo.errors import ZooError
-from zoo.models import ZooModule
+from zoo.models import ZooModule, list_models
 from zoo.models.base import monitor_for
+from zoo.models.registry import check_checkpoint, read_checkpoint
+from zoo.runs import latest_checkpoint, record_environment, reserve_version
+
+LIGHTNING_CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
+
+
+class ZooArgumentParser(LightningArgumentParser):
+    """jsonargparse's parser, whose message for an unknown model also names the models there are."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if 'Parser key "model"' in message:
+            message += f"\nAccepted models: {', '.join(list_models())} (or a class path to a ZooModule subclass)"
+        super().error(message, ex)
 
 
 class ZooCLI(LightningCLI):
@@ -32,6 +51,55 @@ class ZooCLI(LightningCLI):
         parser.set_defaults({"checkpoint.filename": "best", "checkpoint.save_top_k": 1, "checkpoint.save_last": True})
         parser.link_arguments("data.dataset", "checkpoint.monitor", compute_fn=lambda name: monitor_for(get_dataset(name).task)[0])
         parser.link_arguments("data.dataset", "checkpoint.mode", compute_fn=lambda name: monitor_for(get_dataset(name).task)[1])
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """After parsing, before Lightning reads ``--ckpt_path``: resolve it, check it, claim the run folder.
+
+        ``last`` means the newest run folder of this logger that holds ``last.ckpt``; the resumed
+        run logs into that same folder. A checkpoint that is missing, unreadable, not zoo's or of
+        another architecture is refused here, with one message. A new run claims its
+        ``version_<N>`` atomically, so runs started together never share a folder.
+        """
+        super().parse_arguments(parser, args)
+        config = self.config[self.config.subcommand]
+        logger = _folder_logger_arguments(config.trainer)
+        root = Path(logger.save_dir) / (logger.name or "") if logger is not None else None
+        if config.ckpt_path == "last" and root is not None:
+            found = latest_checkpoint(root)
+            if found is None:
+                raise ZooError(f"--ckpt_path last: no run under {root} has a checkpoints/last.ckpt yet; start without --ckpt_path")
+            logger.version, config.ckpt_path = found[0], str(found[1])
+        if config.ckpt_path and config.ckpt_path not in LIGHTNING_CHECKPOINT_KEYWORDS:
+            held = read_checkpoint(config.ckpt_path)["zoo"]["model"]
+            built = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else held
+            if held != built:
+                raise ZooError(f"{config.ckpt_path}: holds a {held}, but this configuration builds a {built}")
+        if logger is not None and logger.version is None:
+            logger.version = reserve_version(root)
+
+    def before_fit(self) -> None:
+        self._prepare_run()
+
+    def before_validate(self) -> None:
+        self._prepare_run()
+
+    def before_test(self) -> None:
+        self._prepare_run()
+
+    def before_predict(self) -> None:
+        self._prepare_run()
+
+    def _prepare_run(self) -> None:
+        """Refuse a checkpoint whose tensors cannot fit the model built, and record what produced the run.
+
+        (Lightning builds the model from the checkpoint's hyper-parameters, but the shapes linked
+        from the data module can still differ: an iris checkpoint on MNIST, say.)
+        """
+        checkpoint = self.config_init[self.subcommand].get("ckpt_path")
+        if checkpoint and checkpoint not in LIGHTNING_CHECKPOINT_KEYWORDS:
+            check_checkpoint(checkpoint, self.model)
+        if self.trainer.is_global_zero and self.trainer.loggers and self.trainer.log_dir:  # fast_dev_run logs nowhere
+            record_environment(self.trainer.log_dir)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """As LightningCLI's, but ``--trainer.enable_checkpointing false`` also drops zoo's checkpoint."""
@@ -46,14 +114,26 @@ def main(args: ArgsType = None) -> ZooCLI:
     # An ``optimizer:`` block in the config is meant to replace the model's default Adam.
     warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden.*")
     try:
-        # overwrite: a run folder reused on purpose (resuming, or no logger) keeps the latest config
-        return ZooCLI(ZooModule, ZooDataModule, subclass_mode_model=True, save_config_kwargs={"overwrite": True}, args=args)
+        return ZooCLI(
+            ZooModule,
+            ZooDataModule,
+            subclass_mode_model=True,
+            # overwrite: a run folder reused on purpose (resuming, or no logger) keeps the latest config
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"plugins": {"class_path": "zoo.runs.AtomicCheckpointIO"}},
+            parser_class=ZooArgumentParser,
+            args=args,
+        )
+    except SIGTERMException:
+        # Lightning's SIGTERMException is a SystemExit without a code: the run would look finished
+        print("zoo: stopped by SIGTERM; resume from the last completed epoch with --ckpt_path last", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     except Exception as error:
         mistake = user_mistake(error)
         if mistake is None:
             raise
         print(f"zoo: error: {mistake}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(mistake.exit_code)
 
 
 def user_mistake(error: BaseException | None) -> ZooError | None:
@@ -62,4 +142,14 @@ def user_mistake(error: BaseException | None) -> ZooError | None:
         if isinstance(error, ZooError):
             return error
         error = error.__cause__ or error.__context__
+    return None
+
+
+def _folder_logger_arguments(trainer: Namespace) -> Namespace | None:
+    """The init arguments of a single logger that writes ``<save_dir>/<name>/version_<N>`` folders."""
+    logger = trainer.logger
+    if isinstance(logger, Namespace) and isinstance(logger.get("init_args"), Namespace):
+        arguments = logger.init_args
+        if "save_dir" in arguments and "version" in arguments and isinstance(arguments.get("version"), (int, type(None))):
+            return arguments
     return None

@@ -8,3 +8,11 @@ Bugs stay ordinary exceptions, so they keep their tracebacks.
 
 class ZooError(Exception):
     """A user-facing error: the message says what was wrong and what is accepted."""
+
+    exit_code = 2
+
+
+class TrainingDiverged(ZooError):
+    """The loss or the weights stopped being finite numbers."""
+
+    exit_code = 3

@@ -54,9 +54,10 @@ def read_checkpoint(checkpoint_path: str | Path, map_location: str | torch.devic
     if not path.is_file():
         raise ZooError(f"checkpoint not found: {path}")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)  # loading must not run code
     except Exception as error:
-        raise ZooError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+        first_line = (str(error).splitlines() or [""])[0][:160]
+        raise ZooError(f"{path}: not a readable checkpoint; it is corrupt, truncated or another kind of file ({type(error).__name__}: {first_line})") from None
     if not isinstance(checkpoint, dict) or "zoo" not in checkpoint:
         raise ZooError(f"{path}: not a zoo checkpoint (it has no record of the architecture that wrote it)")
     checkpoint["zoo"] = {**checkpoint["zoo"], "path": str(path)}  # for messages about this file
@@ -66,3 +67,15 @@ def read_checkpoint(checkpoint_path: str | Path, map_location: str | torch.devic
 def constructor_arguments(hyper_parameters: dict) -> dict:
     """Saved hyper-parameters without Lightning's private entries (``_instantiator`` and the like)."""
     return {key: value for key, value in hyper_parameters.items() if not key.startswith("_")}
+
+
+def check_checkpoint(checkpoint_path: str | Path, model) -> None:
+    """Refuse, with one clear message, a checkpoint that ``model`` cannot load."""
+    checkpoint = read_checkpoint(checkpoint_path)
+    name = checkpoint["zoo"]["model"]
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    saved = {key: tuple(value.shape) for key, value in checkpoint["state_dict"].items()}
+    for key in sorted(expected.keys() | saved.keys()):
+        if expected.get(key) != saved.get(key):
+            there, here = saved.get(key, "absent"), expected.get(key, "absent")
+            raise ZooError(f"{checkpoint_path}: does not fit this {name}: {key} is {there} in the checkpoint and {here} in the model built by this configuration")

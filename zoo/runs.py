@@ -1,0 +1,98 @@
+"""Run folders: reserved atomically, found again for resuming, and recorded for reproducing.
+
+A run folder is ``<save_dir>/<name>/version_<N>/`` as Lightning's TensorBoard
+logger lays it out. Lightning picks N as "one more than the largest", which two
+fits started at the same moment can both pick; :func:`reserve_version` claims
+N with ``mkdir``, which only one process can win.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+from zoo.report import write_atomically, write_json
+
+VERSION = re.compile(r"version_(\d+)$")
+PACKAGES = ("zoo", "torch", "pytorch-lightning", "torchmetrics", "jsonargparse", "tensorboard", "matplotlib", "scikit-learn", "numpy")
+
+
+def versions(root: Path) -> list[int]:
+    """The version numbers of the run folders under ``root``, ascending."""
+    if not root.is_dir():
+        return []
+    return sorted(int(match.group(1)) for entry in root.iterdir() if entry.is_dir() and (match := VERSION.match(entry.name)))
+
+
+def reserve_version(root: Path) -> int:
+    """Claim the next free ``version_<N>`` under ``root`` by creating it; safe against concurrent runs."""
+    root.mkdir(parents=True, exist_ok=True)
+    candidate = (versions(root) or [-1])[-1] + 1
+    while True:
+        try:
+            (root / f"version_{candidate}").mkdir()
+            return candidate
+        except FileExistsError:
+            candidate += 1
+
+
+def latest_checkpoint(root: Path, filename: str = "last.ckpt") -> tuple[int, Path] | None:
+    """The newest run under ``root`` that holds ``checkpoints/<filename>``: its version and the path."""
+    for version in reversed(versions(root)):
+        path = root / f"version_{version}" / "checkpoints" / filename
+        if path.is_file():
+            return version, path
+    return None
+
+
+def environment() -> dict[str, Any]:
+    """What produced a run: package versions, the zoo source's git commit, the machine, the command."""
+    installed = {}
+    for package in PACKAGES:
+        try:
+            installed[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            installed[package] = None
+    return {
+        "git": _git_state(Path(__file__).resolve().parent.parent),
+        "packages": installed,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cuda": torch.version.cuda,
+        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] or ["cpu"],
+        "command": sys.argv,
+    }
+
+
+def record_environment(log_dir: str | Path) -> Path:
+    return write_json(Path(log_dir) / "environment.json", environment())
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed into place.
+
+    A crash or kill while saving leaves the previous checkpoint intact instead of a
+    truncated file that ``--ckpt_path last`` would then fail to load.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None) -> None:
+        write_atomically(path, lambda handle: torch.save(checkpoint, handle))
+
+
+def _git_state(folder: Path) -> dict[str, Any] | None:
+    """Commit and uncommitted-changes flag of the checkout zoo runs from, if it is one."""
+    try:
+        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
