@@ -1,0 +1,113 @@
+"""Sweeps: a small grid on iris, run in-process, in subprocesses, killed and restarted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+from conftest import CONFIGS, ROOT
+from zoo.errors import ZooError
+from zoo.sweep import comparable, load_sweep, read_results, run_sweep
+
+
+@pytest.fixture
+def sweep_file(tmp_path) -> Path:
+    """FCNet (two widths) and ColumNet on iris, two seeds: six trials of two epochs."""
+    iris = (CONFIGS / "iris.yaml").read_text()
+    columnet = iris.replace("zoo.models.FCNet", "zoo.models.ColumNet").replace("activation: relu", "activations: [relu, tanh]")
+    (tmp_path / "iris_columnet.yaml").write_text(columnet)
+    spec = {
+        "output": str(tmp_path / "out"),
+        "seeds": [0, 1],
+        "common": {"trainer.max_epochs": 2},
+        "trials": [
+            {"config": str(CONFIGS / "iris.yaml"), "grid": {"model.init_args.hidden": [[8], [16, 16]]}},
+            {"config": str(tmp_path / "iris_columnet.yaml")},
+        ],
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def sweep_subprocess(sweep: Path, output: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "sweep.py"), str(sweep), "--output", str(output), *extra],
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_grid_expands_configs_overrides_and_seeds(sweep_file):
+    trials = load_sweep(sweep_file)
+    assert len(trials) == 6 and len({trial.id for trial in trials}) == 6
+    assert trials[0].flags() == ["--trainer.max_epochs=2", "--model.init_args.hidden=[8]"]
+    assert load_sweep(sweep_file)[3].id == trials[3].id  # ids are stable
+
+
+def test_sweep_writes_results_summary_plots_and_hparams(sweep_file):
+    rows = run_sweep(load_sweep(sweep_file), report=lambda message: None)
+    folder = Path(yaml.safe_load(sweep_file.read_text())["output"])
+    assert len(rows) == 6
+    assert {row["family"] for row in rows} == {"FCNet", "ColumNet"}
+    small = next(row for row in rows if row["overrides"] == '{"model.init_args.hidden": [8]}')
+    assert int(small["params_nonzero"]) == 4 * 8 + 8 + 8 * 3 + 3
+    for row in rows:
+        assert 0 <= float(row["test_acc"]) <= 1 and float(row["train_seconds"]) > 0 and float(row["train_samples_per_second"]) > 0
+    summary = (folder / "summary.md").read_text()
+    assert summary.count("| FCNet |") == 2 and summary.count("| ColumNet |") == 1 and "±" in summary
+    for plot in ("accuracy_vs_parameters.png", "accuracy_vs_train_time.png"):
+        assert (folder / plot).stat().st_size > 5000
+    runs = EventMultiplexer()
+    runs.AddRunsFromDirectory(str(folder / "runs"))
+    runs.Reload()
+    hparams = runs.PluginRunToTagToContent("hparams")  # what TensorBoard's HParams dashboard reads
+    assert len(hparams) == 6 and all("_hparams_/experiment" in tags for tags in hparams.values())
+
+
+def test_killed_sweep_restarts_to_the_same_rows(sweep_file, tmp_path):
+    reference = sweep_subprocess(sweep_file, tmp_path / "straight")
+    killed = sweep_subprocess(sweep_file, tmp_path / "killed")
+    results = tmp_path / "killed" / "results.csv"
+    deadline = time.monotonic() + 120
+    while not results.exists() and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=30) == -signal.SIGKILL
+    partial = read_results(tmp_path / "killed")
+    assert 1 <= len(partial) < 6  # killed mid-sweep, with whole rows only
+
+    assert sweep_subprocess(sweep_file, tmp_path / "killed").wait(timeout=300) == 0
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    finished = read_results(tmp_path / "killed")
+    assert len(finished) == 6
+    assert comparable(finished) == comparable(read_results(tmp_path / "straight"))
+
+
+def test_parallel_jobs_finish_every_trial(sweep_file, tmp_path):
+    run = sweep_subprocess(sweep_file, tmp_path / "parallel", "--jobs", "2")
+    assert run.wait(timeout=300) == 0, run.stderr.read()
+    rows = read_results(tmp_path / "parallel")
+    assert sorted(row["trial"] for row in rows) == sorted(trial.id for trial in load_sweep(sweep_file))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"trials": [{"config": "configs/nothere.yaml"}]}, "trial config 'configs/nothere.yaml' not found"),
+        ({"seeds": [0]}, "lists no trials"),
+        ({"trails": []}, "unknown key 'trails'; accepted: output, seeds, common, trials"),
+    ],
+)
+def test_bad_sweep_files(tmp_path, spec, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ZooError, match=message):
+        load_sweep(path)
