@@ -23,23 +23,37 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class EpochSampler:
-    """The order of one epoch: a permutation drawn from ``(seed, epoch)`` alone.
+    """The order of one epoch: a permutation drawn from ``(seed, epoch)`` alone, and this rank's share.
 
     Lightning's loops call ``set_epoch`` (as for a ``DistributedSampler``), so a
-    resumed run replays exactly the order an uninterrupted run would see.
+    resumed run replays exactly the order an uninterrupted run would see. Under
+    distributed training each of ``world_size`` ranks takes every
+    ``world_size``-th index of the same permutation; with ``pad`` (training) the
+    permutation is first extended by its own head so every rank gets as many
+    batches, as ``DistributedSampler`` does. Evaluation shards are not padded, so
+    no sample counts twice.
     """
 
-    def __init__(self, size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = False) -> None:
         self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, 0
+        self.rank, self.world_size, self.pad = rank, world_size, pad
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def __len__(self) -> int:
+        if self.pad:
+            return -(-self.size // self.world_size)
+        return len(range(self.rank, self.size, self.world_size))
+
     def order(self, device: torch.device) -> torch.Tensor:
-        if not self.shuffle:
-            return torch.arange(self.size, device=device)
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return torch.randperm(self.size, generator=generator).to(device)
+        if self.shuffle:
+            indices = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        else:
+            indices = torch.arange(self.size)
+        if self.pad and self.size % self.world_size:
+            indices = torch.cat([indices, indices[: self.world_size - self.size % self.world_size]])
+        return indices[self.rank :: self.world_size].to(device)
 
 
 class TensorLoader:
@@ -51,12 +65,12 @@ class TensorLoader:
 
     batch_sampler = None
 
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.inputs, self.targets, self.batch_size = inputs, targets, batch_size
-        self.sampler = EpochSampler(len(inputs), shuffle, seed)
+        self.sampler = EpochSampler(len(inputs), shuffle, seed, rank, world_size, pad=shuffle)
 
     def __len__(self) -> int:
-        return -(-len(self.inputs) // self.batch_size)
+        return -(-len(self.sampler) // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
         order = self.sampler.order(self.inputs.device)
@@ -155,13 +169,19 @@ class ZooDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> TensorLoader:
         shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        return TensorLoader(*self.split("train"), self.hparams.batch_size, shuffle=True, seed=shuffle_seed)
+        return TensorLoader(*self.split("train"), self.hparams.batch_size, shuffle=True, seed=shuffle_seed, **self._shard())
 
     def val_dataloader(self) -> TensorLoader:
-        return TensorLoader(*self.split("val"), self.hparams.eval_batch_size, shuffle=False)
+        return TensorLoader(*self.split("val"), self.hparams.eval_batch_size, shuffle=False, **self._shard())
 
     def test_dataloader(self) -> TensorLoader:
-        return TensorLoader(*self.split("test"), self.hparams.eval_batch_size, shuffle=False)
+        return TensorLoader(*self.split("test"), self.hparams.eval_batch_size, shuffle=False, **self._shard())
+
+    def _shard(self) -> dict[str, int]:
+        """This process's place among the training processes (one process: the whole split)."""
+        if self.trainer is None:
+            return {"rank": 0, "world_size": 1}
+        return {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
 
     def predict_dataloader(self) -> TensorLoader:
         return self.test_dataloader()

@@ -199,7 +199,7 @@ class ZooModule(pl.LightningModule):
         outputs = self(inputs)
         loss = self.loss(outputs, targets)
         metrics.update(outputs, targets)
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(inputs))
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(inputs), sync_dist=True)  # exact mean over ranks
         self.log_dict(metrics, prog_bar=True)
         return loss
 
