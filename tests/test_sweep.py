@@ -111,3 +111,41 @@ def test_bad_sweep_files(tmp_path, spec, message):
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(ZooError, match=message):
         load_sweep(path)
+
+
+def test_optuna_search_on_sqlite_resumes_the_study(tmp_path):
+    from zoo.sweep import run_search  # optuna comes with the dev extra
+
+    spec = {
+        "output": str(tmp_path / "search"),
+        "common": {"trainer.max_epochs": 2},
+        "search": {
+            "config": str(CONFIGS / "iris.yaml"),
+            "trials": 3,
+            "space": {
+                "model.init_args.hidden": {"categorical": [[4], [16, 16]]},
+                "optimizer.init_args.lr": {"float": [1.0e-3, 1.0e-1], "log": True},
+            },
+        },
+    }
+    path = tmp_path / "search.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    rows = run_search(path, report=lambda message: None)
+    assert len(rows) == 3 and (tmp_path / "search" / "study.db").stat().st_size > 0
+    for row in rows:
+        overrides = yaml.safe_load(row["overrides"])
+        assert overrides["model.init_args.hidden"] in ([4], [16, 16]) and 1e-3 <= overrides["optimizer.init_args.lr"] <= 0.1
+
+    spec["search"]["trials"] = 4  # a restart, or a second worker, continues the same study
+    path.write_text(yaml.safe_dump(spec))
+    assert len(run_search(path, report=lambda message: None)) == 4
+
+
+def test_bad_search_space(tmp_path):
+    from zoo.sweep import run_search
+
+    spec = {"search": {"config": str(CONFIGS / "iris.yaml"), "space": {"optimizer.init_args.lr": {"uniform": [0, 1]}}}}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ZooError, match=r"search space for optimizer.init_args.lr: give exactly one of float, int, categorical"):
+        run_search(path, output=tmp_path / "out")

@@ -63,11 +63,12 @@ def load_sweep(path: str | Path, output: str | Path | None = None) -> list[Trial
     if not path.is_file():
         raise ZooError(f"sweep file not found: {path}")
     spec = yaml.safe_load(path.read_text()) or {}
-    unknown = set(spec) - {"output", "seeds", "common", "trials"}
+    unknown = set(spec) - {"output", "seeds", "common", "trials", "search"}
     if unknown:
-        raise ZooError(f"{path}: unknown key {sorted(unknown)[0]!r}; accepted: output, seeds, common, trials")
+        raise ZooError(f"{path}: unknown key {sorted(unknown)[0]!r}; accepted: output, seeds, common, trials, search")
     if not spec.get("trials"):
-        raise ZooError(f"{path}: lists no trials; give 'trials: [{{config: configs/fc.yaml, grid: {{...}}}}]'")
+        hint = " (it has a search: block: run it with --search)" if spec.get("search") else ""
+        raise ZooError(f"{path}: lists no trials{hint}; give 'trials: [{{config: configs/fc.yaml, grid: {{...}}}}]'")
     folder = str(output or spec.get("output") or Path("sweeps") / "runs" / path.stem)
     trials = []
     for entry in spec["trials"]:
@@ -228,3 +229,70 @@ def _scatter(rows: list[dict[str, str]], column: str, label: str, log: bool):
     axes.grid(alpha=0.3)
     axes.legend()
     return figure
+
+
+SPACE_KINDS = ("float", "int", "categorical")
+
+
+def run_search(path: str | Path, output: str | Path | None = None, storage: str | None = None, report: Callable[[str], None] = print) -> list[dict[str, str]]:
+    """An Optuna study (TPE) over the ``search:`` block of a sweep file; every trial a normal zoo run.
+
+    The study lives in ``storage``: by default SQLite in the output folder; with a database URL
+    (``postgresql://user:password@host/db``) workers on several machines share one study. Each
+    worker runs until the study holds ``trials`` finished trials, so a restart continues it.
+    """
+    import optuna
+
+    path = Path(path)
+    spec = yaml.safe_load(path.read_text()) or {}
+    search = spec.get("search")
+    if not search or not search.get("config") or not search.get("space"):
+        raise ZooError(f"{path}: needs a search: block with config, space and trials")
+    folder = Path(output or spec.get("output") or Path("sweeps") / "runs" / path.stem)
+    folder.mkdir(parents=True, exist_ok=True)
+    space = {key: _parse_space(key, value) for key, value in search["space"].items()}
+    direction = search.get("direction", "maximize")
+    study = optuna.create_study(
+        study_name=search.get("study", path.stem),
+        storage=storage or search.get("storage") or f"sqlite:///{folder.resolve() / 'study.db'}",
+        direction=direction,
+        load_if_exists=True,
+    )
+    # A sampler seeded alike on every start would replay its first draws in a resumed study and
+    # in every worker; by default it is unseeded, and a sampler_seed is offset by the trials so far.
+    sampler_seed = search.get("sampler_seed")
+    study.sampler = optuna.samplers.TPESampler(seed=None if sampler_seed is None else int(sampler_seed) + len(study.trials))
+    wanted = int(search.get("trials", 20))
+
+    def objective(optuna_trial) -> float:
+        overrides = {key: suggest(optuna_trial) for key, suggest in space.items()}
+        trial = Trial(search["config"], overrides, int(search.get("seed", 0)), str(folder), dict(spec.get("common") or {}))
+        row = _run_guarded(trial, threads=0)
+        rows = [existing for existing in read_results(folder) if existing["trial"] != trial.id] + [row]
+        write_results(folder, rows)
+        report(f"search trial {optuna_trial.number}: {overrides} → best val/acc {row['best_val_acc']}")
+        return float(row["best_val_acc"])
+
+    finished = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
+    report(f"study {study.study_name}: {finished} of {wanted} trials finished")
+    if finished < wanted:
+        study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(wanted, states=(optuna.trial.TrialState.COMPLETE,))])
+    rows = read_results(folder)
+    write_summary(folder, rows)
+    report(f"best: {study.best_params} → {study.best_value}")
+    return rows
+
+
+def _parse_space(key: str, value: dict) -> Callable:
+    """``{float: [low, high], log: true}``, ``{int: [low, high]}`` or ``{categorical: [choices]}``."""
+    kinds = [kind for kind in SPACE_KINDS if kind in value]
+    if len(kinds) != 1:
+        raise ZooError(f"search space for {key}: give exactly one of {', '.join(SPACE_KINDS)}, got {value}")
+    kind, log = kinds[0], bool(value.get("log", False))
+    if kind == "categorical":
+        choices = [json.dumps(choice) for choice in value[kind]]  # Optuna's choices must be scalars: encode lists
+        return lambda trial: json.loads(trial.suggest_categorical(key, choices))
+    low, high = value[kind]
+    if kind == "float":
+        return lambda trial: trial.suggest_float(key, float(low), float(high), log=log)
+    return lambda trial: trial.suggest_int(key, int(low), int(high), log=log)
