@@ -98,6 +98,15 @@ def test_parallel_jobs_finish_every_trial(sweep_file, tmp_path):
     assert sorted(row["trial"] for row in rows) == sorted(trial.id for trial in load_sweep(sweep_file))
 
 
+def test_sweep_file_that_is_not_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("trials: [config: {")
+    with pytest.raises(ZooError, match="broken.yaml: not valid YAML"):
+        load_sweep(path)
+    with pytest.raises(ZooError, match="sweep file not found"):
+        load_sweep(tmp_path / "missing.yaml")
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

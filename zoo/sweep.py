@@ -60,9 +60,7 @@ class Trial:
 def load_sweep(path: str | Path, output: str | Path | None = None) -> list[Trial]:
     """Expand a sweep file into trials: every config × its grid's combinations × every seed."""
     path = Path(path)
-    if not path.is_file():
-        raise ZooError(f"sweep file not found: {path}")
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = read_sweep_file(path)
     unknown = set(spec) - {"output", "seeds", "common", "trials", "search"}
     if unknown:
         raise ZooError(f"{path}: unknown key {sorted(unknown)[0]!r}; accepted: output, seeds, common, trials, search")
@@ -81,6 +79,18 @@ def load_sweep(path: str | Path, output: str | Path | None = None) -> list[Trial
             for seed in spec.get("seeds") or [0]:
                 trials.append(Trial(config, dict(zip(keys, values)), int(seed), folder, dict(spec.get("common") or {})))
     return trials
+
+
+def read_sweep_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ZooError(f"sweep file not found: {path}")
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ZooError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(spec, dict):
+        raise ZooError(f"{path}: expected a mapping of output, seeds, common, trials, search")
+    return spec
 
 
 def run_trial(trial: Trial, threads: int | None = None) -> dict[str, Any]:
@@ -244,7 +254,7 @@ def run_search(path: str | Path, output: str | Path | None = None, storage: str 
     import optuna
 
     path = Path(path)
-    spec = yaml.safe_load(path.read_text()) or {}
+    spec = read_sweep_file(path)
     search = spec.get("search")
     if not search or not search.get("config") or not search.get("space"):
         raise ZooError(f"{path}: needs a search: block with config, space and trials")
