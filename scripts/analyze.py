@@ -42,13 +42,19 @@ def run_task_separation(args: argparse.Namespace) -> None:
         print(f"\nwrote {write_json(args.json, result)}")
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="analysis", required=True)
     separation = commands.add_parser("task-separation", help="interference, attribution, neuron roles, orthogonality")
     separation.add_argument("checkpoint")
     separation.add_argument("--split", choices=["train", "val", "test"], default="test")
-    separation.add_argument("--max-samples", type=int, default=10_000)
+    separation.add_argument("--max-samples", type=_positive, default=10_000)
     separation.add_argument("--layers", nargs="+", default=None, help="hidden layers to attribute (default: all)")
     separation.add_argument("--threshold", type=float, default=0.9, help="attribution share of a mono-functional neuron")
     separation.add_argument("--data-dir", default=None)

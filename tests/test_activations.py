@@ -112,3 +112,9 @@ def test_class_images_are_classified_as_their_class(mnist):
     assert (probabilities.diagonal() >= 0.9).all(), probabilities.diagonal()
     # strokes on a dark background, not noise: most pixels stay near black, a few are bright
     assert (images < 0.1).float().mean() > 0.5 and (images > 0.5).float().mean() > 0.03
+
+
+def test_too_few_samples_is_a_clear_error():
+    model, inputs, targets = hand_built()
+    with pytest.raises(ZooError, match="the activation analysis needs at least two samples"):
+        activation_analysis(model, inputs[:1], targets[:1])

@@ -132,3 +132,9 @@ def test_runs_on_the_models_device(device, mnist):
     result = task_separation(model, x[:300], y[:300], output_names=mnist.output_names)
     assert result.interference.device.type == device
     assert result.interference.shape == (10, 10) and len(result.roles["fc1"]["mono_per_output"]) == 10
+
+
+def test_no_samples_is_a_clear_error():
+    model = FCNet(hidden=[4], input_shape=(2,), num_outputs=2)
+    with pytest.raises(ZooError, match="task separation needs at least one sample; got none"):
+        task_separation(model, torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))

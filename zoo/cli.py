@@ -69,8 +69,10 @@ class ZooCLI(LightningCLI):
             if found is None:
                 raise ZooError(f"--ckpt_path last: no run under {root} has a checkpoints/last.ckpt yet; start without --ckpt_path")
             logger.version, config.ckpt_path = found[0], str(found[1])
+        self.checkpoint_to_fit = None
         if config.ckpt_path and config.ckpt_path not in LIGHTNING_CHECKPOINT_KEYWORDS:
-            held = read_checkpoint(config.ckpt_path)["zoo"]["model"]
+            self.checkpoint_to_fit = read_checkpoint(config.ckpt_path)  # kept: the shapes are checked once the model exists
+            held = self.checkpoint_to_fit["zoo"]["model"]
             built = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else held
             if held != built:
                 raise ZooError(f"{config.ckpt_path}: holds a {held}, but this configuration builds a {built}")
@@ -95,9 +97,8 @@ class ZooCLI(LightningCLI):
         (Lightning builds the model from the checkpoint's hyper-parameters, but the shapes linked
         from the data module can still differ: an iris checkpoint on MNIST, say.)
         """
-        checkpoint = self.config_init[self.subcommand].get("ckpt_path")
-        if checkpoint and checkpoint not in LIGHTNING_CHECKPOINT_KEYWORDS:
-            check_checkpoint(checkpoint, self.model)
+        if self.checkpoint_to_fit is not None:
+            check_checkpoint(self.checkpoint_to_fit, self.model)
         if self.trainer.is_global_zero and self.trainer.loggers and self.trainer.log_dir:  # fast_dev_run logs nowhere
             record_environment(self.trainer.log_dir)
 

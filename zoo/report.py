@@ -138,6 +138,8 @@ class RunReport:
 
     def figure(self, tag: str, figure: Figure, png: str | None = None) -> None:
         """Log a figure as a TensorBoard image and, given a file name, save it as PNG too."""
+        if self.tensorboard is None and png is None:
+            return  # nowhere to put it: skip the drawing, the costly part
         image = render(figure)
         if self.tensorboard is not None:
             self.tensorboard.add_image(f"{self.name}/{tag}", image[..., :3], global_step=self.step, dataformats="HWC")

@@ -82,6 +82,8 @@ def activation_analysis(
         prior: the image prior for activation maximization (``ImagePrior.fit(train_images)``).
         input_range: the model-input values of black and white pixels (normalization moves them).
     """
+    if len(inputs) < 2:
+        raise ZooError(f"the activation analysis needs at least two samples (variances, correlations); got {len(inputs)}")
     names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
     classification = model.task == "classification"
     with model.analysis_mode(), torch.no_grad():

@@ -70,6 +70,8 @@ def task_separation(
     """
     if not 0 < threshold <= 1:
         raise ZooError(f"threshold must lie in (0, 1], got {threshold}")
+    if len(inputs) == 0:
+        raise ZooError("task separation needs at least one sample; got none")
     num_outputs = model.num_outputs
     names = list(output_names) if output_names is not None else [str(k) for k in range(num_outputs)]
     with model.analysis_mode(), torch.inference_mode(False), torch.enable_grad():

@@ -69,10 +69,9 @@ def constructor_arguments(hyper_parameters: dict) -> dict:
     return {key: value for key, value in hyper_parameters.items() if not key.startswith("_")}
 
 
-def check_checkpoint(checkpoint_path: str | Path, model) -> None:
-    """Refuse, with one clear message, a checkpoint that ``model`` cannot load."""
-    checkpoint = read_checkpoint(checkpoint_path)
-    name = checkpoint["zoo"]["model"]
+def check_checkpoint(checkpoint: dict, model) -> None:
+    """Refuse, with one clear message, a checkpoint (as :func:`read_checkpoint` returns it) that ``model`` cannot load."""
+    checkpoint_path, name = checkpoint["zoo"]["path"], checkpoint["zoo"]["model"]
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     saved = {key: tuple(value.shape) for key, value in checkpoint["state_dict"].items()}
     for key in sorted(expected.keys() | saved.keys()):
