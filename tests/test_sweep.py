@@ -52,8 +52,11 @@ def test_grid_expands_configs_overrides_and_seeds(sweep_file):
     assert load_sweep(sweep_file)[3].id == trials[3].id  # ids are stable
 
 
-def test_sweep_writes_results_summary_plots_and_hparams(sweep_file):
+def test_sweep_writes_results_summary_plots_and_hparams(sweep_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     rows = run_sweep(load_sweep(sweep_file), report=lambda message: None)
+    assert not (tmp_path / "config.yaml").exists()  # nothing lands where the sweep was started
+    assert (Path(rows[0]["run_dir"]) / "test" / "config.yaml").exists()  # the test step's config stays with its trial
     folder = Path(yaml.safe_load(sweep_file.read_text())["output"])
     assert len(rows) == 6
     assert {row["family"] for row in rows} == {"FCNet", "ColumNet"}

@@ -108,7 +108,9 @@ def run_trial(trial: Trial, threads: int | None = None) -> dict[str, Any]:
     fit = main(["fit", *base, f"--trainer.logger.init_args.save_dir={runs}", f"--trainer.logger.init_args.name={trial.id}"])
     fit_timer = _stopwatch(fit.trainer)
     checkpoint = fit.trainer.checkpoint_callback
-    test = main(["test", *base, "--trainer.logger=false", f"--ckpt_path={checkpoint.best_model_path}"])
+    # no logger for the test step, so its resolved config goes to default_root_dir: the trial's folder
+    test_folder = Path(fit.trainer.log_dir) / "test"
+    test = main(["test", *base, "--trainer.logger=false", f"--trainer.default_root_dir={test_folder}", f"--ckpt_path={checkpoint.best_model_path}"])
     train_seconds = fit_timer.seconds["train"]
     samples = fit.trainer.global_step * fit.datamodule.hparams.batch_size
     row = {
