@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from pytorch_lightning.callbacks import TQDMProgressBar
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import CONFIGS, ROOT
-from zoo.cli import main
+from zoo.cli import PROGRESS_BAR_REFRESH_STEPS, main
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
@@ -100,6 +101,15 @@ def test_checkpointing_can_be_turned_off(run_dir):
     assert cli.trainer.checkpoint_callback is None
     assert not list(run_dir.rglob("*.ckpt"))
 
+
+
+def test_progress_bar_redraws_every_few_steps_unless_configured(run_dir):
+    iris = ["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.fast_dev_run", "1", "--trainer.enable_model_summary", "false"]
+    default = main(iris).trainer.progress_bar_callback
+    assert isinstance(default, TQDMProgressBar) and default.refresh_rate == PROGRESS_BAR_REFRESH_STEPS
+    own = main([*iris, "--trainer.callbacks+=TQDMProgressBar", "--trainer.callbacks.refresh_rate", "3"]).trainer.progress_bar_callback
+    assert own.refresh_rate == 3  # the config's bar, and no second one (Lightning refuses two)
+    assert main([*iris, "--trainer.enable_progress_bar", "false"]).trainer.progress_bar_callback is None
 
 def test_print_config(run_dir, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from jsonargparse import Namespace
 from pytorch_lightning import Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -32,6 +32,9 @@ from zoo.models.registry import check_checkpoint, read_checkpoint
 from zoo.runs import latest_checkpoint, record_environment, reserve_version
 
 LIGHTNING_CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
+# Lightning redraws its progress bar on every step; at ~100 MNIST steps/s that is 0.3 ms of
+# a ~9 ms CPU step for a display tqdm refreshes 10 times a second anyway.
+PROGRESS_BAR_REFRESH_STEPS = 20
 
 
 class ZooArgumentParser(LightningArgumentParser):
@@ -103,11 +106,19 @@ class ZooCLI(LightningCLI):
             record_environment(self.trainer.log_dir)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """As LightningCLI's, but ``--trainer.enable_checkpointing false`` also drops zoo's checkpoint."""
+        """As LightningCLI's, with two zoo defaults that a config can still override.
+
+        ``--trainer.enable_checkpointing false`` also drops zoo's checkpoint, and the progress bar
+        redraws every ``PROGRESS_BAR_REFRESH_STEPS`` steps unless the config brings its own bar.
+        """
         config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         keep = config.get("enable_checkpointing") is not False
-        checkpoint = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys if keep]
-        return self._instantiate_trainer(config, checkpoint)
+        extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys if keep]
+        configured = config.get("callbacks") or []
+        configured = configured if isinstance(configured, list) else [configured]
+        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in configured):
+            extra.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS))
+        return self._instantiate_trainer(config, extra)
 
 
 def main(args: ArgsType = None) -> ZooCLI:
