@@ -74,8 +74,8 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         order = self.sampler.order(self.inputs.device)
-        for batch in order.split(self.batch_size):
-            yield self.inputs[batch], self.targets[batch]
+        for batch in order.split(self.batch_size):  # index_select: 6 µs for 128 MNIST images, x[batch] 20 µs
+            yield self.inputs.index_select(0, batch), self.targets.index_select(0, batch)
 
 
 class ZooDataModule(pl.LightningDataModule):
