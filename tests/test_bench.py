@@ -1,0 +1,62 @@
+"""scripts/bench.py: its three pipelines train alike on the same numbers, and docs/benchmarks.md is its output."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from conftest import ROOT
+from zoo import ZooDataModule, create_model
+
+spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def test_the_per_sample_pipeline_decodes_to_the_data_modules_tensors(mnist):
+    classic = bench.per_sample_mnist(mnist, "test", 64)
+    inputs, targets = mnist.split("test")
+    decoded = torch.stack([classic[i][0] for i in range(64)])
+    torch.testing.assert_close(decoded, inputs[:64], atol=1e-5, rtol=0)
+    assert [classic[i][1] for i in range(64)] == targets[:64].tolist()
+
+
+@pytest.fixture(scope="module")
+def small_mnist(data_dir) -> ZooDataModule:
+    """600 training images, so that an epoch is five batches."""
+    data = ZooDataModule("mnist", batch_size=128, val_fraction=0.99)
+    data.setup("fit")
+    return data
+
+
+def test_each_pipeline_trains_one_epoch_of_the_model_it_is_given(small_mnist, tmp_path):
+    template = create_model("FCNet", hidden=[16])
+    cpu = torch.device("cpu")
+    samples = len(small_mnist.split("train")[0])
+    classic = bench.per_sample_mnist(small_mnist, "train", samples)
+    batches = -(-samples // 128)
+    runs = {
+        "zoo": lambda model: bench.zoo_epoch(model, small_mnist, cpu, str(tmp_path)),
+        "plain": lambda model: bench.plain_epoch(model, small_mnist, cpu),
+        "per_sample": lambda model: bench.per_sample_epoch(model, classic, 128, cpu),
+    }
+    for name, run in runs.items():
+        model = copy.deepcopy(template)
+        optimizers = []
+        model.configure_optimizers = lambda build=model.configure_optimizers: optimizers.append(build()) or optimizers[-1]
+        assert run(model) > 0
+        steps = {int(state["step"]) for state in optimizers[0].state.values()}
+        assert steps == {batches}, f"{name}: {steps} optimizer steps, expected {batches}"
+        assert not torch.equal(model.head.weight, template.head.weight), name
+
+
+def test_benchmarks_md_is_the_report_of_benchmarks_json():
+    docs = ROOT / "docs"
+    results = json.loads((docs / "benchmarks.json").read_text())
+    assert (docs / "benchmarks.md").read_text() == bench._benchmarks_markdown(results), (
+        "docs/benchmarks.md differs from what scripts/bench.py makes of docs/benchmarks.json: rerun `python scripts/bench.py report`"
+    )
