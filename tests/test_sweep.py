@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 
 from conftest import CONFIGS, ROOT
 from zoo.errors import ZooError
-from zoo.sweep import comparable, load_sweep, read_results, run_sweep
+from zoo.sweep import comparable, load_sweep, read_results, run_sweep, trial_devices
 
 
 @pytest.fixture
@@ -161,3 +161,9 @@ def test_bad_search_space(tmp_path):
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(ZooError, match=r"search space for optimizer.init_args.lr: give exactly one of float, int, categorical"):
         run_search(path, output=tmp_path / "out")
+
+
+def test_trials_take_one_device_each_and_the_gpus_in_turn():
+    assert [trial_devices(slot, gpus=0) for slot in range(3)] == ["1", "1", "1"]  # CPU
+    assert [trial_devices(slot, gpus=1) for slot in range(3)] == ["1", "1", "1"]  # several on the one GPU
+    assert [trial_devices(slot, gpus=3) for slot in range(5)] == ["[0]", "[1]", "[2]", "[0]", "[1]"]

@@ -93,7 +93,16 @@ def read_sweep_file(path: Path) -> dict[str, Any]:
     return spec
 
 
-def run_trial(trial: Trial, threads: int | None = None) -> dict[str, Any]:
+def trial_devices(slot: int, gpus: int) -> str:
+    """``--trainer.devices`` for the ``slot``-th trial of a sweep: one device each, the GPUs in turn.
+
+    Lightning's default (``auto``) would run every trial with DDP over all the GPUs; a sweep runs
+    trials side by side instead, several on one GPU when ``--jobs`` exceeds the GPUs.
+    """
+    return f"[{slot % gpus}]" if gpus > 1 else "1"
+
+
+def run_trial(trial: Trial, threads: int | None = None, devices: str = "1") -> dict[str, Any]:
     """One trial, in this process: fit, test the best checkpoint, log HParams; returns its CSV row."""
     import torch
 
@@ -102,7 +111,7 @@ def run_trial(trial: Trial, threads: int | None = None) -> dict[str, Any]:
     if threads:
         torch.set_num_threads(threads)
     timer = "--trainer.callbacks+=zoo.callbacks.Stopwatch"
-    base = ["--config", trial.config, "--trainer.callbacks=null", timer, *trial.flags(), f"--seed_everything={trial.seed}",
+    base = ["--config", trial.config, "--trainer.callbacks=null", timer, f"--trainer.devices={devices}", *trial.flags(), f"--seed_everything={trial.seed}",
             "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
     runs = str(Path(trial.output) / "runs")
     fit = main(["fit", *base, f"--trainer.logger.init_args.save_dir={runs}", f"--trainer.logger.init_args.name={trial.id}"])
@@ -132,10 +141,10 @@ def run_trial(trial: Trial, threads: int | None = None) -> dict[str, Any]:
     return row
 
 
-def _run_guarded(trial: Trial, threads: int) -> dict[str, Any]:
+def _run_guarded(trial: Trial, threads: int, devices: str = "1") -> dict[str, Any]:
     """``run_trial``, with a failing trial (zoo exits on bad input) named in one error."""
     try:
-        return run_trial(trial, threads)
+        return run_trial(trial, threads, devices)
     except SystemExit as exit_:
         raise ZooError(f"trial {trial.id} ({trial.config}, overrides {trial.overrides}, seed {trial.seed}) failed with exit code {exit_.code}; the message above says why") from None
 
@@ -173,7 +182,10 @@ def run_sweep(trials: list[Trial], jobs: int = 1, report: Callable[[str], None] 
     done = {row["trial"] for row in rows}
     pending = [trial for trial in trials if trial.id not in done]
     report(f"{len(trials)} trials, {len(trials) - len(pending)} already done, {len(pending)} to run, {jobs} at a time")
+    import torch
+
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    gpus = torch.cuda.device_count()
     if jobs == 1:
         for trial in pending:
             rows.append(_run_guarded(trial, threads))
@@ -181,7 +193,7 @@ def run_sweep(trials: list[Trial], jobs: int = 1, report: Callable[[str], None] 
             report(f"done {trial.id}: test/acc {rows[-1]['test_acc']}")
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_run_guarded, trial, threads): trial for trial in pending}
+            futures = {pool.submit(_run_guarded, trial, threads, trial_devices(slot, gpus)): trial for slot, trial in enumerate(pending)}
             for future in as_completed(futures):
                 rows.append(future.result())
                 write_results(folder, rows)
