@@ -174,6 +174,8 @@ def write_results(folder: Path, rows: list[dict[str, Any]]) -> Path:
 
 def run_sweep(trials: list[Trial], jobs: int = 1, report: Callable[[str], None] = print) -> list[dict[str, str]]:
     """Run the trials not yet in ``results.csv``, ``jobs`` at a time, then rebuild the summary and plots."""
+    import torch
+
     if not trials:
         return []
     folder = Path(trials[0].output)
@@ -182,8 +184,6 @@ def run_sweep(trials: list[Trial], jobs: int = 1, report: Callable[[str], None] 
     done = {row["trial"] for row in rows}
     pending = [trial for trial in trials if trial.id not in done]
     report(f"{len(trials)} trials, {len(trials) - len(pending)} already done, {len(pending)} to run, {jobs} at a time")
-    import torch
-
     threads = max(1, (os.cpu_count() or 1) // jobs)
     gpus = torch.cuda.device_count()
     if jobs == 1:
