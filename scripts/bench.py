@@ -22,6 +22,7 @@ import platform
 import time
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -306,7 +307,7 @@ def _benchmarks_markdown(results: dict) -> str:
         "and `docs/benchmarks.json` holds them all),",
         f"on {results['machine']}, torch {results['torch']}, batch {results['batch_size']}, "
         f"{results['samples_per_epoch']:,} MNIST training samples an epoch, best of {results['repeats']} alternating runs."
-        + (" No GPU was available for these figures." if results["device"] == "cpu" else ""),
+        + (" No GPU was used for these figures." if results["device"] == "cpu" else ""),
         "",
         "## Training: seconds per epoch and samples/s, three pipelines",
         "",
@@ -354,7 +355,7 @@ def _benchmarks_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def per_sample_mnist(data: ZooDataModule, split: str, samples: int) -> PerSampleMNIST:
+def per_sample_mnist(data: ZooDataModule, split: Literal["train", "test"], samples: int) -> PerSampleMNIST:
     """The first ``samples`` images of an MNIST file, for the classic pipeline, normalized as ``data`` is."""
     prefix = "train" if split == "train" else "t10k"
     images = read_idx(data.data_dir / "mnist" / f"{prefix}-images-idx3-ubyte.gz")[:samples]
@@ -365,6 +366,19 @@ def per_sample_mnist(data: ZooDataModule, split: str, samples: int) -> PerSample
 def _device_name(device: torch.device) -> str:
     cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
     return f"{torch.cuda.get_device_name(device)} ({cpu})" if device.type == "cuda" else cpu
+
+
+def _device(name: str) -> torch.device:
+    """``--device``: a device this machine has, or one clear message (argparse prints it and exits 2)."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a device; accepted: cpu, cuda, cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{name!r}: accepted devices are cpu, cuda, cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{name!r}: this machine has no CUDA GPU; use cpu")
+    return device
 
 
 def _synchronize(device: str | torch.device) -> None:
@@ -382,7 +396,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--log-dir", default="lightning_logs")
-    parser.add_argument("--device", type=torch.device, default=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
+    parser.add_argument("--device", type=_device, default=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
                         help="pipeline, report: where the three training pipelines run")
     args = parser.parse_args()
     {"pipeline": pipeline, "sparse": sparse, "task-separation": task_separation_speed, "activations": activations_speed, "report": report}[args.benchmark](args)
