@@ -16,18 +16,13 @@ import torch
 
 from zoo import ZooDataModule, ZooError, load_model
 from zoo.analysis import task_separation
-from zoo.models.registry import constructor_arguments, read_checkpoint
-from zoo.report import write_json
+from zoo.io import write_json
 
 
 def run_task_separation(args: argparse.Namespace) -> None:
-    checkpoint = read_checkpoint(args.checkpoint)
-    data_options = constructor_arguments(checkpoint.get("datamodule_hyper_parameters", {}))
-    if args.data_dir:
-        data_options["data_dir"] = args.data_dir
-    data = ZooDataModule(**data_options)
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
-    model = load_model(checkpoint).to(device)
+    model = load_model(args.checkpoint).to(device)
+    data = ZooDataModule.load_from_checkpoint(args.checkpoint, **({"data_dir": args.data_dir} if args.data_dir else {}))
     inputs, targets = (t[: args.max_samples] for t in data.split(args.split))
     result = task_separation(model, inputs, targets, output_names=list(data.output_names), layers=args.layers, threshold=args.threshold)
 
@@ -36,8 +31,9 @@ def run_task_separation(args: argparse.Namespace) -> None:
     print(f"  conflict fraction  {result.conflict_fraction:.3f}    (task pairs with negative cosine)")
     print(f"  orthogonal pairs   {result.orthogonal_fraction:.3f}    (output pairs with |cosine of attribution| <= 0.05)")
     print(f"\n  {'layer':<24}{'units':>7}{'mono':>8}{'shared':>8}{'dead':>8}")
-    for layer, roles in result.roles.items():
-        print(f"  {layer:<24}{roles['units']:>7}{roles['mono_fraction']:>8.1%}{roles['shared_fraction']:>8.1%}{roles['dead_fraction']:>8.1%}")
+    for layer, roles in {**result.roles, **result.column_roles}.items():
+        fractions = f"{roles.mono_fraction:>8.1%}{roles.shared_fraction:>8.1%}{roles.dead_fraction:>8.1%}"
+        print(f"  {layer:<24}{roles.units:>7}{fractions}")
     if args.json:
         print(f"\nwrote {write_json(args.json, result)}")
 

@@ -36,7 +36,7 @@ from zoo.analysis import ImagePrior, activation_analysis, task_separation
 from zoo.analysis.reference import attribution_loop, task_gradients_loop
 from zoo.data.idx import read_idx
 from zoo.models.sparse import SparseLinear, torch_sparse_available
-from zoo.report import write_json
+from zoo.io import write_json
 
 
 class EpochTimer(pl.Callback):

@@ -64,9 +64,9 @@ def test_principal_components_and_compression_on_a_rank_two_layer():
     targets = model(inputs).argmax(1)  # the network is right by construction
     layer = activation_analysis(model, inputs, targets).layers["fc1"]
     assert layer.components_99 == 2 and layer.explained_variance[1] > 0.999
-    assert layer.compression["metric"] == "accuracy" and layer.compression["full"] == 1.0
-    assert layer.compression["k"] == [1, 2, 4, 6] and layer.compression["smallest_k"] <= 2
-    assert layer.compression["score"][1] >= 0.995
+    assert layer.compression.metric == "accuracy" and layer.compression.full == 1.0
+    assert layer.compression.k == [1, 2, 4, 6] and layer.compression.smallest_k <= 2
+    assert layer.compression.score[1] >= 0.995
 
 
 def test_regression_reports_r2_and_no_class_profile():
@@ -74,12 +74,12 @@ def test_regression_reports_r2_and_no_class_profile():
     x = torch.randn(100, 4)
     layer = activation_analysis(model, x, model(x).detach()).layers["fc1"]
     assert layer.class_profile is None and layer.selectivity is None
-    assert layer.compression["metric"] == "r2" and layer.compression["full"] == pytest.approx(1.0)
+    assert layer.compression.metric == "r2" and layer.compression.full == pytest.approx(1.0)
 
 
 def test_unknown_layer():
     model, inputs, targets = hand_built()
-    with pytest.raises(ZooError, match="unknown layer 'fc2'; this model's hidden layers are: fc1"):
+    with pytest.raises(ZooError, match="unknown layer 'fc2'; FCNet's hidden layers are: fc1"):
         activation_analysis(model, inputs, targets, layers=["fc2"])
 
 

@@ -55,7 +55,8 @@ def test_task_separation_on_regression_and_columns(run_dir):
     [result_file] = (run_dir / "lightning_logs").rglob("task_separation/epoch_000.json")
     result = json.loads(result_file.read_text())
     assert result["output_names"] == ["x0*x1", "x2*x3"]
-    assert {"col1_relu/fc1", "col2_tanh/fc1", "col1_relu", "col2_tanh"} <= set(result["roles"])
+    assert {"col1_relu/fc1", "col2_tanh/fc1"} <= set(result["roles"])
+    assert set(result["column_roles"]) == {"col1_relu", "col2_tanh"}
 
 
 def test_activation_analysis_on_mnist_writes_images_json_and_tensorboard(run_dir, data_dir):
@@ -66,10 +67,11 @@ def test_activation_analysis_on_mnist_writes_images_json_and_tensorboard(run_dir
     folder = run_dir / "lightning_logs" / "fc" / "version_0"
     analysis = folder / "analysis" / "activations"
     result = json.loads((analysis / "epoch_000.json").read_text())
-    assert {"dead", "class_profile", "selectivity", "redundancy", "compression", "report"} <= set(result)
-    assert len(result["class_profile"]["fc1"]) == 64 and len(result["class_profile"]["fc1"][0]) == 10
-    assert result["compression"]["fc2"]["k"] == [1, 2, 4, 8, 16, 32]
-    assert result["report"]["fc1"].startswith("fc1: 64 units;")
+    fc1 = result["layers"]["fc1"]
+    assert {"dead", "class_profile", "selectivity", "correlation", "compression", "report"} <= set(fc1)
+    assert len(fc1["class_profile"]) == 64 and len(fc1["class_profile"][0]) == 10
+    assert result["layers"]["fc2"]["compression"]["k"] == [1, 2, 4, 8, 16, 32]
+    assert result["layers"]["fc1"]["report"].startswith("fc1: 64 units;")
     assert result["maximized_units"]["output"] == list(range(10)) and len(result["maximized_units"]["fc1"]) == 4
     assert {path.name for path in analysis.glob("*.png")} == {f"maximization_{layer}_epoch_000.png" for layer in ("fc1", "fc2", "output")}
 
@@ -79,14 +81,14 @@ def test_activation_analysis_on_mnist_writes_images_json_and_tensorboard(run_dir
     assert {"activations/histogram/fc1", "activations/histogram/fc2"} <= set(events.Tags()["histograms"])
     assert "activations/report/fc1/text_summary" in events.Tags()["tensors"]
     dead = events.Scalars("activations/fc1/dead_fraction")[-1].value
-    assert dead == pytest.approx(result["dead"]["fc1"]["fraction"])
+    assert dead == pytest.approx(fc1["dead_fraction"])
 
 
 def test_activation_analysis_on_tabular_data_draws_nothing(run_dir):
     fit_with("iris.yaml", "--trainer.max_epochs", "1")
     [result_file] = (run_dir / "lightning_logs").rglob("activations/epoch_000.json")
     result = json.loads(result_file.read_text())
-    assert result["maximized_units"] == {} and set(result["report"]) == {"fc1", "fc2"}
+    assert result["maximized_units"] == {} and set(result["layers"]) == {"fc1", "fc2"}
     assert not list(result_file.parent.glob("*.png"))
 
 

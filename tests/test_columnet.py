@@ -17,7 +17,8 @@ def test_stacked_path_matches_the_per_column_reference():
     x = torch.randn(16, 9, dtype=torch.float64)
     fast_out, fast_hidden = model.forward_with_hidden(x)
     fast_grads = torch.autograd.grad(fast_out.square().sum(), list(model.parameters()))
-    ref_out, ref_hidden = model._forward_per_column(x)
+    model.uniform = False  # the general path, one column after another
+    ref_out, ref_hidden = model.forward_with_hidden(x)
     ref_grads = torch.autograd.grad(ref_out.square().sum(), list(model.parameters()))
     assert torch.allclose(fast_out, ref_out, atol=1e-12)
     assert list(fast_hidden) == list(ref_hidden)
@@ -27,11 +28,13 @@ def test_stacked_path_matches_the_per_column_reference():
         assert torch.allclose(fast, ref, atol=1e-12)
 
 
-def test_hidden_activations_are_named_per_column_and_layer_in_depth_order():
+def test_hidden_activations_are_named_per_column_and_layer_column_by_column():
     model = ColumNet(hidden=[8, 4], activations=["relu", "elu"], input_shape=(5,), num_outputs=2)
     _, hidden = model.forward_with_hidden(torch.randn(3, 5))
-    assert list(hidden) == ["col1_relu/fc1", "col2_elu/fc1", "col1_relu/fc2", "col2_elu/fc2"]
-    assert [tuple(a.shape) for a in hidden.values()] == [(3, 8), (3, 8), (3, 4), (3, 4)]
+    assert list(hidden) == ["col1_relu/fc1", "col1_relu/fc2", "col2_elu/fc1", "col2_elu/fc2"]
+    assert [tuple(a.shape) for a in hidden.values()] == [(3, 8), (3, 4), (3, 8), (3, 4)]
+    probe = model.probes["col2_elu/fc1"]  # what an analysis reads: metadata, not the name
+    assert (probe.column, probe.layer, probe.units) == ("col2_elu", "fc1", 8)
 
 
 def test_no_activation_after_the_merge():
@@ -47,7 +50,7 @@ def test_columns_of_different_widths():
     assert not model.uniform
     outputs, hidden = model.forward_with_hidden(torch.randn(2, 1, 28, 28))
     assert outputs.shape == (2, 10)
-    assert list(hidden) == ["col1_relu/fc1", "col2_silu/fc1", "col1_relu/fc2"]
+    assert list(hidden) == ["col1_relu/fc1", "col1_relu/fc2", "col2_silu/fc1"]
     assert model.head.in_features == 6 + 4
 
 

@@ -15,14 +15,14 @@ import torch
 
 from conftest import CONFIGS, ROOT
 from zoo.errors import TrainingDiverged
-from zoo.models import FCNet, load_model
+from zoo import load_model
+from zoo.models import FCNet
 from zoo.runs import AtomicCheckpointIO, reserve_version
 
 # FCNet with dropout (so the resumed run must also restore the random state), ~1 s an epoch
 RUN = [
     "fit", "--config", str(CONFIGS / "fc.yaml"), "--trainer.callbacks", "null", "--model.init_args.hidden", "[256]",
     "--trainer.limit_train_batches", "150", "--trainer.max_epochs", "4", "--trainer.enable_progress_bar", "false",
-    "--lr_scheduler.init_args.T_max", "4",
 ]
 
 

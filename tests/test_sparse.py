@@ -83,15 +83,15 @@ def test_csr_function_passes_gradcheck():
 def test_off_mask_weights_never_change_in_training(backend):
     torch.manual_seed(0)
     model = SparseNet(hidden=[40, 30], density=0.1, backend=backend, input_shape=(12,), num_outputs=3)
-    before = [copy.deepcopy(layer.connectivity()) for layer in model.layers]
-    initial = [layer.dense_weight().detach().clone() for layer in model.layers]
+    before = [copy.deepcopy(layer.connectivity()) for layer in model.sparse_layers]
+    initial = [layer.dense_weight().detach().clone() for layer in model.sparse_layers]
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
     x, y = torch.randn(64, 12), torch.randint(0, 3, (64,))
     for _ in range(20):
         optimizer.zero_grad()
         F.cross_entropy(model(x), y).backward()
         optimizer.step()
-    for layer, mask, start in zip(model.layers, before, initial):
+    for layer, mask, start in zip(model.sparse_layers, before, initial):
         weight = layer.dense_weight().detach()
         assert torch.equal(layer.connectivity(), mask)
         assert (weight[~mask] == 0).all()
@@ -111,7 +111,7 @@ def test_sparsenet_counts_only_real_connections():
 
 def test_erdos_renyi_density_per_layer():
     model = SparseNet(hidden=[300, 100], epsilon=10, input_shape=(1, 28, 28), num_outputs=10)
-    densities = [layer.density for layer in model.layers]
+    densities = [layer.density for layer in model.sparse_layers]
     assert densities == pytest.approx([erdos_renyi_density(10, 784, 300), erdos_renyi_density(10, 300, 100)])
     assert densities[0] == pytest.approx(10 * (784 + 300) / (784 * 300))
 

@@ -33,7 +33,7 @@ def test_disjoint_subnetworks_separate_perfectly():
     attribution = result.attribution["fc1"]
     assert (attribution[:2, 1] == 0).all() and (attribution[2:, 0] == 0).all()  # block-diagonal
     assert (attribution[:2, 0] > 0).all() and (attribution[2:, 1] > 0).all()
-    assert result.roles["fc1"]["mono"] == 4 and result.roles["fc1"]["mono_per_output"] == [2, 2]
+    assert result.roles["fc1"].mono == 4 and result.roles["fc1"].mono_per_output == [2, 2]
     assert result.orthogonality[0, 1] == 0 and result.orthogonal_fraction == 1.0
     assert result.interference[0, 1].abs() < 1e-6  # no parameter receives gradient from both tasks
     for layer, matrix in result.interference_per_layer.items():
@@ -73,18 +73,28 @@ def test_every_quantity_matches_the_per_sample_loop(task):
 
 
 def test_roles_from_a_known_attribution():
-    from zoo.analysis.task_separation import neuron_roles
+    from zoo.analysis.task_separation import LayerRoles, neuron_roles
 
     attribution = {
-        "col1_relu/fc1": torch.tensor([[1.0, 0.0], [0.95, 0.05], [0.5, 0.5], [0.0, 0.0]]),
-        "col2_tanh/fc1": torch.tensor([[0.0, 2.0], [1e-9, 0.0]]),
+        "a": torch.tensor([[1.0, 0.0], [0.95, 0.05], [0.5, 0.5], [0.0, 0.0]]),
+        "b": torch.tensor([[0.0, 2.0], [1e-9, 0.0]]),
     }
     roles = neuron_roles(attribution, threshold=0.9, dead_tolerance=1e-6)
-    assert {k: roles["col1_relu/fc1"][k] for k in ("units", "mono", "shared", "dead")} == {"units": 4, "mono": 2, "shared": 1, "dead": 1}
-    assert roles["col1_relu/fc1"]["mono_per_output"] == [2, 0]
-    assert roles["col2_tanh/fc1"]["dead"] == 1 and roles["col2_tanh/fc1"]["mono_per_output"] == [0, 1]
-    assert roles["col1_relu"]["dead_fraction"] == 0.25  # per column
-    assert roles["col2_tanh"]["mono"] == 1
+    assert roles["a"] == LayerRoles(units=4, mono=2, shared=1, dead=1, mono_per_output=[2, 0])
+    assert roles["b"] == LayerRoles(units=2, mono=1, shared=0, dead=1, mono_per_output=[0, 1])
+    assert roles["a"].dead_fraction == 0.25 and (roles["a"] + roles["b"]).mono_fraction == 0.5
+
+
+def test_columnet_roles_are_summed_per_column_from_probe_metadata():
+    torch.manual_seed(0)
+    model = zoo.create_model("ColumNet", hidden=[6, 4], activations=["relu", "tanh"], input_shape=(4,), num_outputs=3)
+    x, y = torch.randn(30, 4), torch.randint(0, 3, (30,))
+    result = task_separation(model, x, y)
+    assert set(result.column_roles) == {"col1_relu", "col2_tanh"}
+    for column in result.column_roles:
+        layers = [result.roles[name] for name, probe in model.probes.items() if probe.column == column]
+        assert result.column_roles[column] == layers[0] + layers[1]
+        assert result.column_roles[column].units == 10
 
 
 def test_dead_relu_neuron_is_found():
@@ -93,7 +103,7 @@ def test_dead_relu_neuron_is_found():
         model.blocks[0][0].bias[1] = -100.0  # never active on inputs in [0, 1]
     x, y = torch.rand(50, 2), torch.randint(0, 2, (50,))
     result = task_separation(model, x, y)
-    assert result.roles["fc1"]["dead"] >= 1
+    assert result.roles["fc1"].dead >= 1
     assert (result.attribution["fc1"][1] == 0).all()
 
 
@@ -106,13 +116,13 @@ def test_every_architecture(name):
     assert result.interference.shape == (3, 3) and torch.allclose(result.interference.diagonal(), torch.ones(3), atol=1e-5)
     assert set(result.attribution) == set(model.hidden_activations(x))
     if name == "ColumNet":
-        assert {"col1_relu", "col2_sigmoid"} <= set(result.roles)
+        assert set(result.column_roles) == {"col1_relu", "col2_sigmoid"}
     assert model.training  # analysis_mode restored it
 
 
 def test_unknown_layer_is_a_clear_error():
     model = FCNet(hidden=[4, 3], input_shape=(2,), num_outputs=2)
-    with pytest.raises(ZooError, match="unknown layer 'fc9'; this model's hidden layers are: fc1, fc2"):
+    with pytest.raises(ZooError, match="unknown layer 'fc9'; FCNet's hidden layers are: fc1, fc2"):
         task_separation(model, torch.randn(4, 2), torch.tensor([0, 1, 0, 1]), layers=["fc9"])
 
 
@@ -131,7 +141,7 @@ def test_runs_on_the_models_device(device, mnist):
     x, y = mnist.split("val")
     result = task_separation(model, x[:300], y[:300], output_names=mnist.output_names)
     assert result.interference.device.type == device
-    assert result.interference.shape == (10, 10) and len(result.roles["fc1"]["mono_per_output"]) == 10
+    assert result.interference.shape == (10, 10) and len(result.roles["fc1"].mono_per_output) == 10
 
 
 def test_no_samples_is_a_clear_error():

@@ -2,11 +2,12 @@
 
 Every LightningCLI subcommand and flag works (fit, validate, test, predict,
 --print_config, --ckpt_path, --trainer.*, optimizer: and lr_scheduler: blocks).
-What zoo adds: the data module tells the model its input shape, number of
-outputs and task; a checkpoint callback keeps the best model by the task's
-metric plus ``last.ckpt``, written atomically; ``--ckpt_path last`` resumes the
-newest run in its own folder; each run folder is claimed atomically and records
-its environment; and user mistakes end in one message and a non-zero exit.
+What zoo adds: defaults every run starts from (``zoo/defaults.yaml``: TensorBoard
+logger, Adam with a cosine schedule over the run, the analyses); the data module
+tells the model its input shape, number of outputs and task; a checkpoint callback
+keeps the best model by the task's metric plus ``last.ckpt``; ``--ckpt_path last``
+resumes the newest run in its own folder; each run folder is claimed atomically and
+records its environment; and user mistakes end in one message and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCL
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import zoo.callbacks  # noqa: F401  (lets --trainer.callbacks name zoo's callbacks, e.g. TaskSeparation)
+from zoo.checkpoints import check_checkpoint, read_checkpoint
 from zoo.data import ZooDataModule, get_dataset
 from zoo.errors import ZooError
 from zoo.models import ZooModule, list_models
-from zoo.models.base import monitor_for
-from zoo.models.registry import check_checkpoint, read_checkpoint
 from zoo.runs import latest_checkpoint, record_environment, reserve_version
+from zoo.task import monitor_for
 
+DEFAULTS = Path(__file__).with_name("defaults.yaml")
 LIGHTNING_CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
 # Lightning redraws its progress bar on every step; at ~100 MNIST steps/s that is 0.3 ms of
 # a ~9 ms CPU step for a display tqdm refreshes 10 times a second anyway.
@@ -50,13 +52,14 @@ class ZooCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for attribute in ("input_shape", "num_outputs", "task"):
             parser.link_arguments(f"data.{attribute}", f"model.init_args.{attribute}", apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # not a forced callback (add_lightning_class_args): instantiate_trainer adds it unless checkpointing is off
+        parser.add_class_arguments(ModelCheckpoint, "checkpoint", fail_untyped=False, sub_configs=True)
         parser.set_defaults({"checkpoint.filename": "best", "checkpoint.save_top_k": 1, "checkpoint.save_last": True})
-        parser.link_arguments("data.dataset", "checkpoint.monitor", compute_fn=lambda name: monitor_for(get_dataset(name).task)[0])
-        parser.link_arguments("data.dataset", "checkpoint.mode", compute_fn=lambda name: monitor_for(get_dataset(name).task)[1])
+        parser.link_arguments("data.dataset", "checkpoint.monitor", compute_fn=_monitored_metric)
+        parser.link_arguments("data.dataset", "checkpoint.mode", compute_fn=_monitored_mode)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """After parsing, before Lightning reads ``--ckpt_path``: resolve it, check it, claim the run folder.
+        """After parsing, before Lightning reads ``--ckpt_path``: complete the config and claim the run folder.
 
         ``last`` means the newest run folder of this logger that holds ``last.ckpt``; the resumed
         run logs into that same folder. A checkpoint that is missing, unreadable, not zoo's or of
@@ -65,6 +68,7 @@ class ZooCLI(LightningCLI):
         """
         super().parse_arguments(parser, args)
         config = self.config[self.config.subcommand]
+        _complete(config)
         logger = _folder_logger_arguments(config.trainer)
         root = Path(logger.save_dir) / (logger.name or "") if logger is not None else None
         if config.ckpt_path == "last" and root is not None:
@@ -101,27 +105,35 @@ class ZooCLI(LightningCLI):
         from the data module can still differ: an iris checkpoint on MNIST, say.)
         """
         if self.checkpoint_to_fit is not None:
-            check_checkpoint(self.checkpoint_to_fit, self.model)
+            path = self.config[self.subcommand].ckpt_path
+            check_checkpoint(self.checkpoint_to_fit, path, self.model)
         if self.trainer.is_global_zero and self.trainer.loggers and self.trainer.log_dir:  # fast_dev_run logs nowhere
             record_environment(self.trainer.log_dir)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """As LightningCLI's, with two zoo defaults that a config can still override.
+        """As LightningCLI's, with zoo's checkpoint and progress bar among the callbacks.
 
         ``--trainer.enable_checkpointing false`` also drops zoo's checkpoint, and the progress bar
         redraws every ``PROGRESS_BAR_REFRESH_STEPS`` steps unless the config brings its own bar.
         """
-        config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
-        keep = config.get("enable_checkpointing") is not False
-        extra = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys if keep]
-        configured = config.get("callbacks") or []
-        configured = configured if isinstance(configured, list) else [configured]
-        if config.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in configured):
-            extra.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS))
-        return self._instantiate_trainer(config, extra)
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = {**config["trainer"], **kwargs}
+        configured = trainer.get("callbacks") or []
+        callbacks = list(configured) if isinstance(configured, list) else [configured]
+        if trainer.get("enable_checkpointing") is not False:
+            callbacks.append(config["checkpoint"])
+        if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS))
+        return super().instantiate_trainer(**{**kwargs, "callbacks": callbacks})
 
 
-def main(args: ArgsType = None) -> ZooCLI:
+def _parser_defaults(run: bool) -> dict[str, Any]:
+    """zoo's defaults file for the parser of each subcommand (or for the one parser without them)."""
+    defaults = {"default_config_files": [str(DEFAULTS)]}
+    return {subcommand: defaults for subcommand in LightningCLI.subcommands()} if run else defaults
+
+
+def main(args: ArgsType = None, run: bool = True) -> ZooCLI:
     """Entry point of ``python -m zoo`` and the ``zoo`` script; returns the CLI for scripting and tests."""
     # An ``optimizer:`` block in the config is meant to replace the model's default Adam.
     warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden.*")
@@ -132,9 +144,10 @@ def main(args: ArgsType = None) -> ZooCLI:
             subclass_mode_model=True,
             # overwrite: a run folder reused on purpose (resuming, or no logger) keeps the latest config
             save_config_kwargs={"overwrite": True},
-            trainer_defaults={"plugins": {"class_path": "zoo.runs.AtomicCheckpointIO"}},
+            parser_kwargs=_parser_defaults(run),
             parser_class=ZooArgumentParser,
             args=args,
+            run=run,
         )
     except SIGTERMException:
         # Lightning's SIGTERMException is a SystemExit without a code: the run would look finished
@@ -155,6 +168,33 @@ def user_mistake(error: BaseException | None) -> ZooError | None:
             return error
         error = error.__cause__ or error.__context__
     return None
+
+
+def _complete(config: Namespace) -> None:
+    """Fill in what the defaults leave to the run: the logger's name and the schedule's horizon."""
+    logger = config.trainer.logger
+    if isinstance(logger, Namespace) and "name" in logger.get("init_args", {}) and logger.init_args.name is None:
+        files = [path for path in config.get("config") or [] if path is not None]
+        model = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else "run"
+        logger.init_args.name = Path(str(files[-1])).stem if files else model.lower()
+    schedule = config.get("lr_scheduler")
+    if isinstance(schedule, Namespace) and schedule.class_path == "zoo.optim.CosineAnnealingLR":
+        if schedule.init_args.get("T_max") is None:
+            epochs = config.trainer.max_epochs
+            if epochs is None or epochs < 1:
+                raise ZooError(
+                    "the cosine schedule decays over trainer.max_epochs, which is not set; "
+                    "set --trainer.max_epochs or --lr_scheduler.init_args.T_max"
+                )
+            schedule.init_args.T_max = epochs
+
+
+def _monitored_metric(dataset: str) -> str:
+    return monitor_for(get_dataset(dataset).task).of("val")
+
+
+def _monitored_mode(dataset: str) -> str:
+    return monitor_for(get_dataset(dataset).task).mode
 
 
 def _folder_logger_arguments(trainer: Namespace) -> Namespace | None:

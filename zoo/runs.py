@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from zoo.report import write_atomically, write_json
+from zoo.io import atomic_file, write_json
 
 VERSION = re.compile(r"version_(\d+)$")
 PACKAGES = ("zoo", "torch", "pytorch-lightning", "torchmetrics", "jsonargparse", "tensorboard", "matplotlib", "scikit-learn", "numpy")
@@ -85,7 +85,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None) -> None:
-        write_atomically(path, lambda handle: torch.save(checkpoint, handle))
+        with atomic_file(path) as handle:
+            torch.save(checkpoint, handle)
 
 
 def _git_state(folder: Path) -> dict[str, Any] | None:

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pytorch_lightning.callbacks import Timer
 
 from zoo.errors import ZooError
-from zoo.report import render, save_png, write_atomically
+from zoo.figures import render, save_png
+from zoo.io import write_text
 
 COLUMNS = [
     "trial", "config", "family", "overrides", "seed", "params_nonzero", "best_val_acc", "test_acc",
@@ -110,17 +112,18 @@ def run_trial(trial: Trial, threads: int | None = None, devices: str = "1") -> d
 
     if threads:
         torch.set_num_threads(threads)
-    timer = "--trainer.callbacks+=zoo.callbacks.Stopwatch"
+    # interval given as text: its default is an Enum, which the saved config.yaml cannot hold
+    timer = "--trainer.callbacks+={class_path: pytorch_lightning.callbacks.Timer, init_args: {interval: epoch}}"
     base = ["--config", trial.config, "--trainer.callbacks=null", timer, f"--trainer.devices={devices}", *trial.flags(), f"--seed_everything={trial.seed}",
             "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
     runs = str(Path(trial.output) / "runs")
     fit = main(["fit", *base, f"--trainer.logger.init_args.save_dir={runs}", f"--trainer.logger.init_args.name={trial.id}"])
-    fit_timer = _stopwatch(fit.trainer)
+    fit_timer = _timer(fit.trainer)
     checkpoint = fit.trainer.checkpoint_callback
     # no logger for the test step, so its resolved config goes to default_root_dir: the trial's folder
     test_folder = Path(fit.trainer.log_dir) / "test"
     test = main(["test", *base, "--trainer.logger=false", f"--trainer.default_root_dir={test_folder}", f"--ckpt_path={checkpoint.best_model_path}"])
-    train_seconds = fit_timer.seconds["train"]
+    train_seconds = fit_timer.time_elapsed("train")
     samples = fit.trainer.global_step * fit.datamodule.hparams.batch_size
     row = {
         "trial": trial.id,
@@ -132,7 +135,7 @@ def run_trial(trial: Trial, threads: int | None = None, devices: str = "1") -> d
         "best_val_acc": round(float(checkpoint.best_model_score), 6),
         "test_acc": round(float(test.trainer.callback_metrics["test/acc"]), 6),
         "train_seconds": round(train_seconds, 3),
-        "eval_seconds": round(_stopwatch(test.trainer).seconds["test"], 3),
+        "eval_seconds": round(_timer(test.trainer).time_elapsed("test"), 3),
         "train_samples_per_second": round(samples / train_seconds, 1) if train_seconds else math.nan,
         "run_dir": fit.trainer.log_dir,
     }
@@ -149,10 +152,8 @@ def _run_guarded(trial: Trial, threads: int, devices: str = "1") -> dict[str, An
         raise ZooError(f"trial {trial.id} ({trial.config}, overrides {trial.overrides}, seed {trial.seed}) failed with exit code {exit_.code}; the message above says why") from None
 
 
-def _stopwatch(trainer):
-    from zoo.callbacks import Stopwatch
-
-    return next(callback for callback in trainer.callbacks if isinstance(callback, Stopwatch))
+def _timer(trainer) -> Timer:
+    return next(callback for callback in trainer.callbacks if isinstance(callback, Timer))
 
 
 def read_results(folder: Path) -> list[dict[str, str]]:
@@ -169,7 +170,7 @@ def write_results(folder: Path, rows: list[dict[str, Any]]) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    return write_atomically(folder / "results.csv", lambda handle: handle.write(buffer.getvalue().encode()))
+    return write_text(folder / "results.csv", buffer.getvalue())
 
 
 def run_sweep(trials: list[Trial], jobs: int = 1, report: Callable[[str], None] = print) -> list[dict[str, str]]:
@@ -221,7 +222,7 @@ def write_summary(folder: Path, rows: list[dict[str, str]]) -> None:
             f"| {_mean_std(group, 'train_seconds')} | {_mean_std(group, 'eval_seconds')} |"
         )
     text = "# Sweep summary\n\nMean ± standard deviation over seeds, best test accuracy first.\n\n" + "\n".join(lines) + "\n"
-    write_atomically(folder / "summary.md", lambda handle: handle.write(text.encode()))
+    write_text(folder / "summary.md", text)
     save_png(folder / "accuracy_vs_parameters.png", render(_scatter(rows, "params_nonzero", "nonzero parameters", log=True)))
     save_png(folder / "accuracy_vs_train_time.png", render(_scatter(rows, "train_seconds", "training time (s)", log=False)))
 

@@ -19,14 +19,28 @@ device, vectorized over samples and units.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torchmetrics.functional import r2_score
+from torchmetrics.functional.classification import multiclass_accuracy
 
 from zoo.errors import ZooError
+from zoo.models.contract import Analysable, select_probes
 
 OUTPUT = "output"  # the pseudo-layer name under which class logits are maximized
+
+
+@dataclass
+class Compression:
+    """The task metric when a layer is replaced by its projection on its top-k principal components."""
+
+    metric: str  # "accuracy" or "r2"
+    full: float  # the unedited network's
+    k: list[int]
+    score: list[float]  # the metric at each k
+    smallest_k: int  # smallest k whose metric is within the tolerance of ``full``
 
 
 @dataclass
@@ -43,25 +57,42 @@ class LayerActivations:
     explained_variance: torch.Tensor  # (H,) cumulative share of variance of the top-k components
     components_90: int
     components_99: int
-    compression: dict  # {"k": [...], "score": [...], "full": float, "metric": str, "smallest_k": int}
-    report: str
+    compression: Compression
+    report: str = ""  # the layer in plain words (unit_report)
 
     @property
     def dead(self) -> list[int]:
         return sorted(self.never_active + self.constant)
 
+    @property
+    def dead_fraction(self) -> float:
+        return len(self.dead) / self.units
+
 
 @dataclass
-class ActivationAnalysis:
+class ActivationAnalysisResult:
+    """Result of :func:`activation_analysis`: per layer, and the activation-maximization images."""
+
     output_names: list[str]
     layers: dict[str, LayerActivations]
-    activations: dict[str, torch.Tensor]  # layer -> (N, H) activations of the analysed samples
-    maximization: dict[str, torch.Tensor]  # layer (or "output") -> (U, *input_shape) images, in [0, 1]
+    activations: dict[str, torch.Tensor] = field(metadata={"json": False})  # layer -> (N, H), the samples'
+    maximization: dict[str, torch.Tensor] = field(metadata={"json": False})  # layer -> (U, *input_shape) in [0, 1]
     maximized_units: dict[str, list[int]]  # which unit (or class) each image maximizes
+
+    def summary(self) -> dict[str, float]:
+        """The scalar numbers, flat: for TensorBoard scalars and the rows of a study."""
+        numbers = {}
+        for layer, stats in self.layers.items():
+            numbers[f"{layer}/dead_fraction"] = stats.dead_fraction
+            numbers[f"{layer}/components_90"] = stats.components_90
+            numbers[f"{layer}/components_99"] = stats.components_99
+            numbers[f"{layer}/redundant_pairs"] = stats.redundant_pairs
+            numbers[f"{layer}/compressed_width"] = stats.compression.smallest_k
+        return numbers
 
 
 def activation_analysis(
-    model,
+    model: Analysable,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     output_names: Sequence[str] | None = None,
@@ -72,10 +103,11 @@ def activation_analysis(
     variance_tolerance: float = 1e-8,
     redundancy_threshold: float = 0.95,
     chunk_size: int = 4096,
-) -> ActivationAnalysis:
+) -> ActivationAnalysisResult:
     """Run every activation analysis on ``(inputs, targets)``.
 
     Args:
+        layers: hidden layers (probe names) to analyse; default all.
         maximize: units per layer to visualize by activation maximization (selective and strongly
             active ones, or the most variable for regression); 0 turns it off. Classification models
             also get one image per class logit. Needs image inputs and a ``prior``.
@@ -83,70 +115,90 @@ def activation_analysis(
         input_range: the model-input values of black and white pixels (normalization moves them).
     """
     if len(inputs) < 2:
-        raise ZooError(f"the activation analysis needs at least two samples (variances, correlations); got {len(inputs)}")
+        raise ZooError(
+            f"the activation analysis needs at least two samples (variances, correlations); got {len(inputs)}"
+        )
+    probes = select_probes(model, layers)
     names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
     classification = model.task == "classification"
     with model.analysis_mode(), torch.no_grad():
         device = next(model.parameters()).device
         inputs, targets = inputs.to(device), targets.to(device)
-        activations = collect_activations(model, inputs, layers, chunk_size)
+        activations = collect_activations(model, inputs, probes, chunk_size)
         results = {}
         for layer, values in activations.items():
             never, constant = dead_units(values, variance_tolerance)
             profile = class_profile(values, targets, model.num_outputs) if classification else None
-            chosen = selectivity(profile) if profile is not None else None
-            correlation, redundant = redundancy(values, redundancy_threshold)
             mean, eigenvalues, eigenvectors = principal_components(values)
             cumulative = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
-            compressed = compression(model, inputs, targets, layer, mean, eigenvectors, chunk_size)
-            result = LayerActivations(
+            correlation, redundant = redundancy(values, redundancy_threshold)
+            results[layer] = LayerActivations(
                 units=values.shape[1],
                 never_active=never,
                 constant=constant,
                 class_profile=profile,
-                selectivity=chosen,
+                selectivity=selectivity(profile) if profile is not None else None,
                 correlation=correlation,
                 redundant_pairs=redundant,
                 explained_variance=cumulative,
                 components_90=_components_for(cumulative, 0.90),
                 components_99=_components_for(cumulative, 0.99),
-                compression=compressed,
-                report="",
+                compression=compression(model, inputs, targets, layer, mean, eigenvectors, chunk_size),
             )
-            result.report = unit_report(layer, result, names)
-            results[layer] = result
+            results[layer].report = unit_report(layer, results[layer], names)
     maximization, units = {}, {}
     if maximize and prior is not None and len(model.input_shape) >= 2:
-        low, high = (torch.as_tensor(bound, device=device) for bound in input_range)
-        # hidden units start from the mean image of the class they prefer (the prior's mean without
-        # classes): a ReLU unit silent at its start would have no gradient to follow
-        starts = class_profile(((inputs - low) / (high - low)).flatten(1), targets, model.num_outputs).t() if classification else prior.center[None].to(device)
-        with model.analysis_mode(), torch.no_grad():
-            _, at_start = model.forward_with_hidden(low + starts.view(-1, *model.input_shape) * (high - low))
-        for layer, result in results.items():
-            preferred = result.class_profile.argmax(1) if classification else torch.zeros(result.units, dtype=torch.long, device=device)
-            responsive = at_start[layer][preferred, torch.arange(result.units, device=device)] != 0
-            units[layer] = _units_to_show(result, activations[layer], maximize, responsive)
-            start = starts[preferred[units[layer]]].view(-1, *model.input_shape)
-            maximization[layer] = activation_maximization(model, layer, units[layer], prior, input_range, start=start)
+        maximization, units = _maximize_layers(model, results, activations, inputs, targets, maximize, prior, input_range)
+    return ActivationAnalysisResult(names, results, activations, maximization, units)
+
+
+def _maximize_layers(
+    model: Analysable,
+    results: dict[str, LayerActivations],
+    activations: dict[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    maximize: int,
+    prior: ImagePrior,
+    input_range: tuple[float | torch.Tensor, float | torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, list[int]]]:
+    """Activation-maximization images of the chosen units of every layer, and of every class logit."""
+    device = inputs.device
+    classification = model.task == "classification"
+    low, high = (torch.as_tensor(bound, device=device) for bound in input_range)
+    # hidden units start from the mean image of the class they prefer (the prior's mean without
+    # classes): a ReLU unit silent at its start would have no gradient to follow
+    if classification:
+        starts = class_profile(((inputs - low) / (high - low)).flatten(1), targets, model.num_outputs).t()
+    else:
+        starts = prior.center[None].to(device)
+    with model.analysis_mode(), torch.no_grad():
+        _, at_start = model.forward_with_hidden(low + starts.view(-1, *model.input_shape) * (high - low))
+    maximization, units = {}, {}
+    for layer, result in results.items():
         if classification:
-            units[OUTPUT] = list(range(model.num_outputs))
-            maximization[OUTPUT] = activation_maximization(model, OUTPUT, units[OUTPUT], prior, input_range)
-    return ActivationAnalysis(names, results, activations, maximization, units)
+            preferred = result.class_profile.argmax(1)
+        else:
+            preferred = torch.zeros(result.units, dtype=torch.long, device=device)
+        responsive = at_start[layer][preferred, torch.arange(result.units, device=device)] != 0
+        units[layer] = _units_to_show(result, activations[layer], maximize, responsive)
+        start = starts[preferred[units[layer]]].view(-1, *model.input_shape)
+        maximization[layer] = activation_maximization(model, layer, units[layer], prior, input_range, start=start)
+    if classification:
+        units[OUTPUT] = list(range(model.num_outputs))
+        maximization[OUTPUT] = activation_maximization(model, OUTPUT, units[OUTPUT], prior, input_range)
+    return maximization, units
 
 
-def collect_activations(model, inputs: torch.Tensor, layers: Sequence[str] | None = None, chunk_size: int = 4096) -> dict[str, torch.Tensor]:
+def collect_activations(
+    model: Analysable, inputs: torch.Tensor, layers: Sequence[str], chunk_size: int = 4096
+) -> dict[str, torch.Tensor]:
     """Hidden activations of all samples, ``{layer: (N, H)}``, in chunks."""
-    parts: dict[str, list[torch.Tensor]] = {}
+    parts: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     for chunk in inputs.split(chunk_size):
-        _, hidden = model.forward_with_hidden(chunk)
-        if layers is not None:
-            unknown = [layer for layer in layers if layer not in hidden]
-            if unknown:
-                raise ZooError(f"unknown layer {unknown[0]!r}; this model's hidden layers are: {', '.join(hidden)}")
-            hidden = {layer: hidden[layer] for layer in layers}
-        for layer, values in hidden.items():
-            parts.setdefault(layer, []).append(values)
+        hidden = model.forward_with_hidden(chunk)[1]
+        for layer in layers:
+            parts[layer].append(hidden[layer])
     return {layer: torch.cat(values) for layer, values in parts.items()}
 
 
@@ -192,7 +244,16 @@ def principal_components(activations: torch.Tensor) -> tuple[torch.Tensor, torch
     return mean, eigenvalues.flip(0).clamp_min(0).float(), eigenvectors.flip(1).float()
 
 
-def compression(model, inputs: torch.Tensor, targets: torch.Tensor, layer: str, mean: torch.Tensor, axes: torch.Tensor, chunk_size: int = 4096, tolerance: float = 0.005) -> dict:
+def compression(
+    model: Analysable,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    layer: str,
+    mean: torch.Tensor,
+    axes: torch.Tensor,
+    chunk_size: int = 4096,
+    tolerance: float = 0.005,
+) -> Compression:
     """Replace ``layer`` by its projection on the top-k principal axes; the task metric at each k.
 
     k runs over powers of two up to the layer width. ``smallest_k`` is the smallest k whose
@@ -200,22 +261,21 @@ def compression(model, inputs: torch.Tensor, targets: torch.Tensor, layer: str, 
     """
     width = axes.shape[1]
     ks = sorted({min(2**power, width) for power in range(width.bit_length() + 1)})
+    classification = model.task == "classification"
 
     def score(edit=None) -> float:
         outputs = torch.cat([model.forward_with_hidden(chunk, edit)[0] for chunk in inputs.split(chunk_size)])
-        if model.task == "classification":
-            return (outputs.argmax(1) == targets).float().mean().item()
-        residual = (outputs - targets).square().sum(0)
-        total = (targets - targets.mean(0)).square().sum(0).clamp_min(1e-12)
-        return (1 - residual / total).mean().item()
+        if classification:
+            return multiclass_accuracy(outputs, targets, model.num_outputs, average="micro").item()
+        return r2_score(outputs, targets, multioutput="uniform_average").item()
+
+    def projection(basis: torch.Tensor):
+        return lambda name, values: (values - mean) @ basis @ basis.t() + mean if name == layer else values
 
     full = score()
-    scores = []
-    for k in ks:
-        basis = axes[:, :k]
-        scores.append(score(lambda name, values: (values - mean) @ basis @ basis.t() + mean if name == layer else values))
+    scores = [score(projection(axes[:, :k])) for k in ks]
     smallest = next((k for k, value in zip(ks, scores) if value >= full - tolerance), width)
-    return {"metric": "accuracy" if model.task == "classification" else "r2", "full": full, "k": ks, "score": scores, "smallest_k": smallest}
+    return Compression("accuracy" if classification else "r2", full, ks, scores, smallest)
 
 
 @dataclass
@@ -247,7 +307,7 @@ class ImagePrior:
 
 
 def activation_maximization(
-    model,
+    model: Analysable,
     layer: str,
     units: Sequence[int],
     prior: ImagePrior,
@@ -304,8 +364,8 @@ def unit_report(layer: str, result: LayerActivations, output_names: Sequence[str
     ]
     compressed = result.compression
     lines.append(
-        f"Projected on its top {compressed['smallest_k']} components the layer keeps {compressed['metric']} within half a point "
-        f"of the full network's {compressed['full']:.4f}."
+        f"Projected on its top {compressed.smallest_k} components the layer keeps {compressed.metric} "
+        f"within half a point of the full network's {compressed.full:.4f}."
     )
     if result.selectivity is not None and result.class_profile is not None:
         alive = torch.ones(result.units, dtype=torch.bool)

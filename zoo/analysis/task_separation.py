@@ -14,7 +14,7 @@ batched autograd (``is_grads_batched``: one backward pass batched over the K
 outputs) where every sample feeds every output. For classification, chunks
 hold one class each, so a chunk's loss gradient belongs to one task and one
 ordinary backward suffices: the task gradients cost one backward over the
-data, not K. The model only needs ``forward_with_hidden`` and ``analysis_mode``.
+data, not K. The model is seen only through the :class:`~zoo.models.Analysable` contract.
 """
 
 from __future__ import annotations
@@ -26,29 +26,94 @@ import torch
 import torch.nn.functional as F
 
 from zoo.errors import ZooError
+from zoo.models.contract import Analysable, select_probes
 
 ORTHOGONAL = 0.05  # |cos| at or below this counts as orthogonal ("within ±5%")
 
 
 @dataclass
-class TaskSeparation:
+class LayerRoles:
+    """How the neurons of one layer (or one ColumNet column) divide their influence among the outputs."""
+
+    units: int
+    mono: int  # one output holds at least ``threshold`` of the neuron's attribution
+    shared: int
+    dead: int
+    mono_per_output: list[int]  # mono-functional neurons serving each output
+
+    @property
+    def mono_fraction(self) -> float:
+        return self.mono / max(self.units, 1)
+
+    @property
+    def shared_fraction(self) -> float:
+        return self.shared / max(self.units, 1)
+
+    @property
+    def dead_fraction(self) -> float:
+        return self.dead / max(self.units, 1)
+
+    def __add__(self, other: LayerRoles) -> LayerRoles:
+        counts = zip(self.mono_per_output, other.mono_per_output)
+        return LayerRoles(
+            self.units + other.units,
+            self.mono + other.mono,
+            self.shared + other.shared,
+            self.dead + other.dead,
+            [a + b for a, b in counts],
+        )
+
+
+@dataclass
+class TaskSeparationResult:
     """Result of :func:`task_separation`; every matrix is indexed by output (task) number."""
 
     output_names: list[str]
     interference: torch.Tensor  # (K, K) cosine of task gradients, all parameters
     interference_per_layer: dict[str, torch.Tensor]  # parameter group -> (K, K)
-    mean_interference: float  # mean off-diagonal cosine
-    conflict_fraction: float  # share of task pairs with negative cosine
     attribution: dict[str, torch.Tensor]  # hidden layer -> (H, K) mean |a · ∂y/∂a|
-    attribution_share: dict[str, torch.Tensor]  # rows normalized to a distribution over outputs
-    roles: dict[str, dict]  # hidden layer, and column for layers named "<column>/<layer>" -> counts
+    roles: dict[str, LayerRoles]  # per hidden layer
+    column_roles: dict[str, LayerRoles]  # per ColumNet column (layers summed); empty for other models
     orthogonality: torch.Tensor  # (K, K) cosine of attribution columns over all hidden neurons
     orthogonality_per_layer: dict[str, torch.Tensor]
-    orthogonal_fraction: float  # share of output pairs with |cos| <= ORTHOGONAL
+
+    @property
+    def mean_interference(self) -> float:
+        """Mean off-diagonal cosine of the task gradients (0 with a single output)."""
+        return _upper_pairs(self.interference).mean().item() if len(self.output_names) > 1 else 0.0
+
+    @property
+    def conflict_fraction(self) -> float:
+        """Share of task pairs whose gradients point apart (negative cosine)."""
+        return (_upper_pairs(self.interference) < 0).float().mean().item() if len(self.output_names) > 1 else 0.0
+
+    @property
+    def orthogonal_fraction(self) -> float:
+        """Share of output pairs with |cosine of attribution| ≤ ``ORTHOGONAL``."""
+        if len(self.output_names) < 2:
+            return 1.0
+        return (_upper_pairs(self.orthogonality).abs() <= ORTHOGONAL).float().mean().item()
+
+    @property
+    def attribution_share(self) -> dict[str, torch.Tensor]:
+        """Each neuron's attribution as a distribution over the outputs: where its influence goes."""
+        return {layer: _rows_to_distribution(matrix) for layer, matrix in self.attribution.items()}
+
+    def summary(self) -> dict[str, float]:
+        """The scalar numbers, flat: for TensorBoard scalars and the rows of a study."""
+        numbers = {
+            "mean_interference": self.mean_interference,
+            "conflict_fraction": self.conflict_fraction,
+            "orthogonal_fraction": self.orthogonal_fraction,
+        }
+        for group, roles in {**self.roles, **self.column_roles}.items():
+            for role in ("mono", "shared", "dead"):
+                numbers[f"{group}/{role}_fraction"] = getattr(roles, f"{role}_fraction")
+        return numbers
 
 
 def task_separation(
-    model,
+    model: Analysable,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     output_names: Sequence[str] | None = None,
@@ -56,13 +121,12 @@ def task_separation(
     threshold: float = 0.9,
     dead_tolerance: float = 1e-6,
     chunk_size: int = 1024,
-) -> TaskSeparation:
+) -> TaskSeparationResult:
     """Run all four views on ``(inputs, targets)``.
 
     Args:
-        model: a ``ZooModule`` (anything with ``forward_with_hidden``, ``analysis_mode``,
-            ``task`` and ``num_outputs``).
-        layers: hidden layers to attribute (default: all).
+        model: any :class:`~zoo.models.Analysable` (every ``ZooModule``).
+        layers: hidden layers (probe names) to attribute; default all.
         threshold: share of a neuron's attribution one output must hold for it to be mono-functional.
         dead_tolerance: a neuron whose total attribution is at most this fraction of its
             layer's largest is dead.
@@ -72,25 +136,27 @@ def task_separation(
         raise ZooError(f"threshold must lie in (0, 1], got {threshold}")
     if len(inputs) == 0:
         raise ZooError("task separation needs at least one sample; got none")
-    num_outputs = model.num_outputs
-    names = list(output_names) if output_names is not None else [str(k) for k in range(num_outputs)]
+    probes = select_probes(model, layers)
+    names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
     with model.analysis_mode(), torch.inference_mode(False), torch.enable_grad():
-        gradients, attribution = _gradients_and_attribution(model, inputs, targets, layers, chunk_size)
+        gradients, attribution = _gradients_and_attribution(model, inputs, targets, probes, chunk_size)
     overall, per_group = interference(gradients)
-    shares = {layer: _rows_to_distribution(matrix) for layer, matrix in attribution.items()}
     ortho, ortho_per_layer = orthogonality(attribution)
-    return TaskSeparation(
+    roles = neuron_roles(attribution, threshold, dead_tolerance)
+    columns: dict[str, LayerRoles] = {}
+    for layer, counts in roles.items():
+        column = model.probes[layer].column
+        if column is not None:
+            columns[column] = columns[column] + counts if column in columns else counts
+    return TaskSeparationResult(
         output_names=names,
         interference=overall,
         interference_per_layer=per_group,
-        mean_interference=_off_diagonal(overall).mean().item() if num_outputs > 1 else 0.0,
-        conflict_fraction=(_upper_pairs(overall) < 0).float().mean().item() if num_outputs > 1 else 0.0,
         attribution=attribution,
-        attribution_share=shares,
-        roles=neuron_roles(attribution, threshold, dead_tolerance),
+        roles=roles,
+        column_roles=columns,
         orthogonality=ortho,
         orthogonality_per_layer=ortho_per_layer,
-        orthogonal_fraction=(_upper_pairs(ortho).abs() <= ORTHOGONAL).float().mean().item() if num_outputs > 1 else 1.0,
     )
 
 
@@ -121,30 +187,21 @@ def interference(gradients: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict
     return overall, per_group
 
 
-def neuron_roles(attribution: dict[str, torch.Tensor], threshold: float = 0.9, dead_tolerance: float = 1e-6) -> dict[str, dict]:
-    """Count mono-functional, shared and dead neurons per layer, and per column (``<column>/<layer>`` names)."""
-    per_layer = {}
+def neuron_roles(
+    attribution: dict[str, torch.Tensor], threshold: float = 0.9, dead_tolerance: float = 1e-6
+) -> dict[str, LayerRoles]:
+    """Mono-functional, shared and dead neurons of each layer, from its ``(H, K)`` attribution."""
+    roles = {}
     for layer, matrix in attribution.items():
         total = matrix.sum(1)
-        dead = total <= dead_tolerance * total.max() if total.max() > 0 else torch.ones_like(total, dtype=torch.bool)
+        if total.max() > 0:
+            dead = total <= dead_tolerance * total.max()
+        else:
+            dead = torch.ones_like(total, dtype=torch.bool)
         share = _rows_to_distribution(matrix)
         mono = ~dead & (share.max(1).values >= threshold)
-        served = share.argmax(1)
-        per_layer[layer] = {
-            "units": len(total),
-            "mono": int(mono.sum()),
-            "shared": int((~dead & ~mono).sum()),
-            "dead": int(dead.sum()),
-            "mono_per_output": torch.bincount(served[mono], minlength=matrix.shape[1]).tolist(),
-        }
-    roles = {layer: _with_fractions(counts) for layer, counts in per_layer.items()}
-    columns: dict[str, dict] = {}
-    for layer, counts in per_layer.items():
-        if "/" in layer:
-            column = columns.setdefault(layer.split("/", 1)[0], {"units": 0, "mono": 0, "shared": 0, "dead": 0})
-            for key in column:
-                column[key] += counts[key]
-    roles.update({column: _with_fractions(counts) for column, counts in columns.items()})
+        served = torch.bincount(share.argmax(1)[mono], minlength=matrix.shape[1])
+        roles[layer] = LayerRoles(len(total), int(mono.sum()), int((~dead & ~mono).sum()), int(dead.sum()), served.tolist())
     return roles
 
 
@@ -155,7 +212,9 @@ def orthogonality(attribution: dict[str, torch.Tensor]) -> tuple[torch.Tensor, d
     return overall, per_layer
 
 
-def _gradients_and_attribution(model, inputs, targets, layers, chunk_size):
+def _gradients_and_attribution(
+    model: Analysable, inputs: torch.Tensor, targets: torch.Tensor, probes: list[str], chunk_size: int
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     device = next(model.parameters()).device
     # tensors made under inference mode cannot enter autograd; a copy made here (outside it) can
     inputs, targets = (t.to(device).clone() if t.is_inference() else t.to(device) for t in (inputs, targets))
@@ -168,9 +227,12 @@ def _gradients_and_attribution(model, inputs, targets, layers, chunk_size):
     for index in _chunks(targets, model.task, num_outputs, chunk_size):
         x, y = inputs[index], targets[index]
         outputs, hidden = model.forward_with_hidden(x)
-        chosen = _select_layers(hidden, layers)
+        chosen = {name: hidden[name] for name in probes}
         # ∂y_k/∂a for every output k at once; samples are independent in analysis mode
-        grads_hidden = torch.autograd.grad(outputs, list(chosen.values()), eye[:, None].expand(-1, len(x), -1), is_grads_batched=True, retain_graph=True)
+        one_hot = eye[:, None].expand(-1, len(x), -1)
+        grads_hidden = torch.autograd.grad(
+            outputs, list(chosen.values()), one_hot, is_grads_batched=True, retain_graph=True
+        )
         for (name, activations), grad in zip(chosen.items(), grads_hidden):
             contribution = (activations.detach() * grad).abs().sum(1).t()  # (H, K)
             attribution[name] = attribution.get(name, 0) + contribution
@@ -194,15 +256,6 @@ def _chunks(targets: torch.Tensor, task: str, num_outputs: int, chunk_size: int)
     return [chunk for members in per_class for chunk in members.split(chunk_size)]
 
 
-def _select_layers(hidden: dict[str, torch.Tensor], layers: Sequence[str] | None) -> dict[str, torch.Tensor]:
-    if layers is None:
-        return hidden
-    unknown = [layer for layer in layers if layer not in hidden]
-    if unknown:
-        raise ZooError(f"unknown layer {unknown[0]!r}; this model's hidden layers are: {', '.join(hidden)}")
-    return {layer: hidden[layer] for layer in layers}
-
-
 def _cosine_rows(matrix: torch.Tensor) -> torch.Tensor:
     """Cosine similarity between rows; a zero row is orthogonal to everything (cosine 0)."""
     unit = F.normalize(matrix.double(), dim=1)
@@ -213,15 +266,6 @@ def _rows_to_distribution(matrix: torch.Tensor) -> torch.Tensor:
     return matrix / matrix.sum(1, keepdim=True).clamp_min(torch.finfo(matrix.dtype).tiny)
 
 
-def _off_diagonal(matrix: torch.Tensor) -> torch.Tensor:
-    return matrix[~torch.eye(len(matrix), dtype=torch.bool, device=matrix.device)]
-
-
 def _upper_pairs(matrix: torch.Tensor) -> torch.Tensor:
     rows, cols = torch.triu_indices(len(matrix), len(matrix), offset=1, device=matrix.device)
     return matrix[rows, cols]
-
-
-def _with_fractions(counts: dict) -> dict:
-    units = max(counts["units"], 1)
-    return {**counts, **{f"{role}_fraction": counts[role] / units for role in ("mono", "shared", "dead")}}

@@ -8,53 +8,66 @@ import pytorch_lightning as pl
 import torch
 
 from zoo.errors import ZooError
-from zoo.report import RunReport
+from zoo.models.contract import select_probes
+from zoo.writer import AnalysisWriter
 
 
 class AnalysisCallback(pl.Callback):
-    """Runs ``analyse`` then ``report`` after every ``every_n_epochs``-th training epoch and after the last.
+    """Runs ``analyse`` then ``write`` after every ``every_n_epochs``-th training epoch and after the last.
 
-    Subclasses set ``name`` (the report folder and TensorBoard prefix) and implement both
-    methods; this class picks the samples, checks requested layers before training starts,
-    and runs only on global rank zero.
+    ``every_n_epochs=None`` runs only after the last epoch. "The last" is whatever ended
+    training: ``max_epochs``, ``max_steps``, a time limit or early stopping. Subclasses set
+    ``name`` (the output folder and TensorBoard prefix) and implement both methods; this
+    class picks the samples, checks requested layers before training starts, and runs
+    only on global rank zero.
     """
 
     name = "analysis"
 
-    def __init__(self, every_n_epochs: int, max_samples: int, layers: list[str] | None, split: str) -> None:
-        if every_n_epochs < 1:
-            raise self.error(f"every_n_epochs must be at least 1, got {every_n_epochs}")
+    def __init__(self, every_n_epochs: int | None, max_samples: int, layers: list[str] | None, split: str) -> None:
+        if every_n_epochs is not None and every_n_epochs < 1:
+            raise self.error(f"every_n_epochs must be at least 1, got {every_n_epochs} (null: after the last epoch only)")
         if max_samples < 1:
             raise self.error(f"max_samples must be at least 1, got {max_samples}")
         self.every_n_epochs, self.max_samples, self.layers, self.split = every_n_epochs, max_samples, layers, split
+        self.completed_epoch: int | None = None  # the last training epoch that ended
+        self.analysed_epoch: int | None = None  # the last epoch analysed
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if not self.layers:
-            return
-        with torch.no_grad():
-            hidden = pl_module.hidden_activations(torch.zeros(1, *pl_module.input_shape, device=pl_module.device))
-        unknown = [layer for layer in self.layers if layer not in hidden]
-        if unknown:
-            raise self.error(f"unknown layer {unknown[0]!r}; {type(pl_module).__name__}'s hidden layers are: {', '.join(hidden)}")
+        try:
+            select_probes(pl_module, self.layers)
+        except ZooError as error:
+            raise self.error(str(error)) from None
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        epoch = trainer.current_epoch
-        last = epoch + 1 >= trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else False
-        if not trainer.is_global_zero or trainer.sanity_checking or ((epoch + 1) % self.every_n_epochs and not last):
+        self.completed_epoch = trainer.current_epoch
+        if self.every_n_epochs is not None and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            self.run(trainer, pl_module, trainer.current_epoch)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.completed_epoch is not None and self.analysed_epoch != self.completed_epoch:
+            self.run(trainer, pl_module, self.completed_epoch)
+
+    def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
+        """Analyse the model as it is now and write the result under ``epoch``."""
+        self.analysed_epoch = epoch
+        if not trainer.is_global_zero or trainer.sanity_checking:
             return
         datamodule = trainer.datamodule
         if not hasattr(datamodule, "split"):
             raise self.error(f"needs zoo's ZooDataModule (it reads whole splits); got {type(datamodule).__name__}")
         inputs, targets = (t[: self.max_samples] for t in datamodule.split(self.split))
         result = self.analyse(pl_module, datamodule, inputs, targets)
-        self.report(result, RunReport(trainer, self.name), epoch)
+        self.write(result, AnalysisWriter(trainer, self.name), epoch)
 
     def error(self, message: str) -> ZooError:
         """A user-facing error that names the callback."""
         return ZooError(f"{type(self).__name__}: {message}")
 
-    def analyse(self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule, inputs: torch.Tensor, targets: torch.Tensor) -> Any:
+    def analyse(
+        self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> Any:
         raise NotImplementedError
 
-    def report(self, result: Any, report: RunReport, epoch: int) -> None:
+    def write(self, result: Any, writer: AnalysisWriter, epoch: int) -> None:
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""``TaskSeparation`` callback: run the task-separation analysis during training and report it."""
+"""``TaskSeparation`` callback: run the task-separation analysis during training and write its result."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Literal
 import pytorch_lightning as pl
 import torch
 
-from zoo.analysis.task_separation import TaskSeparation as Result
-from zoo.analysis.task_separation import task_separation
+from zoo.analysis.task_separation import TaskSeparationResult, task_separation
 from zoo.callbacks.schedule import AnalysisCallback
-from zoo.report import RunReport, heatmap
+from zoo.figures import heatmap
+from zoo.io import to_jsonable
+from zoo.writer import AnalysisWriter
 
 
 class TaskSeparation(AnalysisCallback):
@@ -22,7 +23,7 @@ class TaskSeparation(AnalysisCallback):
     ``<run dir>/analysis/task_separation/epoch_<NNN>.json``.
 
     Args:
-        every_n_epochs: how often to run.
+        every_n_epochs: run after every n-th epoch; ``None``: after the last epoch only.
         max_samples: samples analysed (the cost grows linearly with them).
         layers: hidden layers to attribute (default: all); names as in ``hidden_activations``.
         threshold: attribution share that makes a neuron mono-functional.
@@ -31,41 +32,37 @@ class TaskSeparation(AnalysisCallback):
 
     name = "task_separation"
 
-    def __init__(self, every_n_epochs: int = 1, max_samples: int = 2000, layers: list[str] | None = None, threshold: float = 0.9, split: Literal["train", "val", "test"] = "val") -> None:
+    def __init__(
+        self,
+        every_n_epochs: int | None = 1,
+        max_samples: int = 2000,
+        layers: list[str] | None = None,
+        threshold: float = 0.9,
+        split: Literal["train", "val", "test"] = "val",
+    ) -> None:
         super().__init__(every_n_epochs, max_samples, layers, split)
         self.threshold = threshold
 
-    def analyse(self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule, inputs: torch.Tensor, targets: torch.Tensor) -> Result:
-        return task_separation(pl_module, inputs, targets, output_names=list(datamodule.output_names), layers=self.layers, threshold=self.threshold)
+    def analyse(
+        self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> TaskSeparationResult:
+        names = list(datamodule.output_names)
+        return task_separation(pl_module, inputs, targets, names, self.layers, self.threshold)
 
-    def report(self, result: Result, report: RunReport, epoch: int) -> None:
+    def write(self, result: TaskSeparationResult, writer: AnalysisWriter, epoch: int) -> None:
         names = result.output_names
-        scalars = {
-            "mean_interference": result.mean_interference,
-            "conflict_fraction": result.conflict_fraction,
-            "orthogonal_fraction": result.orthogonal_fraction,
-        }
-        for group, roles in result.roles.items():
-            scalars.update({f"{group}/{role}_fraction": roles[f"{role}_fraction"] for role in ("mono", "shared", "dead")})
-        report.scalars(scalars)
-        interference = heatmap(result.interference, "Gradient interference (cosine)", names, names, "task", "task", -1, 1, "RdBu_r", "cosine")
-        orthogonality = heatmap(result.orthogonality, "Output orthogonality (cosine of attribution)", names, names, "output", "output", 0, 1, "viridis", "cosine")
-        report.figure("interference", interference, png=f"interference_epoch_{epoch:03d}.png")
-        report.figure("orthogonality", orthogonality, png=f"orthogonality_epoch_{epoch:03d}.png")
+        writer.scalars(result.summary())
+        interference = heatmap(
+            result.interference, "Gradient interference (cosine)", names, names, "task", "task", -1, 1, "RdBu_r", "cosine"
+        )
+        orthogonality = heatmap(
+            result.orthogonality, "Output orthogonality (cosine of attribution)", names, names,
+            "output", "output", 0, 1, "viridis", "cosine",
+        )
+        writer.figure("interference", interference, png=f"interference_epoch_{epoch:03d}.png")
+        writer.figure("orthogonality", orthogonality, png=f"orthogonality_epoch_{epoch:03d}.png")
         for layer, share in result.attribution_share.items():
-            order = torch.argsort(share.argmax(1) * 2 - share.max(1).values, stable=True)  # group neurons by the output they serve
-            report.figure(f"attribution/{layer}", heatmap(share[order], f"Attribution share, {layer} (neurons sorted by output)", None, names, "output", "neuron", 0, 1, "magma", "share"))
-        report.json(f"epoch_{epoch:03d}.json", {
-            "epoch": epoch,
-            "output_names": names,
-            "interference": result.interference,
-            "interference_per_layer": result.interference_per_layer,
-            "mean_interference": result.mean_interference,
-            "conflict_fraction": result.conflict_fraction,
-            "attribution": result.attribution,
-            "attribution_share": result.attribution_share,
-            "roles": result.roles,
-            "orthogonality": result.orthogonality,
-            "orthogonality_per_layer": result.orthogonality_per_layer,
-            "orthogonal_fraction": result.orthogonal_fraction,
-        })
+            order = torch.argsort(share.argmax(1) * 2 - share.max(1).values, stable=True)  # neurons by output served
+            title = f"Attribution share, {layer} (neurons sorted by output)"
+            writer.figure(f"attribution/{layer}", heatmap(share[order], title, None, names, "output", "neuron", 0, 1, "magma", "share"))
+        writer.json(f"epoch_{epoch:03d}.json", {"epoch": epoch, **to_jsonable(result)})

@@ -13,8 +13,8 @@ from typing import Callable, Literal, NamedTuple
 import torch
 
 from zoo.errors import ZooError
+from zoo.task import Task
 
-Task = Literal["classification", "regression"]
 DatasetName = Literal["mnist", "fashion_mnist", "iris", "multimult"]
 
 

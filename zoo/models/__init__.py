@@ -2,9 +2,22 @@
 
 from zoo.models.base import ZooModule
 from zoo.models.columnet import ColumNet
+from zoo.models.contract import Analysable, Probe, SparseLayer
 from zoo.models.fc import FCNet
-from zoo.models.registry import create_model, list_models, load_model, register_model
+from zoo.models.registry import create_model, list_models, register_model
 from zoo.models.sparse import SparseLinear
 from zoo.models.sparsenet import SparseNet
 
-__all__ = ["ColumNet", "FCNet", "SparseLinear", "SparseNet", "ZooModule", "create_model", "list_models", "load_model", "register_model"]
+__all__ = [
+    "Analysable",
+    "ColumNet",
+    "FCNet",
+    "Probe",
+    "SparseLayer",
+    "SparseLinear",
+    "SparseNet",
+    "ZooModule",
+    "create_model",
+    "list_models",
+    "register_model",
+]

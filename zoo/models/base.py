@@ -1,42 +1,35 @@
-"""``ZooModule``: the training logic every architecture shares.
+"""``ZooModule``: the training logic every architecture shares, and its half of the analysis contract.
 
-An architecture only builds its network and implements ``forward_with_hidden``.
-That one method is the contract the analyses rely on: it returns the outputs
-together with the hidden activations, as an ordered ``{layer name: (N, units)}``
-dict whose tensors are part of the autograd graph of the outputs, so an
-analysis can take ∂output/∂activation without knowing the architecture.
+An architecture builds its network in ``__init__``, places a :class:`~zoo.models.contract.Probe`
+after each hidden layer, and implements ``forward``. Everything else is here: training,
+evaluation and metrics for the task, checkpoints, and what analyses use (capturing and
+editing hidden activations at the probes, analysis mode, parameter counts).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytorch_lightning as pl
-from pytorch_lightning.utilities import rank_zero_info
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.regression import MeanSquaredError, R2Score
 
-from zoo.data.datasets import Task
 from zoo.errors import TrainingDiverged, ZooError
+from zoo.models.contract import Edit, Probe, SparseLayer
+from zoo.task import TASKS, Monitor, Task, monitor_for
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-Edit = Callable[[str, torch.Tensor], torch.Tensor]
-
-
-def monitor_for(task: Task) -> tuple[str, str]:
-    """The metric that picks the best checkpoint of a task, and whether higher or lower is better."""
-    return ("val/acc", "max") if task == "classification" else ("val/loss", "min")
 
 
 class ZooModule(pl.LightningModule):
-    """Base of every zoo architecture.
+    """Base of every zoo architecture; not a network by itself.
 
     Args:
         input_shape: shape of one input sample, e.g. ``(1, 28, 28)``.
@@ -47,12 +40,18 @@ class ZooModule(pl.LightningModule):
     The CLI links all three from the data module, so configs never repeat them.
     """
 
-    def __init__(self, input_shape: tuple[int, ...] = (1, 28, 28), num_outputs: int = 10, task: Task = "classification") -> None:
+    def __init__(
+        self, input_shape: tuple[int, ...] = (1, 28, 28), num_outputs: int = 10, task: Task = "classification"
+    ) -> None:
         super().__init__()
+        if type(self) is ZooModule:
+            from zoo.models.registry import list_models
+
+            raise ZooError(f"ZooModule is the base of zoo's architectures; choose one: {', '.join(list_models())}")
         if num_outputs <= 0:
             raise ZooError(f"model.num_outputs must be positive, got {num_outputs}")
-        if task not in ("classification", "regression"):
-            raise ZooError(f"model.task must be 'classification' or 'regression', got {task!r}")
+        if task not in TASKS:
+            raise ZooError(f"model.task must be one of {', '.join(TASKS)}; got {task!r}")
         self.save_hyperparameters()
         self.input_shape = tuple(input_shape)
         self.num_outputs = num_outputs
@@ -66,19 +65,43 @@ class ZooModule(pl.LightningModule):
         """Length of a flattened input sample."""
         return math.prod(self.input_shape)
 
-    @abstractmethod
-    def forward_with_hidden(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Outputs ``(N, num_outputs)`` and the hidden activations ``{name: (N, units)}``, in layer order.
+    @property
+    def probes(self) -> dict[str, Probe]:
+        """The architecture's probe points by name, in the order it declared them."""
+        return {module.name: module for module in self.modules() if isinstance(module, Probe)}
 
-        ``edit(name, activations)``, when given, returns the activations the rest of the network
-        then uses (and that are reported), e.g. their projection on a few principal components.
+    def forward_with_hidden(
+        self, x: torch.Tensor, edit: Edit | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Outputs ``(N, num_outputs)`` and the activations at every probe ``{name: (N, units)}``.
+
+        The activations are the very tensors the outputs are computed from (part of their
+        autograd graph). ``edit(name, activations)``, when given, returns what the rest of the
+        network uses instead (and what is reported), e.g. a projection on principal components.
         """
+        hidden: dict[str, torch.Tensor] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_hidden(x)[0]
+        def tap(probe: Probe, activations: torch.Tensor) -> torch.Tensor:
+            if edit is not None:
+                activations = edit(probe.name, activations)
+            hidden[probe.name] = activations
+            return activations
+
+        probes = self.probes
+        for probe in probes.values():
+            probe.tap = tap
+        try:
+            outputs = self(x)
+        finally:
+            for probe in probes.values():
+                probe.tap = None
+        missing = [name for name in probes if name not in hidden]
+        if missing:
+            raise RuntimeError(f"{type(self).__name__}.forward never passed through probe {missing[0]!r}")
+        return outputs, {name: hidden[name] for name in probes}
 
     def hidden_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The hidden activations of a batch, named and in layer order."""
+        """The activations at every probe for a batch, named and in order."""
         return self.forward_with_hidden(x)[1]
 
     @contextmanager
@@ -86,29 +109,26 @@ class ZooModule(pl.LightningModule):
         """The model as analyses need it, restored afterwards.
 
         Eval mode (no dropout; batch norm uses its running statistics, so samples stay
-        independent), and layers with special kernels (``SparseLinear``'s CSR path) compute
-        the same function with ordinary ops, which ``torch.func``/vmap can batch.
+        independent), and sparse layers compute the same function with ordinary ops,
+        which ``torch.func``/vmap can batch.
         """
         was_training = self.training
-        switchable = [module for module in self.modules() if hasattr(module, "dense_equivalent")]
+        sparse = [module for module in self.modules() if isinstance(module, SparseLayer)]
         self.eval()
-        for module in switchable:
+        for module in sparse:
             module.dense_equivalent = True
         try:
             yield self
         finally:
-            for module in switchable:
+            for module in sparse:
                 module.dense_equivalent = False
             self.train(was_training)
 
     def parameter_counts(self) -> dict[str, int]:
-        """Parameters stored, and those that really exist (a masked layer stores zeros it never learns).
-
-        A submodule that stores more than it learns says so with a ``nonzero_parameters()`` method.
-        """
+        """Parameters stored, and those that really exist (a masked layer stores zeros it never learns)."""
         nonzero = 0
         for module in self.modules():
-            if hasattr(module, "nonzero_parameters"):
+            if isinstance(module, SparseLayer):
                 nonzero += module.nonzero_parameters()
             else:
                 nonzero += sum(p.numel() for p in module.parameters(recurse=False))
@@ -138,8 +158,9 @@ class ZooModule(pl.LightningModule):
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resumed run continues the random streams; loading weights for a look changes no state."""
         states = checkpoint.get("rng_states")
-        if states:
+        if states and self._trainer is not None:
             random.setstate(states["python"])
             torch.set_rng_state(states["torch"])
             if "cuda" in states and torch.cuda.is_available():
@@ -151,7 +172,7 @@ class ZooModule(pl.LightningModule):
         return path or "none yet"
 
     @property
-    def monitor(self) -> tuple[str, str]:
+    def monitor(self) -> Monitor:
         """The metric that picks the best checkpoint, and whether higher or lower is better."""
         return monitor_for(self.task)
 

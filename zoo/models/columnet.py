@@ -13,11 +13,11 @@ from typing import TypedDict
 import torch
 from torch import nn
 
-from zoo.data.datasets import Task
 from zoo.errors import ZooError
-from zoo.models.base import Edit, ZooModule
-from zoo.models.layers import ActivationName, check_widths, make_activation, make_dropout
+from zoo.models.base import ZooModule
+from zoo.models.layers import ActivationName, check_widths, make_activation, make_dropout, mlp_blocks
 from zoo.models.registry import register_model
+from zoo.task import Task
 
 DEFAULT_WIDTHS = (100, 50)
 DEFAULT_ACTIVATIONS = ("relu", "tanh", "sigmoid")
@@ -37,7 +37,8 @@ class ColumNet(ZooModule):
     Give either ``columns`` (each with its own widths and activation), or the
     shorthand ``hidden`` + ``activations``: one column per activation, all
     with the same widths. With neither, three columns (relu, tanh, sigmoid) of
-    widths 100-50. Hidden activations are named ``col<i>_<activation>/fc<l>``.
+    widths 100-50. Each column's hidden layers are probed as ``fc1``, ``fc2``, ... within
+    column ``col<i>_<activation>`` (so named ``col<i>_<activation>/fc<l>``), column by column.
 
     When all columns share their widths, each layer of every column is computed
     in one batched product (stacked weights; the first layer, whose input is
@@ -63,58 +64,47 @@ class ColumNet(ZooModule):
         super().__init__(input_shape, num_outputs, task)
         specs = _column_specs(columns, hidden, activations)
         self.column_names = [f"col{index}_{spec['activation']}" for index, spec in enumerate(specs, start=1)]
-        self.columns = nn.ModuleList()
-        for spec in specs:
-            widths = [self.in_features, *spec["hidden"]]
-            self.columns.append(nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths, widths[1:])))
-        self.activations = nn.ModuleList(make_activation(spec["activation"]) for spec in specs)
+        self.columns = nn.ModuleList(
+            mlp_blocks(self.in_features, spec["hidden"], spec["activation"], column=name)
+            for spec, name in zip(specs, self.column_names)
+        )
         self.dropout = make_dropout(dropout)
         self.head = nn.Linear(sum(spec["hidden"][-1] for spec in specs), num_outputs)
         self.uniform = len({tuple(spec["hidden"]) for spec in specs}) == 1
 
-    def forward_with_hidden(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.uniform:
-            return self._forward_stacked(x.flatten(1), edit)
-        return self._forward_per_column(x.flatten(1), edit)
+            return self._forward_stacked(x.flatten(1))
+        return self._forward_per_column(x.flatten(1))
 
-    def _forward_stacked(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _forward_stacked(self, x: torch.Tensor) -> torch.Tensor:
         """All columns at once: ``(C, N, width)`` activations, one product per layer."""
-        hidden: dict[str, torch.Tensor] = {}
-        depth = len(self.columns[0])
         h = x
-        for index in range(depth):
-            weight = torch.stack([column[index].weight for column in self.columns])  # (C, out, in)
-            bias = torch.stack([column[index].bias for column in self.columns])  # (C, out)
-            if index == 0:  # shared input: one (N, in) × (in, C·out) product
+        for depth in range(len(self.columns[0])):
+            blocks = [column[depth] for column in self.columns]  # Linear, activation, Probe
+            weight = torch.stack([block[0].weight for block in blocks])  # (C, out, in)
+            bias = torch.stack([block[0].bias for block in blocks])  # (C, out)
+            if depth == 0:  # shared input: one (N, in) × (in, C·out) product
                 z = (x @ weight.flatten(0, 1).t() + bias.flatten()).view(len(x), *bias.shape).transpose(0, 1)
             else:
                 z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-            columns = [activation(z[c]) for c, activation in enumerate(self.activations)]
-            if edit is not None:
-                columns = [edit(f"{name}/fc{index + 1}", activations) for name, activations in zip(self.column_names, columns)]
-            for name, activations in zip(self.column_names, columns):  # the very tensors the outputs use
-                hidden[f"{name}/fc{index + 1}"] = activations
-            h = self.dropout(torch.stack(columns))
-        merged = h.transpose(0, 1).flatten(1)  # (N, C·width), columns side by side
-        return self.head(merged), hidden
+            h = self.dropout(torch.stack([block[2](block[1](z[c])) for c, block in enumerate(blocks)]))
+        return self.head(h.transpose(0, 1).flatten(1))  # (N, C·width), columns side by side
 
-    def _forward_per_column(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _forward_per_column(self, x: torch.Tensor) -> torch.Tensor:
         """One column after another: the general case (columns of different widths)."""
-        entries = []  # (layer, column, name, activations), listed depth-first like the stacked path
         last = []
-        for position, (name, column, activation) in enumerate(zip(self.column_names, self.columns, self.activations)):
+        for column in self.columns:
             h = x
-            for index, linear in enumerate(column, start=1):
-                h = activation(linear(h))
-                h = h if edit is None else edit(f"{name}/fc{index}", h)
-                entries.append((index, position, f"{name}/fc{index}", h))
-                h = self.dropout(h)
+            for block in column:
+                h = self.dropout(block(h))
             last.append(h)
-        hidden = {key: value for _, _, key, value in sorted(entries, key=lambda entry: entry[:2])}
-        return self.head(torch.cat(last, dim=1)), hidden
+        return self.head(torch.cat(last, dim=1))
 
 
-def _column_specs(columns: list[Column] | None, hidden: Sequence[int] | None, activations: Sequence[str] | None) -> list[Column]:
+def _column_specs(
+    columns: list[Column] | None, hidden: Sequence[int] | None, activations: Sequence[str] | None
+) -> list[Column]:
     if columns is not None and (hidden is not None or activations is not None):
         raise ZooError("give either model.columns or the shorthand model.hidden + model.activations, not both")
     if columns is None:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from zoo.data.datasets import Task
-from zoo.models.base import Edit, ZooModule
+from zoo.models.base import ZooModule
 from zoo.models.layers import ActivationName, check_widths, make_dropout, mlp_blocks
 from zoo.models.registry import register_model
+from zoo.task import Task
 
 
 @register_model
@@ -19,7 +19,7 @@ class FCNet(ZooModule):
 
     Args:
         hidden: widths of the hidden layers, input side first; their activations are
-            exposed as ``fc1``, ``fc2``, ...
+            probed as ``fc1``, ``fc2``, ...
         activation: nonlinearity of every hidden layer.
         dropout: dropout probability after each hidden layer, in [0, 1).
         batch_norm: insert ``BatchNorm1d`` before each activation.
@@ -41,11 +41,8 @@ class FCNet(ZooModule):
         self.dropout = make_dropout(dropout)
         self.head = nn.Linear(widths[-1] if widths else self.in_features, num_outputs)
 
-    def forward_with_hidden(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        hidden: dict[str, torch.Tensor] = {}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
-        for index, block in enumerate(self.blocks, start=1):
-            x = block(x) if edit is None else edit(f"fc{index}", block(x))
-            hidden[f"fc{index}"] = x
-            x = self.dropout(x)
-        return self.head(x), hidden
+        for block in self.blocks:
+            x = self.dropout(block(x))
+        return self.head(x)

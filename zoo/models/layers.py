@@ -8,6 +8,7 @@ from typing import Callable, Literal, get_args
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.models.contract import Probe
 
 ActivationName = Literal["relu", "relu6", "sigmoid", "tanh", "elu", "leaky_relu", "logsigmoid", "gelu", "silu"]
 
@@ -22,6 +23,9 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
 }
+LinearFactory = Callable[[int, int, int], nn.Module]
+"""``(fan_in, fan_out, index) -> layer``: how a block builds its linear map."""
+
 assert tuple(ACTIVATIONS) == get_args(ActivationName), "ActivationName and ACTIVATIONS must list the same names"
 
 
@@ -46,18 +50,28 @@ def make_dropout(probability: float) -> nn.Dropout:
     return nn.Dropout(probability)
 
 
-def mlp_blocks(in_features: int, widths: Sequence[int], activation: str, batch_norm: bool = False) -> nn.ModuleList:
-    """One ``Linear → [BatchNorm] → activation`` block per hidden width.
+def mlp_blocks(
+    in_features: int,
+    widths: Sequence[int],
+    activation: str,
+    batch_norm: bool = False,
+    prefix: str = "fc",
+    column: str | None = None,
+    linear: LinearFactory | None = None,
+) -> nn.ModuleList:
+    """One ``linear → [BatchNorm] → activation → Probe`` block per hidden width.
 
-    Dropout is applied between blocks by the caller, so that each block's
-    output is the hidden activation the analyses look at.
+    Probes are named ``<prefix>1``, ``<prefix>2``, ... (within ``column``, if given). Dropout
+    is applied between blocks by the caller, so that each block ends at the activations
+    the analyses look at. ``linear(fan_in, fan_out, index)`` builds each block's first layer
+    (default ``nn.Linear``).
     """
     blocks = nn.ModuleList()
-    for width in widths:
-        layers: list[nn.Module] = [nn.Linear(in_features, width)]
+    for index, width in enumerate(widths, start=1):
+        layers = [linear(in_features, width, index) if linear else nn.Linear(in_features, width)]
         if batch_norm:
             layers.append(nn.BatchNorm1d(width))
-        layers.append(make_activation(activation))
+        layers += [make_activation(activation), Probe(f"{prefix}{index}", width, column)]
         blocks.append(nn.Sequential(*layers))
         in_features = width
     return blocks

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.models.contract import SparseLayer
 
 SparseBackend = Literal["masked", "sparse", "torch_sparse"]
 
@@ -53,7 +54,7 @@ def torch_sparse_available() -> bool:
     return importlib.util.find_spec("torch_sparse") is not None
 
 
-class SparseLinear(nn.Module):
+class SparseLinear(SparseLayer):
     """``y = x Wᵀ + b`` with ``W`` zero outside a fixed random connectivity mask.
 
     Args:
@@ -73,7 +74,6 @@ class SparseLinear(nn.Module):
         if backend == "torch_sparse" and not torch_sparse_available():
             raise ZooError("backend 'torch_sparse' needs the torch-sparse package: pip install 'zoo[sparse]' (it compiles from source)")
         self.in_features, self.out_features, self.density, self.backend = in_features, out_features, density, backend
-        self.dense_equivalent = False  # set by ZooModule.analysis_mode(): same function, vmap-friendly kernels
 
         mask = random_connectivity(in_features, out_features, density, seed)
         fan_in = mask.sum(1, keepdim=True).clamp_min(1)

@@ -7,23 +7,23 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from zoo.data.datasets import Task
 from zoo.errors import ZooError
-from zoo.models.base import Edit, ZooModule
-from zoo.models.layers import ActivationName, check_widths, make_activation, make_dropout
+from zoo.models.base import ZooModule
+from zoo.models.layers import ActivationName, check_widths, make_dropout, mlp_blocks
 from zoo.models.registry import register_model
 from zoo.models.sparse import SparseBackend, SparseLinear, erdos_renyi_density
+from zoo.task import Task
 
 DEFAULT_DENSITY = 0.1
 
 
 @register_model
 class SparseNet(ZooModule):
-    """Flatten → ``SparseLinear → activation`` per hidden width → output layer.
+    """Flatten → ``SparseLinear → activation → [Dropout]`` per hidden width → output layer.
 
     Density is either uniform (``density``, default 0.1) or per layer from
     SET's Erdős–Rényi rule (``epsilon``): ε(n_in + n_out)/(n_in · n_out), so
-    that larger layers are sparser. Hidden activations are named ``sparse1``, ...
+    that larger layers are sparser. Hidden activations are probed as ``sparse1``, ...
 
     Args:
         hidden: widths of the hidden layers, input side first.
@@ -55,28 +55,32 @@ class SparseNet(ZooModule):
             raise ZooError("give either model.density or model.epsilon, not both")
         if epsilon is not None and epsilon <= 0:
             raise ZooError(f"model.epsilon must be positive, got {epsilon}")
-        widths = [self.in_features, *check_widths(hidden, "model.hidden")]
+        widths = check_widths(hidden, "model.hidden")
 
-        def sparse_layer(index: int, fan_in: int, fan_out: int) -> SparseLinear:
+        def sparse_layer(fan_in: int, fan_out: int, index: int) -> SparseLinear:
             layer_density = density if epsilon is None else erdos_renyi_density(epsilon, fan_in, fan_out)
             if layer_density is None:
                 layer_density = DEFAULT_DENSITY
             if not 0 < layer_density <= 1:
                 source = f"epsilon {epsilon} gives" if epsilon is not None else "it is"
-                raise ZooError(f"model.density of layer {index} ({fan_in}→{fan_out}) must lie in (0, 1]; {source} {layer_density:.4g}")
+                raise ZooError(
+                    f"model.density of layer {index} ({fan_in}→{fan_out}) must lie in (0, 1]; "
+                    f"{source} {layer_density:.4g}"
+                )
             return SparseLinear(fan_in, fan_out, layer_density, backend, seed=connectivity_seed + index)
 
-        self.layers = nn.ModuleList(sparse_layer(index, a, b) for index, (a, b) in enumerate(zip(widths, widths[1:]), start=1))
-        self.activations = nn.ModuleList(make_activation(activation) for _ in self.layers)
+        self.blocks = mlp_blocks(self.in_features, widths, activation, prefix="sparse", linear=sparse_layer)
         self.dropout = make_dropout(dropout)
-        self.head = sparse_layer(len(widths), widths[-1], num_outputs) if sparse_output else nn.Linear(widths[-1], num_outputs)
+        last = widths[-1] if widths else self.in_features
+        self.head = sparse_layer(last, num_outputs, len(widths) + 1) if sparse_output else nn.Linear(last, num_outputs)
 
-    def forward_with_hidden(self, x: torch.Tensor, edit: Edit | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        hidden: dict[str, torch.Tensor] = {}
+    @property
+    def sparse_layers(self) -> list[SparseLinear]:
+        """The sparse layers, input side first (the output layer too when it is sparse)."""
+        return [module for module in self.modules() if isinstance(module, SparseLinear)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.flatten(1)
-        for index, (layer, activation) in enumerate(zip(self.layers, self.activations), start=1):
-            x = activation(layer(x))
-            x = x if edit is None else edit(f"sparse{index}", x)
-            hidden[f"sparse{index}"] = x
-            x = self.dropout(x)
-        return self.head(x), hidden
+        for block in self.blocks:
+            x = self.dropout(block(x))
+        return self.head(x)

@@ -1,0 +1,69 @@
+"""Reading zoo checkpoints: one clear message for a file that is missing, corrupt, foreign or mismatched.
+
+Loading itself is Lightning's (``load_from_checkpoint``); this module finds the
+architecture a checkpoint holds (zoo records it in every checkpoint) and turns what
+can go wrong into a ``ZooError`` that names the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from zoo.errors import ZooError
+from zoo.models.registry import get_model_class, list_models
+
+
+def read_checkpoint(checkpoint_path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """The raw checkpoint dictionary, or a clear error for a missing, corrupt or foreign file."""
+    path = Path(checkpoint_path)
+    if not path.is_file():
+        raise ZooError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)  # loading must not run code
+    except Exception as error:
+        first_line = (str(error).splitlines() or [""])[0][:160]
+        raise ZooError(
+            f"{path}: not a readable checkpoint; it is corrupt, truncated or another kind of file "
+            f"({type(error).__name__}: {first_line})"
+        ) from None
+    if not isinstance(checkpoint, dict) or not {"zoo", "state_dict", "pytorch-lightning_version"} <= checkpoint.keys():
+        raise ZooError(f"{path}: not a zoo checkpoint (it has no record of the architecture that wrote it)")
+    return checkpoint
+
+
+def model_class(checkpoint: dict, path: str | Path) -> type:
+    """The registered architecture a checkpoint (as :func:`read_checkpoint` returns it) holds."""
+    name = checkpoint["zoo"]["model"]
+    try:
+        return get_model_class(name)
+    except ZooError:
+        raise ZooError(
+            f"{path}: holds a {name}, which this version of zoo does not have; accepted: {', '.join(list_models())}"
+        ) from None
+
+
+def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "cpu"):
+    """Rebuild a trained model from a zoo checkpoint alone (architecture, hyper-parameters, weights)."""
+    cls = model_class(read_checkpoint(checkpoint_path, map_location), checkpoint_path)
+    try:
+        return cls.load_from_checkpoint(checkpoint_path, map_location=map_location, weights_only=True)
+    except RuntimeError as error:
+        raise ZooError(
+            f"{checkpoint_path}: its weights do not fit a {cls.__name__} with its saved hyper-parameters "
+            f"({str(error).splitlines()[0]})"
+        ) from None
+
+
+def check_checkpoint(checkpoint: dict, path: str | Path, model: torch.nn.Module) -> None:
+    """Refuse, with one clear message, a checkpoint whose tensors ``model`` cannot load."""
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    saved = {key: tuple(value.shape) for key, value in checkpoint["state_dict"].items()}
+    for key in sorted(expected.keys() | saved.keys()):
+        if expected.get(key) != saved.get(key):
+            there, here = saved.get(key, "absent"), expected.get(key, "absent")
+            raise ZooError(
+                f"{path}: does not fit this {type(model).__name__}: {key} is {there} in the checkpoint "
+                f"and {here} in the model built by this configuration"
+            )

@@ -1,0 +1,98 @@
+"""The contract between architectures and analyses, declared once.
+
+An architecture builds its layers and places a :class:`Probe` after each hidden layer
+whose activations an analysis may look at. :class:`~zoo.models.base.ZooModule` does the
+rest: it taps the probes for one forward pass (``forward_with_hidden``), lets an analysis
+replace a layer's activations there (``edit``), and switches to analysis mode. Analyses
+see models only through :class:`Analysable`, and read what a probe is (its layer, its
+ColumNet column, its width) from the probe's metadata, never from its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from zoo.errors import ZooError
+
+Edit = Callable[[str, torch.Tensor], torch.Tensor]
+"""``edit(probe name, activations) -> activations`` the rest of the network then uses."""
+
+
+class Probe(nn.Module):
+    """A named point where hidden activations are read, and may be replaced; identity otherwise.
+
+    Args:
+        layer: the layer's name within its column, e.g. ``fc2``.
+        units: width of the activations, ``(N, units)``.
+        column: the ColumNet column it belongs to (``col1_relu``), or ``None``.
+    """
+
+    def __init__(self, layer: str, units: int, column: str | None = None) -> None:
+        super().__init__()
+        self.layer, self.units, self.column = layer, units, column
+        self.tap: Callable[[Probe, torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def name(self) -> str:
+        """How analyses and results name this point: ``fc2``, or ``col1_relu/fc2`` in a column."""
+        return f"{self.column}/{self.layer}" if self.column else self.layer
+
+    def forward(self, activations: torch.Tensor) -> torch.Tensor:
+        return activations if self.tap is None else self.tap(self, activations)
+
+    def extra_repr(self) -> str:
+        return f"{self.name!r}, units={self.units}"
+
+
+class SparseLayer(nn.Module):
+    """A layer that learns fewer weights than it stores, or computes with kernels vmap cannot batch.
+
+    The base asks two things of it: how many parameters it really learns
+    (:meth:`nonzero_parameters`), and, while ``dense_equivalent`` is set (analysis mode),
+    to compute the same function with ordinary tensor operations.
+    """
+
+    dense_equivalent: bool = False
+
+    def nonzero_parameters(self) -> int:
+        raise NotImplementedError
+
+
+@runtime_checkable
+class Analysable(Protocol):
+    """What an analysis needs of a model. Every ``ZooModule`` is one."""
+
+    task: str
+    num_outputs: int
+    input_shape: tuple[int, ...]
+
+    @property
+    def probes(self) -> dict[str, Probe]: ...
+
+    def forward_with_hidden(
+        self, x: torch.Tensor, edit: Edit | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+    def analysis_mode(self) -> AbstractContextManager: ...
+
+    def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
+
+
+def select_probes(model: Analysable, layers: list[str] | tuple[str, ...] | None) -> list[str]:
+    """The probe names an analysis asked for (all by default), or one clear error naming the real ones."""
+    names = list(model.probes)
+    if layers is None:
+        return names
+    unknown = [layer for layer in layers if layer not in model.probes]
+    if unknown:
+        raise ZooError(
+            f"unknown layer {unknown[0]!r}; {type(model).__name__}'s hidden layers are: {', '.join(names)}"
+        )
+    return list(layers)

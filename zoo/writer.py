@@ -1,0 +1,55 @@
+"""The one place where analysis results become files and TensorBoard entries.
+
+An analysis callback hands its result to an :class:`AnalysisWriter`, which knows
+where one analysis of one run writes: ``<run dir>/analysis/<name>/`` for JSON and
+PNG files, and the run's loggers for scalars, images, text and histograms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from matplotlib.figure import Figure
+
+from zoo.figures import render, save_png
+from zoo.io import write_json
+
+
+class AnalysisWriter:
+    """Writes one analysis of one run: ``<run dir>/analysis/<name>/`` and the run's loggers."""
+
+    def __init__(self, trainer: pl.Trainer, name: str) -> None:
+        self.trainer, self.name = trainer, name
+        self.folder = Path(trainer.log_dir or trainer.default_root_dir) / "analysis" / name
+        self.step = trainer.global_step
+        experiments = (logger.experiment for logger in trainer.loggers)
+        self.tensorboard = next((experiment for experiment in experiments if hasattr(experiment, "add_image")), None)
+
+    def scalars(self, values: dict[str, float]) -> None:
+        for logger in self.trainer.loggers:
+            logger.log_metrics({f"{self.name}/{key}": value for key, value in values.items()}, step=self.step)
+
+    def figure(self, tag: str, figure: Figure, png: str | None = None) -> None:
+        """Log a figure as a TensorBoard image and, given a file name, save it as PNG too."""
+        if self.tensorboard is None and png is None:
+            return  # nowhere to put it: skip the drawing, the costly part
+        image = render(figure)
+        if self.tensorboard is not None:
+            self.tensorboard.add_image(f"{self.name}/{tag}", image[..., :3], global_step=self.step, dataformats="HWC")
+        if png is not None:
+            save_png(self.folder / png, image)
+
+    def text(self, tag: str, text: str) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.add_text(f"{self.name}/{tag}", text, global_step=self.step)
+
+    def histogram(self, tag: str, values: torch.Tensor) -> None:
+        if self.tensorboard is not None:
+            values = values.detach().flatten().cpu()
+            self.tensorboard.add_histogram(f"{self.name}/{tag}", values, global_step=self.step)
+
+    def json(self, filename: str, data: Any) -> Path:
+        return write_json(self.folder / filename, data)
