@@ -24,12 +24,16 @@ def run_task_separation(args: argparse.Namespace) -> None:
     model = load_model(args.checkpoint).to(device)
     data = ZooDataModule.load_from_checkpoint(args.checkpoint, **({"data_dir": args.data_dir} if args.data_dir else {}))
     inputs, targets = (t[: args.max_samples] for t in data.split(args.split))
-    result = task_separation(model, inputs, targets, output_names=list(data.output_names), layers=args.layers, threshold=args.threshold)
+    result = task_separation(
+        model, inputs, targets, output_names=list(data.output_names), layers=args.layers, threshold=args.threshold
+    )
 
     print(f"{type(model).__name__} on {len(inputs)} {data.info.name} {args.split} samples ({device})")
     print(f"  mean interference  {result.mean_interference:+.3f}   (cosine of task gradients, off-diagonal mean)")
     print(f"  conflict fraction  {result.conflict_fraction:.3f}    (task pairs with negative cosine)")
-    print(f"  orthogonal pairs   {result.orthogonal_fraction:.3f}    (output pairs with |cosine of attribution| <= 0.05)")
+    print(
+        f"  orthogonal pairs   {result.orthogonal_fraction:.3f}    (output pairs with |cosine of attribution| <= 0.05)"
+    )
     print(f"\n  {'layer':<24}{'units':>7}{'mono':>8}{'shared':>8}{'dead':>8}")
     for layer, roles in {**result.roles, **result.column_roles}.items():
         fractions = f"{roles.mono_fraction:>8.1%}{roles.shared_fraction:>8.1%}{roles.dead_fraction:>8.1%}"
@@ -52,7 +56,9 @@ def main() -> None:
     separation.add_argument("--split", choices=["train", "val", "test"], default="test")
     separation.add_argument("--max-samples", type=_positive, default=10_000)
     separation.add_argument("--layers", nargs="+", default=None, help="hidden layers to attribute (default: all)")
-    separation.add_argument("--threshold", type=float, default=0.9, help="attribution share of a mono-functional neuron")
+    separation.add_argument(
+        "--threshold", type=float, default=0.9, help="attribution share of a mono-functional neuron"
+    )
     separation.add_argument("--data-dir", default=None)
     separation.add_argument("--json", default=None, help="also write the full result to this JSON file")
     separation.add_argument("--cpu", action="store_true", help="stay on the CPU even when a GPU is present")

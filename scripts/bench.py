@@ -35,8 +35,8 @@ from zoo import ZooDataModule, ZooModule, create_model
 from zoo.analysis import ImagePrior, activation_analysis, task_separation
 from zoo.analysis.reference import attribution_loop, task_gradients_loop
 from zoo.data.idx import read_idx
-from zoo.models.sparse import SparseLinear, torch_sparse_available
 from zoo.io import write_json
+from zoo.models.sparse import SparseLinear, torch_sparse_available
 
 
 class EpochTimer(pl.Callback):
@@ -147,7 +147,10 @@ def pipeline(args: argparse.Namespace) -> None:
         plain_times.append(plain_epoch(copy.deepcopy(template), data, args.device))
         zoo_times.append(zoo_epoch(copy.deepcopy(template), data, args.device, args.log_dir))
     zoo_best, plain_best = min(zoo_times), min(plain_times)
-    print(f"FCNet hidden={args.hidden}, batch {args.batch_size}, {samples} samples/epoch, {_device_name(args.device)}, best of {args.repeats}")
+    print(
+        f"FCNet hidden={args.hidden}, batch {args.batch_size}, {samples} samples/epoch, {_device_name(args.device)}, "
+        f"best of {args.repeats}"
+    )
     print(f"{'pipeline':<34}{'s/epoch':>9}{'samples/s':>12}")
     print(f"{'zoo (Lightning + TensorLoader)':<34}{zoo_best:>9.2f}{samples / zoo_best:>12,.0f}")
     print(f"{'plain PyTorch loop':<34}{plain_best:>9.2f}{samples / plain_best:>12,.0f}")
@@ -159,17 +162,27 @@ def sparse(args: argparse.Namespace) -> None:
     backends = ["masked", "sparse"] + (["torch_sparse"] if torch_sparse_available() else [])
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     size, batch = args.features, args.batch_size
-    print(f"forward + backward of one {batch}×{size} batch through a {size}×{size} layer, ms (median); "
-          f"{torch.get_num_threads()} CPU threads" + ("" if torch_sparse_available() else "; torch_sparse not installed"))
+    print(
+        f"forward + backward of one {batch}×{size} batch through a {size}×{size} layer, ms (median); "
+        f"{torch.get_num_threads()} CPU threads" + ("" if torch_sparse_available() else "; torch_sparse not installed")
+    )
     for device in devices:
         x = torch.randn(batch, size, device=device, requires_grad=True)
         dense_ms = _forward_backward_ms(torch.nn.Linear(size, size).to(device), x)
-        print(f"\n{device} ({torch.cuda.get_device_name() if device == 'cuda' else 'CPU'}): nn.Linear {dense_ms:.3f} ms")
+        print(
+            f"\n{device} ({torch.cuda.get_device_name() if device == 'cuda' else 'CPU'}): nn.Linear {dense_ms:.3f} ms"
+        )
         print(f"{'density':>8}" + "".join(f"{name:>14}" for name in backends) + "   fastest vs nn.Linear")
         for density in args.densities:
-            times = [_forward_backward_ms(SparseLinear(size, size, density, backend).to(device), x) for backend in backends]
+            times = [
+                _forward_backward_ms(SparseLinear(size, size, density, backend).to(device), x) for backend in backends
+            ]
             best = min(range(len(times)), key=times.__getitem__)
-            print(f"{density:>8.0%}" + "".join(f"{t:>14.3f}" for t in times) + f"   {backends[best]} {dense_ms / times[best]:.2f}×")
+            print(
+                f"{density:>8.0%}"
+                + "".join(f"{t:>14.3f}" for t in times)
+                + f"   {backends[best]} {dense_ms / times[best]:.2f}×"
+            )
 
 
 def _forward_backward_ms(layer: torch.nn.Module, x: torch.Tensor) -> float:
@@ -187,7 +200,10 @@ def task_separation_speed(args: argparse.Namespace) -> None:
     inputs, targets = data.split("test")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     model = create_model("FCNet", hidden=args.hidden)
-    print(f"task separation, FCNet hidden={args.hidden}, {len(inputs)} MNIST test images, {torch.get_num_threads()} CPU threads")
+    print(
+        f"task separation, FCNet hidden={args.hidden}, {len(inputs)} MNIST test images, {torch.get_num_threads()} "
+        "CPU threads"
+    )
     for device in devices:
         model.to(device)
         task_separation(model, inputs[:256], targets[:256])  # warm-up
@@ -202,7 +218,9 @@ def task_separation_speed(args: argparse.Namespace) -> None:
     task_gradients_loop(model, inputs[:subset], targets[:subset])
     attribution_loop(model, inputs[:subset])
     reference = (time.perf_counter() - start) * len(inputs) / subset
-    print(f"  per-sample loop on cpu: {reference:.1f} s (measured on {subset} images, scaled ×{len(inputs) / subset:.0f})")
+    print(
+        f"  per-sample loop on cpu: {reference:.1f} s (measured on {subset} images, scaled ×{len(inputs) / subset:.0f})"
+    )
 
 
 def activations_speed(args: argparse.Namespace) -> None:
@@ -214,17 +232,28 @@ def activations_speed(args: argparse.Namespace) -> None:
     prior = ImagePrior.fit((data.split("train")[0] - low) / (high - low))
     prior_seconds = time.perf_counter() - start
     model = create_model("FCNet", hidden=args.hidden)
-    print(f"activation analysis, FCNet hidden={args.hidden}, {len(inputs)} MNIST test images, {torch.get_num_threads()} CPU threads")
-    print(f"  image prior fitted on {len(data.split('train')[0])} training images: {prior_seconds:.2f} s (once per run)")
+    print(
+        f"activation analysis, FCNet hidden={args.hidden}, {len(inputs)} MNIST test images, "
+        f"{torch.get_num_threads()} CPU threads"
+    )
+    print(
+        f"  image prior fitted on {len(data.split('train')[0])} training images: {prior_seconds:.2f} s (once per run)"
+    )
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
         model.to(device)
         activation_analysis(model, inputs[:256], targets[:256])  # warm-up
         for maximize in (0, 8):
             _synchronize(device)
             start = time.perf_counter()
-            activation_analysis(model, inputs, targets, list(data.output_names), maximize=maximize, prior=prior, input_range=(low, high))
+            activation_analysis(
+                model, inputs, targets, list(data.output_names), maximize=maximize, prior=prior, input_range=(low, high)
+            )
             _synchronize(device)
-            what = "without activation maximization" if not maximize else f"with activation maximization ({maximize} units a layer + 10 classes)"
+            what = (
+                "without activation maximization"
+                if not maximize
+                else f"with activation maximization ({maximize} units a layer + 10 classes)"
+            )
             print(f"  {device}, {what}: {time.perf_counter() - start:.2f} s")
 
 
@@ -235,7 +264,15 @@ def report(args: argparse.Namespace) -> None:
     test_inputs, test_targets = data.split("test")
     classic = per_sample_mnist(data, "train", len(train_inputs))
     device = args.device
-    results: dict = {"machine": _device_name(device), "device": device.type, "torch": torch.__version__, "batch_size": args.batch_size, "samples_per_epoch": len(train_inputs), "repeats": args.repeats, "architectures": {}}
+    results: dict = {
+        "machine": _device_name(device),
+        "device": device.type,
+        "torch": torch.__version__,
+        "batch_size": args.batch_size,
+        "samples_per_epoch": len(train_inputs),
+        "repeats": args.repeats,
+        "architectures": {},
+    }
     models = {}
     for config in ("fc", "columnet", "sparsenet"):
         spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / f"{config}.yaml").read_text())["model"]
@@ -267,8 +304,13 @@ def report(args: argparse.Namespace) -> None:
             "untrained_test_accuracy": correct / len(test_inputs),
         }
         row = results["architectures"][config]
-        print(f"{config}: zoo {seconds['zoo']:.2f} s/epoch, plain {seconds['plain']:.2f}, per-sample {seconds['per_sample']:.2f}; "
-              f"zoo/plain {row['zoo_vs_plain']:.2f}x, zoo/per-sample {row['zoo_vs_per_sample']:.2f}x; eval {evaluation:.2f} s", flush=True)
+        print(
+            f"{config}: zoo {seconds['zoo']:.2f} s/epoch, plain {seconds['plain']:.2f}, per-sample "
+            f"{seconds['per_sample']:.2f}; "
+            f"zoo/plain {row['zoo_vs_plain']:.2f}x, zoo/per-sample {row['zoo_vs_per_sample']:.2f}x; eval "
+            f"{evaluation:.2f} s",
+            flush=True,
+        )
     fc = create_model("FCNet", hidden=[1024, 512])
     low, high = data.input_range
     start = time.perf_counter()
@@ -278,10 +320,17 @@ def report(args: argparse.Namespace) -> None:
     activation_analysis(fc, test_inputs, test_targets, list(data.output_names), maximize=0)
     results["activations_seconds_10k"] = time.perf_counter() - start
     results["sparse_ms"] = {
-        backend: {f"{density:.0%}": _forward_backward_ms(SparseLinear(1000, 1000, density, backend), torch.randn(args.batch_size, 1000, requires_grad=True)) for density in args.densities}
+        backend: {
+            f"{density:.0%}": _forward_backward_ms(
+                SparseLinear(1000, 1000, density, backend), torch.randn(args.batch_size, 1000, requires_grad=True)
+            )
+            for density in args.densities
+        }
         for backend in ["masked", "sparse"] + (["torch_sparse"] if torch_sparse_available() else [])
     }
-    results["sparse_ms"]["nn.Linear"] = _forward_backward_ms(torch.nn.Linear(1000, 1000), torch.randn(args.batch_size, 1000, requires_grad=True))
+    results["sparse_ms"]["nn.Linear"] = _forward_backward_ms(
+        torch.nn.Linear(1000, 1000), torch.randn(args.batch_size, 1000, requires_grad=True)
+    )
     docs = Path(__file__).resolve().parents[1] / "docs"
     write_json(docs / "benchmarks.json", results)
     (docs / "benchmarks.md").write_text(_benchmarks_markdown(results))
@@ -303,11 +352,12 @@ def _benchmarks_markdown(results: dict) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Produced by `python scripts/bench.py report --repeats {results['repeats']}` (one run; every figure below comes from it,",
+        f"Produced by `python scripts/bench.py report --repeats {results['repeats']}` (one run; every figure below "
+        "comes from it,",
         "and `docs/benchmarks.json` holds them all),",
         f"on {results['machine']}, torch {results['torch']}, batch {results['batch_size']}, "
-        f"{results['samples_per_epoch']:,} MNIST training samples an epoch, best of {results['repeats']} alternating runs."
-        + (" No GPU was used for these figures." if results["device"] == "cpu" else ""),
+        f"{results['samples_per_epoch']:,} MNIST training samples an epoch, best of {results['repeats']} alternating "
+        "runs." + (" No GPU was used for these figures." if results["device"] == "cpu" else ""),
         "",
         "## Training: seconds per epoch and samples/s, three pipelines",
         "",
@@ -323,19 +373,24 @@ def _benchmarks_markdown(results: dict) -> str:
     for config, row in rows.items():
         t = row["seconds_per_epoch"]
         lines.append(
-            f"| {config} | {row['model']} | {row['nonzero_parameters']:,} | {t['zoo']:.2f} | {t['plain']:.2f} | {t['per_sample']:.2f} | "
+            f"| {config} | {row['model']} | {row['nonzero_parameters']:,} | {t['zoo']:.2f} | {t['plain']:.2f} | "
+            f"{t['per_sample']:.2f} | "
             f"{row['samples_per_second']['zoo']:,.0f} | {row['zoo_vs_plain']:.2f}× | {row['zoo_vs_per_sample']:.2f}× | "
             f"{t['per_sample'] / t['plain']:.2f}× | {row['evaluation_seconds_10k']:.2f} |"
         )
     lines += [
         "",
-        "Ratios are of samples/s (higher is better for the first named). Targets: zoo ≥ 0.9× plain and ≥ 3× per-sample.",
+        "Ratios are of samples/s (higher is better for the first named). Targets: zoo ≥ 0.9× plain and ≥ 3× "
+        "per-sample.",
         "",
         f"- zoo ≥ 0.9× plain: {meeting('zoo_vs_plain', 0.9)}. What zoo adds to the plain loop is "
-        f"Lightning's per-step work (hooks, closure, metric update, NaN check): {min(step_overhead_ms):.2f}–{max(step_overhead_ms):.2f} ms a step here.",
+        "Lightning's per-step work (hooks, closure, metric update, NaN check): "
+        f"{min(step_overhead_ms):.2f}–{max(step_overhead_ms):.2f} ms a step here.",
         f"- zoo ≥ 3× per-sample: {meeting('zoo_vs_per_sample', 3.0)}. Decoding one sample at a time "
-        f"costs {min(decode_us):.0f}–{max(decode_us):.0f} µs a sample on top of the arithmetic. The plain ÷ per-sample column is the "
-        "most a pipeline can gain over the per-sample one by batching alone (the plain loop does nothing but the arithmetic), "
+        f"costs {min(decode_us):.0f}–{max(decode_us):.0f} µs a sample on top of the arithmetic. The plain ÷ "
+        "per-sample column is the "
+        "most a pipeline can gain over the per-sample one by batching alone (the plain loop does nothing but the "
+        "arithmetic), "
         "so where it is below 3× the model's arithmetic, not its data pipeline, sets the epoch time on this machine.",
         "",
         "## Analyses (FCNet 1024-512, the 10,000 test images)",
@@ -392,14 +447,26 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 512], help="pipeline: FCNet widths")
     parser.add_argument("--features", type=int, default=1000, help="sparse: layer size")
     parser.add_argument("--densities", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.5], help="sparse: densities")
-    parser.add_argument("--reference-samples", type=int, default=200, help="task-separation: images the slow loop runs on")
+    parser.add_argument(
+        "--reference-samples", type=int, default=200, help="task-separation: images the slow loop runs on"
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--log-dir", default="lightning_logs")
-    parser.add_argument("--device", type=_device, default=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
-                        help="pipeline, report: where the three training pipelines run")
+    parser.add_argument(
+        "--device",
+        type=_device,
+        default=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
+        help="pipeline, report: where the three training pipelines run",
+    )
     args = parser.parse_args()
-    {"pipeline": pipeline, "sparse": sparse, "task-separation": task_separation_speed, "activations": activations_speed, "report": report}[args.benchmark](args)
+    {
+        "pipeline": pipeline,
+        "sparse": sparse,
+        "task-separation": task_separation_speed,
+        "activations": activations_speed,
+        "report": report,
+    }[args.benchmark](args)
 
 
 if __name__ == "__main__":

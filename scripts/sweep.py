@@ -23,10 +23,23 @@ from zoo.sweep import load_sweep, run_search, run_sweep
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", help="the sweep file, e.g. sweeps/architectures.yaml")
-    parser.add_argument("--jobs", type=int, default=1, help="trials run at the same time (each gets cores/jobs threads and one device; several GPUs are taken in turn)")
-    parser.add_argument("--output", default=None, help="folder for results (default: the file's output:, else sweeps/runs/<name>)")
-    parser.add_argument("--search", action="store_true", help="run the file's search: block as an Optuna study instead of the grid")
-    parser.add_argument("--storage", default=None, help="Optuna storage URL shared by several workers (default: SQLite in the output folder)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="trials run at the same time (each gets cores/jobs threads and one device; GPUs are taken in turn)",
+    )
+    parser.add_argument(
+        "--output", default=None, help="folder for results (default: the file's output:, else sweeps/runs/<name>)"
+    )
+    parser.add_argument(
+        "--search", action="store_true", help="run the file's search: block as an Optuna study instead of the grid"
+    )
+    parser.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL shared by several workers (default: SQLite in the output folder)",
+    )
     args = parser.parse_args()
     try:
         if args.jobs < 1:

@@ -14,6 +14,20 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 
+# Cases that need what CI lacks show up as skipped, with the reason, rather than not at all.
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here"))
+DEVICES = ["cpu", CUDA]
+
+
+def _torch_sparse_param() -> object:
+    from zoo.models.sparse import torch_sparse_available
+
+    reason = "torch-sparse is not installed (optional extra zoo[sparse])"
+    return pytest.param("torch_sparse", marks=pytest.mark.skipif(not torch_sparse_available(), reason=reason))
+
+
+TORCH_SPARSE = _torch_sparse_param()
+
 # Tests change directory; pin the data folder to an absolute path first.
 DATA_DIR = (ROOT / os.environ.get("ZOO_DATA_DIR", "../shared/data")).resolve()
 os.environ["ZOO_DATA_DIR"] = str(DATA_DIR)
@@ -22,7 +36,9 @@ os.environ["ZOO_DATA_DIR"] = str(DATA_DIR)
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA_DIR / "mnist" / "train-images-idx3-ubyte.gz").is_file():
-        pytest.fail(f"MNIST not found under {DATA_DIR}: set ZOO_DATA_DIR to the folder holding mnist/ and fashion-mnist/")
+        pytest.fail(
+            f"MNIST not found under {DATA_DIR}: set ZOO_DATA_DIR to the folder holding mnist/ and fashion-mnist/"
+        )
     return DATA_DIR
 
 

@@ -85,7 +85,11 @@ def test_unknown_layer():
 
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_every_architecture(name):
-    kwargs = {"FCNet": {"hidden": [16]}, "ColumNet": {"hidden": [8], "activations": ["relu", "sigmoid"]}, "SparseNet": {"hidden": [16], "backend": "sparse", "density": 0.3}}[name]
+    kwargs = {
+        "FCNet": {"hidden": [16]},
+        "ColumNet": {"hidden": [8], "activations": ["relu", "sigmoid"]},
+        "SparseNet": {"hidden": [16], "backend": "sparse", "density": 0.3},
+    }[name]
     model = zoo.create_model(name, input_shape=(1, 6, 6), num_outputs=3, **kwargs)
     x, y = torch.rand(60, 1, 6, 6), torch.randint(0, 3, (60,))
     result = activation_analysis(model, x, y, NAMES, maximize=2, prior=ImagePrior.fit(x, components=8))

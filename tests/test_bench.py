@@ -8,8 +8,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import ROOT
+
 from zoo import ZooDataModule, create_model
 
 spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
@@ -47,7 +47,9 @@ def test_each_pipeline_trains_one_epoch_of_the_model_it_is_given(small_mnist, tm
     for name, run in runs.items():
         model = copy.deepcopy(template)
         optimizers = []
-        model.configure_optimizers = lambda build=model.configure_optimizers: optimizers.append(build()) or optimizers[-1]
+        model.configure_optimizers = lambda build=model.configure_optimizers, made=optimizers: (
+            made.append(build()) or made[-1]
+        )
         assert run(model) > 0
         steps = {int(state["step"]) for state in optimizers[0].state.values()}
         assert steps == {batches}, f"{name}: {steps} optimizer steps, expected {batches}"
@@ -58,5 +60,6 @@ def test_benchmarks_md_is_the_report_of_benchmarks_json():
     docs = ROOT / "docs"
     results = json.loads((docs / "benchmarks.json").read_text())
     assert (docs / "benchmarks.md").read_text() == bench._benchmarks_markdown(results), (
-        "docs/benchmarks.md differs from what scripts/bench.py makes of docs/benchmarks.json: rerun `python scripts/bench.py report`"
+        "docs/benchmarks.md differs from what scripts/bench.py makes of docs/benchmarks.json: rerun `python "
+        "scripts/bench.py report`"
     )

@@ -8,13 +8,20 @@ import subprocess
 import sys
 
 import pytest
+from conftest import CONFIGS, ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import CONFIGS, ROOT
 from zoo.cli import main
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-TASK_SEPARATION_KEYS = {"interference", "interference_per_layer", "attribution", "roles", "orthogonality", "orthogonal_fraction"}
+TASK_SEPARATION_KEYS = {
+    "interference",
+    "interference_per_layer",
+    "attribution",
+    "roles",
+    "orthogonality",
+    "orthogonal_fraction",
+}
 
 
 def fit_with(config: str, *flags: str):
@@ -22,7 +29,13 @@ def fit_with(config: str, *flags: str):
 
 
 def test_task_separation_writes_json_png_and_tensorboard(run_dir):
-    cli = fit_with("iris.yaml", "--trainer.max_epochs", "3", "--trainer.callbacks", "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 2}}]")
+    cli = fit_with(
+        "iris.yaml",
+        "--trainer.max_epochs",
+        "3",
+        "--trainer.callbacks",
+        "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 2}}]",
+    )
     folder = run_dir / "lightning_logs" / "iris" / "version_0"
     analysis = folder / "analysis" / "task_separation"
     # every 2nd epoch (epoch 1) and the last one (epoch 2)
@@ -39,9 +52,15 @@ def test_task_separation_writes_json_png_and_tensorboard(run_dir):
 
     events = EventAccumulator(str(folder), size_guidance={"images": 0})
     events.Reload()
-    assert {"task_separation/interference", "task_separation/orthogonality", "task_separation/attribution/fc1"} <= set(events.Tags()["images"])
+    assert {"task_separation/interference", "task_separation/orthogonality", "task_separation/attribution/fc1"} <= set(
+        events.Tags()["images"]
+    )
     scalars = events.Tags()["scalars"]
-    assert {"task_separation/mean_interference", "task_separation/orthogonal_fraction", "task_separation/fc1/dead_fraction"} <= set(scalars)
+    assert {
+        "task_separation/mean_interference",
+        "task_separation/orthogonal_fraction",
+        "task_separation/fc1/dead_fraction",
+    } <= set(scalars)
     logged = events.Scalars("task_separation/orthogonal_fraction")
     assert [event.value for event in logged][-1] == pytest.approx(result["orthogonal_fraction"])
     assert cli.trainer.state.finished
@@ -49,8 +68,17 @@ def test_task_separation_writes_json_png_and_tensorboard(run_dir):
 
 def test_task_separation_on_regression_and_columns(run_dir):
     fit_with(
-        "multimult.yaml", "--trainer.max_epochs", "1", "--data.num_samples", "500",
-        "--model", "ColumNet", "--model.hidden", "[8]", "--model.activations", "[relu, tanh]",
+        "multimult.yaml",
+        "--trainer.max_epochs",
+        "1",
+        "--data.num_samples",
+        "500",
+        "--model",
+        "ColumNet",
+        "--model.hidden",
+        "[8]",
+        "--model.activations",
+        "[relu, tanh]",
     )
     [result_file] = (run_dir / "lightning_logs").rglob("task_separation/epoch_000.json")
     result = json.loads(result_file.read_text())
@@ -61,23 +89,34 @@ def test_task_separation_on_regression_and_columns(run_dir):
 
 def test_activation_analysis_on_mnist_writes_images_json_and_tensorboard(run_dir, data_dir):
     fit_with(
-        "fc.yaml", "--model.hidden", "[64, 32]", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "100",
-        "--trainer.callbacks", "[{class_path: zoo.callbacks.ActivationAnalysis, init_args: {max_samples: 500, maximize: 4}}]",
+        "fc.yaml",
+        "--model.hidden",
+        "[64, 32]",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "100",
+        "--trainer.callbacks",
+        "[{class_path: zoo.callbacks.ActivationAnalysis, init_args: {max_samples: 500, maximize: 4}}]",
     )
     folder = run_dir / "lightning_logs" / "fc" / "version_0"
     analysis = folder / "analysis" / "activations"
     result = json.loads((analysis / "epoch_000.json").read_text())
     fc1 = result["layers"]["fc1"]
-    assert {"dead", "class_profile", "selectivity", "correlation", "compression", "report"} <= set(fc1)
+    assert {"dead", "class_profile", "selectivity", "explained_variance", "compression", "report"} <= set(fc1)
     assert len(fc1["class_profile"]) == 64 and len(fc1["class_profile"][0]) == 10
     assert result["layers"]["fc2"]["compression"]["k"] == [1, 2, 4, 8, 16, 32]
     assert result["layers"]["fc1"]["report"].startswith("fc1: 64 units;")
     assert result["maximized_units"]["output"] == list(range(10)) and len(result["maximized_units"]["fc1"]) == 4
-    assert {path.name for path in analysis.glob("*.png")} == {f"maximization_{layer}_epoch_000.png" for layer in ("fc1", "fc2", "output")}
+    assert {path.name for path in analysis.glob("*.png")} == {
+        f"maximization_{layer}_epoch_000.png" for layer in ("fc1", "fc2", "output")
+    }
 
     events = EventAccumulator(str(folder), size_guidance={"images": 0, "histograms": 0, "tensors": 0})
     events.Reload()
-    assert {"activations/maximization/output", "activations/class_profile/fc1", "activations/correlation/fc2"} <= set(events.Tags()["images"])
+    assert {"activations/maximization/output", "activations/class_profile/fc1", "activations/correlation/fc2"} <= set(
+        events.Tags()["images"]
+    )
     assert {"activations/histogram/fc1", "activations/histogram/fc2"} <= set(events.Tags()["histograms"])
     assert "activations/report/fc1/text_summary" in events.Tags()["tensors"]
     dead = events.Scalars("activations/fc1/dead_fraction")[-1].value
@@ -94,7 +133,11 @@ def test_activation_analysis_on_tabular_data_draws_nothing(run_dir):
 
 def test_unknown_layer_is_refused_before_training(run_dir, capsys):
     with pytest.raises(SystemExit) as exit_:
-        fit_with("iris.yaml", "--trainer.callbacks", "[{class_path: zoo.callbacks.TaskSeparation, init_args: {layers: [fc1, fc7]}}]")
+        fit_with(
+            "iris.yaml",
+            "--trainer.callbacks",
+            "[{class_path: zoo.callbacks.TaskSeparation, init_args: {layers: [fc1, fc7]}}]",
+        )
     assert exit_.value.code == 2
     assert "TaskSeparation: unknown layer 'fc7'; FCNet's hidden layers are: fc1, fc2" in capsys.readouterr().err
     assert not list(run_dir.rglob("*.ckpt"))
@@ -102,7 +145,11 @@ def test_unknown_layer_is_refused_before_training(run_dir, capsys):
 
 def test_bad_schedule_is_refused(run_dir, capsys):
     with pytest.raises(SystemExit):
-        fit_with("iris.yaml", "--trainer.callbacks", "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 0}}]")
+        fit_with(
+            "iris.yaml",
+            "--trainer.callbacks",
+            "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 0}}]",
+        )
     assert "TaskSeparation: every_n_epochs must be at least 1, got 0" in capsys.readouterr().err
 
 
@@ -110,8 +157,18 @@ def test_analyze_script_on_a_checkpoint(run_dir):
     fit_with("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", "null")
     best = run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "best.ckpt"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "analyze.py"), "task-separation", str(best), "--json", str(run_dir / "out.json")],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "analyze.py"),
+            "task-separation",
+            str(best),
+            "--json",
+            str(run_dir / "out.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "FCNet on 30 iris test samples" in result.stdout

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import CONFIGS, ROOT
 from pytorch_lightning.callbacks import TQDMProgressBar
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import CONFIGS, ROOT
+import zoo
 from zoo.cli import PROGRESS_BAR_REFRESH_STEPS, main
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -37,9 +38,14 @@ def zoo_subprocess(*args: str, cwd, env: dict[str, str] | None = None) -> subpro
 
 @pytest.mark.parametrize("config", sorted(path.name for path in CONFIGS.glob("*.yaml")))
 def test_every_config_under_fast_dev_run(config, run_dir, data_dir):
-    cli = fit(config, "--trainer.fast_dev_run", "2")
+    light = (  # both analyses, on fewer samples, without activation maximization (tests/test_activations.py)
+        "[{class_path: zoo.callbacks.TaskSeparation, init_args: {max_samples: 300}},"
+        " {class_path: zoo.callbacks.ActivationAnalysis, init_args: {max_samples: 300, maximize: 0}}]"
+    )
+    cli = fit(config, "--trainer.fast_dev_run", "2", "--trainer.callbacks", light)
     assert cli.trainer.state.finished
     assert torch.isfinite(cli.trainer.callback_metrics["val/loss"])
+    assert not list(run_dir.rglob("*.*"))  # a check that everything runs: no file written, as Lightning does
 
 
 def test_fit_writes_a_complete_run_folder(run_dir):
@@ -59,7 +65,11 @@ def test_fit_writes_a_complete_run_folder(run_dir):
     assert {path.name for path in (log_dir / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
     best = torch.load(log_dir / "checkpoints" / "best.ckpt", weights_only=False)
     hyper = best["hyper_parameters"]
-    assert (hyper["hidden"], hyper["input_shape"], hyper["num_outputs"]) == ([16, 16], (4,), 3)  # the last two linked from data
+    assert (hyper["hidden"], hyper["input_shape"], hyper["num_outputs"]) == (
+        [16, 16],
+        (4,),
+        3,
+    )  # the last two linked from data
 
     events = EventAccumulator(str(log_dir))
     events.Reload()
@@ -77,8 +87,11 @@ def test_test_and_predict_from_a_checkpoint(run_dir):
     fit("iris.yaml", "--trainer.max_epochs", "2")
     best = str(run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "best.ckpt")
     tested = main(["test", "--config", str(CONFIGS / "iris.yaml"), "--ckpt_path", best, *QUIET])
-    accuracy = tested.trainer.callback_metrics["test/acc"].item()
-    assert 0 <= accuracy <= 1
+    inputs, targets = tested.datamodule.split("test")
+    model = zoo.load_model(best).eval()
+    with torch.no_grad():
+        expected = (model(inputs).argmax(1) == targets).float().mean().item()
+    assert tested.trainer.callback_metrics["test/acc"].item() == pytest.approx(expected)  # the best weights, tested
     predicted = main(["predict", "--config", str(CONFIGS / "iris.yaml"), "--ckpt_path", best, *QUIET])
     assert predicted.trainer.state.finished
 
@@ -91,7 +104,22 @@ def test_regression_checkpoints_on_validation_loss(run_dir):
 
 
 def test_model_by_name_without_a_config(run_dir):
-    cli = main(["fit", "--model", "FCNet", "--model.hidden", "[8]", "--data.dataset", "iris", "--data.batch_size", "8", "--trainer.fast_dev_run", "1", *QUIET])
+    cli = main(
+        [
+            "fit",
+            "--model",
+            "FCNet",
+            "--model.hidden",
+            "[8]",
+            "--data.dataset",
+            "iris",
+            "--data.batch_size",
+            "8",
+            "--trainer.fast_dev_run",
+            "1",
+            *QUIET,
+        ]
+    )
     assert type(cli.model).__name__ == "FCNet"
     assert cli.model.input_shape == (4,)
 
@@ -102,14 +130,55 @@ def test_checkpointing_can_be_turned_off(run_dir):
     assert not list(run_dir.rglob("*.ckpt"))
 
 
-
 def test_progress_bar_redraws_every_few_steps_unless_configured(run_dir):
-    iris = ["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.fast_dev_run", "1", "--trainer.enable_model_summary", "false"]
+    iris = [
+        "fit",
+        "--config",
+        str(CONFIGS / "iris.yaml"),
+        "--trainer.fast_dev_run",
+        "1",
+        "--trainer.enable_model_summary",
+        "false",
+    ]
     default = main(iris).trainer.progress_bar_callback
     assert isinstance(default, TQDMProgressBar) and default.refresh_rate == PROGRESS_BAR_REFRESH_STEPS
-    own = main([*iris, "--trainer.callbacks+=TQDMProgressBar", "--trainer.callbacks.refresh_rate", "3"]).trainer.progress_bar_callback
+    own = main(
+        [*iris, "--trainer.callbacks+=TQDMProgressBar", "--trainer.callbacks.refresh_rate", "3"]
+    ).trainer.progress_bar_callback
     assert own.refresh_rate == 3  # the config's bar, and no second one (Lightning refuses two)
     assert main([*iris, "--trainer.enable_progress_bar", "false"]).trainer.progress_bar_callback is None
+
+
+def test_configs_start_from_zoo_defaults(run_dir):
+    """Logger, optimizer, schedule and analyses come from zoo/defaults.yaml; the schedule spans the run."""
+    cli = main(
+        ["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.max_epochs", "4", "--trainer.fast_dev_run", "0"]
+    )
+    config = cli.config["fit"]
+    assert config.trainer.logger.init_args.name == "iris"  # named after the config file
+    assert config.lr_scheduler.init_args.T_max == 4  # follows --trainer.max_epochs
+    scheduler = cli.trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.T_max == 4 and scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # decayed to the end
+    names = [type(callback).__name__ for callback in cli.trainer.callbacks]
+    assert {"TaskSeparation", "ActivationAnalysis", "ModelCheckpoint"} <= set(names)
+    unnamed = main(
+        [
+            "fit",
+            "--model",
+            "FCNet",
+            "--data.dataset",
+            "iris",
+            "--data.batch_size",
+            "16",
+            "--trainer.max_epochs",
+            "1",
+            *QUIET,
+        ]
+    )
+    assert (
+        Path(unnamed.trainer.log_dir).resolve() == run_dir / "lightning_logs" / "fcnet" / "version_0"
+    )  # no config: the model
+
 
 def test_print_config(run_dir, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -121,7 +190,16 @@ def test_print_config(run_dir, capsys):
 
 
 def test_same_seed_same_metrics_and_weights(run_dir, data_dir):
-    quick = ("--trainer.callbacks", "null", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "2")
+    quick = (
+        "--trainer.callbacks",
+        "null",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "20",
+        "--trainer.limit_val_batches",
+        "2",
+    )
     runs = [fit("fc.yaml", *quick) for _ in range(2)]
     first, second = (run.trainer.callback_metrics for run in runs)
     assert first.keys() == second.keys()
@@ -139,10 +217,13 @@ def test_same_seed_same_metrics_and_weights(run_dir, data_dir):
         (["--model.init_args.hidden", "[64, 0]"], "zoo: error: model.hidden must be positive integers, got [64, 0]"),
         (["--model.init_args.dropout", "1.5"], "zoo: error: dropout must lie in [0, 1), got 1.5"),
         (["--data.val_fraction", "0"], "zoo: error: data.val_fraction must lie strictly between 0 and 1, got 0"),
-        (["--data.batch_size", "500"], "zoo: error: data.batch_size 500 is larger than the training split (96 samples of iris)"),
+        (
+            ["--data.batch_size", "500"],
+            "zoo: error: data.batch_size 500 is larger than the training split (96 samples of iris)",
+        ),
         (["--model.init_args.activation", "swish"], "Expected a typing.Literal['relu', 'relu6', 'sigmoid'"),
         (["--data.dataset", "cifar10"], "Expected a typing.Literal['mnist', 'fashion_mnist', 'iris', 'multimult']"),
-        (["--trainer.max_epochs", "many"], "Parser key \"trainer.max_epochs\""),
+        (["--trainer.max_epochs", "many"], 'Parser key "trainer.max_epochs"'),
     ],
 )
 def test_bad_values_exit_with_one_message(flags, message, run_dir, capsys):
@@ -163,7 +244,13 @@ def test_wrong_key_in_a_subprocess_has_no_traceback(tmp_path):
 
 def test_missing_data_in_a_subprocess_says_where_to_put_it(tmp_path):
     result = zoo_subprocess(
-        "fit", "--config", str(CONFIGS / "fc.yaml"), "--data.download", "false", cwd=tmp_path, env={"ZOO_DATA_DIR": str(tmp_path / "empty")}
+        "fit",
+        "--config",
+        str(CONFIGS / "fc.yaml"),
+        "--data.download",
+        "false",
+        cwd=tmp_path,
+        env={"ZOO_DATA_DIR": str(tmp_path / "empty")},
     )
     assert result.returncode == 2
     assert f"Put these files into {tmp_path / 'empty' / 'mnist'}" in result.stderr

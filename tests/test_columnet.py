@@ -12,7 +12,9 @@ def _float64(model):
 
 def test_stacked_path_matches_the_per_column_reference():
     torch.manual_seed(0)
-    model = _float64(ColumNet(hidden=[12, 7, 5], activations=["relu", "tanh", "sigmoid", "gelu"], input_shape=(9,), num_outputs=3))
+    model = _float64(
+        ColumNet(hidden=[12, 7, 5], activations=["relu", "tanh", "sigmoid", "gelu"], input_shape=(9,), num_outputs=3)
+    )
     assert model.uniform
     x = torch.randn(16, 9, dtype=torch.float64)
     fast_out, fast_hidden = model.forward_with_hidden(x)
@@ -56,7 +58,11 @@ def test_columns_of_different_widths():
 
 def test_shorthand_equals_explicit_columns():
     short = ColumNet(hidden=[8, 4], activations=["relu", "tanh"], input_shape=(5,), num_outputs=2)
-    explicit = ColumNet(columns=[{"hidden": [8, 4], "activation": "relu"}, {"hidden": [8, 4], "activation": "tanh"}], input_shape=(5,), num_outputs=2)
+    explicit = ColumNet(
+        columns=[{"hidden": [8, 4], "activation": "relu"}, {"hidden": [8, 4], "activation": "tanh"}],
+        input_shape=(5,),
+        num_outputs=2,
+    )
     assert [p.shape for p in short.parameters()] == [p.shape for p in explicit.parameters()]
     assert short.column_names == explicit.column_names == ["col1_relu", "col2_tanh"]
 
@@ -82,9 +88,18 @@ def test_dense_parameter_count():
     [
         ({"columns": []}, "ColumNet needs at least one column; got an empty list"),
         ({"activations": []}, "ColumNet needs at least one column"),
-        ({"columns": [{"hidden": [4], "activation": "relu"}], "hidden": [4]}, "give either model.columns or the shorthand"),
-        ({"columns": [{"hidden": [4, -1], "activation": "relu"}]}, r"model.columns\[1\].hidden must be positive integers, got \[4, -1\]"),
-        ({"columns": [{"hidden": [], "activation": "relu"}]}, r"model.columns\[1\].hidden must list at least one width"),
+        (
+            {"columns": [{"hidden": [4], "activation": "relu"}], "hidden": [4]},
+            "give either model.columns or the shorthand",
+        ),
+        (
+            {"columns": [{"hidden": [4, -1], "activation": "relu"}]},
+            r"model.columns\[1\].hidden must be positive integers, got \[4, -1\]",
+        ),
+        (
+            {"columns": [{"hidden": [], "activation": "relu"}]},
+            r"model.columns\[1\].hidden must list at least one width",
+        ),
         ({"activations": ["relu", "softplus"]}, "unknown activation 'softplus'; accepted: relu, relu6"),
         ({"hidden": [0]}, r"model.hidden must be positive integers, got \[0\]"),
     ],

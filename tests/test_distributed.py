@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import CONFIGS, ROOT
+
 from zoo.cli import main
 from zoo.data import ZooDataModule
 from zoo.data.datamodule import EpochSampler
@@ -21,7 +21,9 @@ DDP = ["--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.d
 
 def zoo_subprocess(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "zoo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.parametrize("size", [10, 11, 13])
@@ -44,8 +46,18 @@ def test_evaluation_shards_are_disjoint_and_exact():
 def test_ddp_ranks_train_on_disjoint_shards_covering_the_epoch(tmp_path):
     callback = f"[{{class_path: ddp_helpers.SeenSamples, init_args: {{folder: {tmp_path}}}}}]"
     result = zoo_subprocess(
-        "fit", "--config", str(CONFIGS / "multimult.yaml"), *DDP, "--data.num_samples", "1200", "--trainer.max_epochs", "1",
-        "--trainer.callbacks", callback, *QUIET, cwd=tmp_path,
+        "fit",
+        "--config",
+        str(CONFIGS / "multimult.yaml"),
+        *DDP,
+        "--data.num_samples",
+        "1200",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.callbacks",
+        callback,
+        *QUIET,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     first, second = (torch.load(tmp_path / f"seen_rank{rank}.pt") for rank in (0, 1))
@@ -58,10 +70,47 @@ def test_ddp_ranks_train_on_disjoint_shards_covering_the_epoch(tmp_path):
 
 def test_ddp_validation_metrics_equal_one_process(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    main(["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.max_epochs", "3", "--trainer.callbacks", "null", *QUIET])
+    main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "iris.yaml"),
+            "--trainer.max_epochs",
+            "3",
+            "--trainer.callbacks",
+            "null",
+            *QUIET,
+        ]
+    )
     checkpoint = str(tmp_path / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "last.ckpt")
-    single = main(["validate", "--config", str(CONFIGS / "iris.yaml"), "--ckpt_path", checkpoint, "--trainer.callbacks", "null", "--data.eval_batch_size", "7", *QUIET])
-    result = zoo_subprocess("validate", "--config", str(CONFIGS / "iris.yaml"), "--ckpt_path", checkpoint, "--trainer.callbacks", "null", "--data.eval_batch_size", "7", *DDP, *QUIET, cwd=tmp_path)
+    single = main(
+        [
+            "validate",
+            "--config",
+            str(CONFIGS / "iris.yaml"),
+            "--ckpt_path",
+            checkpoint,
+            "--trainer.callbacks",
+            "null",
+            "--data.eval_batch_size",
+            "7",
+            *QUIET,
+        ]
+    )
+    result = zoo_subprocess(
+        "validate",
+        "--config",
+        str(CONFIGS / "iris.yaml"),
+        "--ckpt_path",
+        checkpoint,
+        "--trainer.callbacks",
+        "null",
+        "--data.eval_batch_size",
+        "7",
+        *DDP,
+        *QUIET,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for metric in ("val/acc", "val/loss"):
         printed = float(re.search(rf"{re.escape(metric)}\s+([0-9.e-]+)", result.stdout).group(1))

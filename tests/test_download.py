@@ -101,7 +101,9 @@ def test_wrong_bytes_are_not_kept(mirror, tmp_path):
 
 def test_next_mirror_is_tried(mirror, tmp_path):
     mirror.files["/second/a.bin"] = PAYLOAD
-    dest = download([f"{mirror.url}/first/a.bin", f"{mirror.url}/second/a.bin"], tmp_path / "a.bin", PAYLOAD_MD5, retries=1)
+    dest = download(
+        [f"{mirror.url}/first/a.bin", f"{mirror.url}/second/a.bin"], tmp_path / "a.bin", PAYLOAD_MD5, retries=1
+    )
     assert dest.read_bytes() == PAYLOAD
     assert mirror.requests == ["/first/a.bin", "/second/a.bin"]
 
@@ -135,7 +137,9 @@ def test_datamodule_downloads_real_mnist_from_a_mirror(mirror, tmp_path, data_di
         mirror.files[f"/mnist/{name}"] = (data_dir / "mnist" / name).read_bytes()
     mirror.cut[f"/mnist/{IDX_FILES[0]}"] = 1  # the big file breaks off once
     local = dataclasses.replace(datasets_module.MNIST, mirrors=(f"{mirror.url}/mnist/",))
-    monkeypatch.setitem(datasets_module.DATASETS, "mnist", dataclasses.replace(datasets_module.DATASETS["mnist"], load=local))
+    monkeypatch.setitem(
+        datasets_module.DATASETS, "mnist", dataclasses.replace(datasets_module.DATASETS["mnist"], load=local)
+    )
 
     module = ZooDataModule("mnist", data_dir=str(tmp_path))
     module.setup("fit")

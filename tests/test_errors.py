@@ -36,37 +36,185 @@ IRIS = ("--config", "{configs}/iris.yaml")
 MNIST = ("--config", "{configs}/fc.yaml")
 CASES = [
     Case("config", "unknown key in a YAML file", ("--config", "{typo_yaml}"), "Option 'activaton' is not accepted"),
-    Case("config", "unknown flag", (*IRIS, "--trainer.max_epochz", "3"), "unrecognized arguments: --trainer.max_epochz 3"),
+    Case(
+        "config", "unknown flag", (*IRIS, "--trainer.max_epochz", "3"), "unrecognized arguments: --trainer.max_epochz 3"
+    ),
     Case("config", "wrong type", (*IRIS, "--trainer.max_epochs", "many"), 'Parser key "trainer.max_epochs"'),
     Case("config", "unknown model", (*IRIS, "--model", "ResNet"), "Accepted models: ColumNet, FCNet, SparseNet"),
-    Case("config", "unknown dataset", (*IRIS, "--data.dataset", "cifar10"), "Expected a typing.Literal['mnist', 'fashion_mnist', 'iris', 'multimult']"),
-    Case("config", "unknown activation", (*IRIS, "--model.init_args.activation", "swish"), "Expected a typing.Literal['relu', 'relu6', 'sigmoid', 'tanh'"),
-    Case("config", "hidden width ≤ 0", (*IRIS, "--model.init_args.hidden", "[64, 0]"), "zoo: error: model.hidden must be positive integers, got [64, 0]"),
-    Case("config", "empty ColumNet column list", ("--config", "{no_columns_yaml}"), "zoo: error: ColumNet needs at least one column; got an empty list"),
-    Case("config", "ColumNet columns and shorthand together", ("--config", "{both_columns_yaml}"), "zoo: error: give either model.columns or the shorthand model.hidden + model.activations, not both"),
-    Case("config", "density outside (0, 1]", (*IRIS, "--model", "SparseNet", "--model.density", "1.5"), "zoo: error: model.density of layer 1 (4→16) must lie in (0, 1]; it is 1.5"),
-    Case("config", "density of 0", (*IRIS, "--model", "SparseNet", "--model.density", "0"), "zoo: error: model.density of layer 1 (4→16) must lie in (0, 1]; it is 0"),
-    Case("config", "ε that gives a density > 1", (*IRIS, "--model", "SparseNet", "--model.epsilon", "5"), "zoo: error: model.density of layer 1 (4→16) must lie in (0, 1]; epsilon 5.0 gives 1.562"),
-    Case("config", "unknown sparse backend", (*IRIS, "--model", "SparseNet", "--model.backend", "cusparse"), "Expected a typing.Literal['masked', 'sparse', 'torch_sparse']"),
-    Case("config", "dropout outside [0, 1)", (*IRIS, "--model.init_args.dropout", "1.5"), "zoo: error: dropout must lie in [0, 1), got 1.5"),
-    Case("config", "batch size ≤ 0", (*IRIS, "--data.batch_size", "0"), "zoo: error: data.batch_size must be a positive integer, got 0"),
-    Case("config", "batch size larger than the dataset", (*IRIS, "--data.batch_size", "500"), "zoo: error: data.batch_size 500 is larger than the training split (96 samples of iris)"),
-    Case("config", "validation fraction outside (0, 1)", (*IRIS, "--data.val_fraction", "1.2"), "zoo: error: data.val_fraction must lie strictly between 0 and 1, got 1.2"),
-    Case("config", "sample count for a fixed-size dataset", (*IRIS, "--data.num_samples", "100"), "zoo: error: data.num_samples sets the size of synthetic datasets (multimult); 'iris' has a fixed size"),
-    Case("config", "analysis of a layer that does not exist", (*IRIS, "--trainer.callbacks", "[{class_path: zoo.callbacks.TaskSeparation, init_args: {layers: [fc9]}}]"), "zoo: error: TaskSeparation: unknown layer 'fc9'; FCNet's hidden layers are: fc1, fc2"),
-    Case("config", "analysis schedule < 1", (*IRIS, "--trainer.callbacks", "[{class_path: zoo.callbacks.ActivationAnalysis, init_args: {every_n_epochs: 0}}]"), "zoo: error: ActivationAnalysis: every_n_epochs must be at least 1, got 0"),
-    Case("data", "missing data folder (downloads off)", (*MNIST, "--data.data_dir", "{nowhere}", "--data.download", "false"), "dataset files are missing and could not be fetched: downloads are turned off"),
-    Case("data", "one file missing (downloads off)", (*MNIST, "--data.data_dir", "{one_missing}", "--data.download", "false"), "Put these files into"),
-    Case("data", "file with the wrong MD5", (*MNIST, "--data.data_dir", "{wrong_md5}"), "train-labels-idx1-ubyte.gz: MD5 is"),
+    Case(
+        "config",
+        "unknown dataset",
+        (*IRIS, "--data.dataset", "cifar10"),
+        "Expected a typing.Literal['mnist', 'fashion_mnist', 'iris', 'multimult']",
+    ),
+    Case(
+        "config",
+        "unknown activation",
+        (*IRIS, "--model.init_args.activation", "swish"),
+        "Expected a typing.Literal['relu', 'relu6', 'sigmoid', 'tanh'",
+    ),
+    Case(
+        "config",
+        "hidden width ≤ 0",
+        (*IRIS, "--model.init_args.hidden", "[64, 0]"),
+        "zoo: error: model.hidden must be positive integers, got [64, 0]",
+    ),
+    Case(
+        "config",
+        "empty ColumNet column list",
+        ("--config", "{no_columns_yaml}"),
+        "zoo: error: ColumNet needs at least one column; got an empty list",
+    ),
+    Case(
+        "config",
+        "ColumNet columns and shorthand together",
+        ("--config", "{both_columns_yaml}"),
+        "zoo: error: give either model.columns or the shorthand model.hidden + model.activations, not both",
+    ),
+    Case(
+        "config",
+        "density outside (0, 1]",
+        (*IRIS, "--model", "SparseNet", "--model.density", "1.5"),
+        "zoo: error: model.density of layer 1 (4→16) must lie in (0, 1]; it is 1.5",
+    ),
+    Case(
+        "config",
+        "density of 0",
+        (*IRIS, "--model", "SparseNet", "--model.density", "0"),
+        "zoo: error: model.density of layer 1 (4→16) must lie in (0, 1]; it is 0",
+    ),
+    Case(
+        "config",
+        "ε that gives a density > 1",
+        (*IRIS, "--model", "SparseNet", "--model.epsilon", "5"),
+        "zoo: error: model.density of layer 1 (4→16) must lie in (0, 1]; epsilon 5.0 gives 1.562",
+    ),
+    Case(
+        "config",
+        "unknown sparse backend",
+        (*IRIS, "--model", "SparseNet", "--model.backend", "cusparse"),
+        "Expected a typing.Literal['masked', 'sparse', 'torch_sparse']",
+    ),
+    Case(
+        "config",
+        "dropout outside [0, 1)",
+        (*IRIS, "--model.init_args.dropout", "1.5"),
+        "zoo: error: dropout must lie in [0, 1), got 1.5",
+    ),
+    Case(
+        "config",
+        "batch size ≤ 0",
+        (*IRIS, "--data.batch_size", "0"),
+        "zoo: error: data.batch_size must be a positive integer, got 0",
+    ),
+    Case(
+        "config",
+        "batch size larger than the dataset",
+        (*IRIS, "--data.batch_size", "500"),
+        "zoo: error: data.batch_size 500 is larger than the training split (96 samples of iris)",
+    ),
+    Case(
+        "config",
+        "validation fraction outside (0, 1)",
+        (*IRIS, "--data.val_fraction", "1.2"),
+        "zoo: error: data.val_fraction must lie strictly between 0 and 1, got 1.2",
+    ),
+    Case(
+        "config",
+        "sample count for a fixed-size dataset",
+        (*IRIS, "--data.num_samples", "100"),
+        "zoo: error: data.num_samples sets the size of synthetic datasets (multimult); 'iris' has a fixed size",
+    ),
+    Case(
+        "config",
+        "analysis of a layer that does not exist",
+        (*IRIS, "--trainer.callbacks", "[{class_path: zoo.callbacks.TaskSeparation, init_args: {layers: [fc9]}}]"),
+        "zoo: error: TaskSeparation: unknown layer 'fc9'; FCNet's hidden layers are: fc1, fc2",
+    ),
+    Case(
+        "config",
+        "analysis schedule < 1",
+        (
+            *IRIS,
+            "--trainer.callbacks",
+            "[{class_path: zoo.callbacks.ActivationAnalysis, init_args: {every_n_epochs: 0}}]",
+        ),
+        "zoo: error: ActivationAnalysis: every_n_epochs must be at least 1, got 0",
+    ),
+    Case(
+        "data",
+        "missing data folder (downloads off)",
+        (*MNIST, "--data.data_dir", "{nowhere}", "--data.download", "false"),
+        "dataset files are missing and could not be fetched: downloads are turned off",
+    ),
+    Case(
+        "data",
+        "one file missing (downloads off)",
+        (*MNIST, "--data.data_dir", "{one_missing}", "--data.download", "false"),
+        "Put these files into",
+    ),
+    Case(
+        "data",
+        "file with the wrong MD5",
+        (*MNIST, "--data.data_dir", "{wrong_md5}"),
+        "train-labels-idx1-ubyte.gz: MD5 is",
+    ),
     Case("data", "truncated .gz", (*MNIST, "--data.data_dir", "{truncated}"), "train-images-idx3-ubyte.gz: MD5 is"),
-    Case("data", "data folder not writable for a download", (*MNIST, "--data.data_dir", "{not_a_folder}/data"), "cannot write into"),
-    Case("checkpoint", "missing checkpoint path", (*IRIS, "--ckpt_path", "{nowhere}/model.ckpt"), "zoo: error: checkpoint not found:", subcommand="test"),
-    Case("checkpoint", "truncated checkpoint", (*IRIS, "--ckpt_path", "{truncated_ckpt}"), "not a readable checkpoint; it is corrupt, truncated or another kind of file", subcommand="test"),
-    Case("checkpoint", "a file that is no checkpoint", (*IRIS, "--ckpt_path", "{readme}"), "not a readable checkpoint; it is corrupt, truncated or another kind of file", subcommand="test"),
-    Case("checkpoint", "checkpoint of another architecture", ("--config", "{configs}/columnet.yaml", "--ckpt_path", "{iris_ckpt}"), "holds a FCNet, but this configuration builds a ColumNet", subcommand="test"),
-    Case("checkpoint", "checkpoint of another shape", (*MNIST, "--ckpt_path", "{iris_ckpt}"), "does not fit this FCNet: blocks.0.0.weight is (16, 4) in the checkpoint and (16, 784) in the model", subcommand="test"),
-    Case("checkpoint", "--ckpt_path last with no run to resume", ("--config", "{configs}/multimult.yaml", "--ckpt_path", "last"), "zoo: error: --ckpt_path last: no run under lightning_logs/multimult has a checkpoints/last.ckpt yet"),
-    Case("training", "loss becomes NaN", (*IRIS, "--optimizer.lr", "1e30"), "zoo: error: the training loss became nan at step 1 (epoch 0); training stopped and these weights were not saved", exit_code=3),
+    Case(
+        "data",
+        "data folder not writable for a download",
+        (*MNIST, "--data.data_dir", "{not_a_folder}/data"),
+        "cannot write into",
+    ),
+    Case(
+        "checkpoint",
+        "missing checkpoint path",
+        (*IRIS, "--ckpt_path", "{nowhere}/model.ckpt"),
+        "zoo: error: checkpoint not found:",
+        subcommand="test",
+    ),
+    Case(
+        "checkpoint",
+        "truncated checkpoint",
+        (*IRIS, "--ckpt_path", "{truncated_ckpt}"),
+        "not a readable checkpoint; it is corrupt, truncated or another kind of file",
+        subcommand="test",
+    ),
+    Case(
+        "checkpoint",
+        "a file that is no checkpoint",
+        (*IRIS, "--ckpt_path", "{readme}"),
+        "not a readable checkpoint; it is corrupt, truncated or another kind of file",
+        subcommand="test",
+    ),
+    Case(
+        "checkpoint",
+        "checkpoint of another architecture",
+        ("--config", "{configs}/columnet.yaml", "--ckpt_path", "{iris_ckpt}"),
+        "holds a FCNet, but this configuration builds a ColumNet",
+        subcommand="test",
+    ),
+    Case(
+        "checkpoint",
+        "checkpoint of another shape",
+        (*MNIST, "--ckpt_path", "{iris_ckpt}"),
+        "does not fit this FCNet: blocks.0.0.weight is (16, 4) in the checkpoint and (16, 784) in the model",
+        subcommand="test",
+    ),
+    Case(
+        "checkpoint",
+        "--ckpt_path last with no run to resume",
+        ("--config", "{configs}/multimult.yaml", "--ckpt_path", "last"),
+        "zoo: error: --ckpt_path last: no run under lightning_logs/multimult has a checkpoints/last.ckpt yet",
+    ),
+    Case(
+        "training",
+        "loss becomes NaN",
+        (*IRIS, "--optimizer.lr", "1e30"),
+        "zoo: error: the training loss became nan at step 1 (epoch 0); training stopped and these weights were not "
+        "saved",
+        exit_code=3,
+    ),
 ]
 
 
@@ -107,8 +255,12 @@ def files(tmp_path_factory, data_dir) -> dict[str, str]:
     iris = (CONFIGS / "iris.yaml").read_text()
     for name, text in {
         "typo_yaml": iris.replace("activation: relu", "activaton: relu"),
-        "no_columns_yaml": iris.replace("class_path: zoo.models.FCNet", "class_path: zoo.models.ColumNet").replace("hidden: [16, 16]\n    activation: relu", "columns: []"),
-        "both_columns_yaml": iris.replace("class_path: zoo.models.FCNet", "class_path: zoo.models.ColumNet").replace("activation: relu", "columns: [{hidden: [4], activation: relu}]"),
+        "no_columns_yaml": iris.replace("class_path: zoo.models.FCNet", "class_path: zoo.models.ColumNet").replace(
+            "hidden: [16, 16]\n    activation: relu", "columns: []"
+        ),
+        "both_columns_yaml": iris.replace("class_path: zoo.models.FCNet", "class_path: zoo.models.ColumNet").replace(
+            "activation: relu", "columns: [{hidden: [4], activation: relu}]"
+        ),
     }.items():
         (root / f"{name}.yaml").write_text(text)
         paths[name] = str(root / f"{name}.yaml")

@@ -12,17 +12,28 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import CONFIGS, ROOT
-from zoo.errors import TrainingDiverged
+
 from zoo import load_model
+from zoo.errors import TrainingDiverged
 from zoo.models import FCNet
 from zoo.runs import AtomicCheckpointIO, reserve_version
 
 # FCNet with dropout (so the resumed run must also restore the random state), ~1 s an epoch
 RUN = [
-    "fit", "--config", str(CONFIGS / "fc.yaml"), "--trainer.callbacks", "null", "--model.init_args.hidden", "[256]",
-    "--trainer.limit_train_batches", "150", "--trainer.max_epochs", "4", "--trainer.enable_progress_bar", "false",
+    "fit",
+    "--config",
+    str(CONFIGS / "fc.yaml"),
+    "--trainer.callbacks",
+    "null",
+    "--model.init_args.hidden",
+    "[256]",
+    "--trainer.limit_train_batches",
+    "150",
+    "--trainer.max_epochs",
+    "4",
+    "--trainer.enable_progress_bar",
+    "false",
 ]
 
 
@@ -46,7 +57,9 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
 
 
 def final_state(folder: Path, version: int = 0) -> dict:
-    return torch.load(folder / "lightning_logs" / "fc" / f"version_{version}" / "checkpoints" / "last.ckpt", weights_only=True)
+    return torch.load(
+        folder / "lightning_logs" / "fc" / f"version_{version}" / "checkpoints" / "last.ckpt", weights_only=True
+    )
 
 
 def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, data_dir):
@@ -59,7 +72,9 @@ def test_sigkill_mid_epoch_then_resume_gives_the_same_weights(tmp_path, data_dir
     time.sleep(0.5)  # into the next epoch
     run.send_signal(signal.SIGKILL)
     assert run.wait(timeout=30) == -signal.SIGKILL
-    interrupted_at = torch.load(killed / "lightning_logs" / "fc" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    interrupted_at = torch.load(
+        killed / "lightning_logs" / "fc" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True
+    )["epoch"]
     assert interrupted_at < 3, "the run finished before it was killed"
 
     resumed = start(killed, "--ckpt_path", "last")
@@ -85,9 +100,28 @@ def test_sigterm_stops_cleanly_and_leaves_a_resumable_checkpoint(tmp_path, data_
 
 
 def test_two_fits_started_together_never_share_a_folder(tmp_path):
-    quick = ["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.max_epochs", "2", "--trainer.callbacks", "null", "--trainer.enable_progress_bar", "false"]
+    quick = [
+        "fit",
+        "--config",
+        str(CONFIGS / "iris.yaml"),
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.callbacks",
+        "null",
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    runs = [subprocess.Popen([sys.executable, "-m", "zoo", *quick], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "zoo", *quick],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     assert [run.wait(timeout=120) for run in runs] == [0, 0]
     folders = sorted(path.name for path in (tmp_path / "lightning_logs" / "iris").iterdir())
     assert folders == ["version_0", "version_1"]
@@ -136,5 +170,7 @@ def test_non_finite_weights_are_never_saved():
     model = FCNet(hidden=[4], input_shape=(2,), num_outputs=2)
     state = model.state_dict()
     state["head.weight"][0, 0] = float("nan")
-    with pytest.raises(TrainingDiverged, match=r"refusing to save a checkpoint at step 0: head.weight holds NaN or infinite values"):
+    with pytest.raises(
+        TrainingDiverged, match=r"refusing to save a checkpoint at step 0: head.weight holds NaN or infinite values"
+    ):
         model.on_save_checkpoint({"state_dict": state})

@@ -2,8 +2,8 @@ import gzip
 
 import pytest
 import torch
-
 from conftest import idx_bytes, write_idx
+
 from zoo.data.datasets import IDX_FILES, IDXSource, LoadOptions
 from zoo.data.idx import parse_idx, read_idx
 from zoo.errors import ZooError

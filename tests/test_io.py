@@ -58,8 +58,19 @@ def test_load_model_round_trip(tmp_path):
         (None, "checkpoint not found"),
         (b"not a checkpoint at all", "not a readable checkpoint"),
         ({"state_dict": {}}, "not a zoo checkpoint"),
-        ({"zoo": {"model": "ResNet"}, "hyper_parameters": {}, "state_dict": {}, **LIGHTNING}, "holds a ResNet, which this version of zoo does not have"),
-        ({"zoo": {"model": "FCNet"}, "hyper_parameters": {"hidden": [5]}, "state_dict": FCNet(hidden=[9]).state_dict(), **LIGHTNING}, "its weights do not fit a FCNet"),
+        (
+            {"zoo": {"model": "ResNet"}, "hyper_parameters": {}, "state_dict": {}, **LIGHTNING},
+            "holds a ResNet, which this version of zoo does not have",
+        ),
+        (
+            {
+                "zoo": {"model": "FCNet"},
+                "hyper_parameters": {"hidden": [5]},
+                "state_dict": FCNet(hidden=[9]).state_dict(),
+                **LIGHTNING,
+            },
+            "its weights do not fit a FCNet",
+        ),
     ],
 )
 def test_bad_checkpoints(tmp_path, content, message):

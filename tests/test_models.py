@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import zoo
+from zoo.errors import ZooError
 from zoo.models import FCNet, SparseLayer, ZooModule
 from zoo.models.layers import ACTIVATIONS, ActivationName, make_activation
-from zoo.errors import ZooError
 
 
 def test_registry():
@@ -34,7 +34,11 @@ def test_hidden_activations_are_in_the_graph_of_the_outputs():
     assert torch.allclose(grad, model.head.weight[2].expand(6, 8))
 
 
-SMALL = {"FCNet": {"hidden": [8, 6]}, "ColumNet": {"hidden": [8, 6], "activations": ["relu", "tanh"]}, "SparseNet": {"hidden": [8, 6], "density": 0.5, "backend": "sparse"}}
+SMALL = {
+    "FCNet": {"hidden": [8, 6]},
+    "ColumNet": {"hidden": [8, 6], "activations": ["relu", "tanh"]},
+    "SparseNet": {"hidden": [8, 6], "density": 0.5, "backend": "sparse"},
+}
 
 
 @pytest.mark.parametrize("name", zoo.list_models())
@@ -70,7 +74,9 @@ def test_every_model_lets_an_analysis_edit_a_layer(name):
     assert torch.allclose(outputs, model.head(torch.zeros(4, model.head.in_features)))
     seen = []
     first = next(iter(hidden))
-    doubled, _ = model.forward_with_hidden(x, edit=lambda layer, a: seen.append(layer) or (2 * a if layer == first else a))
+    doubled, _ = model.forward_with_hidden(
+        x, edit=lambda layer, a: seen.append(layer) or (2 * a if layer == first else a)
+    )
     assert sorted(seen) == sorted(hidden)  # every layer offered once (in the order the forward reaches them)
     assert not torch.allclose(doubled, model(x))  # the edit of the first layer reached the outputs
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import CONFIGS, ROOT
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
-from conftest import CONFIGS, ROOT
 from zoo.errors import ZooError
 from zoo.sweep import comparable, load_sweep, read_results, run_sweep, trial_devices
 
@@ -22,7 +22,9 @@ from zoo.sweep import comparable, load_sweep, read_results, run_sweep, trial_dev
 def sweep_file(tmp_path) -> Path:
     """FCNet (two widths) and ColumNet on iris, two seeds: six trials of two epochs."""
     iris = (CONFIGS / "iris.yaml").read_text()
-    columnet = iris.replace("zoo.models.FCNet", "zoo.models.ColumNet").replace("activation: relu", "activations: [relu, tanh]")
+    columnet = iris.replace("zoo.models.FCNet", "zoo.models.ColumNet").replace(
+        "activation: relu", "activations: [relu, tanh]"
+    )
     (tmp_path / "iris_columnet.yaml").write_text(columnet)
     spec = {
         "output": str(tmp_path / "out"),
@@ -41,7 +43,10 @@ def sweep_file(tmp_path) -> Path:
 def sweep_subprocess(sweep: Path, output: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "sweep.py"), str(sweep), "--output", str(output), *extra],
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -63,7 +68,11 @@ def test_sweep_writes_results_summary_plots_and_hparams(sweep_file, tmp_path, mo
     small = next(row for row in rows if row["overrides"] == '{"model.init_args.hidden": [8]}')
     assert int(small["params_nonzero"]) == 4 * 8 + 8 + 8 * 3 + 3
     for row in rows:
-        assert 0 <= float(row["test_acc"]) <= 1 and float(row["train_seconds"]) > 0 and float(row["train_samples_per_second"]) > 0
+        assert (
+            0 <= float(row["test_acc"]) <= 1
+            and float(row["train_seconds"]) > 0
+            and float(row["train_samples_per_second"]) > 0
+        )
     summary = (folder / "summary.md").read_text()
     assert summary.count("| FCNet |") == 2 and summary.count("| ColumNet |") == 1 and "±" in summary
     for plot in ("accuracy_vs_parameters.png", "accuracy_vs_train_time.png"):
@@ -146,7 +155,10 @@ def test_optuna_search_on_sqlite_resumes_the_study(tmp_path):
     assert len(rows) == 3 and (tmp_path / "search" / "study.db").stat().st_size > 0
     for row in rows:
         overrides = yaml.safe_load(row["overrides"])
-        assert overrides["model.init_args.hidden"] in ([4], [16, 16]) and 1e-3 <= overrides["optimizer.init_args.lr"] <= 0.1
+        assert (
+            overrides["model.init_args.hidden"] in ([4], [16, 16])
+            and 1e-3 <= overrides["optimizer.init_args.lr"] <= 0.1
+        )
 
     spec["search"]["trials"] = 4  # a restart, or a second worker, continues the same study
     path.write_text(yaml.safe_dump(spec))
@@ -159,7 +171,9 @@ def test_bad_search_space(tmp_path):
     spec = {"search": {"config": str(CONFIGS / "iris.yaml"), "space": {"optimizer.init_args.lr": {"uniform": [0, 1]}}}}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(spec))
-    with pytest.raises(ZooError, match=r"search space for optimizer.init_args.lr: give exactly one of float, int, categorical"):
+    with pytest.raises(
+        ZooError, match=r"search space for optimizer.init_args.lr: give exactly one of float, int, categorical"
+    ):
         run_search(path, output=tmp_path / "out")
 
 

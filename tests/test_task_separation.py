@@ -3,14 +3,13 @@ import itertools
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import DEVICES
 
 import zoo
 from zoo.analysis import task_separation
 from zoo.analysis.reference import attribution_loop, task_gradients_loop
 from zoo.errors import ZooError
 from zoo.models import FCNet
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def two_disjoint_subnetworks() -> FCNet:
@@ -58,7 +57,9 @@ def test_every_quantity_matches_the_per_sample_loop(task):
     for k, j in itertools.product(range(3), repeat=2):
         assert result.interference[k, j].item() == pytest.approx(cosine(flat[k], flat[j]), abs=1e-5)
     first_layer = torch.cat([gradients["blocks.0.0.weight"].flatten(1), gradients["blocks.0.0.bias"]], 1)
-    assert result.interference_per_layer["blocks.0.0"][0, 2].item() == pytest.approx(cosine(first_layer[0], first_layer[2]), abs=1e-5)
+    assert result.interference_per_layer["blocks.0.0"][0, 2].item() == pytest.approx(
+        cosine(first_layer[0], first_layer[2]), abs=1e-5
+    )
     pairs = [flat[k] @ flat[j] for k, j in [(0, 1), (0, 2), (1, 2)]]
     assert result.conflict_fraction == pytest.approx(sum(p < 0 for p in pairs).item() / 3)
 
@@ -109,11 +110,17 @@ def test_dead_relu_neuron_is_found():
 
 @pytest.mark.parametrize("name", zoo.list_models())
 def test_every_architecture(name):
-    kwargs = {"FCNet": {"hidden": [16]}, "ColumNet": {"hidden": [8], "activations": ["relu", "sigmoid"]}, "SparseNet": {"hidden": [16, 8], "backend": "sparse", "density": 0.3}}[name]
+    kwargs = {
+        "FCNet": {"hidden": [16]},
+        "ColumNet": {"hidden": [8], "activations": ["relu", "sigmoid"]},
+        "SparseNet": {"hidden": [16, 8], "backend": "sparse", "density": 0.3},
+    }[name]
     model = zoo.create_model(name, input_shape=(4,), num_outputs=3, **kwargs)
     x, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
     result = task_separation(model, x, y, output_names=["a", "b", "c"])
-    assert result.interference.shape == (3, 3) and torch.allclose(result.interference.diagonal(), torch.ones(3), atol=1e-5)
+    assert result.interference.shape == (3, 3) and torch.allclose(
+        result.interference.diagonal(), torch.ones(3), atol=1e-5
+    )
     assert set(result.attribution) == set(model.hidden_activations(x))
     if name == "ColumNet":
         assert set(result.column_roles) == {"col1_relu", "col2_sigmoid"}

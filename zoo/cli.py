@@ -74,11 +74,15 @@ class ZooCLI(LightningCLI):
         if config.ckpt_path == "last" and root is not None:
             found = latest_checkpoint(root)
             if found is None:
-                raise ZooError(f"--ckpt_path last: no run under {root} has a checkpoints/last.ckpt yet; start without --ckpt_path")
+                raise ZooError(
+                    f"--ckpt_path last: no run under {root} has a checkpoints/last.ckpt yet; start without --ckpt_path"
+                )
             logger.version, config.ckpt_path = found[0], str(found[1])
         self.checkpoint_to_fit = None
         if config.ckpt_path and config.ckpt_path not in LIGHTNING_CHECKPOINT_KEYWORDS:
-            self.checkpoint_to_fit = read_checkpoint(config.ckpt_path)  # kept: the shapes are checked once the model exists
+            self.checkpoint_to_fit = read_checkpoint(
+                config.ckpt_path
+            )  # kept: the shapes are checked once the model exists
             held = self.checkpoint_to_fit["zoo"]["model"]
             built = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else held
             if held != built:
@@ -113,14 +117,15 @@ class ZooCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """As LightningCLI's, with zoo's checkpoint and progress bar among the callbacks.
 
-        ``--trainer.enable_checkpointing false`` also drops zoo's checkpoint, and the progress bar
-        redraws every ``PROGRESS_BAR_REFRESH_STEPS`` steps unless the config brings its own bar.
+        ``--trainer.enable_checkpointing false`` and ``fast_dev_run`` (which Lightning says saves
+        nothing, yet its ``save_last`` writes ``last.ckpt`` at the end) drop zoo's checkpoint, and the
+        progress bar redraws every ``PROGRESS_BAR_REFRESH_STEPS`` steps unless the config brings its own.
         """
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = {**config["trainer"], **kwargs}
         configured = trainer.get("callbacks") or []
         callbacks = list(configured) if isinstance(configured, list) else [configured]
-        if trainer.get("enable_checkpointing") is not False:
+        if trainer.get("enable_checkpointing") is not False and not trainer.get("fast_dev_run"):
             callbacks.append(config["checkpoint"])
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS))
@@ -202,6 +207,10 @@ def _folder_logger_arguments(trainer: Namespace) -> Namespace | None:
     logger = trainer.logger
     if isinstance(logger, Namespace) and isinstance(logger.get("init_args"), Namespace):
         arguments = logger.init_args
-        if "save_dir" in arguments and "version" in arguments and isinstance(arguments.get("version"), (int, type(None))):
+        if (
+            "save_dir" in arguments
+            and "version" in arguments
+            and isinstance(arguments.get("version"), (int, type(None)))
+        ):
             return arguments
     return None

@@ -48,7 +48,9 @@ def heatmap(
     """A labelled heatmap; small matrices also get their values written in the cells."""
     values = matrix.detach().float().cpu()
     rows, cols = values.shape
-    figure = Figure(figsize=(min(2 + 0.5 * cols, 12), min(1.5 + (0.45 if rows <= 40 else 0.012) * rows, 14)), layout="constrained")
+    figure = Figure(
+        figsize=(min(2 + 0.5 * cols, 12), min(1.5 + (0.45 if rows <= 40 else 0.012) * rows, 14)), layout="constrained"
+    )
     axes = figure.add_subplot()
     image = axes.imshow(values.numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     figure.colorbar(image, ax=axes, label=colorbar)
@@ -56,14 +58,23 @@ def heatmap(
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     if col_labels is not None:
-        axes.set_xticks(range(cols), list(col_labels), rotation=45 if max(map(len, col_labels)) > 3 else 0, ha="right" if max(map(len, col_labels)) > 3 else "center")
+        axes.set_xticks(
+            range(cols),
+            list(col_labels),
+            rotation=45 if max(map(len, col_labels)) > 3 else 0,
+            ha="right" if max(map(len, col_labels)) > 3 else "center",
+        )
     if row_labels is not None and rows <= 40:
         axes.set_yticks(range(rows), list(row_labels))
     if annotate if annotate is not None else rows * cols <= 144:
-        for (row, col), value in zip(torch.cartesian_prod(torch.arange(rows), torch.arange(cols)).tolist(), values.flatten().tolist()):
+        for (row, col), value in zip(
+            torch.cartesian_prod(torch.arange(rows), torch.arange(cols)).tolist(), values.flatten().tolist()
+        ):
             red, green, blue, _ = image.cmap(image.norm(value))
             dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # text readable on the cell's own colour
-            axes.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black")
+            axes.text(
+                col, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black"
+            )
     return figure
 
 

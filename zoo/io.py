@@ -78,7 +78,10 @@ def to_jsonable(value: Any) -> Any:
         }
         return to_jsonable({**fields, **derived})
     if isinstance(value, torch.Tensor):
-        return to_jsonable(value.detach().cpu().tolist())
+        value = value.detach().cpu()
+        if not value.is_floating_point() or torch.isfinite(value).all():
+            return value.tolist()  # nothing to replace: skip walking every number
+        return to_jsonable(value.tolist())
     if isinstance(value, dict):
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -23,14 +23,26 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from zoo.io import atomic_file, write_json
 
 VERSION = re.compile(r"version_(\d+)$")
-PACKAGES = ("zoo", "torch", "pytorch-lightning", "torchmetrics", "jsonargparse", "tensorboard", "matplotlib", "scikit-learn", "numpy")
+PACKAGES = (
+    "zoo",
+    "torch",
+    "pytorch-lightning",
+    "torchmetrics",
+    "jsonargparse",
+    "tensorboard",
+    "matplotlib",
+    "scikit-learn",
+    "numpy",
+)
 
 
 def versions(root: Path) -> list[int]:
     """The version numbers of the run folders under ``root``, ascending."""
     if not root.is_dir():
         return []
-    return sorted(int(match.group(1)) for entry in root.iterdir() if entry.is_dir() and (match := VERSION.match(entry.name)))
+    return sorted(
+        int(match.group(1)) for entry in root.iterdir() if entry.is_dir() and (match := VERSION.match(entry.name))
+    )
 
 
 def reserve_version(root: Path) -> int:
@@ -84,7 +96,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     truncated file that ``--ckpt_path last`` would then fail to load.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
+    ) -> None:
         with atomic_file(path) as handle:
             torch.save(checkpoint, handle)
 
@@ -92,8 +106,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def _git_state(folder: Path) -> dict[str, Any] | None:
     """Commit and uncommitted-changes flag of the checkout zoo runs from, if it is one."""
     try:
-        commit = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(dirty)}

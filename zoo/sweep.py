@@ -33,8 +33,18 @@ from zoo.figures import render, save_png
 from zoo.io import write_text
 
 COLUMNS = [
-    "trial", "config", "family", "overrides", "seed", "params_nonzero", "best_val_acc", "test_acc",
-    "train_seconds", "eval_seconds", "train_samples_per_second", "run_dir",
+    "trial",
+    "config",
+    "family",
+    "overrides",
+    "seed",
+    "params_nonzero",
+    "best_val_acc",
+    "test_acc",
+    "train_seconds",
+    "eval_seconds",
+    "train_samples_per_second",
+    "run_dir",
 ]
 TIMING = {"train_seconds", "eval_seconds", "train_samples_per_second"}  # measured, so never identical twice
 MARKERS = {"FCNet": "o", "ColumNet": "s", "SparseNet": "^"}
@@ -114,15 +124,34 @@ def run_trial(trial: Trial, threads: int | None = None, devices: str = "1") -> d
         torch.set_num_threads(threads)
     # interval given as text: its default is an Enum, which the saved config.yaml cannot hold
     timer = "--trainer.callbacks+={class_path: pytorch_lightning.callbacks.Timer, init_args: {interval: epoch}}"
-    base = ["--config", trial.config, "--trainer.callbacks=null", timer, f"--trainer.devices={devices}", *trial.flags(), f"--seed_everything={trial.seed}",
-            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    base = [
+        "--config",
+        trial.config,
+        "--trainer.callbacks=null",
+        timer,
+        f"--trainer.devices={devices}",
+        *trial.flags(),
+        f"--seed_everything={trial.seed}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]
     runs = str(Path(trial.output) / "runs")
-    fit = main(["fit", *base, f"--trainer.logger.init_args.save_dir={runs}", f"--trainer.logger.init_args.name={trial.id}"])
+    fit = main(
+        ["fit", *base, f"--trainer.logger.init_args.save_dir={runs}", f"--trainer.logger.init_args.name={trial.id}"]
+    )
     fit_timer = _timer(fit.trainer)
     checkpoint = fit.trainer.checkpoint_callback
     # no logger for the test step, so its resolved config goes to default_root_dir: the trial's folder
     test_folder = Path(fit.trainer.log_dir) / "test"
-    test = main(["test", *base, "--trainer.logger=false", f"--trainer.default_root_dir={test_folder}", f"--ckpt_path={checkpoint.best_model_path}"])
+    test = main(
+        [
+            "test",
+            *base,
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={test_folder}",
+            f"--ckpt_path={checkpoint.best_model_path}",
+        ]
+    )
     train_seconds = fit_timer.time_elapsed("train")
     samples = fit.trainer.global_step * fit.datamodule.hparams.batch_size
     row = {
@@ -139,8 +168,20 @@ def run_trial(trial: Trial, threads: int | None = None, devices: str = "1") -> d
         "train_samples_per_second": round(samples / train_seconds, 1) if train_seconds else math.nan,
         "run_dir": fit.trainer.log_dir,
     }
-    hparams = {"config": trial.config, "family": row["family"], "seed": trial.seed, **{key: json.dumps(value) for key, value in trial.overrides.items()}}
-    fit.trainer.logger.log_hyperparams(hparams, {"hp/test_acc": row["test_acc"], "hp/best_val_acc": row["best_val_acc"], "hp/params_nonzero": row["params_nonzero"]})
+    hparams = {
+        "config": trial.config,
+        "family": row["family"],
+        "seed": trial.seed,
+        **{key: json.dumps(value) for key, value in trial.overrides.items()},
+    }
+    fit.trainer.logger.log_hyperparams(
+        hparams,
+        {
+            "hp/test_acc": row["test_acc"],
+            "hp/best_val_acc": row["best_val_acc"],
+            "hp/params_nonzero": row["params_nonzero"],
+        },
+    )
     return row
 
 
@@ -149,7 +190,10 @@ def _run_guarded(trial: Trial, threads: int, devices: str = "1") -> dict[str, An
     try:
         return run_trial(trial, threads, devices)
     except SystemExit as exit_:
-        raise ZooError(f"trial {trial.id} ({trial.config}, overrides {trial.overrides}, seed {trial.seed}) failed with exit code {exit_.code}; the message above says why") from None
+        raise ZooError(
+            f"trial {trial.id} ({trial.config}, overrides {trial.overrides}, seed {trial.seed}) failed with exit "
+            f"code {exit_.code}; the message above says why"
+        ) from None
 
 
 def _timer(trainer) -> Timer:
@@ -194,7 +238,10 @@ def run_sweep(trials: list[Trial], jobs: int = 1, report: Callable[[str], None] 
             report(f"done {trial.id}: test/acc {rows[-1]['test_acc']}")
     else:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_run_guarded, trial, threads, trial_devices(slot, gpus)): trial for slot, trial in enumerate(pending)}
+            futures = {
+                pool.submit(_run_guarded, trial, threads, trial_devices(slot, gpus)): trial
+                for slot, trial in enumerate(pending)
+            }
             for future in as_completed(futures):
                 rows.append(future.result())
                 write_results(folder, rows)
@@ -217,19 +264,31 @@ def write_summary(folder: Path, rows: list[dict[str, str]]) -> None:
     for group in ordered:
         first = group[0]
         lines.append(
-            f"| {first['family']} | {first['config']} | `{first['overrides']}` | {len(group)} | {int(first['params_nonzero']):,} "
+            f"| {first['family']} | {first['config']} | `{first['overrides']}` | {len(group)} | "
+            f"{int(first['params_nonzero']):,} "
             f"| {_mean_std(group, 'test_acc', 100, '%')} | {_mean_std(group, 'best_val_acc', 100, '%')} "
             f"| {_mean_std(group, 'train_seconds')} | {_mean_std(group, 'eval_seconds')} |"
         )
-    text = "# Sweep summary\n\nMean ± standard deviation over seeds, best test accuracy first.\n\n" + "\n".join(lines) + "\n"
+    text = (
+        "# Sweep summary\n\nMean ± standard deviation over seeds, best test accuracy first.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     write_text(folder / "summary.md", text)
-    save_png(folder / "accuracy_vs_parameters.png", render(_scatter(rows, "params_nonzero", "nonzero parameters", log=True)))
-    save_png(folder / "accuracy_vs_train_time.png", render(_scatter(rows, "train_seconds", "training time (s)", log=False)))
+    save_png(
+        folder / "accuracy_vs_parameters.png", render(_scatter(rows, "params_nonzero", "nonzero parameters", log=True))
+    )
+    save_png(
+        folder / "accuracy_vs_train_time.png", render(_scatter(rows, "train_seconds", "training time (s)", log=False))
+    )
 
 
 def comparable(rows: Iterable[dict[str, str]]) -> list[dict[str, str]]:
     """Rows without what is measured rather than computed (times) or placed (run folders), sorted."""
-    return sorted(({key: value for key, value in row.items() if key not in TIMING | {"run_dir"}} for row in rows), key=lambda row: row["trial"])
+    return sorted(
+        ({key: value for key, value in row.items() if key not in TIMING | {"run_dir"}} for row in rows),
+        key=lambda row: row["trial"],
+    )
 
 
 def _mean_std(group: list[dict[str, str]], column: str, scale: float = 1, unit: str = "") -> str:
@@ -245,7 +304,13 @@ def _scatter(rows: list[dict[str, str]], column: str, label: str, log: bool):
     axes = figure.add_subplot()
     for family in sorted({row["family"] for row in rows}):
         members = [row for row in rows if row["family"] == family]
-        axes.scatter([float(row[column]) for row in members], [100 * float(row["test_acc"]) for row in members], marker=MARKERS.get(family, "D"), label=family, alpha=0.8)
+        axes.scatter(
+            [float(row[column]) for row in members],
+            [100 * float(row["test_acc"]) for row in members],
+            marker=MARKERS.get(family, "D"),
+            label=family,
+            alpha=0.8,
+        )
     if log:
         axes.set_xscale("log")
     axes.set_xlabel(label)
@@ -259,7 +324,12 @@ def _scatter(rows: list[dict[str, str]], column: str, label: str, log: bool):
 SPACE_KINDS = ("float", "int", "categorical")
 
 
-def run_search(path: str | Path, output: str | Path | None = None, storage: str | None = None, report: Callable[[str], None] = print) -> list[dict[str, str]]:
+def run_search(
+    path: str | Path,
+    output: str | Path | None = None,
+    storage: str | None = None,
+    report: Callable[[str], None] = print,
+) -> list[dict[str, str]]:
     """An Optuna study (TPE) over the ``search:`` block of a sweep file; every trial a normal zoo run.
 
     The study lives in ``storage``: by default SQLite in the output folder; with a database URL
@@ -286,12 +356,16 @@ def run_search(path: str | Path, output: str | Path | None = None, storage: str 
     # A sampler seeded alike on every start would replay its first draws in a resumed study and
     # in every worker; by default it is unseeded, and a sampler_seed is offset by the trials so far.
     sampler_seed = search.get("sampler_seed")
-    study.sampler = optuna.samplers.TPESampler(seed=None if sampler_seed is None else int(sampler_seed) + len(study.trials))
+    study.sampler = optuna.samplers.TPESampler(
+        seed=None if sampler_seed is None else int(sampler_seed) + len(study.trials)
+    )
     wanted = int(search.get("trials", 20))
 
     def objective(optuna_trial) -> float:
         overrides = {key: suggest(optuna_trial) for key, suggest in space.items()}
-        trial = Trial(search["config"], overrides, int(search.get("seed", 0)), str(folder), dict(spec.get("common") or {}))
+        trial = Trial(
+            search["config"], overrides, int(search.get("seed", 0)), str(folder), dict(spec.get("common") or {})
+        )
         row = _run_guarded(trial, threads=0)
         rows = [existing for existing in read_results(folder) if existing["trial"] != trial.id] + [row]
         write_results(folder, rows)
@@ -301,7 +375,9 @@ def run_search(path: str | Path, output: str | Path | None = None, storage: str 
     finished = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
     report(f"study {study.study_name}: {finished} of {wanted} trials finished")
     if finished < wanted:
-        study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(wanted, states=(optuna.trial.TrialState.COMPLETE,))])
+        study.optimize(
+            objective, callbacks=[optuna.study.MaxTrialsCallback(wanted, states=(optuna.trial.TrialState.COMPLETE,))]
+        )
     rows = read_results(folder)
     write_summary(folder, rows)
     report(f"best: {study.best_params} → {study.best_value}")

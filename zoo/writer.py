@@ -13,20 +13,26 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
+from pytorch_lightning.loggers import TensorBoardLogger
 
 from zoo.figures import render, save_png
 from zoo.io import write_json
 
 
 class AnalysisWriter:
-    """Writes one analysis of one run: ``<run dir>/analysis/<name>/`` and the run's loggers."""
+    """Writes one analysis of one run: ``<run dir>/analysis/<name>/`` and the run's loggers.
+
+    Under ``fast_dev_run`` (a check that everything runs) it writes no file, as Lightning
+    writes no checkpoint or log then.
+    """
 
     def __init__(self, trainer: pl.Trainer, name: str) -> None:
         self.trainer, self.name = trainer, name
-        self.folder = Path(trainer.log_dir or trainer.default_root_dir) / "analysis" / name
+        run_dir = None if trainer.fast_dev_run else trainer.log_dir or trainer.default_root_dir
+        self.folder = Path(run_dir) / "analysis" / name if run_dir else None
         self.step = trainer.global_step
-        experiments = (logger.experiment for logger in trainer.loggers)
-        self.tensorboard = next((experiment for experiment in experiments if hasattr(experiment, "add_image")), None)
+        boards = (logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger))
+        self.tensorboard = next(boards, None)
 
     def scalars(self, values: dict[str, float]) -> None:
         for logger in self.trainer.loggers:
@@ -34,6 +40,7 @@ class AnalysisWriter:
 
     def figure(self, tag: str, figure: Figure, png: str | None = None) -> None:
         """Log a figure as a TensorBoard image and, given a file name, save it as PNG too."""
+        png = png if self.folder is not None else None
         if self.tensorboard is None and png is None:
             return  # nowhere to put it: skip the drawing, the costly part
         image = render(figure)
@@ -51,5 +58,5 @@ class AnalysisWriter:
             values = values.detach().flatten().cpu()
             self.tensorboard.add_histogram(f"{self.name}/{tag}", values, global_step=self.step)
 
-    def json(self, filename: str, data: Any) -> Path:
-        return write_json(self.folder / filename, data)
+    def json(self, filename: str, data: Any) -> Path | None:
+        return write_json(self.folder / filename, data) if self.folder is not None else None

@@ -52,7 +52,7 @@ class LayerActivations:
     constant: list[int]  # active but with variance ≤ tolerance: carries no information either
     class_profile: torch.Tensor | None  # (H, K) mean activation per class (classification only)
     selectivity: torch.Tensor | None  # (H,) (μ_max − μ_rest) / (μ_max + μ_rest)
-    correlation: torch.Tensor  # (H, H) Pearson correlation; 0 where a unit is constant
+    correlation: torch.Tensor = field(metadata={"json": False})  # (H, H) Pearson r, 0 where a unit is constant
     redundant_pairs: int  # unit pairs with |r| ≥ redundancy threshold
     explained_variance: torch.Tensor  # (H,) cumulative share of variance of the top-k components
     components_90: int
@@ -148,7 +148,9 @@ def activation_analysis(
             results[layer].report = unit_report(layer, results[layer], names)
     maximization, units = {}, {}
     if maximize and prior is not None and len(model.input_shape) >= 2:
-        maximization, units = _maximize_layers(model, results, activations, inputs, targets, maximize, prior, input_range)
+        maximization, units = _maximize_layers(
+            model, results, activations, inputs, targets, maximize, prior, input_range
+        )
     return ActivationAnalysisResult(names, results, activations, maximization, units)
 
 
@@ -332,14 +334,22 @@ def activation_maximization(
     low, high = (torch.as_tensor(bound, dtype=torch.float32, device=device) for bound in input_range)
     generator = torch.Generator().manual_seed(seed)
     noise = (torch.randn(len(units), len(prior.scales), generator=generator) * 0.1).to(device)
-    offset = torch.zeros_like(noise) if start is None else ((start.flatten(1).to(device) - prior.center) @ prior.axes) / prior.scales
+    offset = (
+        torch.zeros_like(noise)
+        if start is None
+        else ((start.flatten(1).to(device) - prior.center) @ prior.axes) / prior.scales
+    )
     coefficients = (offset + noise).requires_grad_()
     optimizer = torch.optim.Adam([coefficients], lr=lr)
     index = torch.arange(len(units), device=device)
     chosen = torch.as_tensor(list(units), device=device)
 
     def pixels() -> torch.Tensor:
-        return (prior.center + (coefficients * prior.scales) @ prior.axes.t()).clamp(0, 1).view(len(units), *model.input_shape)
+        return (
+            (prior.center + (coefficients * prior.scales) @ prior.axes.t())
+            .clamp(0, 1)
+            .view(len(units), *model.input_shape)
+        )
 
     with model.analysis_mode(), torch.inference_mode(False), torch.enable_grad():
         for _ in range(steps):
@@ -376,7 +386,9 @@ def unit_report(layer: str, result: LayerActivations, output_names: Sequence[str
             profile = result.class_profile[unit]
             order = profile.argsort(descending=True).tolist()
             strong = [k for k in order[:3] if profile[k] >= 0.5 * profile[order[0]]]  # classes with a real response
-            favourites = output_names[strong[0]] + (" only" if len(strong) == 1 else ", then " + ", ".join(output_names[k] for k in strong[1:]))
+            favourites = output_names[strong[0]] + (
+                " only" if len(strong) == 1 else ", then " + ", ".join(output_names[k] for k in strong[1:])
+            )
             lines.append(f"  unit {unit}: responds to {favourites} (selectivity {result.selectivity[unit]:.2f})")
     return "\n".join(lines)
 
@@ -385,7 +397,9 @@ def _components_for(cumulative: torch.Tensor, share: float) -> int:
     return int((cumulative < share - 1e-6).sum()) + 1 if len(cumulative) else 0
 
 
-def _units_to_show(result: LayerActivations, activations: torch.Tensor, count: int, responsive: torch.Tensor) -> list[int]:
+def _units_to_show(
+    result: LayerActivations, activations: torch.Tensor, count: int, responsive: torch.Tensor
+) -> list[int]:
     """Selective, strongly active units, the best of each preferred class in turn; else the most variable.
 
     Only live units that respond at the optimization's starting image qualify. Scored by

@@ -160,7 +160,9 @@ def task_separation(
     )
 
 
-def task_losses(outputs: torch.Tensor, targets: torch.Tensor, task: str, class_counts: torch.Tensor | None, total: int) -> torch.Tensor:
+def task_losses(
+    outputs: torch.Tensor, targets: torch.Tensor, task: str, class_counts: torch.Tensor | None, total: int
+) -> torch.Tensor:
     """``(n, K)``: each sample's share of each task's loss, so that a column sums to that task's loss.
 
     Classification: L_k is the mean cross-entropy over the samples of class k.
@@ -201,7 +203,9 @@ def neuron_roles(
         share = _rows_to_distribution(matrix)
         mono = ~dead & (share.max(1).values >= threshold)
         served = torch.bincount(share.argmax(1)[mono], minlength=matrix.shape[1])
-        roles[layer] = LayerRoles(len(total), int(mono.sum()), int((~dead & ~mono).sum()), int(dead.sum()), served.tolist())
+        roles[layer] = LayerRoles(
+            len(total), int(mono.sum()), int((~dead & ~mono).sum()), int(dead.sum()), served.tolist()
+        )
     return roles
 
 
@@ -242,7 +246,9 @@ def _gradients_and_attribution(
             for name, grad in zip(params, torch.autograd.grad(losses[task], list(params.values()))):
                 gradients[name][task] += grad
         else:  # every sample adds to every output's loss: one backward batched over the K tasks
-            for name, grad in zip(params, torch.autograd.grad(losses, list(params.values()), eye, is_grads_batched=True)):
+            for name, grad in zip(
+                params, torch.autograd.grad(losses, list(params.values()), eye, is_grads_batched=True)
+            ):
                 gradients[name] += grad
     return gradients, {name: total / len(inputs) for name, total in attribution.items()}
 

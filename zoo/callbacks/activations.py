@@ -51,7 +51,11 @@ class ActivationAnalysis(AnalysisCallback):
         self.prior: ImagePrior | None = None
 
     def analyse(
-        self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule, inputs: torch.Tensor, targets: torch.Tensor
+        self,
+        pl_module: pl.LightningModule,
+        datamodule: pl.LightningDataModule,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
     ) -> ActivationAnalysisResult:
         low, high = datamodule.input_range
         if self.maximize and self.prior is None and len(pl_module.input_shape) >= 2:
@@ -59,7 +63,9 @@ class ActivationAnalysis(AnalysisCallback):
             images = datamodule.split("train")[0][:PRIOR_IMAGES]
             self.prior = ImagePrior.fit((images - low) / (high - low))
         names = list(datamodule.output_names)
-        return activation_analysis(pl_module, inputs, targets, names, self.layers, self.maximize, self.prior, (low, high))
+        return activation_analysis(
+            pl_module, inputs, targets, names, self.layers, self.maximize, self.prior, (low, high)
+        )
 
     def write(self, result: ActivationAnalysisResult, writer: AnalysisWriter, epoch: int) -> None:
         names = result.output_names
@@ -67,15 +73,27 @@ class ActivationAnalysis(AnalysisCallback):
         for layer, stats in result.layers.items():
             writer.histogram(f"histogram/{layer}", result.activations[layer])
             correlation = heatmap(
-                stats.correlation, f"Correlation between units, {layer}", xlabel="unit", ylabel="unit",
-                vmin=-1, vmax=1, cmap="RdBu_r", colorbar="r",
+                stats.correlation,
+                f"Correlation between units, {layer}",
+                xlabel="unit",
+                ylabel="unit",
+                vmin=-1,
+                vmax=1,
+                cmap="RdBu_r",
+                colorbar="r",
             )
             writer.figure(f"correlation/{layer}", correlation)
             if stats.class_profile is not None:
                 order = torch.argsort(stats.class_profile.argmax(1) * 2 - stats.selectivity.clamp(0, 1), stable=True)
                 profile = heatmap(
-                    stats.class_profile[order], f"Mean activation per class, {layer} (units sorted by class)",
-                    None, names, "class", "unit", cmap="magma", colorbar="mean activation",
+                    stats.class_profile[order],
+                    f"Mean activation per class, {layer} (units sorted by class)",
+                    None,
+                    names,
+                    "class",
+                    "unit",
+                    cmap="magma",
+                    colorbar="mean activation",
                 )
                 writer.figure(f"class_profile/{layer}", profile)
             writer.text(f"report/{layer}", stats.report.replace("\n", "  \n"))  # markdown line breaks

@@ -26,7 +26,9 @@ class AnalysisCallback(pl.Callback):
 
     def __init__(self, every_n_epochs: int | None, max_samples: int, layers: list[str] | None, split: str) -> None:
         if every_n_epochs is not None and every_n_epochs < 1:
-            raise self.error(f"every_n_epochs must be at least 1, got {every_n_epochs} (null: after the last epoch only)")
+            raise self.error(
+                f"every_n_epochs must be at least 1, got {every_n_epochs} (null: after the last epoch only)"
+            )
         if max_samples < 1:
             raise self.error(f"max_samples must be at least 1, got {max_samples}")
         self.every_n_epochs, self.max_samples, self.layers, self.split = every_n_epochs, max_samples, layers, split
@@ -65,7 +67,11 @@ class AnalysisCallback(pl.Callback):
         return ZooError(f"{type(self).__name__}: {message}")
 
     def analyse(
-        self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule, inputs: torch.Tensor, targets: torch.Tensor
+        self,
+        pl_module: pl.LightningModule,
+        datamodule: pl.LightningDataModule,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
     ) -> Any:
         raise NotImplementedError
 

@@ -44,7 +44,11 @@ class TaskSeparation(AnalysisCallback):
         self.threshold = threshold
 
     def analyse(
-        self, pl_module: pl.LightningModule, datamodule: pl.LightningDataModule, inputs: torch.Tensor, targets: torch.Tensor
+        self,
+        pl_module: pl.LightningModule,
+        datamodule: pl.LightningDataModule,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
     ) -> TaskSeparationResult:
         names = list(datamodule.output_names)
         return task_separation(pl_module, inputs, targets, names, self.layers, self.threshold)
@@ -53,16 +57,36 @@ class TaskSeparation(AnalysisCallback):
         names = result.output_names
         writer.scalars(result.summary())
         interference = heatmap(
-            result.interference, "Gradient interference (cosine)", names, names, "task", "task", -1, 1, "RdBu_r", "cosine"
+            result.interference,
+            "Gradient interference (cosine)",
+            names,
+            names,
+            "task",
+            "task",
+            -1,
+            1,
+            "RdBu_r",
+            "cosine",
         )
         orthogonality = heatmap(
-            result.orthogonality, "Output orthogonality (cosine of attribution)", names, names,
-            "output", "output", 0, 1, "viridis", "cosine",
+            result.orthogonality,
+            "Output orthogonality (cosine of attribution)",
+            names,
+            names,
+            "output",
+            "output",
+            0,
+            1,
+            "viridis",
+            "cosine",
         )
         writer.figure("interference", interference, png=f"interference_epoch_{epoch:03d}.png")
         writer.figure("orthogonality", orthogonality, png=f"orthogonality_epoch_{epoch:03d}.png")
         for layer, share in result.attribution_share.items():
             order = torch.argsort(share.argmax(1) * 2 - share.max(1).values, stable=True)  # neurons by output served
             title = f"Attribution share, {layer} (neurons sorted by output)"
-            writer.figure(f"attribution/{layer}", heatmap(share[order], title, None, names, "output", "neuron", 0, 1, "magma", "share"))
+            writer.figure(
+                f"attribution/{layer}",
+                heatmap(share[order], title, None, names, "output", "neuron", 0, 1, "magma", "share"),
+            )
         writer.json(f"epoch_{epoch:03d}.json", {"epoch": epoch, **to_jsonable(result)})

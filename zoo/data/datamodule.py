@@ -34,7 +34,9 @@ class EpochSampler:
     no sample counts twice.
     """
 
-    def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = False) -> None:
+    def __init__(
+        self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = False
+    ) -> None:
         self.size, self.shuffle, self.seed, self.epoch = size, shuffle, seed, 0
         self.rank, self.world_size, self.pad = rank, world_size, pad
 
@@ -65,7 +67,16 @@ class TensorLoader:
 
     batch_sampler = None
 
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.inputs, self.targets, self.batch_size = inputs, targets, batch_size
         self.sampler = EpochSampler(len(inputs), shuffle, seed, rank, world_size, pad=shuffle)
 
@@ -116,7 +127,9 @@ class ZooDataModule(pl.LightningDataModule):
         if not 0 < val_fraction < 1:
             raise ZooError(f"data.val_fraction must lie strictly between 0 and 1, got {val_fraction}")
         if num_samples is not None and dataset != "multimult":
-            raise ZooError(f"data.num_samples sets the size of synthetic datasets (multimult); {dataset!r} has a fixed size")
+            raise ZooError(
+                f"data.num_samples sets the size of synthetic datasets (multimult); {dataset!r} has a fixed size"
+            )
         if num_samples is not None and num_samples < 2:
             raise ZooError(f"data.num_samples must be at least 2, got {num_samples}")
         self.save_hyperparameters()
@@ -169,7 +182,9 @@ class ZooDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> TensorLoader:
         shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        return TensorLoader(*self.split("train"), self.hparams.batch_size, shuffle=True, seed=shuffle_seed, **self._shard())
+        return TensorLoader(
+            *self.split("train"), self.hparams.batch_size, shuffle=True, seed=shuffle_seed, **self._shard()
+        )
 
     def val_dataloader(self) -> TensorLoader:
         return TensorLoader(*self.split("val"), self.hparams.eval_batch_size, shuffle=False, **self._shard())

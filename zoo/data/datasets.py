@@ -6,9 +6,10 @@ can link it into the model at parse time; the loader runs only in ``setup``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 
@@ -48,7 +49,12 @@ class DatasetInfo:
         return len(self.output_names)
 
 
-IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+IDX_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 @dataclass(frozen=True)
@@ -73,23 +79,40 @@ class IDXSource:
 
     def _pair(self, folder: Path, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 3 or labels.ndim != 1:
-            raise ZooError(f"{folder}: expected images of shape N×28×28 and labels of shape N, got {tuple(images.shape)} and {tuple(labels.shape)}")
+            raise ZooError(
+                f"{folder}: expected images of shape N×28×28 and labels of shape N, got {tuple(images.shape)} and "
+                f"{tuple(labels.shape)}"
+            )
         if len(images) != len(labels):
-            raise ZooError(f"{folder}: {len(images)} images but {len(labels)} labels; the files belong to different releases")
+            raise ZooError(
+                f"{folder}: {len(images)} images but {len(labels)} labels; the files belong to different releases"
+            )
         if labels.numel() and int(labels.max()) >= self.num_classes:
-            raise ZooError(f"{folder}: label {int(labels.max())} out of range; accepted labels are 0..{self.num_classes - 1}")
+            raise ZooError(
+                f"{folder}: label {int(labels.max())} out of range; accepted labels are 0..{self.num_classes - 1}"
+            )
         return images.unsqueeze(1).float().div_(255), labels.long()
 
 
 MNIST = IDXSource(
     folder="mnist",
     mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
-    md5=("f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432", "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c"),
+    md5=(
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "d53e105ee54ea40749a09fcbcd1e9432",
+        "9fb629c4189551a2d022fa330f9573f3",
+        "ec29112dd5afa0611ce80d1b7f02629c",
+    ),
 )
 FASHION_MNIST = IDXSource(
     folder="fashion-mnist",
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-    md5=("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe", "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"),
+    md5=(
+        "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "25c81989df183df01b3e8a0aad5dffbe",
+        "bef4ecab320f06d8554ea6380940ec79",
+        "bb300cfdad3c16e7a12a480ee83cd310",
+    ),
 )
 
 

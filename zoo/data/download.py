@@ -40,7 +40,9 @@ def verify_md5(path: Path, expected: str) -> None:
         )
 
 
-def download(urls: Sequence[str], dest: Path, md5: str, retries: int = 3, backoff: float = 1.0, timeout: float = 30.0) -> Path:
+def download(
+    urls: Sequence[str], dest: Path, md5: str, retries: int = 3, backoff: float = 1.0, timeout: float = 30.0
+) -> Path:
     """Download ``dest`` from the first mirror that delivers the right bytes.
 
     Each of ``retries`` rounds tries every mirror in turn; rounds are separated by
@@ -95,7 +97,9 @@ def _temporary_beside(dest: Path) -> tuple[int, str]:
         ) from None
 
 
-def ensure_files(folder: Path, files: Mapping[str, str], mirrors: Sequence[str], allow_download: bool = True, **options) -> None:
+def ensure_files(
+    folder: Path, files: Mapping[str, str], mirrors: Sequence[str], allow_download: bool = True, **options
+) -> None:
     """Make sure every ``name -> md5`` in ``files`` is present in ``folder`` and intact.
 
     Missing files are downloaded (when allowed); present ones are MD5-checked.

@@ -57,4 +57,3 @@ def read_idx(path: str | Path) -> torch.Tensor:
     except (EOFError, OSError, zlib.error) as error:
         raise ZooError(f"{path}: cannot be read as gzip-compressed IDX ({error})") from None
     return parse_idx(raw, str(path))
-

@@ -109,7 +109,10 @@ def _column_specs(
         raise ZooError("give either model.columns or the shorthand model.hidden + model.activations, not both")
     if columns is None:
         widths = check_widths(hidden if hidden is not None else DEFAULT_WIDTHS, "model.hidden")
-        columns = [Column(hidden=widths, activation=name) for name in (activations if activations is not None else DEFAULT_ACTIVATIONS)]
+        columns = [
+            Column(hidden=widths, activation=name)
+            for name in (activations if activations is not None else DEFAULT_ACTIVATIONS)
+        ]
     if not columns:
         raise ZooError("ColumNet needs at least one column; got an empty list")
     for index, column in enumerate(columns, start=1):

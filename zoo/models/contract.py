@@ -92,7 +92,5 @@ def select_probes(model: Analysable, layers: list[str] | tuple[str, ...] | None)
         return names
     unknown = [layer for layer in layers if layer not in model.probes]
     if unknown:
-        raise ZooError(
-            f"unknown layer {unknown[0]!r}; {type(model).__name__}'s hidden layers are: {', '.join(names)}"
-        )
+        raise ZooError(f"unknown layer {unknown[0]!r}; {type(model).__name__}'s hidden layers are: {', '.join(names)}")
     return list(layers)

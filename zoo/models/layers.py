@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Callable, Literal, get_args
+from collections.abc import Callable, Sequence
+from typing import Literal, get_args
 
 from torch import nn
 

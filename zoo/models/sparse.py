@@ -65,14 +65,25 @@ class SparseLinear(SparseLayer):
         bias: add a learned bias.
     """
 
-    def __init__(self, in_features: int, out_features: int, density: float, backend: SparseBackend = "masked", seed: int = 0, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        density: float,
+        backend: SparseBackend = "masked",
+        seed: int = 0,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         if not 0 < density <= 1:
             raise ZooError(f"density must lie in (0, 1], got {density}")
         if backend not in get_args(SparseBackend):
             raise ZooError(f"unknown sparse backend {backend!r}; accepted: {', '.join(get_args(SparseBackend))}")
         if backend == "torch_sparse" and not torch_sparse_available():
-            raise ZooError("backend 'torch_sparse' needs the torch-sparse package: pip install 'zoo[sparse]' (it compiles from source)")
+            raise ZooError(
+                "backend 'torch_sparse' needs the torch-sparse package: pip install 'zoo[sparse]' (it compiles from "
+                "source)"
+            )
         self.in_features, self.out_features, self.density, self.backend = in_features, out_features, density, backend
 
         mask = random_connectivity(in_features, out_features, density, seed)
@@ -114,9 +125,9 @@ class SparseLinear(SparseLayer):
         """``W`` as a dense ``(out, in)`` tensor (zeros off the mask), differentiable."""
         if self.backend == "masked":
             return self.weight * self.mask
-        return torch.zeros(self.out_features, self.in_features, dtype=self.values.dtype, device=self.values.device).index_put(
-            (self.rows, self.cols), self.values
-        )
+        return torch.zeros(
+            self.out_features, self.in_features, dtype=self.values.dtype, device=self.values.device
+        ).index_put((self.rows, self.cols), self.values)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.backend == "masked" or self.dense_equivalent:
@@ -130,11 +141,18 @@ class SparseLinear(SparseLayer):
     def _torch_sparse(self, x: torch.Tensor) -> torch.Tensor:
         from torch_sparse import SparseTensor
 
-        weight = SparseTensor(row=self.rows, col=self.cols, value=self.values, sparse_sizes=(self.out_features, self.in_features), is_sorted=True)
+        weight = SparseTensor(
+            row=self.rows,
+            col=self.cols,
+            value=self.values,
+            sparse_sizes=(self.out_features, self.in_features),
+            is_sorted=True,
+        )
         return weight.matmul(x.t()).t()
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, density={self.density:.4g}, backend={self.backend}"
+        size = f"in_features={self.in_features}, out_features={self.out_features}"
+        return f"{size}, density={self.density:.4g}, backend={self.backend}"
 
 
 class CSRLinearFunction(torch.autograd.Function):
@@ -162,7 +180,9 @@ class CSRLinearFunction(torch.autograd.Function):
             grad_x = (weight_t @ grad_output.t()).t()
         if ctx.needs_input_grad[1]:
             pattern = _csr(crow, cols, values.detach(), (out_features, in_features))
-            grad_values = torch.sparse.sampled_addmm(pattern, grad_output.t().contiguous(), x.contiguous(), beta=0.0).values()
+            grad_values = torch.sparse.sampled_addmm(
+                pattern, grad_output.t().contiguous(), x.contiguous(), beta=0.0
+            ).values()
         return grad_x, grad_values, None, None, None, None, None
 
 
@@ -174,4 +194,3 @@ def _compressed(indices: torch.Tensor, length: int) -> torch.Tensor:
 
 def _csr(crow: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.sparse_csr_tensor(crow, cols, values, size, check_invariants=False)
-
