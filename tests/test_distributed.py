@@ -83,34 +83,10 @@ def test_ddp_validation_metrics_equal_one_process(tmp_path, monkeypatch):
         ]
     )
     checkpoint = str(tmp_path / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "last.ckpt")
-    single = main(
-        [
-            "validate",
-            "--config",
-            str(CONFIGS / "iris.yaml"),
-            "--ckpt_path",
-            checkpoint,
-            "--trainer.callbacks",
-            "null",
-            "--data.eval_batch_size",
-            "7",
-            *QUIET,
-        ]
-    )
-    result = zoo_subprocess(
-        "validate",
-        "--config",
-        str(CONFIGS / "iris.yaml"),
-        "--ckpt_path",
-        checkpoint,
-        "--trainer.callbacks",
-        "null",
-        "--data.eval_batch_size",
-        "7",
-        *DDP,
-        *QUIET,
-        cwd=tmp_path,
-    )
+    validate = ["validate", "--config", str(CONFIGS / "iris.yaml"), "--ckpt_path", checkpoint]
+    options = ["--trainer.callbacks", "null", "--data.eval_batch_size", "7", *QUIET]
+    single = main([*validate, *options])
+    result = zoo_subprocess(*validate, *options, *DDP, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     for metric in ("val/acc", "val/loss"):
         printed = float(re.search(rf"{re.escape(metric)}\s+([0-9.e-]+)", result.stdout).group(1))
