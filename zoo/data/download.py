@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import tempfile
 import time
 import urllib.error
@@ -18,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from zoo.errors import ZooError
+from zoo.io import atomic_file
 
 CHUNK = 1 << 20
 
@@ -63,36 +63,30 @@ def download(
 
 
 def _fetch_once(url: str, dest: Path, md5: str, timeout: float) -> None:
-    fd, tmp_name = _temporary_beside(dest)
-    try:
+    """One attempt; the file appears only if the whole body arrived with the right MD5."""
+    with atomic_file(dest, suffix=".part") as out, urllib.request.urlopen(url, timeout=timeout) as response:
         digest = hashlib.md5()
         received = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            announced = response.headers.get("Content-Length")
-            for block in iter(lambda: response.read(CHUNK), b""):
-                out.write(block)
-                digest.update(block)
-                received += len(block)
-            out.flush()
-            os.fsync(out.fileno())
+        announced = response.headers.get("Content-Length")
+        for block in iter(lambda: response.read(CHUNK), b""):
+            out.write(block)
+            digest.update(block)
+            received += len(block)
         if announced is not None and received != int(announced):
             raise ValueError(f"interrupted after {received} of {announced} bytes")
         if digest.hexdigest() != md5:
             raise ValueError(f"MD5 {digest.hexdigest()} does not match the expected {md5}")
-        os.replace(tmp_name, dest)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
-def _temporary_beside(dest: Path) -> tuple[int, str]:
-    """A temporary file in ``dest``'s folder, so the final rename is atomic."""
+def _check_writable(folder: Path) -> None:
+    """Downloads go into ``folder``: say so now if it cannot be created or written."""
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        return tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
     except OSError as error:
         raise ZooError(
-            f"cannot write into {dest.parent} ({error.strerror or error}); choose a writable "
+            f"cannot write into {folder} ({error.strerror or error}); choose a writable "
             "data folder with --data.data_dir or ZOO_DATA_DIR, or put the files there by hand"
         ) from None
 
@@ -107,6 +101,8 @@ def ensure_files(
     """
     missing = [name for name in files if not (folder / name).is_file()]
     problem = "downloads are turned off (download: false)" if missing and not allow_download else None
+    if missing and not problem:
+        _check_writable(folder)
     for name in missing:
         if problem:  # one failure is enough: offline, every other file would fail the same way
             break
