@@ -1,10 +1,12 @@
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import zoo
 from zoo.analysis import ImagePrior, activation_analysis, activation_maximization
-from zoo.analysis.activations import OUTPUT, class_profile, selectivity
+from zoo.analysis.activations import OUTPUT, Thresholds, class_profile, selectivity
 from zoo.errors import ZooError
 from zoo.models import FCNet
 
@@ -34,9 +36,73 @@ def test_known_dead_duplicated_and_class_wired_units():
     assert layer.redundant_pairs == 1  # units 1 and 2; the dead unit correlates with nothing
     assert layer.class_profile[3].argmax().item() == 2
     assert layer.class_profile[3, :2].abs().max() < 0.25 and layer.selectivity[3] > 0.85
-    assert "4 units; 1 dead (25.0%)" in layer.report
-    assert "unit 3: responds to c only" in layer.report
+    assert layer.report.startswith("fc1: 4 units, judged on 120 samples; 1 dead (25.0%): 1 exactly 0 on every sample")
+    assert re.search(r"unit 3: c \(9\d%\); selectivity 0\.\d\d, fires on 100\.0% of samples", layer.report)
+    assert layer.firing_rate.tolist() == [0.0, 1.0, 1.0, 1.0]
     assert result.maximization == {}  # tabular inputs: nothing to draw
+
+
+def test_report_states_and_uses_its_thresholds():
+    model, inputs, targets = hand_built()
+    strict = Thresholds(redundancy=0.5, compression_tolerance=0.1, class_share=0.4)
+    layer = activation_analysis(model, inputs, targets, NAMES, thresholds=strict, data="test").layers["fc1"]
+    assert "judged on 120 test samples" in layer.report
+    assert "(|r| ≥ 0.5)" in layer.report and "within 0.1 of the full network's accuracy" in layer.report
+    assert "classes named hold ≥ 40% of the unit's mean activation" in layer.report
+    for line in layer.report.splitlines():
+        if line.startswith("  unit "):
+            shares = [int(share) for share in re.findall(r"\((\d+)%\)", line)]
+            assert shares and min(shares) >= 40, line  # every named class above the stated share
+    assert layer.compression.tolerance == 0.1
+
+
+def test_a_layer_that_cannot_be_compressed_says_so():
+    torch.manual_seed(3)
+    model = FCNet(hidden=[4], activation="tanh", input_shape=(4,), num_outputs=4)
+    with torch.no_grad():
+        model.blocks[0][0].weight.copy_(3 * torch.eye(4))  # four independent directions, all needed
+        model.head.weight.copy_(torch.eye(4))
+    inputs = torch.randn(400, 4)
+    targets = model(inputs).argmax(1)
+    layer = activation_analysis(model, inputs, targets).layers["fc1"]
+    assert layer.compression.smallest_k == 4
+    assert "The layer cannot be compressed: only all 4 components keep the metric within 0.005" in layer.report
+
+
+def test_selective_units_are_ranked_by_what_they_do_not_by_rare_firing():
+    """A unit that fires once, for one class, has selectivity 1 but is no detector of that class."""
+    targets = torch.arange(2).repeat(100)
+    inputs = torch.stack([(targets == 0).float(), torch.zeros(200)], 1)
+    inputs[1, 1] = 1.0  # the rare event: sample 1 (class 1) alone has a second feature
+    model = FCNet(hidden=[2], input_shape=(2,), num_outputs=2)
+    with torch.no_grad():
+        model.blocks[0][0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.5]]))
+        model.blocks[0][0].bias.copy_(torch.tensor([0.1, 0.0]))
+    layer = activation_analysis(model, inputs, targets).layers["fc1"]
+    assert layer.selectivity[1] == pytest.approx(1.0) and layer.selectivity[0] < 1
+    assert layer.selective_units == [0, 1]  # the strong class-0 detector first
+    assert layer.firing_rate[1] == pytest.approx(0.005)
+    assert "unit 1: 1 (100%); selectivity 1.00, fires on 0.5% of samples" in layer.report
+
+
+def test_selectivity_is_not_ranked_for_signed_activations():
+    torch.manual_seed(0)
+    model = FCNet(hidden=[5], activation="tanh", input_shape=(3,), num_outputs=3)
+    inputs, targets = torch.randn(90, 3), torch.arange(3).repeat(30)
+    layer = activation_analysis(model, inputs, targets).layers["fc1"]
+    assert layer.selectivity is None and layer.class_profile is not None and layer.selective_units == []
+    assert "Class selectivity is defined for non-negative activations" in layer.report
+
+
+def test_an_absent_class_has_no_profile_and_no_say_in_selectivity():
+    model, inputs, targets = hand_built()
+    present = targets != 1  # no sample of class b
+    result = activation_analysis(model, inputs[present], targets[present], NAMES)
+    layer = result.layers["fc1"]
+    assert result.absent_classes == ["b"] and layer.class_profile[:, 1].isnan().all()
+    top = layer.class_profile[3, 2]
+    rest = layer.class_profile[3, 0]  # the mean of the other *present* class means
+    assert layer.selectivity[3].item() == pytest.approx(((top - rest) / (top + rest)).item(), abs=1e-6)
 
 
 def test_class_profile_and_selectivity_against_loops():

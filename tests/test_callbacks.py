@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
+import runpy
 import sys
 
 import pytest
+import torch
 from conftest import CONFIGS, ROOT
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -38,8 +38,11 @@ def test_task_separation_writes_json_png_and_tensorboard(run_dir):
     )
     folder = run_dir / "lightning_logs" / "iris" / "version_0"
     analysis = folder / "analysis" / "task_separation"
-    # every 2nd epoch (epoch 1) and the last one (epoch 2)
-    assert sorted(path.name for path in analysis.glob("epoch_*.json")) == ["epoch_001.json", "epoch_002.json"]
+    # before training, every 2nd epoch (epoch 1) and the last one (epoch 2)
+    written = sorted(path.name for path in analysis.glob("epoch_*.json"))
+    assert written == ["epoch_001.json", "epoch_002.json", "epoch_init.json"]
+    initial = json.loads((analysis / "epoch_init.json").read_text())
+    assert initial["epoch"] == -1 and initial["data"] == "train" and initial["samples"] == 96
     assert (analysis / "interference_epoch_002.png").stat().st_size > 1000
     result = json.loads((analysis / "epoch_002.json").read_text())
     assert TASK_SEPARATION_KEYS <= set(result)
@@ -106,7 +109,7 @@ def test_activation_analysis_on_mnist_writes_images_json_and_tensorboard(run_dir
     assert {"dead", "class_profile", "selectivity", "explained_variance", "compression", "report"} <= set(fc1)
     assert len(fc1["class_profile"]) == 64 and len(fc1["class_profile"][0]) == 10
     assert result["layers"]["fc2"]["compression"]["k"] == [1, 2, 4, 8, 16, 32]
-    assert result["layers"]["fc1"]["report"].startswith("fc1: 64 units;")
+    assert result["layers"]["fc1"]["report"].startswith("fc1: 64 units, judged on 500 train samples;")
     assert result["maximized_units"]["output"] == list(range(10)) and len(result["maximized_units"]["fc1"]) == 4
     assert {path.name for path in analysis.glob("*.png")} == {
         f"maximization_{layer}_epoch_000.png" for layer in ("fc1", "fc2", "output")
@@ -153,24 +156,53 @@ def test_bad_schedule_is_refused(run_dir, capsys):
     assert "TaskSeparation: every_n_epochs must be at least 1, got 0" in capsys.readouterr().err
 
 
-def test_analyze_script_on_a_checkpoint(run_dir):
+def run_script(script: str, *args: str, monkeypatch, capsys) -> tuple[int, str, str]:
+    """A script of scripts/ run in this process, as ``python scripts/<script> args``."""
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    try:
+        runpy.run_path(str(ROOT / "scripts" / script), run_name="__main__")
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_analyze_script_on_a_checkpoint(run_dir, monkeypatch, capsys):
     fit_with("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", "null")
-    best = run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "best.ckpt"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "analyze.py"),
-            "task-separation",
-            str(best),
-            "--json",
-            str(run_dir / "out.json"),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
+    best = str(run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "best.ckpt")
+    code, out, err = run_script(
+        "analyze.py", "task-separation", best, "--json", "out.json", monkeypatch=monkeypatch, capsys=capsys
     )
-    assert result.returncode == 0, result.stderr
-    assert "FCNet on 30 iris test samples" in result.stdout
-    assert "mean interference" in result.stdout and "fc2" in result.stdout
+    assert code == 0, err
+    assert "FCNet on 96 iris train samples" in out
+    assert "mean interference" in out and "signed orthogonal" in out and "fc2" in out
     assert TASK_SEPARATION_KEYS <= set(json.loads((run_dir / "out.json").read_text()))
+
+    code, out, err = run_script(
+        "analyze.py", "activations", best, "--split", "test", monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 0, err
+    assert "FCNet on 30 iris test samples" in out and "fc1: 16 units, judged on 30 test samples" in out
+
+
+def test_an_analysis_that_fails_costs_the_run_nothing(run_dir):
+    """The run goes on, every checkpoint is written, the failure is one line and a log."""
+    broken = "[{class_path: helpers.FailingAnalysis, init_args: {every_n_epochs: 1}}]"
+    cli = fit_with("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", broken)
+    assert cli.trainer.state.finished and cli.trainer.current_epoch == 2
+    folder = run_dir / "lightning_logs" / "iris" / "version_0"
+    assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    log = (folder / "analysis" / "failing" / "errors.log").read_text()
+    assert "RuntimeError: the analysis broke" in log and "@ epoch 1" in log
+
+
+def test_layers_are_checked_without_running_the_model(run_dir):
+    """A batch-norm model refuses a 1-sample batch in training mode; the layer check needs no batch."""
+    callbacks = "[{class_path: zoo.callbacks.TaskSeparation, init_args: {layers: [fc1]}}]"
+    cli = fit_with(
+        "iris.yaml", "--model.batch_norm", "true", "--trainer.max_epochs", "1", "--trainer.callbacks", callbacks
+    )
+    analysis = run_dir / "lightning_logs" / "iris" / "version_0" / "analysis" / "task_separation"
+    assert set(json.loads((analysis / "epoch_000.json").read_text())["roles"]) == {"fc1"}
+    assert cli.trainer.state.finished

@@ -110,3 +110,11 @@ def test_batch_larger_than_training_split():
     module = ZooDataModule("iris", batch_size=1000)
     with pytest.raises(ZooError, match="data.batch_size 1000 is larger than the training split"):
         module.setup("fit")
+
+
+def test_whole_splits_do_not_need_a_batch_size_that_fits():
+    """Analyses read whole splits; only training checks that a batch fits in the training split."""
+    data = ZooDataModule("iris", batch_size=500)
+    assert len(data.split("train")[0]) == 110
+    with pytest.raises(ZooError, match="data.batch_size 500 is larger than the training split"):
+        data.setup("fit")

@@ -44,7 +44,7 @@ def test_evaluation_shards_are_disjoint_and_exact():
 
 
 def test_ddp_ranks_train_on_disjoint_shards_covering_the_epoch(tmp_path):
-    callback = f"[{{class_path: ddp_helpers.SeenSamples, init_args: {{folder: {tmp_path}}}}}]"
+    callback = f"[{{class_path: helpers.SeenSamples, init_args: {{folder: {tmp_path}}}}}]"
     result = zoo_subprocess(
         "fit",
         "--config",

@@ -74,16 +74,21 @@ def test_every_quantity_matches_the_per_sample_loop(task):
 
 
 def test_roles_from_a_known_attribution():
-    from zoo.analysis.task_separation import LayerRoles, neuron_roles
+    from zoo.analysis.task_separation import neuron_roles
 
     attribution = {
         "a": torch.tensor([[1.0, 0.0], [0.95, 0.05], [0.5, 0.5], [0.0, 0.0]]),
         "b": torch.tensor([[0.0, 2.0], [1e-9, 0.0]]),
     }
-    roles = neuron_roles(attribution, threshold=0.9, dead_tolerance=1e-6)
-    assert roles["a"] == LayerRoles(units=4, mono=2, shared=1, dead=1, mono_per_output=[2, 0])
-    assert roles["b"] == LayerRoles(units=2, mono=1, shared=0, dead=1, mono_per_output=[0, 1])
-    assert roles["a"].dead_fraction == 0.25 and (roles["a"] + roles["b"]).mono_fraction == 0.5
+    dead = {"a": torch.tensor([False, False, False, True]), "b": torch.tensor([False, True])}
+    roles = neuron_roles(attribution, dead, threshold=0.9)
+    a, b = roles["a"], roles["b"]
+    assert (a.units, a.mono, a.shared, a.dead, a.mono_per_output) == (4, 2, 1, 1, [2, 0])
+    assert (b.units, b.mono, b.shared, b.dead, b.mono_per_output) == (2, 1, 0, 1, [0, 1])
+    assert a.largest_share.tolist() == pytest.approx([1.0, 0.95, 0.5])  # live neurons only
+    # specialization: mean of (K·max share − 1)/(K − 1) = mean(1, 0.9, 0) over a's live neurons
+    assert a.specialization == pytest.approx((1 + 0.9 + 0) / 3)
+    assert b.specialization == 1.0 and (a + b).mono_fraction == 0.5
 
 
 def test_columnet_roles_are_summed_per_column_from_probe_metadata():
@@ -92,10 +97,89 @@ def test_columnet_roles_are_summed_per_column_from_probe_metadata():
     x, y = torch.randn(30, 4), torch.randint(0, 3, (30,))
     result = task_separation(model, x, y)
     assert set(result.column_roles) == {"col1_relu", "col2_tanh"}
-    for column in result.column_roles:
+    for column, summed in result.column_roles.items():
         layers = [result.roles[name] for name, probe in model.probes.items() if probe.column == column]
-        assert result.column_roles[column] == layers[0] + layers[1]
-        assert result.column_roles[column].units == 10
+        assert summed.units == 10 == sum(roles.units for roles in layers)
+        assert summed.mono_per_output == [sum(counts) for counts in zip(*(roles.mono_per_output for roles in layers))]
+        assert summed.dead == sum(roles.dead for roles in layers)
+
+
+def same_neurons_opposite_effects() -> tuple[FCNet, torch.Tensor, torch.Tensor]:
+    """Two ReLU neurons with equal mean activation; y0 = h1 + h2, y1 = h1 − h2.
+
+    Both outputs draw on both neurons equally (magnitude columns identical: cosine 1), but
+    the mean signed contributions are (m, m) and (m, −m): cosine exactly 0.
+    """
+    model = FCNet(hidden=[2], input_shape=(2,), num_outputs=2, task="regression")
+    with torch.no_grad():
+        model.blocks[0][0].weight.copy_(torch.eye(2))
+        model.blocks[0][0].bias.zero_()
+        model.head.weight.copy_(torch.tensor([[1.0, 1.0], [1.0, -1.0]]))
+        model.head.bias.zero_()
+    x = torch.rand(50, 2)
+    x = torch.cat([x, x.flip(1)])  # every sample with its two inputs swapped: both neurons' means equal
+    return model, x, model(x).detach()
+
+
+def test_signed_orthogonality_of_known_networks():
+    model, x, y = same_neurons_opposite_effects()
+    result = task_separation(model, x, y, output_names=["sum", "difference"])
+    assert result.orthogonality[0, 1].item() == pytest.approx(1.0, abs=1e-6)  # the same neurons, same amounts
+    assert result.signed_orthogonality[0, 1].item() == pytest.approx(0.0, abs=1e-6)  # opposite effects cancel
+    assert result.orthogonal_fraction == 0.0 and result.signed_orthogonal_fraction == 1.0
+    assert result.pairs == [
+        {
+            "outputs": ["sum", "difference"],
+            "orthogonality": pytest.approx(1.0, abs=1e-6),
+            "signed_orthogonality": pytest.approx(0.0, abs=1e-6),
+            "interference": pytest.approx(result.interference[0, 1].item()),
+        }
+    ]
+    summary = result.summary()  # with two outputs the cosines themselves, not only a 0/1 fraction
+    assert summary["pair/sum_difference/signed_orthogonality"] == pytest.approx(0.0, abs=1e-6)
+
+    model = two_disjoint_subnetworks()  # disjoint neurons: orthogonal under both definitions
+    x = torch.rand(100, 4) * 2 - 1
+    separate = task_separation(model, x, model(x).detach())
+    assert separate.orthogonality[0, 1] == 0 and separate.signed_orthogonality[0, 1] == 0
+    flipped = FCNet(hidden=[2], input_shape=(2,), num_outputs=2, task="regression")
+    flipped.load_state_dict(same_neurons_opposite_effects()[0].state_dict())
+    with torch.no_grad():
+        flipped.head.weight.copy_(torch.tensor([[1.0, 1.0], [-1.0, -1.0]]))  # y1 = −y0
+    opposite = task_separation(flipped, x[:, :2].abs(), flipped(x[:, :2].abs()).detach())
+    assert opposite.signed_orthogonality[0, 1].item() == pytest.approx(-1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("activation", "bias", "kind"),
+    [("relu", -100.0, "never"), ("elu", -100.0, "constant"), ("gelu", -100.0, "never"),
+     ("silu", -100.0, "never"), ("tanh", 100.0, "constant"), ("sigmoid", 100.0, "constant")],
+)  # fmt: skip
+def test_both_analyses_find_the_same_dead_units(activation, bias, kind):
+    """One definition of dead for both analyses, for every activation, on a hand-built layer."""
+    from zoo.analysis import activation_analysis
+
+    torch.manual_seed(0)
+    model = FCNet(hidden=[4], activation=activation, input_shape=(3,), num_outputs=3)
+    with torch.no_grad():
+        model.blocks[0][0].weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]]))
+        model.blocks[0][0].bias.copy_(torch.tensor([0.0, 0, bias, 0]))  # unit 2 saturates on inputs in [0, 1]
+    x, y = torch.rand(200, 3), torch.arange(3).repeat(67)[:200]
+    separation = task_separation(model, x, y)
+    layer = activation_analysis(model, x, y).layers["fc1"]
+    assert layer.dead == [2] and separation.roles["fc1"].dead == 1
+    assert (layer.never_active if kind == "never" else layer.constant) == [2]
+
+
+def test_a_class_absent_from_the_data_is_named_not_an_error():
+    torch.manual_seed(0)
+    model = FCNet(hidden=[8], input_shape=(4,), num_outputs=3)
+    x, y = torch.randn(40, 4), torch.tensor([0, 1] * 20)  # no sample of class 2
+    result = task_separation(model, x, y, output_names=["a", "b", "c"])
+    assert result.absent_outputs == ["c"]
+    assert result.interference[2].isnan().all() and result.interference[:, 2].isnan().all()
+    assert result.mean_interference == pytest.approx(result.interference[0, 1].item())  # the one present pair
+    assert result.conflict_fraction == float(result.interference[0, 1] < 0)
 
 
 def test_dead_relu_neuron_is_found():
@@ -104,7 +188,7 @@ def test_dead_relu_neuron_is_found():
         model.blocks[0][0].bias[1] = -100.0  # never active on inputs in [0, 1]
     x, y = torch.rand(50, 2), torch.randint(0, 2, (50,))
     result = task_separation(model, x, y)
-    assert result.roles["fc1"].dead >= 1
+    assert result.roles["fc1"].dead == 1
     assert (result.attribution["fc1"][1] == 0).all()
 
 

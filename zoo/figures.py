@@ -90,3 +90,10 @@ def image_panel(images: torch.Tensor, titles: Sequence[str], title: str, columns
         axes.set_title(caption, fontsize=8)
         axes.axis("off")
     return figure
+
+
+def by_preferred_class(profile: torch.Tensor) -> torch.Tensor:
+    """Row order grouping ``(H, K)`` rows by their largest column, strongest first within a group."""
+    values = profile.nan_to_num(-torch.inf)
+    strongest_first = torch.argsort(values.max(1).values, descending=True, stable=True)
+    return strongest_first[torch.argsort(values.argmax(1)[strongest_first], stable=True)]

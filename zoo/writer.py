@@ -60,3 +60,13 @@ class AnalysisWriter:
 
     def json(self, filename: str, data: Any) -> Path | None:
         return write_json(self.folder / filename, data) if self.folder is not None else None
+
+    def log_error(self, text: str) -> Path | None:
+        """Append a failure's account to ``errors.log`` in the analysis folder (not atomic: a log)."""
+        if self.folder is None:
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / "errors.log"
+        with open(path, "a") as handle:
+            handle.write(text + "\n")
+        return path

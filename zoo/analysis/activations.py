@@ -1,16 +1,18 @@
 """Activation analysis: what hidden units respond to, which are dead, which are redundant.
 
-Per hidden layer (per ColumNet column too, whose layers are named per column):
+Per hidden layer (per ColumNet column too, whose layers are probed per column):
 
-1. dead units: never active (exactly 0 on every sample) or constant (variance ≤ tolerance);
-2. class profile: mean activation per class, and Morcos et al.'s class selectivity;
+1. dead units: constant over the analysed samples (``zoo.analysis.units``, the definition
+   task separation shares), split into never active (exactly 0) and other constants;
+2. class profile: mean activation per class, Morcos et al.'s class selectivity, and how
+   often each unit fires (is positive);
 3. redundancy: correlations, principal components, and a compression check that
    replaces the layer by its projection on the top-k components and measures
    what accuracy remains;
 4. activation maximization: inputs that maximize chosen units and each output's
    logit under a Gaussian prior fitted to the training images, all images of a
    layer in one batched optimization;
-5. a unit report in plain words.
+5. a unit report in plain words, generated from these numbers and the thresholds used.
 
 Formulas and figures: docs/activations.md. Everything runs on the model's
 device, vectorized over samples and units.
@@ -26,10 +28,21 @@ import torch.nn.functional as F
 from torchmetrics.functional import r2_score
 from torchmetrics.functional.classification import multiclass_accuracy
 
+from zoo.analysis.units import DEAD_TOLERANCE, dead_units
 from zoo.errors import ZooError
 from zoo.models.contract import Analysable, select_probes
 
 OUTPUT = "output"  # the pseudo-layer name under which class logits are maximized
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The choices behind the activation analysis's counts and sentences, reported with them."""
+
+    dead_tolerance: float = DEAD_TOLERANCE  # relative variance at or below which a unit is dead
+    redundancy: float = 0.95  # |r| at or above which two units are redundant
+    compression_tolerance: float = 0.005  # metric loss a compressed layer may have (half a point)
+    class_share: float = 0.15  # share of a unit's class-mean activity that makes a class worth naming
 
 
 @dataclass
@@ -41,6 +54,7 @@ class Compression:
     k: list[int]
     score: list[float]  # the metric at each k
     smallest_k: int  # smallest k whose metric is within the tolerance of ``full``
+    tolerance: float
 
 
 @dataclass
@@ -48,16 +62,17 @@ class LayerActivations:
     """What one hidden layer does on the analysed samples."""
 
     units: int
-    never_active: list[int]  # exactly zero on every sample (a dead ReLU)
-    constant: list[int]  # active but with variance ≤ tolerance: carries no information either
-    class_profile: torch.Tensor | None  # (H, K) mean activation per class (classification only)
-    selectivity: torch.Tensor | None  # (H,) (μ_max − μ_rest) / (μ_max + μ_rest)
+    never_active: list[int]  # dead at exactly 0 on every sample (a dead ReLU)
+    constant: list[int]  # the other dead units: (nearly) constant, e.g. saturated, or firing too rarely and weakly
+    firing_rate: torch.Tensor  # (H,) share of samples on which the unit is positive
+    class_profile: torch.Tensor | None  # (H, K) mean activation per class, NaN for absent classes
+    selectivity: torch.Tensor | None  # (H,) (μ_max − μ_rest) / (μ_max + μ_rest) over present classes
     correlation: torch.Tensor = field(metadata={"json": False})  # (H, H) Pearson r, 0 where a unit is constant
-    redundant_pairs: int  # unit pairs with |r| ≥ redundancy threshold
-    explained_variance: torch.Tensor  # (H,) cumulative share of variance of the top-k components
-    components_90: int
-    components_99: int
-    compression: Compression
+    redundant_pairs: int = 0  # unit pairs with |r| ≥ the redundancy threshold
+    explained_variance: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # cumulative, top-k components
+    components_90: int = 0
+    components_99: int = 0
+    compression: Compression | None = None
     report: str = ""  # the layer in plain words (unit_report)
 
     @property
@@ -68,16 +83,44 @@ class LayerActivations:
     def dead_fraction(self) -> float:
         return len(self.dead) / self.units
 
+    @property
+    def selective_units(self) -> list[int]:
+        """Live units by selectivity × their preferred class's mean activation, one class at a time.
+
+        Selectivity alone ranks first the near-silent units that fire on a handful of samples of
+        one class (selectivity 1.00 at a class mean of 0.0001); weighting by the activation the
+        unit actually produces for its class puts units that respond strongly and selectively
+        first. Classes with more ink (0, 8) give larger activations, so the ranking takes the
+        best unit of each preferred class in turn, then the second best of each, and so on.
+        Empty for regression and for layers with negative activations, where the index has no reading.
+        """
+        if self.selectivity is None:
+            return []
+        profile = self.class_profile.nan_to_num(-torch.inf)
+        score = self.selectivity * profile.max(1).values
+        preferred = profile.argmax(1).tolist()
+        dead = set(self.dead)
+        ranked = [unit for unit in score.argsort(descending=True).tolist() if unit not in dead]
+        rank_in_class: dict[int, int] = {}
+        seen: dict[int, int] = {}
+        for unit in ranked:
+            rank_in_class[unit] = seen[preferred[unit]] = seen.get(preferred[unit], 0) + 1
+        return sorted(ranked, key=lambda unit: rank_in_class[unit])
+
 
 @dataclass
 class ActivationAnalysisResult:
     """Result of :func:`activation_analysis`: per layer, and the activation-maximization images."""
 
     output_names: list[str]
+    samples: int  # how many samples were analysed
+    data: str  # what they were, e.g. "train" ("" when not said)
+    absent_classes: list[str]
+    thresholds: Thresholds
     layers: dict[str, LayerActivations]
     activations: dict[str, torch.Tensor] = field(metadata={"json": False})  # layer -> (N, H), the samples'
     maximization: dict[str, torch.Tensor] = field(metadata={"json": False})  # layer -> (U, *input_shape) in [0, 1]
-    maximized_units: dict[str, list[int]]  # which unit (or class) each image maximizes
+    maximized_units: dict[str, list[int]] = field(default_factory=dict)  # the unit (or class) of each image
 
     def summary(self) -> dict[str, float]:
         """The scalar numbers, flat: for TensorBoard scalars and the rows of a study."""
@@ -100,9 +143,9 @@ def activation_analysis(
     maximize: int = 8,
     prior: ImagePrior | None = None,
     input_range: tuple[float | torch.Tensor, float | torch.Tensor] = (0.0, 1.0),
-    variance_tolerance: float = 1e-8,
-    redundancy_threshold: float = 0.95,
+    thresholds: Thresholds = Thresholds(),
     chunk_size: int = 4096,
+    data: str = "",
 ) -> ActivationAnalysisResult:
     """Run every activation analysis on ``(inputs, targets)``.
 
@@ -113,6 +156,9 @@ def activation_analysis(
             also get one image per class logit. Needs image inputs and a ``prior``.
         prior: the image prior for activation maximization (``ImagePrior.fit(train_images)``).
         input_range: the model-input values of black and white pixels (normalization moves them).
+        thresholds: what counts as dead, redundant, compressible, and which classes a unit's
+            description names; the report states them.
+        data: what the samples are (e.g. ``"train"``), for the report and the result.
     """
     if len(inputs) < 2:
         raise ZooError(
@@ -121,37 +167,49 @@ def activation_analysis(
     probes = select_probes(model, layers)
     names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
     classification = model.task == "classification"
+    absent = []
+    if classification:
+        absent = (torch.bincount(targets.cpu(), minlength=model.num_outputs) == 0).nonzero().flatten().tolist()
+    described = f"{len(inputs):,} {data} samples".replace("  ", " ")
     with model.analysis_mode(), torch.no_grad():
         device = next(model.parameters()).device
         inputs, targets = inputs.to(device), targets.to(device)
         activations = collect_activations(model, inputs, probes, chunk_size)
         results = {}
         for layer, values in activations.items():
-            never, constant = dead_units(values, variance_tolerance)
+            dead = dead_units(values, thresholds.dead_tolerance)
             profile = class_profile(values, targets, model.num_outputs) if classification else None
             mean, eigenvalues, eigenvectors = principal_components(values)
             cumulative = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
-            correlation, redundant = redundancy(values, redundancy_threshold)
+            correlation, redundant = redundancy(values, thresholds.redundancy)
+            compressed = compression(
+                model, inputs, targets, layer, mean, eigenvectors, chunk_size, thresholds.compression_tolerance
+            )
             results[layer] = LayerActivations(
                 units=values.shape[1],
-                never_active=never,
-                constant=constant,
+                never_active=dead.never_active,
+                constant=dead.constant,
+                firing_rate=(values > 0).float().mean(0),
                 class_profile=profile,
-                selectivity=selectivity(profile) if profile is not None else None,
+                selectivity=selectivity(profile) if profile is not None and values.min() >= 0 else None,
                 correlation=correlation,
                 redundant_pairs=redundant,
                 explained_variance=cumulative,
                 components_90=_components_for(cumulative, 0.90),
                 components_99=_components_for(cumulative, 0.99),
-                compression=compression(model, inputs, targets, layer, mean, eigenvectors, chunk_size),
+                compression=compressed,
             )
-            results[layer].report = unit_report(layer, results[layer], names)
+            results[layer].report = unit_report(
+                layer, results[layer], names, thresholds, described, bool(profile is not None and values.min() < 0)
+            )
     maximization, units = {}, {}
     if maximize and prior is not None and len(model.input_shape) >= 2:
         maximization, units = _maximize_layers(
             model, results, activations, inputs, targets, maximize, prior, input_range
         )
-    return ActivationAnalysisResult(names, results, activations, maximization, units)
+    return ActivationAnalysisResult(
+        names, len(inputs), data, [names[k] for k in absent], thresholds, results, activations, maximization, units
+    )
 
 
 def _maximize_layers(
@@ -179,7 +237,7 @@ def _maximize_layers(
     maximization, units = {}, {}
     for layer, result in results.items():
         if classification:
-            preferred = result.class_profile.argmax(1)
+            preferred = result.class_profile.nan_to_num(-torch.inf).argmax(1)
         else:
             preferred = torch.zeros(result.units, dtype=torch.long, device=device)
         responsive = at_start[layer][preferred, torch.arange(result.units, device=device)] != 0
@@ -204,25 +262,23 @@ def collect_activations(
     return {layer: torch.cat(values) for layer, values in parts.items()}
 
 
-def dead_units(activations: torch.Tensor, tolerance: float = 1e-8) -> tuple[list[int], list[int]]:
-    """Units that are exactly zero on every sample, and the other units whose variance ≤ tolerance."""
-    never = (activations == 0).all(0)
-    constant = ~never & (activations.var(0) <= tolerance)
-    return never.nonzero().flatten().tolist(), constant.nonzero().flatten().tolist()
-
-
 def class_profile(activations: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``(H, K)`` mean activation of every unit over the samples of every class."""
+    """``(H, K)`` mean activation of every unit over the samples of every class (NaN for absent classes)."""
     membership = F.one_hot(targets, num_classes).to(activations.dtype)
-    return (activations.t() @ membership) / membership.sum(0).clamp_min(1)
+    counts = membership.sum(0)
+    profile = (activations.t() @ membership) / counts.clamp_min(1)
+    return profile.masked_fill(counts == 0, float("nan"))
 
 
 def selectivity(profile: torch.Tensor) -> torch.Tensor:
     """Class selectivity (μ_max − μ_rest)/(μ_max + μ_rest) (Morcos et al. 2018); 0 where undefined.
 
-    μ_max is the largest class mean, μ_rest the mean of the other class means. The index is
-    meant for non-negative activations (ReLU family), where it lies in [0, 1].
+    μ_max is the largest class mean, μ_rest the mean of the other class means, over the classes
+    present (NaN columns are left out). The index is meant for non-negative activations (ReLU
+    family), where it lies in [0, 1].
     """
+    present = ~profile.isnan().all(0)
+    profile = profile[:, present]
     top = profile.max(1).values
     rest = (profile.sum(1) - top) / max(profile.shape[1] - 1, 1)
     denominator = top + rest
@@ -277,7 +333,7 @@ def compression(
     full = score()
     scores = [score(projection(axes[:, :k])) for k in ks]
     smallest = next((k for k, value in zip(ks, scores) if value >= full - tolerance), width)
-    return Compression("accuracy" if classification else "r2", full, ks, scores, smallest)
+    return Compression("accuracy" if classification else "r2", full, ks, scores, smallest, tolerance)
 
 
 @dataclass
@@ -363,33 +419,52 @@ def activation_maximization(
         return pixels().detach()
 
 
-def unit_report(layer: str, result: LayerActivations, output_names: Sequence[str], top: int = 5) -> str:
-    """A few plain sentences about a layer, generated from its numbers."""
+def unit_report(
+    layer: str,
+    result: LayerActivations,
+    output_names: Sequence[str],
+    thresholds: Thresholds = Thresholds(),
+    data: str = "the analysed samples",
+    signed: bool = False,
+    top: int = 5,
+) -> str:
+    """A few plain sentences about a layer, generated from its numbers and the thresholds that made them."""
     dead = result.dead
+    breakdown = (
+        f": {len(result.never_active)} exactly 0 on every sample, {len(result.constant)} (nearly) constant otherwise"
+    )
     lines = [
-        f"{layer}: {result.units} units; {len(dead)} dead ({len(dead) / result.units:.1%})"
-        + (f": {len(result.never_active)} never active, {len(result.constant)} constant." if dead else "."),
+        f"{layer}: {result.units} units, judged on {data}; {len(dead)} dead ({len(dead) / result.units:.1%})"
+        + (breakdown if dead else "")
+        + f" (variance at most {thresholds.dead_tolerance:g} of the layer's largest).",
         f"{result.components_90} principal components hold 90% of the variance and {result.components_99} hold 99%; "
-        f"{result.redundant_pairs} unit pairs are redundant (|r| ≥ 0.95).",
+        f"{result.redundant_pairs} unit pairs are redundant (|r| ≥ {thresholds.redundancy:g}).",
     ]
     compressed = result.compression
-    lines.append(
-        f"Projected on its top {compressed.smallest_k} components the layer keeps {compressed.metric} "
-        f"within half a point of the full network's {compressed.full:.4f}."
-    )
-    if result.selectivity is not None and result.class_profile is not None:
-        alive = torch.ones(result.units, dtype=torch.bool)
-        alive[dead] = False
-        ranked = [unit for unit in result.selectivity.argsort(descending=True).tolist() if alive[unit]][:top]
-        lines.append("Most class-selective units:")
-        for unit in ranked:
-            profile = result.class_profile[unit]
-            order = profile.argsort(descending=True).tolist()
-            strong = [k for k in order[:3] if profile[k] >= 0.5 * profile[order[0]]]  # classes with a real response
-            favourites = output_names[strong[0]] + (
-                " only" if len(strong) == 1 else ", then " + ", ".join(output_names[k] for k in strong[1:])
+    within = f"within {compressed.tolerance:g} of the full network's {compressed.metric} ({compressed.full:.4f})"
+    if compressed.smallest_k >= result.units:
+        lines.append(f"The layer cannot be compressed: only all {result.units} components keep the metric {within}.")
+    else:
+        lines.append(f"Projected on its top {compressed.smallest_k} components the layer keeps the metric {within}.")
+    if signed:
+        lines.append(
+            "Class selectivity is defined for non-negative activations; this layer's go below 0, so no unit is ranked."
+        )
+    elif result.selectivity is not None:
+        lines.append(
+            "Most class-selective units, the best of each class in turn (selectivity × preferred-class "
+            f"activation; classes named hold ≥ {thresholds.class_share:.0%} of the unit's mean activation "
+            "over classes):"
+        )
+        for unit in result.selective_units[:top]:
+            profile = result.class_profile[unit].nan_to_num(0)
+            share = profile / profile.sum().clamp_min(1e-12)
+            named = [k for k in share.argsort(descending=True).tolist() if share[k] >= thresholds.class_share]
+            classes = ", ".join(f"{output_names[k]} ({share[k]:.0%})" for k in named)
+            lines.append(
+                f"  unit {unit}: {classes}; selectivity {result.selectivity[unit]:.2f}, "
+                f"fires on {result.firing_rate[unit]:.1%} of samples"
             )
-            lines.append(f"  unit {unit}: responds to {favourites} (selectivity {result.selectivity[unit]:.2f})")
     return "\n".join(lines)
 
 
@@ -400,22 +475,15 @@ def _components_for(cumulative: torch.Tensor, share: float) -> int:
 def _units_to_show(
     result: LayerActivations, activations: torch.Tensor, count: int, responsive: torch.Tensor
 ) -> list[int]:
-    """Selective, strongly active units, the best of each preferred class in turn; else the most variable.
+    """The units the report ranks first (``selective_units``); for regression, the most variable.
 
-    Only live units that respond at the optimization's starting image qualify. Scored by
-    selectivity × largest class mean: selectivity alone favours units that fire once, for one
-    class, near-silent units that a ReLU keeps at zero with no gradient to follow.
+    Only live units that respond at the optimization's starting image qualify (a ReLU unit
+    silent there has no gradient to follow).
     """
     alive = responsive.cpu().clone()
     alive[result.dead] = False
-    if result.selectivity is None:
-        variance = activations.var(0).cpu().masked_fill(~alive, -torch.inf)
-        return variance.argsort(descending=True)[: min(count, int(alive.sum()))].tolist()
-    score = (result.selectivity * result.class_profile.max(1).values).cpu().masked_fill(~alive, -torch.inf)
-    preferred = result.class_profile.argmax(1).cpu().tolist()
-    ranked = [unit for unit in score.argsort(descending=True).tolist() if alive[unit]]
-    seen: dict[int, int] = {}
-    turn = {}
-    for unit in ranked:  # the n-th best unit of its class comes in the n-th round
-        turn[unit] = seen[preferred[unit]] = seen.get(preferred[unit], 0) + 1
-    return sorted(ranked, key=lambda unit: turn[unit])[:count]
+    ranked = [unit for unit in result.selective_units if alive[unit]]
+    if ranked:
+        return ranked[:count]
+    variance = activations.var(0).cpu().masked_fill(~alive, -torch.inf)
+    return variance.argsort(descending=True)[: min(count, int(alive.sum()))].tolist()

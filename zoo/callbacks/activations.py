@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import pytorch_lightning as pl
 import torch
 
 from zoo.analysis.activations import OUTPUT, ActivationAnalysisResult, ImagePrior, activation_analysis
-from zoo.callbacks.schedule import AnalysisCallback
-from zoo.figures import heatmap, image_panel
+from zoo.callbacks.schedule import AnalysisCallback, epoch_label
+from zoo.figures import by_preferred_class, heatmap, image_panel
 from zoo.io import to_jsonable
 from zoo.writer import AnalysisWriter
 
@@ -31,7 +32,9 @@ class ActivationAnalysis(AnalysisCallback):
         layers: hidden layers to analyse (default: all).
         maximize: units per layer to visualize by activation maximization (plus one image
             per class); 0 turns it off. Image datasets only.
-        split: the data split to analyse.
+        split: the data split to analyse (dead units are judged on it: the training data by default,
+            where a unit that never varies really never learns).
+        before_training: also analyse the initialized network, as epoch -1.
     """
 
     name = "activations"
@@ -39,12 +42,13 @@ class ActivationAnalysis(AnalysisCallback):
     def __init__(
         self,
         every_n_epochs: int | None = None,
-        max_samples: int = 2000,
+        max_samples: int = 10_000,
         layers: list[str] | None = None,
         maximize: int = 8,
-        split: Literal["train", "val", "test"] = "val",
+        split: Literal["train", "val", "test"] = "train",
+        before_training: bool = False,
     ) -> None:
-        super().__init__(every_n_epochs, max_samples, layers, split)
+        super().__init__(every_n_epochs, max_samples, layers, split, before_training)
         if maximize < 0:
             raise self.error(f"maximize must be 0 or more, got {maximize}")
         self.maximize = maximize
@@ -64,11 +68,11 @@ class ActivationAnalysis(AnalysisCallback):
             self.prior = ImagePrior.fit((images - low) / (high - low))
         names = list(datamodule.output_names)
         return activation_analysis(
-            pl_module, inputs, targets, names, self.layers, self.maximize, self.prior, (low, high)
+            pl_module, inputs, targets, names, self.layers, self.maximize, self.prior, (low, high), data=self.split
         )
 
-    def write(self, result: ActivationAnalysisResult, writer: AnalysisWriter, epoch: int) -> None:
-        names = result.output_names
+    def write(self, result: ActivationAnalysisResult, writer: AnalysisWriter, epoch: int) -> Path | None:
+        names, label = result.output_names, epoch_label(epoch)
         writer.scalars(result.summary())
         for layer, stats in result.layers.items():
             writer.histogram(f"histogram/{layer}", result.activations[layer])
@@ -84,7 +88,7 @@ class ActivationAnalysis(AnalysisCallback):
             )
             writer.figure(f"correlation/{layer}", correlation)
             if stats.class_profile is not None:
-                order = torch.argsort(stats.class_profile.argmax(1) * 2 - stats.selectivity.clamp(0, 1), stable=True)
+                order = by_preferred_class(stats.class_profile)
                 profile = heatmap(
                     stats.class_profile[order],
                     f"Mean activation per class, {layer} (units sorted by class)",
@@ -103,6 +107,6 @@ class ActivationAnalysis(AnalysisCallback):
                 titles, caption = [names[k] for k in units], "Inputs that maximize each class logit"
             else:
                 titles, caption = [f"unit {unit}" for unit in units], f"Inputs that maximize units of {layer}"
-            png = f"maximization_{layer.replace('/', '_')}_epoch_{epoch:03d}.png"
+            png = f"maximization_{layer.replace('/', '_')}_epoch_{label}.png"
             writer.figure(f"maximization/{layer}", image_panel(images, titles, caption), png=png)
-        writer.json(f"epoch_{epoch:03d}.json", {"epoch": epoch, **to_jsonable(result)})
+        return writer.json(f"epoch_{label}.json", {"epoch": epoch, **to_jsonable(result)})

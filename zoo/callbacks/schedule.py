@@ -2,29 +2,51 @@
 
 from __future__ import annotations
 
+import time
+import traceback
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from zoo.errors import ZooError
 from zoo.models.contract import select_probes
 from zoo.writer import AnalysisWriter
+
+BEFORE_TRAINING = -1  # the epoch number of the initialized network, analysed before the first step
+
+
+def epoch_label(epoch: int) -> str:
+    """How an analysed epoch appears in file names: ``007``, or ``init`` before training."""
+    return "init" if epoch == BEFORE_TRAINING else f"{epoch:03d}"
 
 
 class AnalysisCallback(pl.Callback):
     """Runs ``analyse`` then ``write`` after every ``every_n_epochs``-th training epoch and after the last.
 
     ``every_n_epochs=None`` runs only after the last epoch. "The last" is whatever ended
-    training: ``max_epochs``, ``max_steps``, a time limit or early stopping. Subclasses set
-    ``name`` (the output folder and TensorBoard prefix) and implement both methods; this
-    class picks the samples, checks requested layers before training starts, and runs
-    only on global rank zero.
+    training: ``max_epochs``, ``max_steps``, a time limit or early stopping. With
+    ``before_training``, the initialized network is analysed too, as epoch -1 (files
+    ``*_init.*``), unless the run resumes. Subclasses set ``name`` (the output folder and
+    TensorBoard prefix) and implement both methods; this class picks the samples (the first
+    ``max_samples`` of ``split``), checks requested layers before training starts, says on
+    the console what it does, and runs only on global rank zero.
+
+    An analysis never ends a run: if one fails, the run goes on, the failure is reported in
+    one line and its traceback is kept in ``<run dir>/analysis/<name>/errors.log``.
     """
 
     name = "analysis"
 
-    def __init__(self, every_n_epochs: int | None, max_samples: int, layers: list[str] | None, split: str) -> None:
+    def __init__(
+        self,
+        every_n_epochs: int | None,
+        max_samples: int,
+        layers: list[str] | None,
+        split: str,
+        before_training: bool = False,
+    ) -> None:
         if every_n_epochs is not None and every_n_epochs < 1:
             raise self.error(
                 f"every_n_epochs must be at least 1, got {every_n_epochs} (null: after the last epoch only)"
@@ -32,14 +54,20 @@ class AnalysisCallback(pl.Callback):
         if max_samples < 1:
             raise self.error(f"max_samples must be at least 1, got {max_samples}")
         self.every_n_epochs, self.max_samples, self.layers, self.split = every_n_epochs, max_samples, layers, split
+        self.before_training = before_training
         self.completed_epoch: int | None = None  # the last training epoch that ended
         self.analysed_epoch: int | None = None  # the last epoch analysed
+        self.written: list[str] = []  # the JSON files written, for the run's closing summary
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         try:
             select_probes(pl_module, self.layers)
         except ZooError as error:
             raise self.error(str(error)) from None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.before_training and trainer.global_step == 0:
+            self.run(trainer, pl_module, BEFORE_TRAINING)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.completed_epoch = trainer.current_epoch
@@ -59,8 +87,22 @@ class AnalysisCallback(pl.Callback):
         if not hasattr(datamodule, "split"):
             raise self.error(f"needs zoo's ZooDataModule (it reads whole splits); got {type(datamodule).__name__}")
         inputs, targets = (t[: self.max_samples] for t in datamodule.split(self.split))
-        result = self.analyse(pl_module, datamodule, inputs, targets)
-        self.write(result, AnalysisWriter(trainer, self.name), epoch)
+        writer = AnalysisWriter(trainer, self.name)
+        when = "before training" if epoch == BEFORE_TRAINING else f"@ epoch {epoch}"
+        rank_zero_info(f"{type(self).__name__} {when} on {len(inputs):,} {self.split} samples ...")
+        start = time.perf_counter()
+        try:
+            result = self.analyse(pl_module, datamodule, inputs, targets)
+            written = self.write(result, writer, epoch)
+        except Exception as error:  # an analysis must not end the run nor cost it a checkpoint
+            log = writer.log_error(f"{when}: {traceback.format_exc()}")
+            where = f"; traceback in {log}" if log and not isinstance(error, ZooError) else ""
+            rank_zero_warn(f"{type(self).__name__} {when} failed, training goes on: {error}{where}")
+            return
+        if written is not None:
+            self.written.append(str(written))
+        place = f", wrote {written}" if written is not None else ""
+        rank_zero_info(f"{type(self).__name__} {when} took {time.perf_counter() - start:.1f} s{place}")
 
     def error(self, message: str) -> ZooError:
         """A user-facing error that names the callback."""
@@ -75,5 +117,6 @@ class AnalysisCallback(pl.Callback):
     ) -> Any:
         raise NotImplementedError
 
-    def write(self, result: Any, writer: AnalysisWriter, epoch: int) -> None:
+    def write(self, result: Any, writer: AnalysisWriter, epoch: int) -> Any:
+        """Log ``result`` and write its files (named with ``epoch_label(epoch)``); return the JSON's path."""
         raise NotImplementedError

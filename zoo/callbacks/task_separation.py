@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import pytorch_lightning as pl
 import torch
 
 from zoo.analysis.task_separation import TaskSeparationResult, task_separation
-from zoo.callbacks.schedule import AnalysisCallback
-from zoo.figures import heatmap
+from zoo.callbacks.schedule import AnalysisCallback, epoch_label
+from zoo.figures import by_preferred_class, heatmap
 from zoo.io import to_jsonable
 from zoo.writer import AnalysisWriter
 
@@ -17,17 +18,18 @@ from zoo.writer import AnalysisWriter
 class TaskSeparation(AnalysisCallback):
     """Which hidden neurons serve which output, and how the outputs' gradients interfere.
 
-    Runs at the end of every ``every_n_epochs``-th training epoch (and after the last) on the
-    first ``max_samples`` samples of ``split``. Logs heatmaps (interference, orthogonality,
-    attribution per layer) and scalars to TensorBoard and writes
-    ``<run dir>/analysis/task_separation/epoch_<NNN>.json``.
+    Runs before training (epoch -1, the initialized network), after every ``every_n_epochs``-th
+    training epoch and after the last, on the first ``max_samples`` samples of ``split``. Logs
+    heatmaps (interference, orthogonality under both definitions, attribution per layer) and
+    scalars to TensorBoard and writes ``<run dir>/analysis/task_separation/epoch_<NNN>.json``.
 
     Args:
         every_n_epochs: run after every n-th epoch; ``None``: after the last epoch only.
         max_samples: samples analysed (the cost grows linearly with them).
         layers: hidden layers to attribute (default: all); names as in ``hidden_activations``.
         threshold: attribution share that makes a neuron mono-functional.
-        split: the data split to analyse.
+        split: the data split to analyse; dead neurons are judged on it too.
+        before_training: also analyse the initialized network, as epoch -1.
     """
 
     name = "task_separation"
@@ -35,12 +37,13 @@ class TaskSeparation(AnalysisCallback):
     def __init__(
         self,
         every_n_epochs: int | None = 1,
-        max_samples: int = 2000,
+        max_samples: int = 10_000,
         layers: list[str] | None = None,
         threshold: float = 0.9,
-        split: Literal["train", "val", "test"] = "val",
+        split: Literal["train", "val", "test"] = "train",
+        before_training: bool = True,
     ) -> None:
-        super().__init__(every_n_epochs, max_samples, layers, split)
+        super().__init__(every_n_epochs, max_samples, layers, split, before_training)
         self.threshold = threshold
 
     def analyse(
@@ -51,42 +54,22 @@ class TaskSeparation(AnalysisCallback):
         targets: torch.Tensor,
     ) -> TaskSeparationResult:
         names = list(datamodule.output_names)
-        return task_separation(pl_module, inputs, targets, names, self.layers, self.threshold)
+        return task_separation(pl_module, inputs, targets, names, self.layers, self.threshold, data=self.split)
 
-    def write(self, result: TaskSeparationResult, writer: AnalysisWriter, epoch: int) -> None:
-        names = result.output_names
+    def write(self, result: TaskSeparationResult, writer: AnalysisWriter, epoch: int) -> Path | None:
+        names, label = result.output_names, epoch_label(epoch)
         writer.scalars(result.summary())
-        interference = heatmap(
-            result.interference,
-            "Gradient interference (cosine)",
-            names,
-            names,
-            "task",
-            "task",
-            -1,
-            1,
-            "RdBu_r",
-            "cosine",
-        )
-        orthogonality = heatmap(
-            result.orthogonality,
-            "Output orthogonality (cosine of attribution)",
-            names,
-            names,
-            "output",
-            "output",
-            0,
-            1,
-            "viridis",
-            "cosine",
-        )
-        writer.figure("interference", interference, png=f"interference_epoch_{epoch:03d}.png")
-        writer.figure("orthogonality", orthogonality, png=f"orthogonality_epoch_{epoch:03d}.png")
+        cosines = {
+            "interference": (result.interference, "Gradient interference (cosine)", -1),
+            "orthogonality": (result.orthogonality, "Output orthogonality, |a·∂y/∂a| (cosine)", 0),
+            "signed_orthogonality": (result.signed_orthogonality, "Output orthogonality, a·∂y/∂a (cosine)", -1),
+        }
+        for tag, (matrix, title, low) in cosines.items():
+            figure = heatmap(matrix, title, names, names, "output", "output", vmin=low, vmax=1, cmap="RdBu_r")
+            writer.figure(tag, figure, png=f"{tag}_epoch_{label}.png")
         for layer, share in result.attribution_share.items():
-            order = torch.argsort(share.argmax(1) * 2 - share.max(1).values, stable=True)  # neurons by output served
+            order = by_preferred_class(share)  # neurons grouped by the output they serve most
             title = f"Attribution share, {layer} (neurons sorted by output)"
-            writer.figure(
-                f"attribution/{layer}",
-                heatmap(share[order], title, None, names, "output", "neuron", 0, 1, "magma", "share"),
-            )
-        writer.json(f"epoch_{epoch:03d}.json", {"epoch": epoch, **to_jsonable(result)})
+            figure = heatmap(share[order], title, None, names, "output", "neuron", 0, 1, "magma", "share")
+            writer.figure(f"attribution/{layer}", figure)
+        return writer.json(f"epoch_{label}.json", {"epoch": epoch, **to_jsonable(result)})

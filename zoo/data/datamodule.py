@@ -166,7 +166,7 @@ class ZooDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if not self._splits:
             self._splits = self._split_and_normalize(self._load())
-        if len(self._splits["train"][0]) < self.hparams.batch_size and stage in ("fit", None):
+        if len(self._splits["train"][0]) < self.hparams.batch_size and stage == "fit":
             raise ZooError(
                 f"data.batch_size {self.hparams.batch_size} is larger than the training split "
                 f"({len(self._splits['train'][0])} samples of {self.info.name})"

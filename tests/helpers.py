@@ -1,9 +1,11 @@
-"""A callback the DDP test's worker processes import by class path (so not a test module)."""
+"""Callbacks that tests name by class path in configs (so they live in a module, not a test file)."""
 
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+
+from zoo.callbacks.schedule import AnalysisCallback
 
 
 class SeenSamples(pl.Callback):
@@ -17,3 +19,15 @@ class SeenSamples(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         torch.save(torch.cat(self.seen), self.folder / f"seen_rank{trainer.global_rank}.pt")
+
+
+class FailingAnalysis(AnalysisCallback):
+    """An analysis that always fails, to show that a run survives it."""
+
+    name = "failing"
+
+    def __init__(self, every_n_epochs: int = 1) -> None:
+        super().__init__(every_n_epochs, max_samples=10, layers=None, split="train")
+
+    def analyse(self, pl_module, datamodule, inputs, targets):
+        raise RuntimeError("the analysis broke")
