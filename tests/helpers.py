@@ -6,6 +6,7 @@ import pytorch_lightning as pl
 import torch
 
 from zoo.callbacks.schedule import AnalysisCallback
+from zoo.models import Probe, ZooModule
 
 
 class SeenSamples(pl.Callback):
@@ -31,3 +32,25 @@ class FailingAnalysis(AnalysisCallback):
 
     def analyse(self, pl_module, datamodule, inputs, targets):
         raise RuntimeError("the analysis broke")
+
+
+class NoParameters(ZooModule):
+    """A model with nothing to learn: the CLI must say so instead of letting the optimizer fail."""
+
+    def __init__(self, input_shape: tuple[int, ...] = (4,), num_outputs: int = 3, task: str = "classification") -> None:
+        super().__init__(input_shape, num_outputs, task)
+        self.probe = Probe("fc1", 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.probe(x.flatten(1))[:, : self.num_outputs]
+
+
+class InterruptAt(pl.Callback):
+    """Raises KeyboardInterrupt at a training step, as Python does when Ctrl-C arrives (SIGINT)."""
+
+    def __init__(self, step: int = 3) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt

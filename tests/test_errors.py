@@ -1,19 +1,29 @@
-"""Bad input through the real entry point: one message, a non-zero exit code, no traceback.
+"""Bad input and faults through the real entry point: one message, a non-zero exit code, no traceback.
 
-Every case runs ``zoo.cli.main`` in-process. The same list renders the table in
-docs/errors.md, and a test fails when that file is stale; regenerate it with
+Every mistake runs ``zoo.cli.main`` in-process. Environment faults (a read-only or a
+full file system) run it in a private mount namespace where the test mounts them; a
+missing device and an unreadable file are injected in-process. The lists render the
+table in docs/errors.md, and a test fails when that file is stale; regenerate it with
 
     python tests/test_errors.py
 """
 
 from __future__ import annotations
 
+import errno
+import gzip
+import json
+import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import DATA_DIR
+
+from zoo.errors import EXIT_CODES
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -215,6 +225,85 @@ CASES = [
         "saved",
         exit_code=3,
     ),
+    Case(
+        "hyper-parameter",
+        "negative learning rate",
+        (*IRIS, "--optimizer.lr", "-0.1"),
+        "zoo: error: optimizer.init_args.lr must be a positive number, got -0.1",
+    ),
+    Case(
+        "hyper-parameter",
+        "NaN learning rate",
+        (*IRIS, "--optimizer.lr", ".nan"),
+        "zoo: error: optimizer.init_args.lr must be a positive number, got nan",
+    ),
+    Case(
+        "hyper-parameter",
+        "max_epochs below -1",
+        (*IRIS, "--trainer.max_epochs", "-5"),
+        "zoo: error: trainer.max_epochs must be -1 (no limit) or a number of epochs ≥ 0, got -5",
+    ),
+    Case(
+        "hyper-parameter",
+        "a value torch refuses (negative momentum)",
+        (*IRIS, "--optimizer", "SGD", "--optimizer.lr", "0.1", "--optimizer.momentum", "-1"),
+        "zoo: error: the optimizer or learning-rate schedule refused its arguments: Invalid momentum value: -1",
+    ),
+    Case(
+        "hyper-parameter",
+        "a model with no parameters",
+        (*IRIS, "--model", "helpers.NoParameters"),
+        "zoo: error: the optimizer or learning-rate schedule refused its arguments: "
+        "optimizer got an empty parameter list",
+    ),
+    Case(
+        "environment",
+        "an accelerator this machine lacks",
+        (*IRIS, "--trainer.accelerator", "mps"),
+        "zoo: error: this machine lacks the device asked for: `MPSAccelerator` can not run on your system",
+        exit_code=4,
+    ),
+    Case(
+        "environment",
+        "data folder that is a file",
+        (*MNIST, "--data.data_dir", "{readme}"),
+        "README.md is a file; point --data.data_dir (or ZOO_DATA_DIR) at a folder",
+    ),
+    Case(
+        "config",
+        "YAML syntax error",
+        ("--config", "{broken_yaml}"),
+        "broken_yaml.yaml, line 7, column 15: not valid YAML: expected ',' or ']'",
+    ),
+    Case("config", "empty config file", ("--config", "{empty_yaml}"), "empty_yaml.yaml is empty"),
+    Case(
+        "checkpoint",
+        "test --ckpt_path best with no run to take it from",
+        (*IRIS, "--ckpt_path", "best"),
+        "zoo: error: --ckpt_path best: no run under lightning_logs/iris has a checkpoints/best.ckpt yet",
+        subcommand="test",
+    ),
+    Case("checkpoint", "fit --ckpt_path best", (*IRIS, "--ckpt_path", "best"), "a fit resumes from last"),
+    Case(
+        "checkpoint",
+        "--ckpt_path last without a logger",
+        (*IRIS, "--trainer.logger", "false", "--ckpt_path", "last"),
+        "--ckpt_path last means the newest run of the logger, and this configuration logs nowhere",
+    ),
+    Case(
+        "checkpoint",
+        "checkpoint trained on another dataset",
+        (*MNIST, "--data.dataset", "fashion_mnist", "--ckpt_path", "{mnist_ckpt}"),
+        "was trained on mnist, and this configuration's data is fashion_mnist; use --data.dataset mnist, "
+        "or --allow_other_dataset true",
+        subcommand="test",
+    ),
+    Case(
+        "checkpoint",
+        "resume with another optimizer",
+        (*IRIS, "--ckpt_path", "{iris_ckpt}", "--optimizer", "SGD", "--optimizer.lr", "0.1"),
+        "was trained with optimizer Adam, and this configuration builds SGD; resume with the same optimizer",
+    ),
 ]
 
 
@@ -261,6 +350,8 @@ def files(tmp_path_factory, data_dir) -> dict[str, str]:
         "both_columns_yaml": iris.replace("class_path: zoo.models.FCNet", "class_path: zoo.models.ColumNet").replace(
             "activation: relu", "columns: [{hidden: [4], activation: relu}]"
         ),
+        "broken_yaml": iris.replace("hidden: [16, 16]", "hidden: [16, 16"),
+        "empty_yaml": "",
     }.items():
         (root / f"{name}.yaml").write_text(text)
         paths[name] = str(root / f"{name}.yaml")
@@ -276,6 +367,11 @@ def files(tmp_path_factory, data_dir) -> dict[str, str]:
     with open(root / "truncated.ckpt", "r+b") as handle:
         handle.truncate(2000)
     paths["truncated_ckpt"] = str(root / "truncated.ckpt")
+    with pytest.MonkeyPatch.context() as patch:  # a small MNIST model, for the test on Fashion-MNIST
+        patch.chdir(run)
+        tiny = ["--model.hidden", "[8]", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
+        main(["fit", *[fill(arg, paths) for arg in MNIST], *NO_CALLBACKS, *tiny, "--trainer.max_epochs", "1", *QUIET])
+    paths["mnist_ckpt"] = str(run / "lightning_logs" / "fc" / "version_0" / "checkpoints" / "last.ckpt")
     return paths
 
 
@@ -291,27 +387,133 @@ def test_bad_input(case, files, run_dir, capsys):
     assert case.message in error
     assert "Traceback" not in error
     assert not list(run_dir.rglob("*.ckpt"))  # nothing half-done was saved
+    # a run folder is kept only if something ran in it (the diverged run's curves)
+    left = [folder for folder in run_dir.rglob("version_*") if not any(folder.glob("events.out.tfevents.*"))]
+    assert not left, f"empty run folders left behind: {left}"
 
 
 def test_at_least_25_cases():
     assert len(CASES) >= 25
 
 
+@dataclass(frozen=True)
+class Fault:
+    what: str  # the fault, for the table
+    subcommand: str
+    where: str  # how the test injects it
+    message: str  # what stderr's one error line must contain
+    exit_code: int = 4
+
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+FAULT_KINDS = [  # (fault, how the test injects it, what the error line says)
+    ("a read-only run folder", "read-only tmpfs mount", "the file system is read-only"),
+    ("a full disk", "tmpfs filled to the last byte", "the disk is full"),
+    ("a device this machine lacks", "--trainer.accelerator mps", "this machine lacks the device asked for"),
+    ("a data file that cannot be read", "reading it raises EACCES", "permission denied"),
+]
+FAULTS = [Fault(what, command, where, message) for what, where, message in FAULT_KINDS for command in SUBCOMMANDS]
+
+
+def fault_run(subcommand: str, files: dict[str, str], logs: str, checkpoint: bool = True) -> list[str]:
+    """A quick iris command; validate/test/predict use the fixture's checkpoint, copied out of its run folder."""
+    args = [subcommand, *[fill(arg, files) for arg in IRIS], *NO_CALLBACKS, *QUIET, "--trainer.max_epochs", "1"]
+    if subcommand != "fit" and checkpoint:
+        args += ["--ckpt_path", files["loose_ckpt"]]
+    return [*args, "--trainer.logger.init_args.save_dir", logs]
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("zoo: error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_environment_faults_on_every_command(files, tmp_path, capsys, monkeypatch):
+    """Read-only and full file systems (mounted in a private namespace), a missing device, an unreadable file."""
+    from zoo.cli import main
+
+    if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
+        pytest.skip("this OS does not let the test mount a read-only or a small file system (unshare --mount)")
+    shutil.copy(files["iris_ckpt"], tmp_path / "loose.ckpt")  # outside a run folder: commands log under logs/
+    files = {**files, "loose_ckpt": str(tmp_path / "loose.ckpt")}
+    for folder in ("readonly", "full", "filling"):
+        (tmp_path / folder).mkdir()
+    runs = [{"argv": fault_run(command, files, str(tmp_path / "readonly"))} for command in SUBCOMMANDS]
+    runs += [{"argv": fault_run(command, files, str(tmp_path / "full"))} for command in SUBCOMMANDS]
+    # a disk with room for the first epoch's two checkpoints, and not for the next one's
+    filling = str(tmp_path / "filling" / "checkpoints")
+    grows = ["--model.hidden", "[64, 64]", "--trainer.max_epochs", "6", "--checkpoint.dirpath", filling]
+    runs.append(
+        {"argv": [*fault_run("fit", files, str(tmp_path / "logs")), *grows], "then_load": f"{filling}/best.ckpt"}
+    )
+    script = (
+        f"mount -t tmpfs -o size=64k,ro tmpfs {tmp_path / 'readonly'} && "
+        f"mount -t tmpfs -o size=64k tmpfs {tmp_path / 'full'} && "
+        f"(dd if=/dev/zero of={tmp_path / 'full' / 'filler'} bs=4k 2>/dev/null; true) && "
+        f"mount -t tmpfs -o size=150k tmpfs {tmp_path / 'filling'} && "
+        f"{sys.executable} {ROOT / 'tests' / 'fault_driver.py'} '{json.dumps(runs)}'"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    done = subprocess.run(
+        ["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.splitlines()[-1])
+    expected = [fault for fault in FAULTS if fault.where in ("read-only tmpfs mount", "tmpfs filled to the last byte")]
+    for fault, result in zip(expected, results):
+        assert result["code"] == fault.exit_code, (fault, result["stderr"])
+        assert fault.message in one_error_line(result["stderr"]), fault
+    filled = results[-1]  # the disk filled while a checkpoint was written: the one before survives, whole
+    assert filled["code"] == 4 and "best.ckpt: the disk is full" in one_error_line(filled["stderr"])
+    assert filled["loaded_epoch"] >= 0
+
+    monkeypatch.chdir(tmp_path)
+    real_open = gzip.open
+
+    def unreadable(path, *args, **kwargs):
+        if "train-images" in str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    for fault in (fault for fault in FAULTS if fault.where.startswith(("--trainer", "reading"))):
+        args = fault_run(fault.subcommand, files, str(tmp_path / "quick"), checkpoint=fault.where.startswith("--"))
+        if fault.where.startswith("--trainer"):
+            args += ["--trainer.accelerator", "mps"]
+        else:
+            args[3:3] = ["--model", "FCNet", "--model.hidden", "[8]", "--data.dataset", "mnist"]  # after --config
+            args += ["--data.data_dir", str(DATA_DIR)]
+            monkeypatch.setattr(gzip, "open", unreadable)
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        monkeypatch.setattr(gzip, "open", real_open)
+        assert exit_.value.code == fault.exit_code, fault
+        assert fault.message in one_error_line(capsys.readouterr().err), fault
+    assert not list((tmp_path / "quick").rglob("version_*"))  # nothing ran: no run folder left behind
+
+
 def render() -> str:
+    codes = "\n".join(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items())
     lines = [
-        "# Errors: what zoo says to a mistake",
+        "# Errors: what zoo says to a mistake or a fault",
         "",
         "Every row is a test (`tests/test_errors.py`) that runs the real entry point with that",
-        "mistake and checks the exit code and that the message contains the text shown. Exit",
-        "code 2 is a mistake in the input; 3 is a training run that diverged. Messages from",
-        "jsonargparse (config keys, types, choices) come with its usage text; zoo's own start",
-        "with `zoo: error:`. No case prints a Python traceback. This file is generated from",
-        "the test's list: `python tests/test_errors.py`.",
+        "mistake or fault and checks the exit code and that the one error line contains the text",
+        "shown; no case prints a Python traceback (only a bug in zoo may). Failures are",
+        "classified in one place, `zoo/errors.py`. Every message starts with `zoo: error:`, the",
+        "parser's too (jsonargparse's message comes first, then a pointer to `--help` instead of",
+        "the usage text). This file is generated from the test's lists: `python tests/test_errors.py`.",
+        "",
+        "| exit code | meaning |",
+        "| ---: | --- |",
+        codes,
         "",
         "Corrupt IDX content that still has the official MD5 cannot happen with the official",
         "files, so the IDX reader's own checks (wrong magic number, image and label counts that",
         "differ, labels out of range, a truncated gzip stream) are tested on files the tests",
         "write, in `tests/test_idx.py`.",
+        "",
+        "## Mistakes",
         "",
         "| # | kind | mistake | command | exit | message contains |",
         "| ---: | --- | --- | --- | ---: | --- |",
@@ -320,6 +522,21 @@ def render() -> str:
         command = " ".join(["zoo", case.subcommand, *case.args]).replace("{configs}/", "configs/").replace("|", "\\|")
         message = case.message.replace("|", "\\|")
         lines.append(f"| {number} | {case.category} | {case.what} | `{command}` | {case.exit_code} | `{message}` |")
+    lines += [
+        "",
+        "## Faults of the environment",
+        "",
+        "Each zoo command with each fault (iris, a checkpoint for validate, test and predict).",
+        "A read-only and a full file system are real: the test mounts them (tmpfs) in a private",
+        "mount namespace. `tests/test_faults.py` also fills a disk while a checkpoint is being",
+        "written and checks that the previous checkpoint survives.",
+        "",
+        "| # | fault | command | injected as | exit | message contains |",
+        "| ---: | --- | --- | --- | ---: | --- |",
+    ]
+    for number, fault in enumerate(FAULTS, start=1):
+        row = f"| {number} | {fault.what} | `zoo {fault.subcommand}` | {fault.where} | {fault.exit_code}"
+        lines.append(f"{row} | `{fault.message}` |")
     return "\n".join(lines) + "\n"
 
 

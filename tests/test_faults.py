@@ -12,12 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from conftest import CONFIGS, ROOT
 
 from zoo import load_model
 from zoo.errors import TrainingDiverged
 from zoo.models import FCNet
 from zoo.runs import AtomicCheckpointIO, reserve_version
+
+QUIET_RUN = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 # FCNet with dropout (so the resumed run must also restore the random state), ~1 s an epoch
 RUN = [
@@ -94,7 +97,7 @@ def test_sigterm_stops_cleanly_and_leaves_a_resumable_checkpoint(tmp_path, data_
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=60) == 128 + signal.SIGTERM
     error = run.stderr.read()
-    assert "zoo: stopped by SIGTERM; resume from the last completed epoch with --ckpt_path last" in error
+    assert "zoo: error: stopped by SIGTERM; resume from the last completed epoch with --ckpt_path last" in error
     assert "Traceback" not in error
     assert load_model(checkpoint).hparams["hidden"] == [256]
 
@@ -174,3 +177,53 @@ def test_non_finite_weights_are_never_saved():
         TrainingDiverged, match=r"refusing to save a checkpoint at step 0: head.weight holds NaN or infinite values"
     ):
         model.on_save_checkpoint({"state_dict": state})
+
+
+def test_ctrl_c_stops_with_exit_130_and_the_resume_hint(run_dir, capsys):
+    """SIGINT raises KeyboardInterrupt in Python; Lightning turns it into sys.exit(1), zoo into 130."""
+    from zoo.cli import main
+
+    interrupt = "[{class_path: helpers.InterruptAt, init_args: {step: 8}}]"
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.callbacks", interrupt, *QUIET_RUN])
+    assert exit_.value.code == 130
+    error = capsys.readouterr().err
+    assert "zoo: error: interrupted; resume from the last completed epoch with --ckpt_path last" in error
+    assert "Traceback" not in error
+    assert (run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_run_folders_record_is_never_rewritten(run_dir):
+    """Resuming appends its own config and environment; testing a checkpoint writes beside the run."""
+    from zoo.cli import main
+
+    iris = ["--config", str(CONFIGS / "iris.yaml"), "--trainer.callbacks", "null", *QUIET_RUN]
+    main(["fit", *iris, "--trainer.max_epochs", "2"])
+    run = run_dir / "lightning_logs" / "iris" / "version_0"
+    record = {name: (run / name).read_bytes() for name in ("config.yaml", "environment.json")}
+    main(["fit", *iris, "--trainer.max_epochs", "3", "--ckpt_path", "last"])
+    main(["fit", *iris, "--trainer.max_epochs", "4", "--ckpt_path", "last"])
+    assert {name: (run / name).read_bytes() for name in record} == record
+    resumes = [yaml.safe_load((run / f"config.resume-{k}.yaml").read_text()) for k in (1, 2)]
+    assert [resume["trainer"]["max_epochs"] for resume in resumes] == [3, 4]
+    assert (run / "environment.resume-2.json").is_file()
+    assert sorted(path.name for path in run.parent.iterdir()) == ["version_0"]  # resumed in place
+
+    tested = main(["test", *iris, "--ckpt_path", "best"])
+    assert Path(tested.trainer.log_dir).resolve() == run / "test" / "version_0"  # beside the checkpoint it tested
+    assert (run / "test" / "version_0" / "config.yaml").is_file()
+    assert {name: (run / name).read_bytes() for name in record} == record
+
+
+def test_a_checkpoint_on_another_dataset_only_on_purpose(run_dir):
+    from zoo.cli import main
+
+    mnist = ["--config", str(CONFIGS / "fc.yaml"), "--trainer.callbacks", "null", *QUIET_RUN]
+    tiny = ["--model.hidden", "[8]", "--trainer.limit_train_batches", "5", "--trainer.limit_val_batches", "1"]
+    main(["fit", *mnist, *tiny, "--trainer.max_epochs", "1"])
+    checkpoint = str(run_dir / "lightning_logs" / "fc" / "version_0" / "checkpoints" / "last.ckpt")
+    other = ["--data.dataset", "fashion_mnist", "--ckpt_path", checkpoint, "--trainer.limit_test_batches", "1"]
+    with pytest.raises(SystemExit):
+        main(["test", *mnist, *other])
+    tested = main(["test", *mnist, *other, "--allow_other_dataset", "true"])
+    assert "test/acc" in tested.trainer.callback_metrics

@@ -12,24 +12,32 @@ records its environment; and user mistakes end in one message and a non-zero exi
 
 from __future__ import annotations
 
-import signal
+import math
 import sys
 import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
+import yaml
 from jsonargparse import Namespace
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 import zoo.callbacks  # noqa: F401  (lets --trainer.callbacks name zoo's callbacks, e.g. TaskSeparation)
 from zoo.checkpoints import check_checkpoint, read_checkpoint
 from zoo.data import ZooDataModule, get_dataset
-from zoo.errors import ZooError
+from zoo.errors import ZooError, exit_on_failure
 from zoo.models import ZooModule, list_models
-from zoo.runs import latest_checkpoint, record_environment, reserve_version
+from zoo.runs import (
+    RunStarted,
+    latest_checkpoint,
+    record_environment,
+    released_on_failure,
+    reserve_version,
+    resume_number,
+    run_folder_of,
+)
 from zoo.task import monitor_for
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")
@@ -40,12 +48,20 @@ PROGRESS_BAR_REFRESH_STEPS = 20
 
 
 class ZooArgumentParser(LightningArgumentParser):
-    """jsonargparse's parser, whose message for an unknown model also names the models there are."""
+    """jsonargparse's parser, whose errors come as one message first, without the usage dump.
+
+    The message for an unknown model also names the models there are.
+    """
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
         if 'Parser key "model"' in message:
             message += f"\nAccepted models: {', '.join(list_models())} (or a class path to a ZooModule subclass)"
-        super().error(message, ex)
+        if not self.exit_on_error:
+            super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        sys.stderr.write(f"zoo: error: {message}\n(`{prog} --help` lists every option)\n")
+        self.exit(2)
 
 
 class ZooCLI(LightningCLI):
@@ -57,40 +73,56 @@ class ZooCLI(LightningCLI):
         parser.set_defaults({"checkpoint.filename": "best", "checkpoint.save_top_k": 1, "checkpoint.save_last": True})
         parser.link_arguments("data.dataset", "checkpoint.monitor", compute_fn=_monitored_metric)
         parser.link_arguments("data.dataset", "checkpoint.mode", compute_fn=_monitored_mode)
+        parser.add_argument(
+            "--allow_other_dataset",
+            type=bool,
+            default=False,
+            help="use a checkpoint on another dataset than the one it was trained on, on purpose",
+        )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
-        """After parsing, before Lightning reads ``--ckpt_path``: complete the config and claim the run folder.
+        """After parsing, before Lightning reads ``--ckpt_path``: complete the config and claim the run's folder.
 
-        ``last`` means the newest run folder of this logger that holds ``last.ckpt``; the resumed
-        run logs into that same folder. A checkpoint that is missing, unreadable, not zoo's or of
-        another architecture is refused here, with one message. A new run claims its
-        ``version_<N>`` atomically, so runs started together never share a folder.
+        ``last`` (``best``) means the newest run folder of this logger that holds ``last.ckpt``
+        (``best.ckpt``). A fit resumed from ``last`` logs into that same folder and appends its
+        own record (``config.resume-<K>.yaml``, ``environment.resume-<K>.json``); validate, test
+        and predict of a checkpoint write into ``<run>/<subcommand>/version_<N>`` next to it. A
+        run folder's record is never rewritten. A new run claims its ``version_<N>``
+        atomically, so runs started together never share a folder. A checkpoint that is
+        missing, unreadable, not zoo's or of another architecture is refused here.
         """
         super().parse_arguments(parser, args)
-        config = self.config[self.config.subcommand]
+        subcommand = self.config.subcommand
+        config = self.config[subcommand]
         _complete(config)
         logger = _folder_logger_arguments(config.trainer)
         root = Path(logger.save_dir) / (logger.name or "") if logger is not None else None
-        if config.ckpt_path == "last" and root is not None:
-            found = latest_checkpoint(root)
-            if found is None:
-                raise ZooError(
-                    f"--ckpt_path last: no run under {root} has a checkpoints/last.ckpt yet; start without --ckpt_path"
-                )
-            logger.version, config.ckpt_path = found[0], str(found[1])
+        if config.ckpt_path in ("last", "best"):
+            config.ckpt_path = _resolve_keyword(config.ckpt_path, subcommand, root, logger)
         self.checkpoint_to_fit = None
+        self.environment_file = "environment.json"
         if config.ckpt_path and config.ckpt_path not in LIGHTNING_CHECKPOINT_KEYWORDS:
-            self.checkpoint_to_fit = read_checkpoint(
-                config.ckpt_path
-            )  # kept: the shapes are checked once the model exists
+            self.checkpoint_to_fit = read_checkpoint(config.ckpt_path)  # the shapes are checked once the model exists
             held = self.checkpoint_to_fit["zoo"]["model"]
             built = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else held
             if held != built:
                 raise ZooError(f"{config.ckpt_path}: holds a {held}, but this configuration builds a {built}")
-        if logger is not None and logger.version is None:
+            origin = run_folder_of(config.ckpt_path)
+            if subcommand != "fit" and logger is not None and origin is not None:
+                logger.save_dir, logger.name, logger.version = str(origin), subcommand, None
+                root = origin / subcommand
+        if logger is None:
+            self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}  # no run folder to keep
+        elif logger.version is None:
             logger.version = reserve_version(root)
+        else:  # resuming in the run's own folder: its record stays, the resume adds its own
+            resume = resume_number(root / f"version_{logger.version}") + 1
+            self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": f"config.resume-{resume}.yaml"}
+            self.environment_file = f"environment.resume-{resume}.json"
 
     def before_fit(self) -> None:
+        if self.checkpoint_to_fit is not None:
+            _check_resume(self.checkpoint_to_fit, self.config["fit"])
         self._prepare_run()
 
     def before_validate(self) -> None:
@@ -103,16 +135,24 @@ class ZooCLI(LightningCLI):
         self._prepare_run()
 
     def _prepare_run(self) -> None:
-        """Refuse a checkpoint whose tensors cannot fit the model built, and record what produced the run.
+        """Refuse a checkpoint that does not fit the model or the data, and record what produced the run.
 
         (Lightning builds the model from the checkpoint's hyper-parameters, but the shapes linked
-        from the data module can still differ: an iris checkpoint on MNIST, say.)
+        from the data module can still differ: an iris checkpoint on MNIST, say; and a model of
+        the right shape trained on other data would be evaluated without a word.)
         """
+        config = self.config[self.subcommand]
         if self.checkpoint_to_fit is not None:
-            path = self.config[self.subcommand].ckpt_path
-            check_checkpoint(self.checkpoint_to_fit, path, self.model)
+            check_checkpoint(self.checkpoint_to_fit, config.ckpt_path, self.model)
+            trained_on = self.checkpoint_to_fit.get("datamodule_hyper_parameters", {}).get("dataset")
+            dataset = self.datamodule.hparams.dataset
+            if trained_on not in (None, dataset) and not config.allow_other_dataset:
+                raise ZooError(
+                    f"{config.ckpt_path}: was trained on {trained_on}, and this configuration's data is {dataset}; "
+                    f"use --data.dataset {trained_on}, or --allow_other_dataset true to use it on {dataset} on purpose"
+                )
         if self.trainer.is_global_zero and self.trainer.loggers and self.trainer.log_dir:  # fast_dev_run logs nowhere
-            record_environment(self.trainer.log_dir)
+            record_environment(self.trainer.log_dir, self.environment_file)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """As LightningCLI's, with zoo's checkpoint and progress bar among the callbacks.
@@ -129,54 +169,114 @@ class ZooCLI(LightningCLI):
             callbacks.append(config["checkpoint"])
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS))
+        callbacks.append(RunStarted())
         return super().instantiate_trainer(**{**kwargs, "callbacks": callbacks})
 
 
 def _parser_defaults(run: bool) -> dict[str, Any]:
     """zoo's defaults file for the parser of each subcommand (or for the one parser without them)."""
     defaults = {"default_config_files": [str(DEFAULTS)]}
-    return {subcommand: defaults for subcommand in LightningCLI.subcommands()} if run else defaults
+    name = "python -m zoo" if sys.argv[0].endswith("__main__.py") else "zoo"
+    if not run:
+        return {**defaults, "prog": name}
+    return {"prog": name, **{subcommand: defaults for subcommand in LightningCLI.subcommands()}}
 
 
 def main(args: ArgsType = None, run: bool = True) -> ZooCLI:
-    """Entry point of ``python -m zoo`` and the ``zoo`` script; returns the CLI for scripting and tests."""
+    """Entry point of ``python -m zoo`` and the ``zoo`` script; returns the CLI for scripting and tests.
+
+    Failures end through ``zoo.errors.exit_on_failure``: one line and an exit code for a
+    mistake or a fault, a traceback only for a bug in zoo. A run folder claimed by a
+    command that fails before anything ran in it is removed again.
+    """
     # An ``optimizer:`` block in the config is meant to replace the model's default Adam.
     warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden.*")
-    try:
+
+    def build() -> ZooCLI:
+        check_config_files(sys.argv[1:] if args is None else args)
         return ZooCLI(
             ZooModule,
             ZooDataModule,
             subclass_mode_model=True,
-            # overwrite: a run folder reused on purpose (resuming, or no logger) keeps the latest config
-            save_config_kwargs={"overwrite": True},
+            save_config_kwargs={"overwrite": False},  # a run folder's record is never rewritten
             parser_kwargs=_parser_defaults(run),
             parser_class=ZooArgumentParser,
             args=args,
             run=run,
         )
-    except SIGTERMException:
-        # Lightning's SIGTERMException is a SystemExit without a code: the run would look finished
-        print("zoo: stopped by SIGTERM; resume from the last completed epoch with --ckpt_path last", file=sys.stderr)
-        sys.exit(128 + signal.SIGTERM)
-    except Exception as error:
-        mistake = user_mistake(error)
-        if mistake is None:
-            raise
-        print(f"zoo: error: {mistake}", file=sys.stderr)
-        sys.exit(mistake.exit_code)
+
+    with released_on_failure():
+        return exit_on_failure(build)
 
 
-def user_mistake(error: BaseException | None) -> ZooError | None:
-    """The ``ZooError`` behind ``error``, if any: jsonargparse wraps errors raised while instantiating."""
-    while error is not None:
-        if isinstance(error, ZooError):
-            return error
-        error = error.__cause__ or error.__context__
-    return None
+def check_config_files(args: list[str] | Any) -> None:
+    """Every ``--config`` file is readable YAML holding a mapping; else one message naming the file and line."""
+    if not isinstance(args, list):
+        return
+    paths = [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
+    paths += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
+    for path in map(Path, paths):
+        if not path.is_file():
+            continue  # jsonargparse says it is missing, or it is a YAML string given on the command line
+        try:
+            content = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise ZooError(f"{path}{where}: not valid YAML: {problem}") from None
+        if content is None:
+            raise ZooError(f"{path} is empty; a config holds keys such as model:, data: or trainer:")
+        if not isinstance(content, dict):
+            raise ZooError(f"{path} holds a {type(content).__name__}, not the mapping of model:, data:, trainer: ...")
+
+
+def _resolve_keyword(keyword: str, subcommand: str, root: Path | None, logger: Namespace | None) -> str:
+    """``--ckpt_path last`` or ``best``: the newest run of this logger that has one; resuming fits log there."""
+    if subcommand == "fit" and keyword == "best":
+        raise ZooError("fit --ckpt_path best: a fit resumes from last (where it stopped); use --ckpt_path last")
+    if root is None:
+        raise ZooError(
+            f"--ckpt_path {keyword} means the newest run of the logger, and this configuration logs nowhere "
+            "(trainer.logger is off); give the checkpoint's path instead"
+        )
+    found = latest_checkpoint(root, f"{keyword}.ckpt")
+    if found is None:
+        raise ZooError(f"--ckpt_path {keyword}: no run under {root} has a checkpoints/{keyword}.ckpt yet")
+    if subcommand == "fit":
+        logger.version = found[0]
+    return str(found[1])
+
+
+def _check_resume(checkpoint: dict, config: Namespace) -> None:
+    """A resumed fit must build the optimizer and schedule it saved: their state cannot go elsewhere."""
+    saved = checkpoint["zoo"].get("training", {})
+    built = {
+        "optimizer": _class_name(config.get("optimizer")) or "Adam",
+        "lr_scheduler": _class_name(config.get("lr_scheduler")) or "none",
+    }
+    for part, name in built.items():
+        if part in saved and saved[part] != name:
+            raise ZooError(
+                f"{config.ckpt_path}: was trained with {part} {saved[part]}, and this configuration builds "
+                f"{name}; resume with the same {part}, or start a new run from these weights without --ckpt_path"
+            )
+
+
+def _class_name(group: Any) -> str | None:
+    return group.class_path.rsplit(".", 1)[-1] if isinstance(group, Namespace) else None
 
 
 def _complete(config: Namespace) -> None:
-    """Fill in what the defaults leave to the run: the logger's name and the schedule's horizon."""
+    """Fill in what the defaults leave to the run (the logger's name, the schedule's horizon); check the rate."""
+    epochs = config.trainer.max_epochs
+    if epochs is not None and epochs < -1:
+        raise ZooError(f"trainer.max_epochs must be -1 (no limit) or a number of epochs ≥ 0, got {epochs}")
+    optimizer = config.get("optimizer")
+    if isinstance(optimizer, Namespace) and "lr" in optimizer.get("init_args", {}):
+        lr = optimizer.init_args.lr
+        if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ZooError(f"optimizer.init_args.lr must be a positive number, got {lr}")
     logger = config.trainer.logger
     if isinstance(logger, Namespace) and "name" in logger.get("init_args", {}) and logger.init_args.name is None:
         files = [path for path in config.get("config") or [] if path is not None]
@@ -185,11 +285,10 @@ def _complete(config: Namespace) -> None:
     schedule = config.get("lr_scheduler")
     if isinstance(schedule, Namespace) and schedule.class_path == "zoo.optim.CosineAnnealingLR":
         if schedule.init_args.get("T_max") is None:
-            epochs = config.trainer.max_epochs
             if epochs is None or epochs < 1:
                 raise ZooError(
-                    "the cosine schedule decays over trainer.max_epochs, which is not set; "
-                    "set --trainer.max_epochs or --lr_scheduler.init_args.T_max"
+                    f"the cosine schedule decays over trainer.max_epochs, which is {epochs}; "
+                    "set a positive --trainer.max_epochs or --lr_scheduler.init_args.T_max"
                 )
             schedule.init_args.T_max = epochs
 

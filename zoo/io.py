@@ -40,6 +40,10 @@ def atomic_file(path: str | Path, suffix: str = ".tmp") -> Iterator[IO[bytes]]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:  # a full disk surfaces in a write to the handle, which knows no file name
+        if error.filename is None:
+            error.filename = str(path)
+        raise
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)

@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
@@ -45,6 +49,10 @@ def versions(root: Path) -> list[int]:
     )
 
 
+_claims: list[list[Path]] = []  # run folders claimed inside each active released_on_failure() block
+_started: set[Path] = set()  # run folders in which a loop began (RunStarted)
+
+
 def reserve_version(root: Path) -> int:
     """Claim the next free ``version_<N>`` under ``root`` by creating it; safe against concurrent runs."""
     root.mkdir(parents=True, exist_ok=True)
@@ -52,9 +60,54 @@ def reserve_version(root: Path) -> int:
     while True:
         try:
             (root / f"version_{candidate}").mkdir()
-            return candidate
         except FileExistsError:
             candidate += 1
+            continue
+        if _claims:
+            _claims[-1].append(root / f"version_{candidate}")
+        return candidate
+
+
+@contextmanager
+def released_on_failure() -> Iterator[None]:
+    """Run folders claimed in the block are removed again if it fails before a loop began in them.
+
+    A run that diverged at step 10 keeps its folder (its curves show how); one whose data
+    could not be read, or whose optimizer refused its arguments, leaves no ``version_N`` behind.
+    """
+    _claims.append([])
+    try:
+        yield
+    except BaseException as error:
+        if not (isinstance(error, SystemExit) and error.code in (0, None)):
+            for folder in _claims[-1]:
+                if folder.resolve() not in _started:
+                    shutil.rmtree(folder, ignore_errors=True)
+        raise
+    finally:
+        _claims.pop()
+
+
+class RunStarted(pl.Callback):
+    """Marks the run folder as used when a loop begins, so that a later failure keeps it."""
+
+    def _mark(self, trainer: pl.Trainer, *_: Any) -> None:
+        if trainer.log_dir:
+            _started.add(Path(trainer.log_dir).resolve())
+
+    on_fit_start = on_validation_start = on_test_start = on_predict_start = _mark
+
+
+def run_folder_of(checkpoint: str | Path) -> Path | None:
+    """The run folder a checkpoint was saved in (``<run>/checkpoints/x.ckpt``), if it is one."""
+    path = Path(checkpoint)
+    folder = path.parent.parent
+    return folder if path.parent.name == "checkpoints" and (folder / "config.yaml").is_file() else None
+
+
+def resume_number(folder: Path) -> int:
+    """How many times a run folder has been resumed before: the next ``config.resume-<K>.yaml`` is K + 1."""
+    return len(list(folder.glob("config.resume-*.yaml")))
 
 
 def latest_checkpoint(root: Path, filename: str = "last.ckpt") -> tuple[int, Path] | None:
@@ -85,8 +138,8 @@ def environment() -> dict[str, Any]:
     }
 
 
-def record_environment(log_dir: str | Path) -> Path:
-    return write_json(Path(log_dir) / "environment.json", environment())
+def record_environment(log_dir: str | Path, filename: str = "environment.json") -> Path:
+    return write_json(Path(log_dir) / filename, environment())
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -202,6 +202,10 @@ class ZooDataModule(pl.LightningDataModule):
         return self.test_dataloader()
 
     def _load(self) -> Splits:
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ZooError(
+                f"data folder {self.data_dir} is a file; point --data.data_dir (or ZOO_DATA_DIR) at a folder"
+            )
         num_samples = self.hparams.num_samples or 10_000
         return self.info.load(LoadOptions(self.data_dir, self.hparams.download, num_samples, self.hparams.seed))
 

@@ -54,6 +54,6 @@ def read_idx(path: str | Path) -> torch.Tensor:
                 raw = handle.read()
         else:
             raw = path.read_bytes()
-    except (EOFError, OSError, zlib.error) as error:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # other OSErrors are the machine's (zoo.errors)
         raise ZooError(f"{path}: cannot be read as gzip-compressed IDX ({error})") from None
     return parse_idx(raw, str(path))

@@ -156,10 +156,19 @@ class ZooModule(pl.LightningModule):
                 f"refusing to save a checkpoint at step {self.global_step}: {broken[0]} holds NaN or infinite values. "
                 f"Last good checkpoint: {self._last_good_checkpoint()}."
             )
-        checkpoint["zoo"] = {"model": type(self).__name__}
+        checkpoint["zoo"] = {"model": type(self).__name__, "training": self._training_setup()}
         checkpoint["rng_states"] = {"python": random.getstate(), "torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()
+
+    def _training_setup(self) -> dict[str, str]:
+        """The optimizer and schedule that made the weights: a resume must build the same ones."""
+        if self._trainer is None or not self.trainer.optimizers:
+            return {}
+        setup = {"optimizer": type(self.trainer.optimizers[0]).__name__}
+        if self.trainer.lr_scheduler_configs:
+            setup["lr_scheduler"] = type(self.trainer.lr_scheduler_configs[0].scheduler).__name__
+        return setup
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """A resumed run continues the random streams; loading weights for a look changes no state."""
