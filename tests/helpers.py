@@ -54,3 +54,14 @@ class InterruptAt(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             raise KeyboardInterrupt
+
+
+class CorruptMember(pl.Callback):
+    """Makes one member of a population diverge at the start of training."""
+
+    def __init__(self, member: int = 1) -> None:
+        self.member = member
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        with torch.no_grad():
+            pl_module.stacked_parameters["head/weight"][self.member] = float("inf")

@@ -256,3 +256,12 @@ def test_missing_data_in_a_subprocess_says_where_to_put_it(tmp_path):
     assert f"Put these files into {tmp_path / 'empty' / 'mnist'}" in result.stderr
     assert "train-images-idx3-ubyte.gz  (md5 f68b3c2dcbeaaa9fbdd348bbdeb94873)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_last_checkpoint_follows_every_epoch_even_without_a_new_best(run_dir):
+    """Lightning 2.6 rewrites last.ckpt only with a new best; zoo's resume needs the last epoch itself."""
+    cli = fit("iris.yaml", "--trainer.max_epochs", "3", "--trainer.callbacks", "null", "--optimizer.lr", "1e-9")
+    folder = run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints"
+    assert torch.load(folder / "best.ckpt", weights_only=True)["epoch"] == 0  # val/acc never improved
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, cli.trainer.global_step)

@@ -44,16 +44,24 @@ def model_class(checkpoint: dict, path: str | Path) -> type:
         ) from None
 
 
-def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "cpu"):
-    """Rebuild a trained model from a zoo checkpoint alone (architecture, hyper-parameters, weights)."""
+def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "cpu", member: int | None = None):
+    """Rebuild a trained model from a zoo checkpoint alone (architecture, hyper-parameters, weights).
+
+    ``member`` takes member ``member`` out of a population's checkpoint, as an ordinary model.
+    """
     cls = model_class(read_checkpoint(checkpoint_path, map_location), checkpoint_path)
     try:
-        return cls.load_from_checkpoint(checkpoint_path, map_location=map_location, weights_only=True)
+        model = cls.load_from_checkpoint(checkpoint_path, map_location=map_location, weights_only=True)
     except RuntimeError as error:
         raise ZooError(
             f"{checkpoint_path}: its weights do not fit a {cls.__name__} with its saved hyper-parameters "
             f"({str(error).splitlines()[0]})"
         ) from None
+    if member is None:
+        return model
+    if not hasattr(model, "member"):
+        raise ZooError(f"{checkpoint_path}: holds one {cls.__name__}, not a population; leave out member")
+    return model.member(member)
 
 
 def check_checkpoint(checkpoint: dict, path: str | Path, model: torch.nn.Module) -> None:

@@ -45,6 +45,7 @@ LIGHTNING_CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
 # Lightning redraws its progress bar on every step; at ~100 MNIST steps/s that is 0.3 ms of
 # a ~9 ms CPU step for a display tqdm refreshes 10 times a second anyway.
 PROGRESS_BAR_REFRESH_STEPS = 20
+LINKED = ("input_shape", "num_outputs", "task")  # the data module tells the model
 
 
 class ZooArgumentParser(LightningArgumentParser):
@@ -66,13 +67,19 @@ class ZooArgumentParser(LightningArgumentParser):
 
 class ZooCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        for attribute in ("input_shape", "num_outputs", "task"):
+        for attribute in LINKED:
             parser.link_arguments(f"data.{attribute}", f"model.init_args.{attribute}", apply_on="instantiate")
         # not a forced callback (add_lightning_class_args): instantiate_trainer adds it unless checkpointing is off
         parser.add_class_arguments(ModelCheckpoint, "checkpoint", fail_untyped=False, sub_configs=True)
         parser.set_defaults({"checkpoint.filename": "best", "checkpoint.save_top_k": 1, "checkpoint.save_last": True})
         parser.link_arguments("data.dataset", "checkpoint.monitor", compute_fn=_monitored_metric)
         parser.link_arguments("data.dataset", "checkpoint.mode", compute_fn=_monitored_mode)
+        parser.add_argument(
+            "--population",
+            type=int | None,
+            default=None,
+            help="train this many seeds of the model at once, as one batched model (zoo.models.Population)",
+        )
         parser.add_argument(
             "--allow_other_dataset",
             type=bool,
@@ -94,6 +101,8 @@ class ZooCLI(LightningCLI):
         super().parse_arguments(parser, args)
         subcommand = self.config.subcommand
         config = self.config[subcommand]
+        if config.population is not None:
+            _wrap_in_population(config)
         _complete(config)
         logger = _folder_logger_arguments(config.trainer)
         root = Path(logger.save_dir) / (logger.name or "") if logger is not None else None
@@ -166,11 +175,25 @@ class ZooCLI(LightningCLI):
         configured = trainer.get("callbacks") or []
         callbacks = list(configured) if isinstance(configured, list) else [configured]
         if trainer.get("enable_checkpointing") is not False and not trainer.get("fast_dev_run"):
-            callbacks.append(config["checkpoint"])
+            callbacks += checkpoints(config["checkpoint"])
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS))
         callbacks.append(RunStarted())
         return super().instantiate_trainer(**{**kwargs, "callbacks": callbacks})
+
+
+def checkpoints(best: ModelCheckpoint) -> list[ModelCheckpoint]:
+    """The configured checkpoint (best by the task's metric) and, if it asks for ``last``, a second one.
+
+    Lightning 2.6 rewrites ``last.ckpt`` only in epochs that also save a new best, so after an
+    epoch without improvement ``last.ckpt`` would lag behind and a resume would repeat epochs.
+    The second checkpoint, with no metric, writes ``last.ckpt`` after every epoch.
+    """
+    if not best.save_last:
+        return [best]
+    last = ModelCheckpoint(dirpath=best.dirpath, filename="last", save_top_k=1, enable_version_counter=False)
+    best.save_last = False
+    return [best, last]
 
 
 def _parser_defaults(run: bool) -> dict[str, Any]:
@@ -291,6 +314,23 @@ def _complete(config: Namespace) -> None:
                     "set a positive --trainer.max_epochs or --lr_scheduler.init_args.T_max"
                 )
             schedule.init_args.T_max = epochs
+
+
+def _wrap_in_population(config: Namespace) -> None:
+    """``--population N``: the configured model becomes the member of a Population of N seeds."""
+    model = config.model
+    name = _class_name(model)
+    if config.population < 1:
+        raise ZooError(f"--population must be at least 1, got {config.population}")
+    if name == "Population":
+        raise ZooError("--population wraps one architecture, and this configuration's model is a Population already")
+    arguments = {key: value for key, value in model.init_args.as_dict().items() if key not in LINKED}
+    info = get_dataset(config.data.dataset)  # what the links give a single model (they do not reach a new class)
+    linked = {"input_shape": info.input_shape, "num_outputs": info.num_outputs, "task": info.task}
+    seed = config.seed_everything
+    first_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    init_args = {"architecture": name, "size": config.population, "member": arguments, "first_seed": first_seed}
+    config.model = Namespace(class_path="zoo.models.Population", init_args=Namespace(**init_args, **linked))
 
 
 def _monitored_metric(dataset: str) -> str:

@@ -105,6 +105,8 @@ class ZooDataModule(pl.LightningDataModule):
             of batches follows ``seed_everything`` instead, like Lightning's own samplers.
         num_samples: size of the training pool of synthetic datasets (``multimult`` only).
         download: fetch missing IDX files from the official mirrors.
+        shuffle_seed: seed of the batch order; default the run's ``seed_everything``. Fixing it lets
+            runs of different seeds see the same batches (as a population's members do).
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class ZooDataModule(pl.LightningDataModule):
         seed: int = 0,
         num_samples: int | None = None,
         download: bool = True,
+        shuffle_seed: int | None = None,
     ) -> None:
         super().__init__()
         self.info: DatasetInfo = get_dataset(dataset)
@@ -181,7 +184,9 @@ class ZooDataModule(pl.LightningDataModule):
         return self._splits[name]
 
     def train_dataloader(self) -> TensorLoader:
-        shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        shuffle_seed = self.hparams.shuffle_seed
+        if shuffle_seed is None:
+            shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         return TensorLoader(
             *self.split("train"), self.hparams.batch_size, shuffle=True, seed=shuffle_seed, **self._shard()
         )

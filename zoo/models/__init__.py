@@ -4,6 +4,7 @@ from zoo.models.base import ZooModule
 from zoo.models.columnet import ColumNet
 from zoo.models.contract import Analysable, Probe, SparseLayer
 from zoo.models.fc import FCNet
+from zoo.models.population import Population
 from zoo.models.registry import create_model, list_models, register_model
 from zoo.models.sparse import SparseLinear
 from zoo.models.sparsenet import SparseNet
@@ -12,6 +13,7 @@ __all__ = [
     "Analysable",
     "ColumNet",
     "FCNet",
+    "Population",
     "Probe",
     "SparseLayer",
     "SparseLinear",

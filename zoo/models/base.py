@@ -12,6 +12,7 @@ import math
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -180,9 +181,11 @@ class ZooModule(pl.LightningModule):
                 torch.cuda.set_rng_state_all(states["cuda"])
 
     def _last_good_checkpoint(self) -> str:
-        callback = self._trainer.checkpoint_callback if self._trainer is not None else None
-        path = callback.last_model_path or callback.best_model_path if callback is not None else ""
-        return path or "none yet"
+        """The newest checkpoint written so far, for the message of a run that failed."""
+        callbacks = self._trainer.checkpoint_callbacks if self._trainer is not None else []
+        paths = [path for callback in callbacks for path in (callback.last_model_path, callback.best_model_path)]
+        existing = [Path(path) for path in paths if path and Path(path).is_file()]
+        return str(max(existing, key=lambda path: path.stat().st_mtime)) if existing else "none yet"
 
     @property
     def monitor(self) -> Monitor:

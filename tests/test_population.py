@@ -1,0 +1,116 @@
+"""Populations: N seeds trained as one batched model, each member exactly its own single run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONFIGS
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import zoo
+from zoo.cli import main
+from zoo.errors import ZooError
+from zoo.models import Population
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+MULTIMULT = [
+    "--config", str(CONFIGS / "multimult.yaml"), "--trainer.callbacks", "null", *QUIET,
+    "--data.num_samples", "600", "--trainer.max_epochs", "2", "--data.shuffle_seed", "0",
+]  # fmt: skip
+MEMBERS = {
+    "FCNet": {"hidden": [8, 6], "activation": "tanh"},
+    "ColumNet": {"hidden": [5], "activations": ["relu", "tanh"]},
+    "SparseNet": {"hidden": [12], "density": 0.3, "backend": "sparse"},
+}
+
+
+def test_each_member_is_the_single_run_of_its_seed(run_dir):
+    """Three members and three single runs, same seeds and batches: the same weights."""
+    population = main(["fit", *MULTIMULT, "--population", "3", "--seed_everything", "5"])
+    assert isinstance(population.model, Population) and population.model.seeds == [5, 6, 7]
+    for index in range(3):
+        single = main(["fit", *MULTIMULT, "--seed_everything", str(5 + index)])
+        member = population.model.member(index).state_dict()
+        for name, tensor in single.model.state_dict().items():
+            assert torch.allclose(member[name], tensor, atol=1e-6), (index, name)
+    checkpoint = Path(population.trainer.log_dir) / "checkpoints" / "last.ckpt"
+    loaded = zoo.load_model(checkpoint, member=2)
+    assert type(loaded).__name__ == "FCNet" and loaded.hparams["hidden"] == [32, 32]
+    assert all(torch.equal(a, b) for a, b in zip(loaded.parameters(), population.model.member(2).parameters()))
+
+
+def test_metrics_per_member_and_the_populations_spread(run_dir):
+    cli = main(["fit", *MULTIMULT, "--population", "4"])
+    events = EventAccumulator(cli.trainer.log_dir)
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"val/r2", "val/r2_std", "val/r2_min", "val/r2_max", "val/mse", "train/mse"} <= scalars
+    assert {f"members/val_r2/{index:03d}" for index in range(4)} <= scalars
+    inputs, targets = cli.datamodule.split("val")
+    with torch.no_grad():
+        for index in range(4):  # member i's logged R² is that of member i, evaluated on its own
+            outputs = cli.model.member(index).eval()(inputs)
+            r2 = 1 - ((outputs - targets) ** 2).sum(0) / ((targets - targets.mean(0)) ** 2).sum(0)
+            logged = events.Scalars(f"members/val_r2/{index:03d}")[-1].value
+            assert logged == pytest.approx(r2.mean().item(), abs=1e-4), index
+    assert events.Scalars("val/r2")[-1].value == pytest.approx(
+        sum(events.Scalars(f"members/val_r2/{i:03d}")[-1].value for i in range(4)) / 4, abs=1e-5
+    )
+
+
+@pytest.mark.parametrize("architecture", sorted(MEMBERS))
+def test_every_architecture_in_a_population(architecture):
+    population = Population(architecture, size=3, member=MEMBERS[architecture], input_shape=(5,), num_outputs=3)
+    x = torch.randn(7, 5)
+    outputs = population(x)
+    assert outputs.shape == (3, 7, 3)
+    for index in range(3):
+        assert torch.allclose(outputs[index], population.member(index)(x), atol=1e-5), index
+    assert not torch.allclose(outputs[0], outputs[1])  # different seeds, different members
+    counts = population.member(0).parameter_counts()
+    assert population.parameter_counts() == {kind: 3 * count for kind, count in counts.items()}
+
+
+def test_the_member_that_diverged_is_named(run_dir, capsys):
+    corrupt = "[{class_path: helpers.CorruptMember, init_args: {member: 1}}]"
+    args = [arg if arg != "null" else corrupt for arg in MULTIMULT]
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *args, "--population", "3", "--seed_everything", "4"])
+    assert exit_.value.code == 3
+    assert "zoo: error: the training loss of member(s) [1] (seeds [5]) stopped being finite" in capsys.readouterr().err
+
+
+def test_gradient_clipping_by_norm_is_per_member():
+    population = Population("FCNet", size=2, member={"hidden": [3]}, input_shape=(2,), num_outputs=2)
+    for index, parameter in enumerate(population.stacked_parameters.values()):
+        parameter.grad = torch.zeros_like(parameter)
+        if index == 0:  # member 0's gradient has norm 10, member 1's norm 0.5
+            parameter.grad[0].view(-1)[0] = 10.0
+            parameter.grad[1].view(-1)[0] = 0.5
+    population.configure_gradient_clipping(None, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
+    first = next(iter(population.stacked_parameters.values())).grad
+    assert first[0].view(-1)[0].item() == pytest.approx(1.0, rel=1e-5)  # clipped to the bound
+    assert first[1].view(-1)[0].item() == pytest.approx(0.5)  # left alone: its own norm is under the bound
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"size": 0}, "model.size (the population's) must be at least 1, got 0"),
+        ({"member": {"hiden": [4]}}, "model.member has an argument FCNet does not take"),
+        ({"member": {"batch_norm": True}}, "a Population cannot hold batch-norm members yet"),
+        ({"architecture": "ResNet"}, "unknown model 'ResNet'"),
+    ],
+)
+def test_bad_populations(kwargs, message):
+    with pytest.raises(ZooError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Population(**{"architecture": "FCNet", "size": 2, "input_shape": (3,), "num_outputs": 2, **kwargs})
+
+
+def test_a_member_of_a_single_model_is_an_error(run_dir):
+    main(["fit", *MULTIMULT, "--trainer.max_epochs", "1"])
+    checkpoint = next(run_dir.rglob("last.ckpt"))
+    with pytest.raises(ZooError, match="holds one FCNet, not a population; leave out member"):
+        zoo.load_model(checkpoint, member=0)

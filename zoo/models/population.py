@@ -1,0 +1,269 @@
+"""Population: N seeds of one architecture trained at once, as one batched model.
+
+Population studies (100 seeds of a 4-32-32-2 network) spend their time in per-step
+overhead when run one model at a time. A ``Population`` builds each member exactly as a
+single run with that member's seed would (``torch.manual_seed(seed)`` then the
+architecture's constructor), stacks the members' parameters along a leading member
+dimension (``torch.func.stack_module_state``) and computes every member's forward pass
+in one call (``torch.func.vmap`` over ``functional_call``). The loss is the sum of the
+members' own losses, so each member receives exactly its own gradient, and Adam, whose
+state is per parameter element, gives each member exactly its own update. Gradient
+clipping by norm is done per member, so no member's step depends on another's.
+
+All members see the same batches (one data module); a member differs from the single
+run of its seed only in that, and in the dropout masks it draws. ``member(i)`` gives
+member i back as an ordinary model of its architecture, for analyses and
+``zoo.load_model(path, member=i)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.utilities import rank_zero_info
+from torch import nn
+from torchmetrics import Metric
+
+from zoo.errors import TrainingDiverged, ZooError
+from zoo.models.base import Batch, ZooModule
+from zoo.models.contract import SparseLayer
+from zoo.models.registry import create_model, get_model_class, register_model
+from zoo.task import Task, metric_names
+
+
+@register_model
+class Population(ZooModule):
+    """``size`` members of ``architecture`` with the hyper-parameters ``member``, seeds ``first_seed + i``.
+
+    Args:
+        architecture: a registered architecture, e.g. ``FCNet``.
+        size: number of members.
+        member: the architecture's hyper-parameters (``hidden``, ``activation``, ...), as a
+            single run's ``model.init_args`` would hold them.
+        first_seed: seed of member 0; member i has ``first_seed + i``. Default: the run's
+            ``seed_everything``, so member i is the model of a single run seeded ``seed + i``.
+
+    From the CLI, ``--population N`` wraps the configured model: ``python -m zoo fit
+    --config configs/multimult.yaml --population 100``.
+    """
+
+    def __init__(
+        self,
+        architecture: str = "FCNet",
+        size: int = 10,
+        member: dict[str, Any] | None = None,
+        first_seed: int | None = None,
+        input_shape: tuple[int, ...] = (1, 28, 28),
+        num_outputs: int = 10,
+        task: Task = "classification",
+    ) -> None:
+        super().__init__(input_shape, num_outputs, task)
+        if size < 1:
+            raise ZooError(f"model.size (the population's) must be at least 1, got {size}")
+        if architecture == type(self).__name__:
+            raise ZooError("a Population's members cannot be populations")
+        self.architecture, self.size, self.member_arguments = architecture, size, dict(member or {})
+        if first_seed is None:
+            first_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+            self.hparams["first_seed"] = first_seed  # the checkpoint records the seeds actually used
+        self.seeds = [first_seed + index for index in range(size)]
+        members = [self._build_member(seed) for seed in self.seeds]
+        if any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in members[0].modules()):
+            raise ZooError("a Population cannot hold batch-norm members yet (their running statistics)")
+        parameters, buffers = torch.func.stack_module_state(members)
+        self.stacked_parameters = nn.ParameterDict({_key(name): value for name, value in parameters.items()})
+        for name, value in buffers.items():
+            self.register_buffer(f"stacked__{_key(name)}", value)
+        self.buffer_names = list(buffers)
+        template = copy.deepcopy(members[0]).to("meta")
+        for module in template.modules():  # CSR kernels have no batching rule; the dense path is the same function
+            if isinstance(module, SparseLayer):
+                module.dense_equivalent = True
+        object.__setattr__(self, "template", template)  # not a submodule: its meta tensors are no parameters
+        self.member_counts = members[0].parameter_counts()
+        self.finite = None  # per-member flags, checked without a device sync on every step
+
+    def _build_member(self, seed: int) -> ZooModule:
+        """The model a single run seeded ``seed`` builds (the run's random state is left as it was)."""
+        shape = {"input_shape": self.input_shape, "num_outputs": self.num_outputs, "task": self.task}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            try:
+                return create_model(self.architecture, **self.member_arguments, **shape)
+            except TypeError as error:
+                accepted = inspect.signature(get_model_class(self.architecture)).parameters
+                raise ZooError(
+                    f"model.member has an argument {self.architecture} does not take ({error}); "
+                    f"accepted: {', '.join(name for name in accepted if name not in shape)}"
+                ) from None
+
+    # -- the batched forward ------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(members, N, num_outputs)``: every member's outputs for the same inputs."""
+        self.template.train(self.training)
+        parameters = {_name(key): value for key, value in self.stacked_parameters.items()}
+        buffers = {name: getattr(self, f"stacked__{_key(name)}") for name in self.buffer_names}
+        batched = torch.func.vmap(self._member_forward, in_dims=(0, 0, None), randomness="different")
+        return batched(parameters, buffers, x)
+
+    def _member_forward(self, parameters: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(self.template, (parameters, buffers), (x,))
+
+    def member(self, index: int) -> ZooModule:
+        """Member ``index`` as an ordinary model of its architecture, on this population's device."""
+        if not 0 <= index < self.size:
+            raise ZooError(f"member {index} does not exist; this population has members 0..{self.size - 1}")
+        model = self._build_member(self.seeds[index])
+        state = {_name(key): value[index] for key, value in self.stacked_parameters.items()}
+        state.update({name: getattr(self, f"stacked__{_key(name)}")[index] for name in self.buffer_names})
+        model.load_state_dict({name: value.detach().clone() for name, value in state.items()})
+        return model.to(self.device)
+
+    def members(self) -> Iterator[ZooModule]:
+        return (self.member(index) for index in range(self.size))
+
+    def parameter_counts(self) -> dict[str, int]:
+        """All members' parameters together (each member's are ``member_counts``)."""
+        return {kind: count * self.size for kind, count in self.member_counts.items()}
+
+    def on_fit_start(self) -> None:
+        rank_zero_info(
+            f"Population of {self.size} {self.architecture} (seeds {self.seeds[0]}..{self.seeds[-1]}): "
+            f"{self.member_counts['nonzero']:,} nonzero parameters each"
+        )
+        super().on_fit_start()
+
+    # -- training and evaluation, per member ------------------------------------------------------
+
+    def member_losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``(members,)``: each member's own mean loss on the batch."""
+        members, batch = outputs.shape[:2]
+        if self.task == "classification":
+            per_sample = F.cross_entropy(outputs.flatten(0, 1), targets.repeat(members), reduction="none")
+            return per_sample.view(members, batch).mean(1)
+        return (outputs - targets).square().mean(dim=(1, 2))
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The sum of the members' losses: its gradient is every member's own gradient, side by side."""
+        return self.member_losses(outputs, targets).sum()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        inputs, targets = batch
+        outputs = self(inputs)
+        losses = self.member_losses(outputs, targets)
+        finite = torch.isfinite(losses.detach())
+        self.finite = finite if self.finite is None else self.finite & finite
+        logging_step = (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0
+        if self.device.type == "cpu" or logging_step:  # on a GPU, read the flags (a sync) only now and then
+            self._check_finite()
+        self.train_metrics.update(outputs.detach(), targets)
+        if logging_step or self.trainer.fast_dev_run:
+            self.log("train/loss", losses.detach().mean(), prog_bar=True, batch_size=len(inputs))
+        return losses.sum()
+
+    def on_train_epoch_end(self) -> None:
+        self._check_finite()
+        self._log_members("train", self.train_metrics)
+
+    def _check_finite(self) -> None:
+        if self.finite is not None and not bool(self.finite.all()):
+            diverged = (~self.finite).nonzero().flatten().tolist()
+            seeds = [self.seeds[index] for index in diverged]
+            raise TrainingDiverged(
+                f"the training loss of member(s) {diverged} (seeds {seeds}) stopped being finite by step "
+                f"{self.global_step} (epoch {self.current_epoch}); training stopped and these weights were not "
+                f"saved. Last good checkpoint: {self._last_good_checkpoint()}. A lower learning rate "
+                "(optimizer.init_args.lr) or gradient clipping (--trainer.gradient_clip_val) usually helps."
+            )
+
+    def _evaluation_step(self, batch: Batch, stage: str, metrics: Metric) -> torch.Tensor:
+        inputs, targets = batch
+        outputs = self(inputs)
+        loss = self.member_losses(outputs, targets).mean()
+        metrics.update(outputs, targets)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(inputs), sync_dist=True)
+        return loss
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_members("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_members("test", self.test_metrics)
+
+    def _log_members(self, stage: str, metrics: Metric) -> None:
+        """The population's mean as ``<stage>/<metric>``, its spread, and every member under ``members/``."""
+        if not metrics.update_called:
+            return
+        for name, values in metrics.compute().items():
+            values = values.float()
+            self.log(f"{stage}/{name}", values.mean(), prog_bar=True)
+            spread = {"std": values.std() if len(values) > 1 else values.new_zeros(()), "min": values.min()}
+            spread["max"] = values.max()
+            self.log_dict({f"{stage}/{name}_{kind}": value for kind, value in spread.items()})
+            self.log_dict({f"members/{stage}_{name}/{index:03d}": value for index, value in enumerate(values)})
+        metrics.reset()
+
+    def _metrics(self, stage: str) -> Metric:
+        return MemberMetrics(self.task, int(self.hparams["size"]), self.num_outputs)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clipping by norm, member by member (a global norm would let one member's gradient shrink another's)."""
+        if not gradient_clip_val or gradient_clip_algorithm == "value":  # by value: elementwise, already per member
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        grads = [parameter.grad for parameter in self.stacked_parameters.values() if parameter.grad is not None]
+        norms = torch.stack([grad.flatten(1).norm(dim=1) for grad in grads]).norm(dim=0)  # (members,)
+        scale = (gradient_clip_val / (norms + 1e-6)).clamp(max=1.0)  # as torch's clip_grad_norm_, per member
+        for grad in grads:
+            grad.mul_(scale.view(-1, *([1] * (grad.ndim - 1))))
+
+
+class MemberMetrics(Metric):
+    """The task's metrics for every member at once: accuracy, or MSE and R² (uniform over outputs)."""
+
+    full_state_update = False
+
+    def __init__(self, task: str, members: int, outputs: int) -> None:
+        super().__init__()
+        self.task = task
+        shape = (members,) if task == "classification" else (members, outputs)
+        for state in ("correct",) if task == "classification" else ("squared_error", "sum", "sum_squares"):
+            self.add_state(state, default=torch.zeros(shape, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.count += len(targets)
+        if self.task == "classification":
+            self.correct += (outputs.argmax(-1) == targets).sum(1)
+            return
+        self.squared_error += (outputs - targets).double().square().sum(1)
+        self.sum += targets.double().sum(0)
+        self.sum_squares += targets.double().square().sum(0)
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        if self.task == "classification":
+            return {"acc": self.correct / self.count}
+        total = self.sum_squares - self.sum.square() / self.count  # Σ (y − ȳ)² per member and output
+        mse = self.squared_error.mean(1) / self.count
+        r2 = (1 - self.squared_error / total).mean(1)
+        return dict(zip(metric_names("regression"), (mse, r2)))
+
+
+def _key(name: str) -> str:
+    """A parameter name as a key of the stacked state (module paths use dots, which keys may not)."""
+    return name.replace(".", "/")
+
+
+def _name(key: str) -> str:
+    return key.replace("/", ".")
