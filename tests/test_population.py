@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from conftest import CONFIGS
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import zoo
+from zoo.analysis import task_separation
 from zoo.cli import main
 from zoo.errors import ZooError
 from zoo.models import Population
@@ -114,3 +116,20 @@ def test_a_member_of_a_single_model_is_an_error(run_dir):
     checkpoint = next(run_dir.rglob("last.ckpt"))
     with pytest.raises(ZooError, match="holds one FCNet, not a population; leave out member"):
         zoo.load_model(checkpoint, member=0)
+
+
+def test_analyses_run_on_every_member(run_dir):
+    """Each member's JSON; the population's mean and spread as scalars; figures of member 0 only."""
+    callbacks = "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: null}}]"
+    args = [arg if arg != "null" else callbacks for arg in MULTIMULT]
+    cli = main(["fit", *args, "--population", "3", "--trainer.max_epochs", "1"])
+    folder = run_dir / "lightning_logs" / "multimult" / "version_0" / "analysis" / "task_separation"
+    results = [json.loads((folder / f"member_{i:03d}" / "epoch_000.json").read_text()) for i in range(3)]
+    expected = task_separation(cli.model.member(1), *cli.datamodule.split("train"), data="train")
+    assert results[1]["pairs"][0]["signed_orthogonality"] == pytest.approx(expected.pairs[0]["signed_orthogonality"])
+    assert list((folder / "member_000").glob("*.png")) and not list((folder / "member_001").glob("*.png"))
+    events = EventAccumulator(cli.trainer.log_dir)
+    events.Reload()
+    mean = events.Scalars("task_separation/mean_interference")[-1].value
+    assert mean == pytest.approx(sum(result["mean_interference"] for result in results) / 3, abs=1e-5)
+    assert "task_separation/mean_interference/std" in events.Tags()["scalars"]

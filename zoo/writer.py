@@ -23,40 +23,47 @@ class AnalysisWriter:
     """Writes one analysis of one run: ``<run dir>/analysis/<name>/`` and the run's loggers.
 
     Under ``fast_dev_run`` (a check that everything runs) it writes no file, as Lightning
-    writes no checkpoint or log then.
+    writes no checkpoint or log then. For one member of a population, files go to
+    ``analysis/<name>/member_<i>/``; only member 0 draws its figures (PNG, and TensorBoard under
+    ``<name>/member_000/``), and scalars are left to the population's summary.
     """
 
-    def __init__(self, trainer: pl.Trainer, name: str) -> None:
-        self.trainer, self.name = trainer, name
+    def __init__(self, trainer: pl.Trainer, name: str, member: int | None = None) -> None:
+        self.trainer, self.name, self.member = trainer, name, member
         run_dir = None if trainer.fast_dev_run else trainer.log_dir or trainer.default_root_dir
         self.folder = Path(run_dir) / "analysis" / name if run_dir else None
+        if self.folder is not None and member is not None:
+            self.folder /= f"member_{member:03d}"
         self.step = trainer.global_step
         boards = (logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger))
-        self.tensorboard = next(boards, None)
+        self.tensorboard = next(boards, None) if member in (None, 0) else None
+        self.prefix = name if member is None else f"{name}/member_{member:03d}"
 
     def scalars(self, values: dict[str, float]) -> None:
+        if self.member is not None:
+            return
         for logger in self.trainer.loggers:
             logger.log_metrics({f"{self.name}/{key}": value for key, value in values.items()}, step=self.step)
 
     def figure(self, tag: str, figure: Figure, png: str | None = None) -> None:
         """Log a figure as a TensorBoard image and, given a file name, save it as PNG too."""
-        png = png if self.folder is not None else None
+        png = png if self.folder is not None and self.member in (None, 0) else None  # one member's figures
         if self.tensorboard is None and png is None:
             return  # nowhere to put it: skip the drawing, the costly part
         image = render(figure)
         if self.tensorboard is not None:
-            self.tensorboard.add_image(f"{self.name}/{tag}", image[..., :3], global_step=self.step, dataformats="HWC")
+            self.tensorboard.add_image(f"{self.prefix}/{tag}", image[..., :3], global_step=self.step, dataformats="HWC")
         if png is not None:
             save_png(self.folder / png, image)
 
     def text(self, tag: str, text: str) -> None:
         if self.tensorboard is not None:
-            self.tensorboard.add_text(f"{self.name}/{tag}", text, global_step=self.step)
+            self.tensorboard.add_text(f"{self.prefix}/{tag}", text, global_step=self.step)
 
     def histogram(self, tag: str, values: torch.Tensor) -> None:
         if self.tensorboard is not None:
             values = values.detach().flatten().cpu()
-            self.tensorboard.add_histogram(f"{self.name}/{tag}", values, global_step=self.step)
+            self.tensorboard.add_histogram(f"{self.prefix}/{tag}", values, global_step=self.step)
 
     def json(self, filename: str, data: Any) -> Path | None:
         return write_json(self.folder / filename, data) if self.folder is not None else None

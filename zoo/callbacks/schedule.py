@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -12,6 +13,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from zoo.errors import ZooError
 from zoo.models.contract import select_probes
+from zoo.models.population import Population
 from zoo.writer import AnalysisWriter
 
 BEFORE_TRAINING = -1  # the epoch number of the initialized network, analysed before the first step
@@ -89,11 +91,14 @@ class AnalysisCallback(pl.Callback):
         inputs, targets = (t[: self.max_samples] for t in datamodule.split(self.split))
         writer = AnalysisWriter(trainer, self.name)
         when = "before training" if epoch == BEFORE_TRAINING else f"@ epoch {epoch}"
-        rank_zero_info(f"{type(self).__name__} {when} on {len(inputs):,} {self.split} samples ...")
+        members = f" of each of {pl_module.size} members" if isinstance(pl_module, Population) else ""
+        rank_zero_info(f"{type(self).__name__} {when} on {len(inputs):,} {self.split} samples{members} ...")
         start = time.perf_counter()
         try:
-            result = self.analyse(pl_module, datamodule, inputs, targets)
-            written = self.write(result, writer, epoch)
+            if isinstance(pl_module, Population):
+                written = self._run_members(pl_module, datamodule, inputs, targets, trainer, epoch)
+            else:
+                written = self.write(self.analyse(pl_module, datamodule, inputs, targets), writer, epoch)
         except Exception as error:  # an analysis must not end the run nor cost it a checkpoint
             log = writer.log_error(f"{when}: {traceback.format_exc()}")
             where = f"; traceback in {log}" if log and not isinstance(error, ZooError) else ""
@@ -103,6 +108,28 @@ class AnalysisCallback(pl.Callback):
             self.written.append(str(written))
         place = f", wrote {written}" if written is not None else ""
         rank_zero_info(f"{type(self).__name__} {when} took {time.perf_counter() - start:.1f} s{place}")
+
+    def _run_members(
+        self,
+        population: Population,
+        datamodule: pl.LightningDataModule,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        trainer: pl.Trainer,
+        epoch: int,
+    ) -> Any:
+        """Every member analysed on its own (files per member); TensorBoard gets the population's spread."""
+        summaries = []
+        for index, member in enumerate(population.members()):
+            result = self.analyse(member, datamodule, inputs, targets)
+            written = self.write(result, AnalysisWriter(trainer, self.name, member=index), epoch)
+            summaries.append(result.summary())
+        spread = {}
+        for key in summaries[0]:
+            values = torch.tensor([summary[key] for summary in summaries], dtype=torch.float64)
+            spread.update({key: values.nanmean().item(), f"{key}/std": values.std().item() if len(values) > 1 else 0.0})
+        AnalysisWriter(trainer, self.name).scalars(spread)
+        return Path(written).parent.parent if written is not None else None
 
     def error(self, message: str) -> ZooError:
         """A user-facing error that names the callback."""

@@ -32,7 +32,7 @@ from torchmetrics import Metric
 
 from zoo.errors import TrainingDiverged, ZooError
 from zoo.models.base import Batch, ZooModule
-from zoo.models.contract import SparseLayer
+from zoo.models.contract import Probe, SparseLayer
 from zoo.models.registry import create_model, get_model_class, register_model
 from zoo.task import Task, metric_names
 
@@ -128,6 +128,11 @@ class Population(ZooModule):
 
     def members(self) -> Iterator[ZooModule]:
         return (self.member(index) for index in range(self.size))
+
+    @property
+    def probes(self) -> dict[str, Probe]:
+        """The members' probe points (every member has the same): what analyses of members can read."""
+        return self.template.probes
 
     def parameter_counts(self) -> dict[str, int]:
         """All members' parameters together (each member's are ``member_counts``)."""
