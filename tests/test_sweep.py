@@ -1,8 +1,10 @@
-"""Sweeps: a small grid on iris, run in-process, in subprocesses, killed and restarted."""
+"""Sweeps and studies: the schema, trials in one process, rows that are never lost, the report from rows."""
 
 from __future__ import annotations
 
+import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -15,166 +17,210 @@ from conftest import CONFIGS, ROOT
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from zoo.errors import ZooError
-from zoo.sweep import comparable, load_sweep, read_results, run_sweep, trial_devices
+from zoo.sweep import comparable, expand, read_rows, read_sweep, run_sweep, trial_devices
+
+TINY = {"trainer.max_epochs": 1}
 
 
-@pytest.fixture
-def sweep_file(tmp_path) -> Path:
-    """FCNet (two widths) and ColumNet on iris, two seeds: six trials of two epochs."""
-    iris = (CONFIGS / "iris.yaml").read_text()
-    columnet = iris.replace("zoo.models.FCNet", "zoo.models.ColumNet").replace(
-        "activation: relu", "activations: [relu, tanh]"
-    )
-    (tmp_path / "iris_columnet.yaml").write_text(columnet)
-    spec = {
-        "output": str(tmp_path / "out"),
-        "seeds": [0, 1],
-        "common": {"trainer.max_epochs": 2},
-        "trials": [
-            {"config": str(CONFIGS / "iris.yaml"), "grid": {"model.init_args.hidden": [[8], [16, 16]]}},
-            {"config": str(tmp_path / "iris_columnet.yaml")},
-        ],
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(spec))
+def sweep_file(tmp_path: Path, name: str = "sweep", **spec) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"output": str(tmp_path / f"{name}_out"), **spec}))
     return path
 
 
-def sweep_subprocess(sweep: Path, output: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "sweep.py"), str(sweep), "--output", str(output), *extra],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def iris_sweep(tmp_path: Path, name: str = "iris", **extra) -> Path:
+    """FCNet of two widths on iris, two seeds: four one-epoch trials."""
+    grid = {"model.init_args.hidden": [[8], [16, 16]]}
+    spec = {"seeds": [0, 1], "common": TINY, "trials": [{"config": str(CONFIGS / "iris.yaml"), "grid": grid}]}
+    return sweep_file(tmp_path, name, **{**spec, **extra})
 
 
-def test_grid_expands_configs_overrides_and_seeds(sweep_file):
-    trials = load_sweep(sweep_file)
-    assert len(trials) == 6 and len({trial.id for trial in trials}) == 6
-    assert trials[0].flags() == ["--trainer.max_epochs=2", "--model.init_args.hidden=[8]"]
-    assert load_sweep(sweep_file)[3].id == trials[3].id  # ids are stable
+def sweep_subprocess(sweep: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(ROOT / "scripts" / "sweep.py"), str(sweep), *extra]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_sweep_writes_results_summary_plots_and_hparams(sweep_file, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    rows = run_sweep(load_sweep(sweep_file), report=lambda message: None)
-    assert not (tmp_path / "config.yaml").exists()  # nothing lands where the sweep was started
-    assert (Path(rows[0]["run_dir"]) / "test" / "config.yaml").exists()  # the test step's config stays with its trial
-    folder = Path(yaml.safe_load(sweep_file.read_text())["output"])
-    assert len(rows) == 6
-    assert {row["family"] for row in rows} == {"FCNet", "ColumNet"}
-    small = next(row for row in rows if row["overrides"] == '{"model.init_args.hidden": [8]}')
-    assert int(small["params_nonzero"]) == 4 * 8 + 8 + 8 * 3 + 3
+IRIS = [{"config": "configs/iris.yaml"}]
+SCHEMA_ERRORS = [
+    ({"grids": {}, "trials": []}, "unknown key 'grids'; accepted: output, seeds, batch_seeds"),
+    ({"trials": [{**IRIS[0], "grid": {"model.hidden": 8}}]}, "grid.model.hidden must be a list, got int 8"),
+    ({"seeds": 3, "trials": IRIS}, "seeds must be a list, got int 3"),
+    ({"trials": IRIS[0]}, "trials must be a list, got dict"),
+    ({"trials": [{"config": "configs/nothere.yaml"}]}, "trials[1].config 'configs/nothere.yaml' not found"),
+    ({"trials": [{**IRIS[0], "grids": {}}]}, "trials[1]: unknown key 'grids'; accepted: config, grid, name"),
+    ({"analyses": {"task_separation": {"split": "holdout"}}, "trials": IRIS}, "'holdout'; accepted: train, val, test"),
+    ({"analyses": {"dead": {}}, "trials": IRIS}, "unknown key 'dead'; accepted: task_separation, activations"),
+    ({"seeds": [0, 2], "batch_seeds": True, "trials": IRIS}, "give consecutive seeds, got [0, 2]"),
+    ({"seeds": {"first": 0}, "trials": IRIS}, "seeds as a mapping takes first and count"),
+    ({"seeds": [0]}, "lists no trials"),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), SCHEMA_ERRORS)
+def test_the_sweep_file_is_checked_before_anything_runs(tmp_path, monkeypatch, spec, message):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(ZooError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+        read_sweep(sweep_file(tmp_path, **spec))
+
+
+def test_trials_have_readable_stable_names(tmp_path):
+    spec = read_sweep(iris_sweep(tmp_path))
+    trials = expand(spec, "out")
+    assert [trial.id for trial in trials] == [
+        "iris-hidden8-s0",
+        "iris-hidden8-s1",
+        "iris-hidden16x16-s0",
+        "iris-hidden16x16-s1",
+    ]
+    assert trials[2].label == "iris hidden=[16, 16] seed 0"
+    batched = expand(read_sweep(iris_sweep(tmp_path, seeds={"first": 3, "count": 10}, batch_seeds=True)), "out")
+    assert [trial.id for trial in batched] == ["iris-hidden8-s3-12", "iris-hidden16x16-s3-12"]
+    assert batched[0].seeds == tuple(range(3, 13))
+
+
+def test_a_regression_study_end_to_end(tmp_path, data_dir):
+    """multimult with analyses: rows with R² and the analyses' numbers, a summary with n, figures, HParams."""
+    spec = {
+        "seeds": [0, 1],
+        "common": {"trainer.max_epochs": 2, "data.num_samples": 600},
+        "analyses": {"task_separation": {"split": "test"}, "activations": {"split": "test"}},
+        "trials": [{"config": str(CONFIGS / "multimult.yaml")}],
+    }
+    path = sweep_file(tmp_path, "multimult", **spec)
+    rows = run_sweep(read_sweep(path), tmp_path / "multimult_out", say=lambda line: None)
+    assert len(rows) == 2 and {row["seed"] for row in rows} == {0, 1}
     for row in rows:
-        assert (
-            0 <= float(row["test_acc"]) <= 1
-            and float(row["train_seconds"]) > 0
-            and float(row["train_samples_per_second"]) > 0
+        assert row["metric"] == "r2" and {"val_r2", "test_r2", "test_mse", "val_loss"} <= set(row)
+        assert -1 <= row["task_separation.pair/x0*x1_x2*x3/signed_orthogonality"] <= 1
+        assert {
+            "task_separation.mean_interference",
+            "activations.fc1/dead_fraction",
+            "activations.fc2/components_90",
+        } <= set(row)
+        final = Path(row["run_dir"]) / "analysis" / "final" / "task_separation.json"
+        assert json.loads(final.read_text())["pairs"][0]["signed_orthogonality"] == pytest.approx(
+            row["task_separation.pair/x0*x1_x2*x3/signed_orthogonality"]
         )
+    folder = tmp_path / "multimult_out"
     summary = (folder / "summary.md").read_text()
-    assert summary.count("| FCNet |") == 2 and summary.count("| ColumNet |") == 1 and "±" in summary
-    for plot in ("accuracy_vs_parameters.png", "accuracy_vs_train_time.png"):
-        assert (folder / plot).stat().st_size > 5000
+    assert "n=2)" in summary and "Internal structure, side by side" in summary
+    names = {path.name for path in folder.glob("*.png")}
+    assert {"r2_vs_params.png", "r2_vs_train.png", "distribution_pair_x0_x1_x2_x3_signed_orthogonality.png"} <= names
     runs = EventMultiplexer()
     runs.AddRunsFromDirectory(str(folder / "runs"))
     runs.Reload()
-    hparams = runs.PluginRunToTagToContent("hparams")  # what TensorBoard's HParams dashboard reads
-    assert len(hparams) == 6 and all("_hparams_/experiment" in tags for tags in hparams.values())
+    hparams = runs.PluginRunToTagToContent("hparams")
+    assert len(hparams) == 2 and all("_hparams_/experiment" in tags for tags in hparams.values())
+    content = next(
+        tags["_hparams_/session_start_info"] for tags in hparams.values() if "_hparams_/session_start_info" in tags
+    )
+    assert b"model.hidden" in content and b"optimizer.lr" in content  # the whole config, not a few overrides
 
 
-def test_killed_sweep_restarts_to_the_same_rows(sweep_file, tmp_path):
-    reference = sweep_subprocess(sweep_file, tmp_path / "straight")
-    killed = sweep_subprocess(sweep_file, tmp_path / "killed")
-    results = tmp_path / "killed" / "results.csv"
+def test_a_batch_of_seeds_is_one_population_with_a_row_per_member(tmp_path):
+    callbacks = [{"class_path": "zoo.callbacks.TaskSeparation", "init_args": {"every_n_epochs": 1}}]
+    spec = {
+        "seeds": {"first": 4, "count": 3},
+        "batch_seeds": True,
+        "common": {"trainer.max_epochs": 2, "trainer.callbacks": callbacks},
+        "analyses": {"task_separation": {"split": "test"}},
+        "trials": [{"config": str(CONFIGS / "iris.yaml")}],
+    }
+    rows = run_sweep(read_sweep(sweep_file(tmp_path, "pop", **spec)), tmp_path / "pop_out", say=lambda line: None)
+    assert [(row["seed"], row["member"], row["batched"]) for row in rows] == [(4, 0, 3), (5, 1, 3), (6, 2, 3)]
+    assert len({row["test_acc"] for row in rows} | {row["task_separation.mean_interference"] for row in rows}) > 2
+    history = rows[1]["history"]
+    assert history["epoch"] == [-1, 0, 1] and len(history["task_separation.pair/setosa_versicolor/interference"]) == 3
+    assert (tmp_path / "pop_out" / "over_epochs_mean_interference.png").stat().st_size > 5000
+
+
+def test_report_redraws_summary_and_figures_from_the_rows_alone(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "iris_out"
+    run_sweep(read_sweep(iris_sweep(tmp_path)), folder, say=lambda line: None)
+    summary = (folder / "summary.md").read_text()
+    for path in [folder / "summary.md", folder / "results.csv", *folder.glob("*.png")]:
+        path.unlink()
+    monkeypatch.setattr(sys, "argv", ["sweep.py", "report", str(folder)])
+    runpy.run_path(str(ROOT / "scripts" / "sweep.py"), run_name="__main__")
+    assert "4 rows" in capsys.readouterr().out
+    assert (folder / "summary.md").read_text() == summary
+    assert (folder / "results.csv").is_file() and (folder / "acc_vs_params.png").stat().st_size > 5000
+
+
+def test_a_killed_sweep_restarts_to_the_same_rows(tmp_path):
+    reference = sweep_subprocess(iris_sweep(tmp_path, "straight"))
+    killed = sweep_subprocess(iris_sweep(tmp_path, "killed"))
     deadline = time.monotonic() + 120
-    while not results.exists() and time.monotonic() < deadline and killed.poll() is None:
+    while not list((tmp_path / "killed_out").glob("trials/*/rows.json")) and time.monotonic() < deadline:
         time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     assert killed.wait(timeout=30) == -signal.SIGKILL
-    partial = read_results(tmp_path / "killed")
-    assert 1 <= len(partial) < 6  # killed mid-sweep, with whole rows only
-
-    assert sweep_subprocess(sweep_file, tmp_path / "killed").wait(timeout=300) == 0
+    assert 1 <= len(read_rows(tmp_path / "killed_out")) < 4  # killed mid-sweep, with whole rows only
+    restarted = sweep_subprocess(iris_sweep(tmp_path, "killed"))
+    assert restarted.wait(timeout=300) == 0, restarted.stderr.read()
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
-    finished = read_results(tmp_path / "killed")
-    assert len(finished) == 6
-    assert comparable(finished) == comparable(read_results(tmp_path / "straight"))
+    assert comparable(read_rows(tmp_path / "killed_out")) == comparable(read_rows(tmp_path / "straight_out"))
 
 
-def test_parallel_jobs_finish_every_trial(sweep_file, tmp_path):
-    run = sweep_subprocess(sweep_file, tmp_path / "parallel", "--jobs", "2")
-    assert run.wait(timeout=300) == 0, run.stderr.read()
-    rows = read_results(tmp_path / "parallel")
-    assert sorted(row["trial"] for row in rows) == sorted(trial.id for trial in load_sweep(sweep_file))
+def test_two_sweep_processes_on_one_folder_run_each_trial_once(tmp_path):
+    path = iris_sweep(tmp_path, "shared")
+    first, second = sweep_subprocess(path), sweep_subprocess(path)
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    assert second.wait(timeout=300) == 0, second.stderr.read()
+    rows = read_rows(tmp_path / "shared_out")
+    assert sorted(row["trial"] for row in rows) == sorted(trial.id for trial in expand(read_sweep(path), "x"))
+    runs = sorted(
+        path.relative_to(tmp_path / "shared_out" / "runs") for path in (tmp_path / "shared_out" / "runs").glob("*/*")
+    )
+    assert [run.name for run in runs] == ["version_0"] * 4  # claimed once: no trial ran twice
 
 
-def test_sweep_file_that_is_not_yaml(tmp_path):
-    path = tmp_path / "broken.yaml"
-    path.write_text("trials: [config: {")
-    with pytest.raises(ZooError, match="broken.yaml: not valid YAML"):
-        load_sweep(path)
-    with pytest.raises(ZooError, match="sweep file not found"):
-        load_sweep(tmp_path / "missing.yaml")
+def test_a_failing_trial_costs_the_others_nothing(tmp_path):
+    """Under --jobs 2, one trial refuses its hidden width; the other three rows are kept, the exit code says so."""
+    grid = {"model.init_args.hidden": [[8], [0], [16]]}
+    spec = {"seeds": [0], "common": TINY, "trials": [{"config": str(CONFIGS / "iris.yaml"), "grid": grid}]}
+    run = sweep_subprocess(sweep_file(tmp_path, "failing", **spec), "--jobs", "2")
+    out, error = run.communicate(timeout=300)
+    assert run.returncode == 2, error
+    assert "1 of 3 trials failed" in error and "iris-hidden0-s0" in error
+    assert sorted(row["trial"] for row in read_rows(tmp_path / "failing_out")) == [
+        "iris-hidden16-s0",
+        "iris-hidden8-s0",
+    ]
+    assert "model.hidden must be positive integers" in out + error
+    assert (tmp_path / "failing_out" / "trials" / "iris-hidden0-s0" / "error.txt").is_file()
 
 
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        ({"trials": [{"config": "configs/nothere.yaml"}]}, "trial config 'configs/nothere.yaml' not found"),
-        ({"seeds": [0]}, "lists no trials"),
-        ({"trails": []}, "unknown key 'trails'; accepted: output, seeds, common, trials"),
-    ],
-)
-def test_bad_sweep_files(tmp_path, spec, message):
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    with pytest.raises(ZooError, match=message):
-        load_sweep(path)
-
-
-def test_optuna_search_on_sqlite_resumes_the_study(tmp_path):
-    from zoo.sweep import run_search  # optuna comes with the dev extra
+def test_a_search_follows_the_tasks_own_metric(tmp_path):
+    from zoo.sweep.search import run_search
 
     spec = {
-        "output": str(tmp_path / "search"),
-        "common": {"trainer.max_epochs": 2},
+        "common": {"trainer.max_epochs": 1, "data.num_samples": 300},
         "search": {
-            "config": str(CONFIGS / "iris.yaml"),
-            "trials": 3,
-            "space": {
-                "model.init_args.hidden": {"categorical": [[4], [16, 16]]},
-                "optimizer.init_args.lr": {"float": [1.0e-3, 1.0e-1], "log": True},
-            },
+            "config": str(CONFIGS / "multimult.yaml"),
+            "trials": 2,
+            "space": {"optimizer.init_args.lr": {"float": [1.0e-3, 1.0e-2], "log": True}},
         },
     }
-    path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    rows = run_search(path, report=lambda message: None)
-    assert len(rows) == 3 and (tmp_path / "search" / "study.db").stat().st_size > 0
-    for row in rows:
-        overrides = yaml.safe_load(row["overrides"])
-        assert (
-            overrides["model.init_args.hidden"] in ([4], [16, 16])
-            and 1e-3 <= overrides["optimizer.init_args.lr"] <= 0.1
-        )
+    rows = run_search(
+        read_sweep(sweep_file(tmp_path, "search", **spec)), tmp_path / "search_out", say=lambda line: None
+    )
+    import optuna
 
-    spec["search"]["trials"] = 4  # a restart, or a second worker, continues the same study
-    path.write_text(yaml.safe_dump(spec))
-    assert len(run_search(path, report=lambda message: None)) == 4
+    study = optuna.load_study(study_name="search_out", storage=f"sqlite:///{tmp_path / 'search_out' / 'study.db'}")
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE  # regression: val/loss down
+    assert sorted(trial.value for trial in study.trials) == sorted(row["val_loss"] for row in rows)
 
 
 def test_bad_search_space(tmp_path):
-    from zoo.sweep import run_search
+    from zoo.sweep.search import run_search
 
     spec = {"search": {"config": str(CONFIGS / "iris.yaml"), "space": {"optimizer.init_args.lr": {"uniform": [0, 1]}}}}
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(spec))
     with pytest.raises(
         ZooError, match=r"search space for optimizer.init_args.lr: give exactly one of float, int, categorical"
     ):
-        run_search(path, output=tmp_path / "out")
+        run_search(read_sweep(sweep_file(tmp_path, "bad", **spec)), tmp_path / "out")
 
 
 def test_trials_take_one_device_each_and_the_gpus_in_turn():

@@ -12,6 +12,7 @@ records its environment; and user mistakes end in one message and a non-zero exi
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import warnings
@@ -30,7 +31,9 @@ from zoo.data import ZooDataModule, get_dataset
 from zoo.errors import ZooError, exit_on_failure
 from zoo.models import ZooModule, list_models
 from zoo.runs import (
+    HParamsRecord,
     RunStarted,
+    flat_hyperparameters,
     latest_checkpoint,
     record_environment,
     released_on_failure,
@@ -38,7 +41,7 @@ from zoo.runs import (
     resume_number,
     run_folder_of,
 )
-from zoo.task import monitor_for
+from zoo.task import metric_names, monitor_for
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")
 LIGHTNING_CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
@@ -99,24 +102,26 @@ class ZooCLI(LightningCLI):
         missing, unreadable, not zoo's or of another architecture is refused here.
         """
         super().parse_arguments(parser, args)
-        subcommand = self.config.subcommand
-        config = self.config[subcommand]
+        subcommand = self.config.get("subcommand") or "fit"  # run=False: the caller fits (sweeps do)
+        config = self.run_config
         if config.population is not None:
             _wrap_in_population(config)
         _complete(config)
         logger = _folder_logger_arguments(config.trainer)
         root = Path(logger.save_dir) / (logger.name or "") if logger is not None else None
-        if config.ckpt_path in ("last", "best"):
-            config.ckpt_path = _resolve_keyword(config.ckpt_path, subcommand, root, logger)
+        checkpoint = config.get("ckpt_path")  # absent with run=False: the caller loads what it wants
+        if checkpoint in ("last", "best"):
+            checkpoint = config.ckpt_path = _resolve_keyword(checkpoint, subcommand, root, logger)
         self.checkpoint_to_fit = None
+        self.checkpoint_path = checkpoint
         self.environment_file = "environment.json"
-        if config.ckpt_path and config.ckpt_path not in LIGHTNING_CHECKPOINT_KEYWORDS:
-            self.checkpoint_to_fit = read_checkpoint(config.ckpt_path)  # the shapes are checked once the model exists
+        if checkpoint and checkpoint not in LIGHTNING_CHECKPOINT_KEYWORDS:
+            self.checkpoint_to_fit = read_checkpoint(checkpoint)  # the shapes are checked once the model exists
             held = self.checkpoint_to_fit["zoo"]["model"]
             built = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else held
             if held != built:
-                raise ZooError(f"{config.ckpt_path}: holds a {held}, but this configuration builds a {built}")
-            origin = run_folder_of(config.ckpt_path)
+                raise ZooError(f"{checkpoint}: holds a {held}, but this configuration builds a {built}")
+            origin = run_folder_of(checkpoint)
             if subcommand != "fit" and logger is not None and origin is not None:
                 logger.save_dir, logger.name, logger.version = str(origin), subcommand, None
                 root = origin / subcommand
@@ -129,9 +134,15 @@ class ZooCLI(LightningCLI):
             self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": f"config.resume-{resume}.yaml"}
             self.environment_file = f"environment.resume-{resume}.json"
 
+    @property
+    def run_config(self) -> Namespace:
+        """This run's part of the parsed config (the subcommand's, or all of it with ``run=False``)."""
+        subcommand = self.config.get("subcommand")
+        return self.config[subcommand] if subcommand else self.config
+
     def before_fit(self) -> None:
         if self.checkpoint_to_fit is not None:
-            _check_resume(self.checkpoint_to_fit, self.config["fit"])
+            _check_resume(self.checkpoint_to_fit, self.checkpoint_path, self.run_config)
         self._prepare_run()
 
     def before_validate(self) -> None:
@@ -150,14 +161,14 @@ class ZooCLI(LightningCLI):
         from the data module can still differ: an iris checkpoint on MNIST, say; and a model of
         the right shape trained on other data would be evaluated without a word.)
         """
-        config = self.config[self.subcommand]
+        config = self.run_config
         if self.checkpoint_to_fit is not None:
-            check_checkpoint(self.checkpoint_to_fit, config.ckpt_path, self.model)
+            check_checkpoint(self.checkpoint_to_fit, self.checkpoint_path, self.model)
             trained_on = self.checkpoint_to_fit.get("datamodule_hyper_parameters", {}).get("dataset")
             dataset = self.datamodule.hparams.dataset
             if trained_on not in (None, dataset) and not config.allow_other_dataset:
                 raise ZooError(
-                    f"{config.ckpt_path}: was trained on {trained_on}, and this configuration's data is {dataset}; "
+                    f"{self.checkpoint_path}: was trained on {trained_on}, and this configuration's data is {dataset}; "
                     f"use --data.dataset {trained_on}, or --allow_other_dataset true to use it on {dataset} on purpose"
                 )
         if self.trainer.is_global_zero and self.trainer.loggers and self.trainer.log_dir:  # fast_dev_run logs nowhere
@@ -179,6 +190,9 @@ class ZooCLI(LightningCLI):
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS))
         callbacks.append(RunStarted())
+        task = get_dataset(config["data"].hparams.dataset).task
+        record = HParamsRecord(flat_hyperparameters(self.run_config), monitor_for(task).of("val"), metric_names(task))
+        callbacks.append(record)
         return super().instantiate_trainer(**{**kwargs, "callbacks": callbacks})
 
 
@@ -212,8 +226,7 @@ def main(args: ArgsType = None, run: bool = True) -> ZooCLI:
     mistake or a fault, a traceback only for a bug in zoo. A run folder claimed by a
     command that fails before anything ran in it is removed again.
     """
-    # An ``optimizer:`` block in the config is meant to replace the model's default Adam.
-    warnings.filterwarnings("ignore", message=r".*configure_optimizers` will be overridden.*")
+    quiet_lightning()
 
     def build() -> ZooCLI:
         check_config_files(sys.argv[1:] if args is None else args)
@@ -230,6 +243,33 @@ def main(args: ArgsType = None, run: bool = True) -> ZooCLI:
 
     with released_on_failure():
         return exit_on_failure(build)
+
+
+class _DropTips(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def quiet_lightning(level: int | None = None) -> None:
+    """Silence, at their source, the messages that tell a zoo user nothing; ``level`` WARNING mutes the rest.
+
+    Dropped: Lightning's advertisement for its cloud logger, torch's deprecation of the
+    ``LeafSpec`` Lightning still uses, the override notice for an ``optimizer:`` block (replacing
+    the model's default Adam is what the block is for), the worker-count advice for
+    DataLoaders (zoo's batches are tensor slices), and the "dirpath has changed" note.
+    Warnings that matter (a metric missing, a deprecated flag of the user's) stay.
+    """
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropTips())
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric") if level is not None else ():
+        logging.getLogger(name).setLevel(level)
+    for message in (
+        r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+        r".*configure_optimizers` will be overridden.*",
+        r".*does not have many workers.*",
+        r".*The dirpath has changed.*",
+        r".*LightningCLI's args parameter is intended.*",
+    ):
+        warnings.filterwarnings("ignore", message=message)
 
 
 def check_config_files(args: list[str] | Any) -> None:
@@ -271,7 +311,7 @@ def _resolve_keyword(keyword: str, subcommand: str, root: Path | None, logger: N
     return str(found[1])
 
 
-def _check_resume(checkpoint: dict, config: Namespace) -> None:
+def _check_resume(checkpoint: dict, path: str, config: Namespace) -> None:
     """A resumed fit must build the optimizer and schedule it saved: their state cannot go elsewhere."""
     saved = checkpoint["zoo"].get("training", {})
     built = {
@@ -281,7 +321,7 @@ def _check_resume(checkpoint: dict, config: Namespace) -> None:
     for part, name in built.items():
         if part in saved and saved[part] != name:
             raise ZooError(
-                f"{config.ckpt_path}: was trained with {part} {saved[part]}, and this configuration builds "
+                f"{path}: was trained with {part} {saved[part]}, and this configuration builds "
                 f"{name}; resume with the same {part}, or start a new run from these weights without --ckpt_path"
             )
 

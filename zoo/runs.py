@@ -8,6 +8,7 @@ N with ``mkdir``, which only one process can win.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -172,3 +173,68 @@ def _git_state(folder: Path) -> dict[str, Any] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(dirty)}
+
+
+class HParamsRecord(pl.Callback):
+    """Every run's hyper-parameters and final metrics, for TensorBoard's HParams dashboard.
+
+    At fit start the flattened config (``model.hidden``, ``optimizer.lr``, ...) is logged with
+    the metric columns the dashboard shows; their values follow when they exist: the best
+    validation metric and the nonzero parameters at fit end, the test metrics at test end.
+    """
+
+    def __init__(self, hparams: dict[str, Any], monitor: str, metrics: tuple[str, ...]) -> None:
+        self.hparams, self.monitor, self.metrics = hparams, monitor, metrics
+
+    def _boards(self, trainer: pl.Trainer) -> list:
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+
+    def _columns(self) -> dict[str, float]:
+        names = [f"hp/best_{self.monitor.replace('/', '_')}", "hp/params_nonzero"]
+        names += [f"hp/test_{metric}" for metric in self.metrics]
+        return dict.fromkeys(names, float("nan"))
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for logger in self._boards(trainer):
+            logger.log_hyperparams(self.hparams, self._columns())
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "test" and not trainer.global_step:  # a test on its own: its own record
+            self.on_fit_start(trainer, pl_module)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        callback = trainer.checkpoint_callback
+        values = {"hp/params_nonzero": float(pl_module.parameter_counts()["nonzero"])}
+        if callback is not None and callback.best_model_score is not None:
+            values[f"hp/best_{self.monitor.replace('/', '_')}"] = float(callback.best_model_score)
+        for logger in self._boards(trainer):
+            logger.log_metrics(values, step=trainer.global_step)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        values = {
+            f"hp/test_{metric}": float(trainer.callback_metrics[f"test/{metric}"])
+            for metric in self.metrics
+            if f"test/{metric}" in trainer.callback_metrics
+        }
+        for logger in self._boards(trainer):
+            logger.log_metrics(values, step=trainer.global_step)
+
+
+def flat_hyperparameters(config: Any) -> dict[str, Any]:
+    """The run's config as flat ``group.key`` scalars (lists and mappings as JSON text)."""
+    flat: dict[str, Any] = {}
+
+    def walk(value: Any, prefix: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, prefix if key == "init_args" else f"{prefix}.{key}" if prefix else key)
+        else:
+            flat[prefix] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value, default=str)
+
+    for group in ("model", "data", "optimizer", "lr_scheduler", "seed_everything"):
+        value = config.get(group)
+        if value is not None:
+            walk(value.as_dict() if hasattr(value, "as_dict") else value, group)
+    return flat

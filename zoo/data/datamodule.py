@@ -135,7 +135,7 @@ class ZooDataModule(pl.LightningDataModule):
             )
         if num_samples is not None and num_samples < 2:
             raise ZooError(f"data.num_samples must be at least 2, got {num_samples}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # zoo.runs.HParamsRecord logs the whole config
         self.data_dir = Path(data_dir or os.environ.get("ZOO_DATA_DIR") or "data")
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None

@@ -53,7 +53,7 @@ class ZooModule(pl.LightningModule):
             raise ZooError(f"model.num_outputs must be positive, got {num_outputs}")
         if task not in TASKS:
             raise ZooError(f"model.task must be one of {', '.join(TASKS)}; got {task!r}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # zoo.runs.HParamsRecord logs the whole config instead
         self.input_shape = tuple(input_shape)
         self.num_outputs = num_outputs
         self.task = task

@@ -1,0 +1,242 @@
+"""What a sweep file may say, as typed dataclasses checked before anything runs.
+
+A sweep is configs × a grid of overrides × seeds. Every combination is a trial: one
+``zoo fit`` + validate + test of the best checkpoint in one process, then the analyses
+named under ``analyses:`` on that model. With ``batch_seeds: true`` the seeds of a
+combination train together as one ``Population`` (one trial, one row per member).
+See sweeps/*.yaml for examples and docs/studies.md for what the shipped ones found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zoo.errors import ZooError
+
+
+@dataclass(frozen=True)
+class TaskSeparationOptions:
+    split: typing.Literal["train", "val", "test"] = "test"
+    max_samples: int = 10_000
+    threshold: float = 0.9
+
+
+@dataclass(frozen=True)
+class ActivationOptions:
+    split: typing.Literal["train", "val", "test"] = "test"
+    max_samples: int = 10_000
+
+
+@dataclass(frozen=True)
+class Analyses:
+    """The analyses run on each trial's final model; a key left out is not run."""
+
+    task_separation: TaskSeparationOptions | None = None
+    activations: ActivationOptions | None = None
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    config: str
+    grid: dict[str, list] = field(default_factory=dict)
+    name: str | None = None  # the family label in tables and plots (default: the model's class)
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    config: str
+    space: dict[str, dict]
+    trials: int = 20
+    seed: int = 0
+    study: str | None = None
+    storage: str | None = None
+    sampler_seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Which summary numbers the report draws as distributions and over epochs (default: chosen by kind)."""
+
+    distributions: list[str] | None = None
+    over_epochs: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    output: str | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    batch_seeds: bool = False
+    common: dict[str, Any] = field(default_factory=dict)
+    analyses: Analyses = field(default_factory=Analyses)
+    trials: list[TrialSpec] = field(default_factory=list)
+    search: SearchSpec | None = None
+    figures: Figures = field(default_factory=Figures)
+
+
+def read_sweep(path: str | Path) -> SweepSpec:
+    """The sweep file as a checked ``SweepSpec``: one message for the first key or value that is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ZooError(f"sweep file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ZooError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
+    if raw is None:
+        raise ZooError(f"{path} is empty; a sweep names at least trials: [{{config: configs/fc.yaml}}]")
+    if isinstance(raw.get("seeds") if isinstance(raw, dict) else None, dict):
+        raw = {**raw, "seeds": _seed_range(raw["seeds"], path)}
+    spec = _build(SweepSpec, raw, f"{path}")
+    if not spec.trials and spec.search is None:
+        raise ZooError(f"{path}: lists no trials; give 'trials: [{{config: configs/fc.yaml, grid: {{...}}}}]'")
+    for index, trial in enumerate(spec.trials, start=1):
+        if not Path(trial.config).is_file():
+            raise ZooError(
+                f"{path}: trials[{index}].config {trial.config!r} not found "
+                "(paths are relative to where the sweep runs)"
+            )
+        for key, values in trial.grid.items():
+            if not values:
+                raise ZooError(f"{path}: trials[{index}].grid.{key} is an empty list; give at least one value")
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise ZooError(f"{path}: seeds repeat: {spec.seeds}")
+    if spec.batch_seeds and spec.seeds != list(range(spec.seeds[0], spec.seeds[0] + len(spec.seeds))):
+        raise ZooError(f"{path}: batch_seeds trains seeds s, s+1, ...; give consecutive seeds, got {spec.seeds}")
+    return spec
+
+
+def _seed_range(value: dict, path: Path) -> list[int]:
+    """``seeds: {first: 0, count: 100}``, shorthand for a list of consecutive seeds."""
+    unknown = set(value) - {"first", "count"}
+    if unknown or "count" not in value:
+        raise ZooError(f"{path}: seeds as a mapping takes first and count, e.g. {{first: 0, count: 100}}; got {value}")
+    first, count = value.get("first", 0), value["count"]
+    if not all(isinstance(number, int) and not isinstance(number, bool) for number in (first, count)) or count < 1:
+        raise ZooError(f"{path}: seeds.first and seeds.count must be whole numbers, count ≥ 1; got {value}")
+    return list(range(first, first + count))
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """A dataclass instance from YAML data, checking every key and type against the annotations."""
+    if not isinstance(raw, dict):
+        raise ZooError(
+            f"{where}: expected a mapping of {', '.join(f.name for f in dataclasses.fields(cls))}; got {raw!r}"
+        )
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [key for key in raw if key not in names]
+    if unknown:
+        raise ZooError(f"{where}: unknown key {unknown[0]!r}; accepted: {', '.join(names)}")
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ZooError(f"{where}: {missing[0]} is required")
+    return cls(**{key: _check(hints[key], value, f"{where}: {key}") for key, value in raw.items()})
+
+
+def _check(hint: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint) or (hint if hint in (list, dict) else None), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [arg for arg in args if arg is not type(None)]
+        return _check(options[0], value, where) if len(options) == 1 else value
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, {} if value is None else value, where)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ZooError(f"{where} is {value!r}; accepted: {', '.join(map(str, args))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ZooError(f"{where} must be a list, got {_shown(value)}")
+        return (
+            [_check(args[0], item, f"{where}[{index}]") for index, item in enumerate(value, start=1)] if args else value
+        )
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ZooError(f"{where} must be a mapping, got {_shown(value)}")
+        value_type = args[1] if args else Any
+        return {key: _check(value_type, item, f"{where}.{key}") for key, item in value.items()}
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ZooError(f"{where} must be {'a whole number' if hint is int else hint.__name__}, got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    shown = json.dumps(value) if isinstance(value, (int, float, str, bool)) else repr(value)
+    return f"{type(value).__name__} {shown}"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run of a sweep: a config, its overrides, its seed(s), and where its folders go."""
+
+    config: str
+    overrides: dict[str, Any] = field(hash=False)
+    seeds: tuple[int, ...]
+    output: str
+    common: dict[str, Any] = field(hash=False, default_factory=dict)
+    family: str | None = None
+
+    @property
+    def id(self) -> str:
+        """A readable, stable, file-safe name: ``fc-hidden128-s0`` (``s0-99`` for a batch of seeds)."""
+        parts = [Path(self.config).stem]
+        for key, value in self.overrides.items():
+            shown = "x".join(map(str, value)) if isinstance(value, list) else str(value)
+            parts.append(re.sub(r"[^A-Za-z0-9.+]+", "", key.rsplit(".", 1)[-1] + shown)[:40])
+        seeds = f"s{self.seeds[0]}" if len(self.seeds) == 1 else f"s{self.seeds[0]}-{self.seeds[-1]}"
+        return "-".join([*parts, seeds])
+
+    @property
+    def label(self) -> str:
+        """How the console names the trial: ``fc hidden=[128] seed 0``."""
+        settings = " ".join(f"{key.rsplit('.', 1)[-1]}={json.dumps(value)}" for key, value in self.overrides.items())
+        seeds = f"seed {self.seeds[0]}" if len(self.seeds) == 1 else f"seeds {self.seeds[0]}..{self.seeds[-1]}"
+        return " ".join(part for part in (Path(self.config).stem, settings, seeds) if part)
+
+    def flags(self) -> list[str]:
+        values = {**self.common, **self.overrides}
+        return [f"--{key}={json.dumps(value)}" for key, value in values.items()]
+
+
+def expand(spec: SweepSpec, output: str) -> list[Trial]:
+    """Every config × its grid's combinations × every seed (or the batch of seeds)."""
+    trials = []
+    seed_groups = [tuple(spec.seeds)] if spec.batch_seeds else [(seed,) for seed in spec.seeds]
+    for entry in spec.trials:
+        keys = list(entry.grid)
+        for values in _product([entry.grid[key] for key in keys]):
+            for seeds in seed_groups:
+                trials.append(Trial(entry.config, dict(zip(keys, values)), seeds, output, spec.common, entry.name))
+    ids = [trial.id for trial in trials]
+    clash = next((name for name in ids if ids.count(name) > 1), None)
+    if clash:
+        raise ZooError(f"two trials would share the name {clash!r}; make their grids differ in more than case")
+    return trials
+
+
+def _product(lists: list[list]) -> list[tuple]:
+    combos: list[tuple] = [()]
+    for values in lists:
+        combos = [(*combo, value) for combo in combos for value in values]
+    return combos

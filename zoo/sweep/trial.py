@@ -1,0 +1,148 @@
+"""One trial of a sweep, in this process: fit, validate and test the best checkpoint, analyse, make its rows.
+
+The trial builds one LightningCLI (``run=False``, as in Lightning's own examples), so the
+data are loaded once for fit, validation and test. A trial of one seed gives one row; a
+trial of a batch of seeds trains a ``Population`` and gives one row per member. Rows hold
+scalars only (the CSV's columns) plus, under ``history``, the analysis numbers of every
+epoch the training-time callbacks wrote. The full analysis results stay as JSON in the
+trial's run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.analysis import activation_analysis, task_separation
+from zoo.io import to_jsonable, write_json
+from zoo.sweep.spec import Analyses, Trial
+from zoo.task import metric_names
+
+TIMER = "{class_path: pytorch_lightning.callbacks.Timer, init_args: {interval: epoch}}"  # text: its Enum won't save
+
+
+def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devices: str = "1") -> list[dict[str, Any]]:
+    """Run ``trial`` and return its rows (one, or one per member of a batch of seeds)."""
+    from pytorch_lightning.callbacks import Timer
+
+    from zoo.cli import main, quiet_lightning
+    from zoo.models import Population
+
+    quiet_lightning(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")  # small tasks, short trials
+    if threads:
+        torch.set_num_threads(threads)
+    settings = {**trial.common, **trial.overrides}
+    args = ["--config", trial.config]
+    if "trainer.callbacks" not in settings:  # analyses during training only where the sweep asks for them
+        args.append("--trainer.callbacks=null")
+    args += [
+        f"--trainer.devices={devices}",
+        *trial.flags(),
+        f"--trainer.callbacks+={TIMER}",  # after the sweep's own trainer.callbacks, which replace the list
+        f"--seed_everything={trial.seeds[0]}",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.logger.init_args.save_dir={Path(trial.output) / 'runs'}",
+        f"--trainer.logger.init_args.name={trial.id}",
+    ]
+    if len(trial.seeds) > 1:
+        args.append(f"--population={len(trial.seeds)}")
+    cli = main(args, run=False)
+    trainer, data = cli.trainer, cli.datamodule
+    cli.before_fit()
+    trainer.fit(cli.model, datamodule=data)
+    best = trainer.checkpoint_callback.best_model_path
+    trainer.validate(cli.model, datamodule=data, ckpt_path=best, verbose=False)
+    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    trainer.test(cli.model, datamodule=data, ckpt_path=best, verbose=False)
+    metrics.update({key: float(value) for key, value in trainer.callback_metrics.items()})
+    timer = next(callback for callback in trainer.callbacks if isinstance(callback, Timer))
+    run_dir = Path(trainer.log_dir)
+    model = cli.model
+    members = list(model.members()) if isinstance(model, Population) else [model]
+    train_seconds = timer.time_elapsed("train")
+    samples = trainer.global_step * data.hparams.batch_size * len(members)  # every member's samples count
+    shared = {
+        "trial": trial.id,
+        "config": trial.config,
+        "family": trial.family or (model.architecture if isinstance(model, Population) else type(model).__name__),
+        "overrides": json.dumps(trial.overrides, sort_keys=True),
+        "batched": len(members),
+        "params_nonzero": members[0].parameter_counts()["nonzero"],
+        "metric": _headline(model.task),
+        "train_seconds": round(train_seconds, 3),
+        "eval_seconds": round(timer.time_elapsed("test"), 3),
+        "train_samples_per_second": round(samples / train_seconds, 1) if train_seconds else math.nan,
+        "run_dir": str(run_dir),
+    }
+    rows = []
+    for index, member in enumerate(members):
+        row = {**shared, "seed": trial.seeds[index], "member": index if len(members) > 1 else ""}
+        row.update(_metrics(metrics, model.task, index if len(members) > 1 else None))
+        row.update(_analyse(member, data, analyses, run_dir, index if len(members) > 1 else None))
+        row["history"] = _history(run_dir, index if len(members) > 1 else None)
+        rows.append(row)
+    return rows
+
+
+def _headline(task: str) -> str:
+    """The metric a study compares runs by: accuracy, or R² for regression (both: higher is better)."""
+    return "acc" if task == "classification" else "r2"
+
+
+def _metrics(metrics: dict[str, float], task: str, member: int | None) -> dict[str, float]:
+    """Validation (best checkpoint) and test metrics of the model, or of one member of a population."""
+    row = {}
+    for stage in ("val", "test"):
+        for name in ("loss", *metric_names(task)):
+            key = f"{stage}/{name}" if member is None else f"members/{stage}_{name}/{member:03d}"
+            if key in metrics:
+                row[f"{stage}_{name}"] = round(metrics[key], 6)
+    return row
+
+
+def _analyse(model, data, analyses: Analyses, run_dir: Path, member: int | None) -> dict[str, float]:
+    """The analyses the sweep names, on the tested model; summary numbers for the row, the rest as JSON."""
+    row: dict[str, float] = {}
+    suffix = "" if member is None else f"_member_{member:03d}"
+    names = list(data.output_names)
+    for kind, options in (("task_separation", analyses.task_separation), ("activations", analyses.activations)):
+        if options is None:
+            continue
+        inputs, targets = (tensor[: options.max_samples] for tensor in data.split(options.split))
+        if kind == "task_separation":
+            result = task_separation(model, inputs, targets, names, threshold=options.threshold, data=options.split)
+        else:
+            result = activation_analysis(model, inputs, targets, names, maximize=0, data=options.split)
+        write_json(run_dir / "analysis" / "final" / f"{kind}{suffix}.json", to_jsonable(result))
+        row.update({f"{kind}.{key}": value for key, value in result.summary().items()})
+    return row
+
+
+def _history(run_dir: Path, member: int | None) -> dict[str, list]:
+    """Task separation's numbers at every epoch the training-time callback analysed, if it ran."""
+    folder = run_dir / "analysis" / "task_separation"
+    if member is not None:
+        folder /= f"member_{member:03d}"
+    results = sorted((json.loads(path.read_text()) for path in folder.glob("epoch_*.json")), key=lambda r: r["epoch"])
+    history: dict[str, list] = {}
+    for result in results:
+        numbers = {
+            "epoch": result["epoch"],
+            "task_separation.mean_interference": result["mean_interference"],
+            "task_separation.conflict_fraction": result["conflict_fraction"],
+        }
+        for pair in result["pairs"] if len(result["output_names"]) <= 4 else []:
+            name = "_".join(pair["outputs"])
+            for key in ("interference", "orthogonality", "signed_orthogonality"):
+                numbers[f"task_separation.pair/{name}/{key}"] = pair[key]
+        for key, value in numbers.items():
+            history.setdefault(key, []).append(value)
+    return history
