@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import runpy
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import CONFIGS, ROOT
+from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from zoo.cli import main
@@ -22,6 +24,19 @@ TASK_SEPARATION_KEYS = {
     "orthogonality",
     "orthogonal_fraction",
 }
+
+
+def every_figure_also_a_png(events: EventAccumulator, name: str, folder: Path) -> None:
+    """Each figure in TensorBoard is a PNG beside the JSON, at every epoch, big enough and not blank."""
+    for tag in (tag for tag in events.Tags()["images"] if tag.startswith(f"{name}/")):
+        stem = tag.removeprefix(f"{name}/").replace("/", "_")
+        pngs = sorted(folder.glob(f"{stem}_epoch_*.png"))
+        assert len(pngs) == len(events.Images(tag)), tag
+        for png in pngs:
+            image = imread(png)
+            assert image.shape[0] >= 300 and image.shape[1] >= 600, (png.name, image.shape)
+            assert image[..., :3].std() > 0.02, f"{png.name} is blank"
+            assert png.stat().st_mode & 0o044 == 0o044, f"{png.name} is not readable by others"
 
 
 def fit_with(config: str, *flags: str):
@@ -43,7 +58,6 @@ def test_task_separation_writes_json_png_and_tensorboard(run_dir):
     assert written == ["epoch_001.json", "epoch_002.json", "epoch_init.json"]
     initial = json.loads((analysis / "epoch_init.json").read_text())
     assert initial["epoch"] == -1 and initial["data"] == "train" and initial["samples"] == 96
-    assert (analysis / "interference_epoch_002.png").stat().st_size > 1000
     result = json.loads((analysis / "epoch_002.json").read_text())
     assert TASK_SEPARATION_KEYS <= set(result)
     assert result["output_names"] == ["setosa", "versicolor", "virginica"]
@@ -55,9 +69,9 @@ def test_task_separation_writes_json_png_and_tensorboard(run_dir):
 
     events = EventAccumulator(str(folder), size_guidance={"images": 0})
     events.Reload()
-    assert {"task_separation/interference", "task_separation/orthogonality", "task_separation/attribution/fc1"} <= set(
-        events.Tags()["images"]
-    )
+    every_figure_also_a_png(events, "task_separation", analysis)
+    expected = {"interference", "orthogonality", "signed_orthogonality", "attribution/fc1", "roles", "over_epochs"}
+    assert {f"task_separation/{tag}" for tag in expected} <= set(events.Tags()["images"])
     scalars = events.Tags()["scalars"]
     assert {
         "task_separation/mean_interference",
@@ -111,12 +125,13 @@ def test_activation_analysis_on_mnist_writes_images_json_and_tensorboard(run_dir
     assert result["layers"]["fc2"]["compression"]["k"] == [1, 2, 4, 8, 16, 32]
     assert result["layers"]["fc1"]["report"].startswith("fc1: 64 units, judged on 500 train samples;")
     assert result["maximized_units"]["output"] == list(range(10)) and len(result["maximized_units"]["fc1"]) == 4
-    assert {path.name for path in analysis.glob("*.png")} == {
-        f"maximization_{layer}_epoch_000.png" for layer in ("fc1", "fc2", "output")
-    }
+    assert len(result["top_samples"]["fc1"]) == 4 and len(result["top_samples"]["fc1"][0]) == 5
 
     events = EventAccumulator(str(folder), size_guidance={"images": 0, "histograms": 0, "tensors": 0})
     events.Reload()
+    every_figure_also_a_png(events, "activations", analysis)
+    for name in ("maximization_fc1", "maximization_output", "compression_fc2", "correlation_fc1", "class_profile_fc2"):
+        assert (analysis / f"{name}_epoch_000.png").is_file(), name
     assert {"activations/maximization/output", "activations/class_profile/fc1", "activations/correlation/fc2"} <= set(
         events.Tags()["images"]
     )
@@ -126,12 +141,12 @@ def test_activation_analysis_on_mnist_writes_images_json_and_tensorboard(run_dir
     assert dead == pytest.approx(fc1["dead_fraction"])
 
 
-def test_activation_analysis_on_tabular_data_draws_nothing(run_dir):
+def test_activation_analysis_on_tabular_data_maximizes_nothing(run_dir):
     fit_with("iris.yaml", "--trainer.max_epochs", "1")
     [result_file] = (run_dir / "lightning_logs").rglob("activations/epoch_000.json")
     result = json.loads(result_file.read_text())
     assert result["maximized_units"] == {} and set(result["layers"]) == {"fc1", "fc2"}
-    assert not list(result_file.parent.glob("*.png"))
+    assert not list(result_file.parent.glob("maximization_*.png"))  # no images to maximize for 4 features
 
 
 def test_unknown_layer_is_refused_before_training(run_dir, capsys):

@@ -1,12 +1,15 @@
-"""Figures drawn from analysis results: labelled heatmaps and image panels, as RGBA arrays.
+"""Figures drawn from analysis results, as RGBA arrays for TensorBoard and PNG files alike.
 
-Analyses return plain data; these functions draw it with matplotlib's object API
-(no pyplot state, safe in any process), and :func:`render` turns a figure into the
-array that goes to TensorBoard and to PNG files alike.
+Analyses return plain data; these functions draw it with matplotlib's object API (no
+pyplot state, safe in any process). Layout rules every figure follows, so that it reads
+at TensorBoard's card size (about 600 pixels wide): at least 6.4 inches wide at 100 dpi,
+fonts of 9 points or more, titles wrapped rather than clipped, colour scales fitted to
+the data, and a diverging map centred on 0 for signed quantities.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,8 +18,14 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from zoo.io import atomic_file
+
+MIN_WIDTH = 6.4  # inches, at 100 dpi: TensorBoard's image card shows ~600 pixels without shrinking text
+TITLE_WIDTH = 60  # characters per title line
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def render(figure: Figure) -> np.ndarray:
@@ -32,6 +41,10 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
     return Path(path)
 
 
+def wrapped(title: str, width: int = TITLE_WIDTH) -> str:
+    return "\n".join(textwrap.wrap(title, width)) or title
+
+
 def heatmap(
     matrix: torch.Tensor,
     title: str,
@@ -39,57 +52,112 @@ def heatmap(
     col_labels: Sequence[str] | None = None,
     xlabel: str = "",
     ylabel: str = "",
-    vmin: float | None = None,
-    vmax: float | None = None,
-    cmap: str = "viridis",
+    signed: bool | None = None,
     colorbar: str = "",
     annotate: bool | None = None,
+    square: bool = False,
+    limits: tuple[float, float] | None = None,
 ) -> Figure:
-    """A labelled heatmap; small matrices also get their values written in the cells."""
-    values = matrix.detach().float().cpu()
+    """A labelled heatmap whose colour scale fits the data.
+
+    ``signed`` (default: when the data go below 0) uses a diverging map centred on 0, with
+    limits ±max|value|; otherwise a sequential map from the smallest to the largest value.
+    ``limits`` fixes the scale instead. Matrices of at most 12 × 12 cells get their values
+    written in the cells. NaN cells (undefined, e.g. an absent class) are left blank.
+    """
+    values = matrix.detach().float().cpu().numpy()
     rows, cols = values.shape
-    figure = Figure(
-        figsize=(min(2 + 0.5 * cols, 12), min(1.5 + (0.45 if rows <= 40 else 0.012) * rows, 14)), layout="constrained"
-    )
+    finite = values[np.isfinite(values)]
+    signed = bool(finite.size and finite.min() < 0) if signed is None else signed
+    if limits is not None:
+        low, high = limits
+    elif signed:
+        high = float(np.abs(finite).max()) if finite.size else 1.0
+        low = -high
+    else:
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if high <= low:
+        high = low + 1e-6
+    width = max(MIN_WIDTH, min(2.5 + 0.55 * cols, 10))
+    height = width if square else max(3.5, min(1.8 + (0.42 if rows <= 30 else 0.01) * rows, 10))
+    figure = Figure(figsize=(width, height), layout="constrained")
     axes = figure.add_subplot()
-    image = axes.imshow(values.numpy(), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
-    figure.colorbar(image, ax=axes, label=colorbar)
-    axes.set_title(title)
+    cmap = "RdBu_r" if signed else "viridis"
+    image = axes.imshow(
+        values, cmap=cmap, vmin=low, vmax=high, aspect="equal" if square else "auto", interpolation="nearest"
+    )
+    figure.colorbar(image, ax=axes, label=colorbar, shrink=0.85)
+    axes.set_title(wrapped(title), fontsize=11)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
-    if col_labels is not None:
-        axes.set_xticks(
-            range(cols),
-            list(col_labels),
-            rotation=45 if max(map(len, col_labels)) > 3 else 0,
-            ha="right" if max(map(len, col_labels)) > 3 else "center",
-        )
-    if row_labels is not None and rows <= 40:
-        axes.set_yticks(range(rows), list(row_labels))
-    if annotate if annotate is not None else rows * cols <= 144:
-        for (row, col), value in zip(
-            torch.cartesian_prod(torch.arange(rows), torch.arange(cols)).tolist(), values.flatten().tolist()
-        ):
-            red, green, blue, _ = image.cmap(image.norm(value))
-            dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # text readable on the cell's own colour
-            axes.text(
-                col, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if dark else "black"
-            )
+    _label_axis(axes.set_xticks, cols, col_labels, rotate=True)
+    _label_axis(axes.set_yticks, rows, row_labels, rotate=False)
+    if annotate if annotate is not None else rows <= 12 and cols <= 12:
+        size = 9 if max(rows, cols) <= 6 else 7.5
+        for (row, col), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                red, green, blue, _ = image.cmap(image.norm(value))
+                dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # text readable on the cell's own colour
+                colour = "white" if dark else "black"
+                axes.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=size, color=colour)
     return figure
 
 
-def image_panel(images: torch.Tensor, titles: Sequence[str], title: str, columns: int = 10) -> Figure:
-    """Greyscale images (pixels in [0, 1]) side by side, each with its own caption."""
-    count = len(images)
-    rows = -(-count // columns)
-    figure = Figure(figsize=(1.3 * min(count, columns), 1.5 * rows + 0.4), layout="constrained")
-    figure.suptitle(title)
-    for position, (image, caption) in enumerate(zip(images.detach().float().cpu(), titles)):
-        axes = figure.add_subplot(rows, min(count, columns), position + 1)
-        axes.imshow(image.reshape(-1, image.shape[-1]).numpy(), cmap="gray", vmin=0, vmax=1)
-        axes.set_title(caption, fontsize=8)
-        axes.axis("off")
-    return figure
+def _label_axis(set_ticks, count: int, labels: Sequence[str] | None, rotate: bool) -> None:
+    """Every label when there are few; otherwise about 12 of them, at their real positions."""
+    if labels is None:
+        return
+    labels = list(labels)
+    positions = list(range(count)) if count <= 30 else np.linspace(0, count - 1, 12).round().astype(int).tolist()
+    long = rotate and max(len(label) for label in labels) > 3
+    set_ticks(positions, [labels[i] for i in positions], rotation=40 if long else 0, ha="right" if long else "center")
+
+
+def cluster_order(correlation: torch.Tensor) -> torch.Tensor:
+    """Units ordered so that correlated ones sit together (average linkage on 1 − |r|)."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    if len(correlation) < 3:
+        return torch.arange(len(correlation))
+    distance = (1 - correlation.abs().double()).clamp_min(0).cpu().numpy()
+    np.fill_diagonal(distance, 0)
+    distance = (distance + distance.T) / 2
+    return torch.as_tensor(leaves_list(linkage(squareform(distance, checks=False), "average")))
+
+
+def correlation_map(correlation: torch.Tensor, layer: str) -> Figure:
+    """The units' correlation matrix, square, units ordered by clustering and labelled with their ids."""
+    order = cluster_order(correlation)
+    ids = [str(unit) for unit in order.tolist()]
+    return heatmap(
+        correlation[order][:, order],
+        f"Correlation between the units of {layer} (ordered by clustering)",
+        ids,
+        ids,
+        "unit",
+        "unit",
+        signed=True,
+        colorbar="Pearson r",
+        annotate=False,
+        square=True,
+        limits=(-1.0, 1.0),
+    )
+
+
+def class_profile_map(profile: torch.Tensor, names: Sequence[str], layer: str) -> Figure:
+    """Mean activation per class, units grouped by the class they prefer, labelled with their ids."""
+    order = by_preferred_class(profile)
+    return heatmap(
+        profile[order],
+        f"Mean activation per class, {layer} (units grouped by preferred class)",
+        [str(unit) for unit in order.tolist()],
+        names,
+        "class",
+        "unit",
+        colorbar="mean activation",
+        annotate=False,
+    )
 
 
 def by_preferred_class(profile: torch.Tensor) -> torch.Tensor:
@@ -97,3 +165,130 @@ def by_preferred_class(profile: torch.Tensor) -> torch.Tensor:
     values = profile.nan_to_num(-torch.inf)
     strongest_first = torch.argsort(values.max(1).values, descending=True, stable=True)
     return strongest_first[torch.argsort(values.argmax(1)[strongest_first], stable=True)]
+
+
+def image_panel(images: torch.Tensor, titles: Sequence[str], title: str, columns: int = 10) -> Figure:
+    """Greyscale images (pixels in [0, 1]) side by side, each with its own caption."""
+    count = len(images)
+    rows = -(-count // columns)
+    figure = Figure(figsize=(max(MIN_WIDTH, 1.3 * min(count, columns)), 1.6 * rows + 0.6), layout="constrained")
+    figure.suptitle(wrapped(title, 80), fontsize=11)
+    for position, (image, caption) in enumerate(zip(images.detach().float().cpu(), titles)):
+        axes = figure.add_subplot(rows, min(count, columns), position + 1)
+        axes.imshow(image.reshape(-1, image.shape[-1]).numpy(), cmap="gray", vmin=0, vmax=1)
+        axes.set_title(caption, fontsize=9)
+        axes.axis("off")
+    return figure
+
+
+def unit_gallery(generated: torch.Tensor, examples: torch.Tensor, captions: Sequence[str], title: str) -> Figure:
+    """Per unit, a row: the input that maximizes it (framed), then the real samples that activate it most.
+
+    ``generated`` is ``(U, *image)``, ``examples`` ``(U, E, *image)``, pixels in [0, 1]. The tiles
+    are laid out as one mosaic image in one axes (dozens of small axes take seconds to lay out).
+    """
+    units, shown = len(generated), examples.shape[1]
+    tiles = torch.cat([generated.unsqueeze(1), examples], 1).detach().float().cpu()  # (U, 1 + E, *image)
+    height, width = tiles.shape[-2:]
+    gap = 2
+    mosaic = np.ones((units * (height + gap), (shown + 1) * (width + gap) + 3 * gap))
+    for row in range(units):
+        for column in range(shown + 1):
+            left = column * (width + gap) + (3 * gap if column else 0)  # a wider gap after the framed tile
+            top = row * (height + gap)
+            mosaic[top : top + height, left : left + width] = tiles[row, column].reshape(height, width).numpy()
+    figure = Figure(figsize=(max(MIN_WIDTH, 1.1 * (shown + 1) + 2.2), 1.05 * units + 0.9))
+    axes = figure.add_axes((0.3, 0.02, 0.68, 0.86 - 0.1 / max(units, 1)))
+    axes.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes.axis("off")
+    for row, caption in enumerate(captions):
+        top = row * (height + gap)
+        axes.add_patch(Rectangle((-0.5, top - 0.5), width, height, fill=False, edgecolor="tab:red", linewidth=2))
+        axes.text(-width * 0.25, top + height / 2, caption, ha="right", va="center", fontsize=8)
+    axes.set_title("maximizing input │ the analysed samples that activate the unit most", fontsize=9)
+    figure.suptitle(wrapped(title, 80), fontsize=10)
+    return figure
+
+
+def pca_and_compression(
+    explained: torch.Tensor, ks: Sequence[int], scores: Sequence[float], full: float, tolerance: float,
+    smallest_k: int, metric: str, layer: str,
+) -> Figure:  # fmt: skip
+    """Two panels: the cumulative share of variance of the top-k components, and the metric at each k."""
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    spectrum, curve = figure.subplots(1, 2)
+    k = np.arange(1, len(explained) + 1)
+    spectrum.plot(k, explained.detach().cpu().numpy(), color="tab:blue")
+    for share, style in ((0.9, "--"), (0.99, ":")):
+        reached = int(np.searchsorted(explained.detach().cpu().numpy(), share - 1e-6)) + 1
+        spectrum.axvline(reached, color="grey", linestyle=style, label=f"{share:.0%} at k = {reached}")
+    spectrum.set_xscale("log")
+    spectrum.set_xlabel("principal components k")
+    spectrum.set_ylabel("share of variance (cumulative)")
+    spectrum.set_title(f"PCA spectrum, {layer}", fontsize=11)
+    spectrum.legend(fontsize=9)
+    spectrum.grid(alpha=0.3)
+    curve.plot(ks, scores, marker="o", color="tab:green", label=f"{metric} with the layer projected on k")
+    curve.axhline(full, color="black", linewidth=1, label=f"full network {full:.4f}")
+    curve.axhspan(full - tolerance, full, color="tab:green", alpha=0.12, label=f"within {tolerance:g}")
+    curve.axvline(smallest_k, color="tab:red", linestyle="--", label=f"smallest k = {smallest_k}")
+    curve.set_xscale("log", base=2)
+    curve.set_xlabel("components kept k")
+    curve.set_ylabel(metric)
+    curve.set_title(f"Compression check, {layer}", fontsize=11)
+    curve.legend(fontsize=8, loc="lower right")
+    curve.grid(alpha=0.3)
+    return figure
+
+
+def roles_chart(roles: dict, threshold: float) -> Figure:
+    """Neuron roles as stacked bars per layer, beside each layer's distribution of largest shares."""
+    figure = Figure(figsize=(10.5, 4.2), layout="constrained")
+    bars, histogram = figure.subplots(1, 2)
+    layers = list(roles)
+    bottom = np.zeros(len(layers))
+    for role, colour in (("mono", "tab:green"), ("shared", "tab:blue"), ("dead", "tab:grey")):
+        heights = np.array([getattr(roles[layer], f"{role}_fraction") for layer in layers])
+        bars.bar(layers, heights, bottom=bottom, color=colour, label=role)
+        bottom += heights
+    bars.set_ylabel("share of the layer's neurons")
+    bars.set_ylim(0, 1)
+    bars.set_title(f"Neuron roles (mono-functional: one output ≥ {threshold:.0%})", fontsize=11)
+    bars.legend(fontsize=9)
+    bars.tick_params(axis="x", rotation=30 if len(layers) > 3 else 0)
+    for layer in layers:
+        shares = roles[layer].largest_share.detach().cpu().numpy()
+        if shares.size:
+            histogram.hist(shares, bins=20, range=(0, 1), histtype="step", linewidth=1.5, label=layer)
+    histogram.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")
+    histogram.set_xlabel("largest share of a neuron's attribution (one output)")
+    histogram.set_ylabel("live neurons")
+    histogram.set_title("How specialized are the neurons?", fontsize=11)
+    histogram.legend(fontsize=8)
+    return figure
+
+
+def over_epochs(series: dict[str, dict[str, list[float]]], epochs: Sequence[int], title: str) -> Figure:
+    """Panels of numbers at every analysed epoch, with markers and no smoothing (−1: the initialized network).
+
+    ``series`` maps a panel's title to its lines. With more than 8 lines a panel shows their
+    mean and their range instead.
+    """
+    panels = len(series)
+    figure = Figure(figsize=(max(MIN_WIDTH, 4.2 * panels), 4), layout="constrained")
+    figure.suptitle(wrapped(title, 100), fontsize=11)
+    for axes, (panel, lines) in zip(np.atleast_1d(figure.subplots(1, panels)), series.items()):
+        if len(lines) > 8:
+            values = np.array(list(lines.values()), dtype=float)
+            axes.plot(epochs, np.nanmean(values, 0), marker="o", label=f"mean of {len(lines)} pairs")
+            axes.fill_between(epochs, np.nanmin(values, 0), np.nanmax(values, 0), alpha=0.2, label="range")
+        else:
+            for index, (name, values) in enumerate(lines.items()):
+                axes.plot(epochs, values, marker=MARKERS[index % len(MARKERS)], label=name)
+        axes.axhline(0, color="grey", linewidth=0.8)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlabel("epoch (−1: before training)")
+        axes.set_title(panel, fontsize=10)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+    return figure

@@ -7,6 +7,7 @@ PNG files, and the run's loggers for scalars, images, text and histograms.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,16 @@ from zoo.io import write_json
 class AnalysisWriter:
     """Writes one analysis of one run: ``<run dir>/analysis/<name>/`` and the run's loggers.
 
-    Under ``fast_dev_run`` (a check that everything runs) it writes no file, as Lightning
-    writes no checkpoint or log then. For one member of a population, files go to
+    Every figure goes to TensorBoard and, as ``<tag>_epoch_<label>.png``, to the folder; the
+    result as ``epoch_<label>.json`` (label ``007``, or ``init`` before training). Under
+    ``fast_dev_run`` (a check that everything runs) it writes no file, as Lightning writes no
+    checkpoint or log then. For one member of a population, files go to
     ``analysis/<name>/member_<i>/``; only member 0 draws its figures (PNG, and TensorBoard under
     ``<name>/member_000/``), and scalars are left to the population's summary.
     """
 
-    def __init__(self, trainer: pl.Trainer, name: str, member: int | None = None) -> None:
-        self.trainer, self.name, self.member = trainer, name, member
+    def __init__(self, trainer: pl.Trainer, name: str, label: str = "000", member: int | None = None) -> None:
+        self.trainer, self.name, self.label, self.member = trainer, name, label, member
         run_dir = None if trainer.fast_dev_run else trainer.log_dir or trainer.default_root_dir
         self.folder = Path(run_dir) / "analysis" / name if run_dir else None
         if self.folder is not None and member is not None:
@@ -45,16 +48,16 @@ class AnalysisWriter:
         for logger in self.trainer.loggers:
             logger.log_metrics({f"{self.name}/{key}": value for key, value in values.items()}, step=self.step)
 
-    def figure(self, tag: str, figure: Figure, png: str | None = None) -> None:
-        """Log a figure as a TensorBoard image and, given a file name, save it as PNG too."""
-        png = png if self.folder is not None and self.member in (None, 0) else None  # one member's figures
-        if self.tensorboard is None and png is None:
+    def figure(self, tag: str, figure: Figure) -> None:
+        """Log a figure as a TensorBoard image and save it as PNG beside the JSON (one member's only)."""
+        png = self.folder is not None and self.member in (None, 0)
+        if self.tensorboard is None and not png:
             return  # nowhere to put it: skip the drawing, the costly part
         image = render(figure)
         if self.tensorboard is not None:
             self.tensorboard.add_image(f"{self.prefix}/{tag}", image[..., :3], global_step=self.step, dataformats="HWC")
-        if png is not None:
-            save_png(self.folder / png, image)
+        if png:
+            save_png(self.folder / f"{tag.replace('/', '_')}_epoch_{self.label}.png", image)
 
     def text(self, tag: str, text: str) -> None:
         if self.tensorboard is not None:
@@ -65,8 +68,16 @@ class AnalysisWriter:
             values = values.detach().flatten().cpu()
             self.tensorboard.add_histogram(f"{self.prefix}/{tag}", values, global_step=self.step)
 
-    def json(self, filename: str, data: Any) -> Path | None:
-        return write_json(self.folder / filename, data) if self.folder is not None else None
+    def json(self, data: Any) -> Path | None:
+        """The result as ``epoch_<label>.json``; returns its path (None under fast_dev_run)."""
+        return write_json(self.folder / f"epoch_{self.label}.json", data) if self.folder is not None else None
+
+    def earlier_results(self) -> list[dict]:
+        """The results this analysis wrote at earlier epochs of the run (a resumed run's too), by epoch."""
+        if self.folder is None:
+            return []
+        results = [json.loads(path.read_text()) for path in self.folder.glob("epoch_*.json")]
+        return sorted(results, key=lambda result: result["epoch"])
 
     def log_error(self, text: str) -> Path | None:
         """Append a failure's account to ``errors.log`` in the analysis folder (not atomic: a log)."""

@@ -121,6 +121,9 @@ class ActivationAnalysisResult:
     activations: dict[str, torch.Tensor] = field(metadata={"json": False})  # layer -> (N, H), the samples'
     maximization: dict[str, torch.Tensor] = field(metadata={"json": False})  # layer -> (U, *input_shape) in [0, 1]
     maximized_units: dict[str, list[int]] = field(default_factory=dict)  # the unit (or class) of each image
+    maximized_values: dict[str, list[float]] = field(default_factory=dict)  # what each unit reaches on its image
+    top_samples: dict[str, list[list[int]]] = field(default_factory=dict)  # per image: the analysed samples that
+    # activate its unit (or class logit) most, best first, indices into the analysed inputs
 
     def summary(self) -> dict[str, float]:
         """The scalar numbers, flat: for TensorBoard scalars and the rows of a study."""
@@ -202,14 +205,41 @@ def activation_analysis(
             results[layer].report = unit_report(
                 layer, results[layer], names, thresholds, described, bool(profile is not None and values.min() < 0)
             )
-    maximization, units = {}, {}
+    maximization, units, reached, top = {}, {}, {}, {}
     if maximize and prior is not None and len(model.input_shape) >= 2:
         maximization, units = _maximize_layers(
             model, results, activations, inputs, targets, maximize, prior, input_range
         )
+        reached, top = _what_maximizes(model, maximization, units, activations, inputs, input_range)
+    absent_names = [names[k] for k in absent]
     return ActivationAnalysisResult(
-        names, len(inputs), data, [names[k] for k in absent], thresholds, results, activations, maximization, units
+        names, len(inputs), data, absent_names, thresholds, results, activations, maximization, units, reached, top
     )
+
+
+def _what_maximizes(
+    model: Analysable,
+    maximization: dict[str, torch.Tensor],
+    units: dict[str, list[int]],
+    activations: dict[str, torch.Tensor],
+    inputs: torch.Tensor,
+    input_range: tuple[float | torch.Tensor, float | torch.Tensor],
+    examples: int = 5,
+) -> tuple[dict[str, list[float]], dict[str, list[list[int]]]]:
+    """Each maximized unit's value on its image, and the analysed samples that drive it hardest."""
+    device = inputs.device
+    low, high = (torch.as_tensor(bound, device=device) for bound in input_range)
+    reached, top = {}, {}
+    with model.analysis_mode(), torch.no_grad():
+        logits = torch.cat([model(chunk) for chunk in inputs.split(4096)])
+        for layer, images in maximization.items():
+            chosen = torch.as_tensor(units[layer], device=device)
+            outputs, hidden = model.forward_with_hidden(low + images.to(device) * (high - low))
+            values = outputs if layer == OUTPUT else hidden[layer]
+            reached[layer] = values[torch.arange(len(chosen), device=device), chosen].tolist()
+            responses = (logits if layer == OUTPUT else activations[layer])[:, chosen]  # (N, U)
+            top[layer] = responses.topk(min(examples, len(inputs)), dim=0).indices.t().tolist()
+    return reached, top
 
 
 def _maximize_layers(

@@ -9,8 +9,8 @@ import pytorch_lightning as pl
 import torch
 
 from zoo.analysis.activations import OUTPUT, ActivationAnalysisResult, ImagePrior, activation_analysis
-from zoo.callbacks.schedule import AnalysisCallback, epoch_label
-from zoo.figures import by_preferred_class, heatmap, image_panel
+from zoo.callbacks.schedule import AnalysisCallback
+from zoo.figures import class_profile_map, correlation_map, pca_and_compression, unit_gallery
 from zoo.io import to_jsonable
 from zoo.writer import AnalysisWriter
 
@@ -61,7 +61,7 @@ class ActivationAnalysis(AnalysisCallback):
         inputs: torch.Tensor,
         targets: torch.Tensor,
     ) -> ActivationAnalysisResult:
-        low, high = datamodule.input_range
+        low, high = self.input_range = datamodule.input_range
         if self.maximize and self.prior is None and len(pl_module.input_shape) >= 2:
             # once per run, on 10,000 training images (the split is shuffled): plenty for 60 components
             images = datamodule.split("train")[0][:PRIOR_IMAGES]
@@ -71,42 +71,50 @@ class ActivationAnalysis(AnalysisCallback):
             pl_module, inputs, targets, names, self.layers, self.maximize, self.prior, (low, high), data=self.split
         )
 
-    def write(self, result: ActivationAnalysisResult, writer: AnalysisWriter, epoch: int) -> Path | None:
-        names, label = result.output_names, epoch_label(epoch)
+    def write(
+        self, result: ActivationAnalysisResult, writer: AnalysisWriter, epoch: int, inputs: torch.Tensor
+    ) -> Path | None:
+        names = result.output_names
         writer.scalars(result.summary())
         for layer, stats in result.layers.items():
             writer.histogram(f"histogram/{layer}", result.activations[layer])
-            correlation = heatmap(
-                stats.correlation,
-                f"Correlation between units, {layer}",
-                xlabel="unit",
-                ylabel="unit",
-                vmin=-1,
-                vmax=1,
-                cmap="RdBu_r",
-                colorbar="r",
-            )
-            writer.figure(f"correlation/{layer}", correlation)
+            writer.figure(f"correlation/{layer}", correlation_map(stats.correlation, layer))
             if stats.class_profile is not None:
-                order = by_preferred_class(stats.class_profile)
-                profile = heatmap(
-                    stats.class_profile[order],
-                    f"Mean activation per class, {layer} (units sorted by class)",
-                    None,
-                    names,
-                    "class",
-                    "unit",
-                    cmap="magma",
-                    colorbar="mean activation",
-                )
-                writer.figure(f"class_profile/{layer}", profile)
+                writer.figure(f"class_profile/{layer}", class_profile_map(stats.class_profile, names, layer))
+            compressed = stats.compression
+            spectrum = pca_and_compression(
+                stats.explained_variance, compressed.k, compressed.score, compressed.full, compressed.tolerance,
+                compressed.smallest_k, compressed.metric, layer,
+            )  # fmt: skip
+            writer.figure(f"compression/{layer}", spectrum)
             writer.text(f"report/{layer}", stats.report.replace("\n", "  \n"))  # markdown line breaks
-        for layer, images in result.maximization.items():
-            units = result.maximized_units[layer]
-            if layer == OUTPUT:
-                titles, caption = [names[k] for k in units], "Inputs that maximize each class logit"
-            else:
-                titles, caption = [f"unit {unit}" for unit in units], f"Inputs that maximize units of {layer}"
-            png = f"maximization_{layer.replace('/', '_')}_epoch_{label}.png"
-            writer.figure(f"maximization/{layer}", image_panel(images, titles, caption), png=png)
-        return writer.json(f"epoch_{label}.json", {"epoch": epoch, **to_jsonable(result)})
+        if result.maximization:
+            low, high = self.input_range
+            pixels = ((inputs - low.to(inputs.device)) / (high - low).to(inputs.device)).clamp(0, 1)
+            for layer, images in result.maximization.items():
+                examples = pixels[torch.as_tensor(result.top_samples[layer], device=inputs.device)]
+                captions = _captions(result, layer)
+                what = "each class logit" if layer == OUTPUT else f"units of {layer}"
+                title = f"Inputs that maximize {what} (red frame), beside the analysed samples that drive it hardest"
+                writer.figure(f"maximization/{layer}", unit_gallery(images, examples, captions, title))
+        return writer.json({"epoch": epoch, **to_jsonable(result)})
+
+
+def _captions(result: ActivationAnalysisResult, layer: str) -> list[str]:
+    """What each maximized unit is: its preferred classes with their shares, selectivity, the value reached."""
+    names, captions = result.output_names, []
+    for unit, value in zip(result.maximized_units[layer], result.maximized_values[layer]):
+        if layer == OUTPUT:
+            captions.append(f"class {names[unit]}\nlogit {value:.1f}")
+            continue
+        stats = result.layers[layer]
+        text = f"unit {unit}\nact. {value:.2f}"
+        if stats.class_profile is not None:
+            profile = stats.class_profile[unit].nan_to_num(0).clamp_min(0)
+            share = profile / profile.sum().clamp_min(1e-12)
+            top = share.argsort(descending=True)[:2].tolist()
+            text += "\n" + ", ".join(f"{names[k]} {share[k]:.0%}" for k in top if share[k] >= 0.15)
+            if stats.selectivity is not None:
+                text += f"\nsel. {stats.selectivity[unit]:.2f}"
+        captions.append(text)
+    return captions

@@ -89,7 +89,7 @@ class AnalysisCallback(pl.Callback):
         if not hasattr(datamodule, "split"):
             raise self.error(f"needs zoo's ZooDataModule (it reads whole splits); got {type(datamodule).__name__}")
         inputs, targets = (t[: self.max_samples] for t in datamodule.split(self.split))
-        writer = AnalysisWriter(trainer, self.name)
+        writer = AnalysisWriter(trainer, self.name, epoch_label(epoch))
         when = "before training" if epoch == BEFORE_TRAINING else f"@ epoch {epoch}"
         members = f" of each of {pl_module.size} members" if isinstance(pl_module, Population) else ""
         rank_zero_info(f"{type(self).__name__} {when} on {len(inputs):,} {self.split} samples{members} ...")
@@ -98,7 +98,7 @@ class AnalysisCallback(pl.Callback):
             if isinstance(pl_module, Population):
                 written = self._run_members(pl_module, datamodule, inputs, targets, trainer, epoch)
             else:
-                written = self.write(self.analyse(pl_module, datamodule, inputs, targets), writer, epoch)
+                written = self.write(self.analyse(pl_module, datamodule, inputs, targets), writer, epoch, inputs)
         except Exception as error:  # an analysis must not end the run nor cost it a checkpoint
             log = writer.log_error(f"{when}: {traceback.format_exc()}")
             where = f"; traceback in {log}" if log and not isinstance(error, ZooError) else ""
@@ -122,13 +122,14 @@ class AnalysisCallback(pl.Callback):
         summaries = []
         for index, member in enumerate(population.members()):
             result = self.analyse(member, datamodule, inputs, targets)
-            written = self.write(result, AnalysisWriter(trainer, self.name, member=index), epoch)
+            writer = AnalysisWriter(trainer, self.name, epoch_label(epoch), member=index)
+            written = self.write(result, writer, epoch, inputs)
             summaries.append(result.summary())
         spread = {}
         for key in summaries[0]:
             values = torch.tensor([summary[key] for summary in summaries], dtype=torch.float64)
             spread.update({key: values.nanmean().item(), f"{key}/std": values.std().item() if len(values) > 1 else 0.0})
-        AnalysisWriter(trainer, self.name).scalars(spread)
+        AnalysisWriter(trainer, self.name, epoch_label(epoch)).scalars(spread)
         return Path(written).parent.parent if written is not None else None
 
     def error(self, message: str) -> ZooError:
@@ -144,6 +145,6 @@ class AnalysisCallback(pl.Callback):
     ) -> Any:
         raise NotImplementedError
 
-    def write(self, result: Any, writer: AnalysisWriter, epoch: int) -> Any:
-        """Log ``result`` and write its files (named with ``epoch_label(epoch)``); return the JSON's path."""
+    def write(self, result: Any, writer: AnalysisWriter, epoch: int, inputs: torch.Tensor) -> Any:
+        """Log ``result`` (on ``inputs``) and write its files through ``writer``; return the JSON's path."""
         raise NotImplementedError
