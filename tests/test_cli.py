@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,7 +96,16 @@ def test_test_and_predict_from_a_checkpoint(run_dir):
         expected = (model(inputs).argmax(1) == targets).float().mean().item()
     assert tested.trainer.callback_metrics["test/acc"].item() == pytest.approx(expected)  # the best weights, tested
     predicted = main(["predict", "--config", str(CONFIGS / "iris.yaml"), "--ckpt_path", best, *QUIET])
-    assert predicted.trainer.state.finished
+    folder = Path(predicted.trainer.log_dir)
+    assert folder.resolve() == run_dir / "lightning_logs" / "iris" / "version_0" / "predict" / "version_0"
+    with open(folder / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    with torch.no_grad():
+        probabilities = model(inputs).softmax(1)
+    assert [int(row["target"]) for row in rows] == targets.tolist()
+    assert [int(row["predicted"]) for row in rows] == probabilities.argmax(1).tolist()
+    assert float(rows[0]["probability"]) == pytest.approx(probabilities[0].max().item(), abs=1e-5)
+    assert torch.allclose(torch.load(folder / "predictions.pt")["outputs"], model(inputs).detach(), atol=1e-5)
 
 
 def test_regression_checkpoints_on_validation_loss(run_dir):
@@ -265,3 +277,48 @@ def test_last_checkpoint_follows_every_epoch_even_without_a_new_best(run_dir):
     assert torch.load(folder / "best.ckpt", weights_only=True)["epoch"] == 0  # val/acc never improved
     last = torch.load(folder / "last.ckpt", weights_only=True)
     assert (last["epoch"], last["global_step"]) == (2, cli.trainer.global_step)
+
+
+def test_what_a_run_prints(run_dir, capsys):
+    """Its layers first, one line per analysis, and where everything went at the end; no Lightning noise."""
+    iris = ["--config", str(CONFIGS / "iris.yaml"), "--trainer.max_epochs", "2"]
+    logged: list[str] = []  # Lightning's log handler holds the stderr of the session's start: listen to it directly
+    listener = logging.Handler()
+    listener.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger("pytorch_lightning").addHandler(listener)
+    try:
+        main(["fit", *iris, "--trainer.enable_progress_bar", "false"])
+    finally:
+        logging.getLogger("pytorch_lightning").removeHandler(listener)
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err + "\n".join(logged)
+    run = Path("lightning_logs") / "iris" / "version_0"
+    assert "probes: fc1 (16), fc2 (16)" in err and "MetricCollection" not in err  # zoo's summary, not Lightning's
+    assert "TaskSeparation before training on 96 train samples ..." in err
+    assert (
+        "ActivationAnalysis @ epoch 1 took" in err
+        and f"wrote {run / 'analysis' / 'activations' / 'epoch_001.json'}" in err
+    )
+    assert "Done: 2 epochs in" in out and re.search(r"best val/acc  0\.\d{4} at epoch [01]", out)
+    assert f"checkpoints     {run / 'checkpoints' / 'best.ckpt'}, {run / 'checkpoints' / 'last.ckpt'}" in out
+    assert f"run folder      {run}" in out and f"watch it        tensorboard --logdir {run.parent}" in out
+    assert f"analysis        {run / 'analysis' / 'task_separation'}  (2 results, last epoch_001.json)" in out
+    for noise in ("💡 Tip", "LeafSpec", "dirpath has changed", "configure_optimizers` will be overridden"):
+        assert noise not in out + err, noise
+    events = EventAccumulator(str(run_dir / run))
+    events.Reload()
+    layout = events.Tensors("custom_scalars__config__")  # TensorBoard's CUSTOM SCALARS: training first
+    assert b"1 training" in layout[0].tensor_proto.string_val[0]
+
+
+def test_help_says_what_zoo_is(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "train and compare small architectures" in out and "models:    ColumNet, FCNet, Population, SparseNet" in out
+    assert (
+        "datasets:  mnist, fashion_mnist, iris, multimult" in out
+        and "python -m zoo fit --config configs/fc.yaml" in out
+    )
+    assert "writes predictions.csv and .pt to its folder." in " ".join(out.split())  # whole sentences

@@ -50,7 +50,12 @@ CASES = [
         "config", "unknown flag", (*IRIS, "--trainer.max_epochz", "3"), "unrecognized arguments: --trainer.max_epochz 3"
     ),
     Case("config", "wrong type", (*IRIS, "--trainer.max_epochs", "many"), 'Parser key "trainer.max_epochs"'),
-    Case("config", "unknown model", (*IRIS, "--model", "ResNet"), "Accepted models: ColumNet, FCNet, SparseNet"),
+    Case(
+        "config",
+        "unknown model",
+        (*IRIS, "--model", "ResNet"),
+        "Accepted models: ColumNet, FCNet, Population, SparseNet",
+    ),
     Case(
         "config",
         "unknown dataset",

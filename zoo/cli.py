@@ -16,17 +16,19 @@ import logging
 import math
 import sys
 import warnings
+from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
-from jsonargparse import Namespace
+from jsonargparse import DefaultHelpFormatter, Namespace
 from pytorch_lightning import Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar, TQDMProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 import zoo.callbacks  # noqa: F401  (lets --trainer.callbacks name zoo's callbacks, e.g. TaskSeparation)
 from zoo.checkpoints import check_checkpoint, read_checkpoint
+from zoo.console import DashboardLayout, LayerSummary, PredictionWriter, RunSummary
 from zoo.data import ZooDataModule, get_dataset
 from zoo.errors import ZooError, exit_on_failure
 from zoo.models import ZooModule, list_models
@@ -140,6 +142,13 @@ class ZooCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         return self.config[subcommand] if subcommand else self.config
 
+    def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
+        """Lightning's parsers, with one whole sentence per subcommand in ``--help`` (its own are cut short)."""
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+        if add_subcommands:  # argparse keeps the listed help of each subcommand in its choices actions
+            for action in self.parser._subcommands_action._choices_actions:
+                action.help = SUBCOMMANDS.get(action.dest, action.help)
+
     def before_fit(self) -> None:
         if self.checkpoint_to_fit is not None:
             _check_resume(self.checkpoint_to_fit, self.checkpoint_path, self.run_config)
@@ -188,11 +197,20 @@ class ZooCLI(LightningCLI):
         if trainer.get("enable_checkpointing") is not False and not trainer.get("fast_dev_run"):
             callbacks += checkpoints(config["checkpoint"])
         if trainer.get("enable_progress_bar") is not False and not any(isinstance(c, ProgressBar) for c in callbacks):
-            callbacks.append(TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS))
-        callbacks.append(RunStarted())
+            # first, so that its epoch-end hooks run before the analyses: their time stays out of its it/s
+            callbacks.insert(0, TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS))
+        if trainer.get("enable_model_summary") is not False and not any(isinstance(c, ModelSummary) for c in callbacks):
+            callbacks.append(LayerSummary())
         task = get_dataset(config["data"].hparams.dataset).task
-        record = HParamsRecord(flat_hyperparameters(self.run_config), monitor_for(task).of("val"), metric_names(task))
-        callbacks.append(record)
+        monitor = monitor_for(task)
+        hparams = flat_hyperparameters(self.run_config)
+        callbacks += [
+            RunStarted(),
+            HParamsRecord(hparams, monitor.of("val"), metric_names(task)),
+            RunSummary(monitor.of("val"), monitor.mode),
+            PredictionWriter(),
+            DashboardLayout(metric_names(task)),
+        ]
         return super().instantiate_trainer(**{**kwargs, "callbacks": callbacks})
 
 
@@ -210,13 +228,43 @@ def checkpoints(best: ModelCheckpoint) -> list[ModelCheckpoint]:
     return [best, last]
 
 
+SUBCOMMANDS = {
+    "fit": "Train a model, validating it after every epoch; resume one with --ckpt_path last.",
+    "validate": "Evaluate a model or a checkpoint on the validation split.",
+    "test": "Evaluate a model or a checkpoint on the test split (--ckpt_path best: the newest run's best).",
+    "predict": "Predict the test split with a model or a checkpoint; writes predictions.csv and .pt to its folder.",
+}
+
+
+def _description() -> str:
+    from zoo.data import DATASETS
+
+    return (
+        "zoo: train and compare small architectures on MNIST-like data from one YAML file, watch them in\n"
+        "TensorBoard, and look inside them (task separation, activations). Lightning's CLI: every subcommand\n"
+        "and flag of a Lightning Trainer works.\n\n"
+        f"models:    {', '.join(list_models())}\n"
+        f"datasets:  {', '.join(DATASETS)}\n\n"
+        "examples:\n"
+        "  python -m zoo fit --config configs/fc.yaml\n"
+        "  python -m zoo fit --model FCNet --model.hidden '[256, 128]' --data.dataset fashion_mnist\n"
+        "  python -m zoo test --config configs/fc.yaml --ckpt_path best\n"
+        "  python -m zoo fit --config configs/multimult.yaml --population 100"
+    )
+
+
+class ZooHelpFormatter(RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help, keeping the line breaks of zoo's description."""
+
+
 def _parser_defaults(run: bool) -> dict[str, Any]:
     """zoo's defaults file for the parser of each subcommand (or for the one parser without them)."""
     defaults = {"default_config_files": [str(DEFAULTS)]}
     name = "python -m zoo" if sys.argv[0].endswith("__main__.py") else "zoo"
+    main = {"prog": name, "description": _description(), "formatter_class": ZooHelpFormatter}
     if not run:
-        return {**defaults, "prog": name}
-    return {"prog": name, **{subcommand: defaults for subcommand in LightningCLI.subcommands()}}
+        return {**defaults, **main}
+    return {**main, **{command: {**defaults, "description": text} for command, text in SUBCOMMANDS.items()}}
 
 
 def main(args: ArgsType = None, run: bool = True) -> ZooCLI:
@@ -246,8 +294,10 @@ def main(args: ArgsType = None, run: bool = True) -> ZooCLI:
 
 
 class _DropTips(logging.Filter):
+    NOISE = ("💡 Tip", "Trainer already configured with model summary callbacks")
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip")
+        return not str(record.msg).startswith(self.NOISE)
 
 
 def quiet_lightning(level: int | None = None) -> None:
@@ -268,6 +318,7 @@ def quiet_lightning(level: int | None = None) -> None:
         r".*does not have many workers.*",
         r".*The dirpath has changed.*",
         r".*LightningCLI's args parameter is intended.*",
+        r".*Couldn't infer the batch indices fetched from your dataloader.*",  # predict's writer needs none
     ):
         warnings.filterwarnings("ignore", message=message)
 

@@ -29,6 +29,17 @@ from zoo.task import TASKS, Monitor, Task, monitor_for
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+def count_parameters(module: torch.nn.Module) -> dict[str, int]:
+    """Parameters ``module`` stores, and those that really exist (sparse layers learn fewer than they store)."""
+    nonzero = 0
+    for part in module.modules():
+        if isinstance(part, SparseLayer):
+            nonzero += part.nonzero_parameters()
+        else:
+            nonzero += sum(p.numel() for p in part.parameters(recurse=False))
+    return {"stored": sum(p.numel() for p in module.parameters()), "nonzero": nonzero}
+
+
 class ZooModule(pl.LightningModule):
     """Base of every zoo architecture; not a network by itself.
 
@@ -127,13 +138,7 @@ class ZooModule(pl.LightningModule):
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters stored, and those that really exist (a masked layer stores zeros it never learns)."""
-        nonzero = 0
-        for module in self.modules():
-            if isinstance(module, SparseLayer):
-                nonzero += module.nonzero_parameters()
-            else:
-                nonzero += sum(p.numel() for p in module.parameters(recurse=False))
-        return {"stored": sum(p.numel() for p in self.parameters()), "nonzero": nonzero}
+        return count_parameters(self)
 
     def on_fit_start(self) -> None:
         counts = self.parameter_counts()

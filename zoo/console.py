@@ -1,0 +1,189 @@
+"""What a zoo run prints: its layers at the start, where everything went at the end.
+
+Lightning's own model summary lists the metric collections as layers and a FLOPs column
+of zeros; ``LayerSummary`` replaces it with the layers' stored and nonzero parameters and
+the probe points the analyses read. ``RunSummary`` ends every command with the few lines
+a researcher needs next: the best metric and its epoch, the checkpoints, the run folder,
+the analysis files, and the ``tensorboard`` command.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import BasePredictionWriter, ModelSummary
+from pytorch_lightning.utilities import rank_zero_info
+from torchmetrics import Metric, MetricCollection
+
+from zoo.io import atomic_file, write_text
+from zoo.models.base import count_parameters
+
+
+class LayerSummary(ModelSummary):
+    """The model's top-level layers with their stored and nonzero parameters, and its probe points."""
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        rows = [("layer", "type", "stored", "nonzero")]
+        for name, module in pl_module.named_children():
+            if isinstance(module, (Metric, MetricCollection)):
+                continue
+            counts = count_parameters(module)
+            rows.append((name, type(module).__name__, f"{counts['stored']:,}", f"{counts['nonzero']:,}"))
+        widths = [max(len(row[column]) for row in rows) for column in range(4)]
+        lines = [
+            "  ".join(_aligned(cell, width, column < 2) for column, (cell, width) in enumerate(zip(row, widths)))
+            for row in rows
+        ]
+        probes = getattr(pl_module, "probes", {})
+        if probes:
+            lines.append("probes: " + ", ".join(f"{name} ({probe.units})" for name, probe in probes.items()))
+        rank_zero_info("\n".join(lines))
+
+
+class RunSummary(pl.Callback):
+    """A few closing lines: best metric and epoch, checkpoints, run folder, analysis files, TensorBoard."""
+
+    def __init__(self, monitor: str, mode: str) -> None:
+        self.monitor, self.mode = monitor, mode
+        self.best: tuple[float, int] | None = None
+        self.started = time.perf_counter()
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started, self.best = time.perf_counter(), None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or value is None or not math.isfinite(float(value)):
+            return
+        value = float(value)
+        better = self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0])
+        if better and trainer.state.fn == "fit":
+            self.best = (value, trainer.current_epoch)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds = time.perf_counter() - self.started
+        lines = [f"Done: {trainer.current_epoch} epochs in {_duration(seconds)}."]
+        if self.best is not None:
+            lines.append(f"  best {self.monitor}  {self.best[0]:.4f} at epoch {self.best[1]}")
+        checkpoints = sorted({Path(path) for callback in trainer.checkpoint_callbacks for path in _paths(callback)})
+        if checkpoints:
+            lines.append("  checkpoints     " + ", ".join(str(path) for path in checkpoints))
+        self._where(trainer, lines)
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "test":
+            self._where(trainer, ["Test done."])
+
+    def _where(self, trainer: pl.Trainer, lines: list[str]) -> None:
+        if not trainer.is_global_zero:
+            return
+        if trainer.log_dir and trainer.loggers:
+            folder = Path(trainer.log_dir)
+            lines.append(f"  run folder      {folder}")
+            written = [callback.written for callback in trainer.callbacks if getattr(callback, "written", None)]
+            for files in written:
+                lines.append(
+                    f"  analysis        {Path(files[-1]).parent}  ({len(files)} results, last {Path(files[-1]).name})"
+                )
+            lines.append(f"  watch it        tensorboard --logdir {folder.parent}")
+        print("\n".join(lines), flush=True)
+
+
+def _aligned(cell: str, width: int, left: bool) -> str:
+    return cell.ljust(width) if left else cell.rjust(width)
+
+
+def _paths(callback) -> list[str]:
+    return [path for path in (callback.best_model_path, callback.last_model_path) if path and Path(path).is_file()]
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+class PredictionWriter(BasePredictionWriter):
+    """``zoo predict`` writes what it predicted into its run folder: a tensor file and a CSV, and says where.
+
+    The CSV has a row per sample of the split predicted (the test split), with its target and
+    the prediction: the class and its probability, or each output; a population has a row per
+    sample and member.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="epoch")
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        if not trainer.is_global_zero or not predictions:
+            return
+        outputs = torch.cat(predictions, dim=-2).detach().cpu()  # (N, K), or (members, N, K)
+        folder = Path(trainer.log_dir or trainer.default_root_dir)
+        targets = trainer.datamodule.split("test")[1].cpu()[: outputs.shape[-2]]
+        with atomic_file(folder / "predictions.pt") as handle:
+            torch.save({"outputs": outputs, "targets": targets}, handle)
+        members = outputs if outputs.ndim == 3 else outputs[None]
+        classification = pl_module.task == "classification"
+        header = ["sample", *(["member"] if outputs.ndim == 3 else [])]
+        if classification:
+            header += ["target", "predicted", "probability"]
+        else:
+            header += [f"target_{k}" for k in range(targets.shape[1])] + [
+                f"output_{k}" for k in range(members.shape[2])
+            ]
+        rows = []
+        for member, values in enumerate(members):
+            for sample, (output, target) in enumerate(zip(values, targets)):
+                row = [sample, *([member] if outputs.ndim == 3 else [])]
+                if classification:
+                    probabilities = output.softmax(0)
+                    row += [int(target), int(probabilities.argmax()), f"{probabilities.max():.6f}"]
+                else:
+                    row += [f"{value:.6g}" for value in (*target.tolist(), *output.tolist())]
+                rows.append(row)
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
+        write_text(folder / "predictions.csv", buffer.getvalue())
+        print(f"Predictions of {outputs.shape[-2]:,} test samples: {folder / 'predictions.csv'} and predictions.pt")
+
+
+class DashboardLayout(pl.Callback):
+    """TensorBoard's CUSTOM SCALARS tab, laid out by zoo: loss and the task's metric first, then the analyses.
+
+    Every chart overlays its series (train and val on one plot), so a curve with a single
+    point still shows as a marker next to the others.
+    """
+
+    def __init__(self, metrics: tuple[str, ...]) -> None:
+        self.metrics = metrics
+
+    def layout(self) -> dict:
+        training = {"loss (train, val)": ["Multiline", [r"^(train|val)/loss$"]]}
+        training.update(
+            {f"{metric} (train, val)": ["Multiline", [rf"^(train|val)/{metric}$"]] for metric in self.metrics}
+        )
+        separation = {
+            "gradient interference": ["Multiline", [r"^task_separation/(mean_interference|conflict_fraction)$"]],
+            "orthogonal output pairs": ["Multiline", [r"^task_separation/(signed_)?orthogonal_fraction$"]],
+            "specialization per layer": ["Multiline", [r"^task_separation/.*/specialization$"]],
+            "dead neurons per layer": ["Multiline", [r"^task_separation/.*/dead_fraction$"]],
+        }
+        activations = {
+            "dead units per layer": ["Multiline", [r"^activations/.*/dead_fraction$"]],
+            "components for 90% of variance": ["Multiline", [r"^activations/.*/components_90$"]],
+        }
+        return {"1 training": training, "2 task separation": separation, "3 activations": activations}
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
+                logger.experiment.add_custom_scalars(self.layout())
