@@ -58,16 +58,16 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     trainer, data = cli.trainer, cli.datamodule
     cli.before_fit()
     trainer.fit(cli.model, datamodule=data)
+    timer = next(callback for callback in trainer.callbacks if isinstance(callback, Timer))
+    train_seconds = timer.time_elapsed("train")  # now: loading a checkpoint below restores the Timer's offset
     best = trainer.checkpoint_callback.best_model_path
     trainer.validate(cli.model, datamodule=data, ckpt_path=best, verbose=False)
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
     trainer.test(cli.model, datamodule=data, ckpt_path=best, verbose=False)
     metrics.update({key: float(value) for key, value in trainer.callback_metrics.items()})
-    timer = next(callback for callback in trainer.callbacks if isinstance(callback, Timer))
     run_dir = Path(trainer.log_dir)
     model = cli.model
     members = list(model.members()) if isinstance(model, Population) else [model]
-    train_seconds = timer.time_elapsed("train")
     samples = trainer.global_step * data.hparams.batch_size * len(members)  # every member's samples count
     shared = {
         "trial": trial.id,
