@@ -87,7 +87,7 @@ def test_fit_writes_a_complete_run_folder(run_dir):
 
 
 def test_test_and_predict_from_a_checkpoint(run_dir):
-    fit("iris.yaml", "--trainer.max_epochs", "2")
+    fit("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", "null")
     best = str(run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "best.ckpt")
     tested = main(["test", "--config", str(CONFIGS / "iris.yaml"), "--ckpt_path", best, *QUIET])
     inputs, targets = tested.datamodule.split("test")
@@ -109,7 +109,7 @@ def test_test_and_predict_from_a_checkpoint(run_dir):
 
 
 def test_regression_checkpoints_on_validation_loss(run_dir):
-    cli = fit("multimult.yaml", "--trainer.max_epochs", "1", "--data.num_samples", "600")
+    cli = fit("multimult.yaml", "--trainer.max_epochs", "1", "--data.num_samples", "600", "--trainer.callbacks", "null")
     checkpoint = cli.trainer.checkpoint_callback
     assert (checkpoint.monitor, checkpoint.mode) == ("val/loss", "min")
     assert {"val/mse", "val/r2"} <= set(cli.trainer.callback_metrics)
@@ -137,7 +137,15 @@ def test_model_by_name_without_a_config(run_dir):
 
 
 def test_checkpointing_can_be_turned_off(run_dir):
-    cli = fit("iris.yaml", "--trainer.max_epochs", "1", "--trainer.enable_checkpointing", "false")
+    cli = fit(
+        "iris.yaml",
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.enable_checkpointing",
+        "false",
+        "--trainer.callbacks",
+        "null",
+    )
     assert cli.trainer.checkpoint_callback is None
     assert not list(run_dir.rglob("*.ckpt"))
 
@@ -316,7 +324,7 @@ def test_help_says_what_zoo_is(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert "train and compare small architectures" in out and "models:    ColumNet, FCNet, Population, SparseNet" in out
+    assert "train and compare small architectures" in out and "models:    ColumNet, FCNet, SparseNet" in out
     assert (
         "datasets:  mnist, fashion_mnist, iris, multimult" in out
         and "python -m zoo fit --config configs/fc.yaml" in out

@@ -243,7 +243,7 @@ def _description() -> str:
         "zoo: train and compare small architectures on MNIST-like data from one YAML file, watch them in\n"
         "TensorBoard, and look inside them (task separation, activations). Lightning's CLI: every subcommand\n"
         "and flag of a Lightning Trainer works.\n\n"
-        f"models:    {', '.join(list_models())}\n"
+        f"models:    {', '.join(list_models())}  (--population N: N seeds of one, as one batched model)\n"
         f"datasets:  {', '.join(DATASETS)}\n\n"
         "examples:\n"
         "  python -m zoo fit --config configs/fc.yaml\n"

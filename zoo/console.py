@@ -83,10 +83,11 @@ class RunSummary(pl.Callback):
             self._where(trainer, ["Test done."])
 
     def _where(self, trainer: pl.Trainer, lines: list[str]) -> None:
+        log_dir = trainer.log_dir  # a collective under DDP: every rank asks, rank 0 prints
         if not trainer.is_global_zero:
             return
-        if trainer.log_dir and trainer.loggers:
-            folder = Path(trainer.log_dir)
+        if log_dir and trainer.loggers:
+            folder = Path(log_dir)
             lines.append(f"  run folder      {folder}")
             written = [callback.written for callback in trainer.callbacks if getattr(callback, "written", None)]
             for files in written:

@@ -22,7 +22,7 @@ import copy
 import inspect
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,8 @@ class Population(ZooModule):
     From the CLI, ``--population N`` wraps the configured model: ``python -m zoo fit
     --config configs/multimult.yaml --population 100``.
     """
+
+    wraps_an_architecture: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -19,7 +19,8 @@ def register_model(cls: ModelClass) -> ModelClass:
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    """The registered architectures; a Population, which wraps one of them, is loadable but not listed."""
+    return sorted(name for name, cls in _MODELS.items() if not getattr(cls, "wraps_an_architecture", False))
 
 
 def get_model_class(name: str) -> type:
