@@ -31,3 +31,14 @@ class FailingAnalysis(AnalysisCallback):
 
     def analyse(self, pl_module, datamodule, inputs, targets):
         raise RuntimeError("the analysis broke")
+
+
+class StopAfter(pl.Callback):
+    """Stops the run after epoch ``epoch``, its checkpoint written: a run killed there, for resume tests."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True
