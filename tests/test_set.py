@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 import yaml
 from conftest import CONFIGS, TORCH_SPARSE
+from helpers import StopAfter
+from pytorch_lightning.callbacks import ModelCheckpoint
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from zoo import ZooDataModule
 from zoo.callbacks import SET
 from zoo.callbacks.set import carry_optimizer_state, sparse_layers
 from zoo.cli import main
@@ -226,6 +231,35 @@ def test_optimizer_state_is_reset_where_connections_changed_and_kept_elsewhere(b
         assert torch.equal(state["step"], step_count)  # the shared step count is not per connection
 
 
+@pytest.mark.parametrize("backend", ["masked", "sparse"])
+def test_the_callback_rewires_every_sparse_layer_and_moves_its_optimizer_state(backend):
+    torch.manual_seed(0)
+    model = SparseNet(hidden=[40, 30], density=0.15, backend=backend, input_shape=(12,), num_outputs=3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.cross_entropy(model(torch.randn(32, 12)), torch.randint(0, 3, (32,))).backward()
+        optimizer.step()
+    layers = model.sparse_layers
+    before = [
+        (set(layer.positions().tolist()), by_position(layer, optimizer.state[layer.connection_parameter]["exp_avg"]))
+        for layer in layers
+    ]
+    trainer = SimpleNamespace(current_epoch=2, optimizers=[optimizer], is_global_zero=False)
+    SET(zeta=0.3, every_n_epochs=2).on_train_epoch_start(trainer, model)
+    for layer, (positions, state) in zip(layers, before):
+        after = by_position(layer, optimizer.state[layer.connection_parameter]["exp_avg"])
+        kept = positions & set(after)
+        assert set(after) != positions and len(kept) >= 0.7 * len(positions)
+        assert all(after[position] in (state[position], 0) for position in kept)  # 0: removed, regrown in place
+        assert sum(after[position] == state[position] for position in kept) >= 0.6 * len(positions)
+        assert sum(after[position] != 0 for position in kept) >= 0.3 * len(positions)  # not all dead units
+        assert sum(after[position] == 0 for position in set(after) - positions) == len(set(after) - positions) > 0
+        if backend == "masked":  # removed positions: state zero, so Adam never moves their weight again
+            moment = optimizer.state[layer.weight]["exp_avg"]
+            assert (moment[~layer.mask] == 0).all()
+
+
 def test_rewire_refuses_what_would_change_the_count_or_double_a_connection():
     layer = SparseLinear(10, 10, 0.2, "sparse", seed=0)
     present, empty = layer.positions(), (~layer.connectivity().flatten()).nonzero().squeeze(1)
@@ -327,32 +361,46 @@ def test_callback_from_the_cli_writes_its_logs(run_dir, data_dir):
     assert fan_out(model.sparse_layers[0]).tolist() == step["input_connections"] != initial["input_connections"]
 
 
+def set_run(folder, backend: str, stop_after: int | None = None, resume: bool = False) -> pl.Trainer:
+    """A 3-epoch SET run of a small SparseNet with dropout on iris, checkpointed every epoch, in-process."""
+    pl.seed_everything(0)
+    model = SparseNet(hidden=[24, 16], density=0.3, backend=backend, dropout=0.2, input_shape=(4,), num_outputs=3)
+    callbacks = [SET(zeta=0.3), ModelCheckpoint(dirpath=folder, save_last=True)]  # no monitor: every epoch
+    callbacks += [StopAfter(stop_after)] if stop_after is not None else []
+    trainer = pl.Trainer(
+        max_epochs=3,
+        callbacks=callbacks,
+        logger=False,
+        default_root_dir=folder,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, ZooDataModule("iris", batch_size=16), ckpt_path=folder / "last.ckpt" if resume else None)
+    return trainer
+
+
 @pytest.mark.parametrize("backend", ["masked", "sparse"])
-def test_killed_and_resumed_set_run_ends_bit_identical(run_dir, backend):
-    common = ["--model.backend", backend, "--model.hidden", "[24, 16]", "--model.density", "0.3"]
-    common += ["--model.dropout", "0.2", "--trainer.max_epochs", "3"]
-    # every_n_epochs given: jsonargparse would fill it in from the default list's first callback (5)
-    callbacks = "[{class_path: zoo.callbacks.SET, init_args: {zeta: 0.3, every_n_epochs: 1}}]"
-    straight = fit(*common, "--trainer.callbacks", callbacks)
-    fit(*common, "--trainer.callbacks", callbacks[:-1] + ", {class_path: helpers.StopAfter, init_args: {epoch: 0}}]")
-    runs = run_dir / "lightning_logs" / "iris"
-    assert torch.load(runs / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
-    resumed = fit(*common, "--trainer.callbacks", callbacks, "--ckpt_path", "last")  # rewires before epochs 1, 2
-    assert straight.trainer.current_epoch == resumed.trainer.current_epoch == 3
-    assert straight.trainer.global_step == resumed.trainer.global_step
-    expected, actual = straight.model.state_dict(), resumed.model.state_dict()
+def test_killed_and_resumed_set_run_ends_bit_identical(tmp_path, backend):
+    straight = set_run(tmp_path / "straight", backend)
+    set_run(tmp_path / "killed", backend, stop_after=1)  # rewired once, before epoch 1
+    assert torch.load(tmp_path / "killed" / "last.ckpt", weights_only=True)["epoch"] == 1
+    resumed = set_run(tmp_path / "killed", backend, resume=True)  # rewires before epoch 2
+    assert straight.current_epoch == resumed.current_epoch == 3 and straight.global_step == resumed.global_step
+    expected, actual = straight.lightning_module.state_dict(), resumed.lightning_module.state_dict()
     assert expected.keys() == actual.keys()
     for name, tensor in expected.items():
         assert torch.equal(actual[name], tensor), name
-    expected = straight.trainer.optimizers[0].state_dict()["state"]
-    actual = resumed.trainer.optimizers[0].state_dict()["state"]
+    expected, actual = straight.optimizers[0].state_dict()["state"], resumed.optimizers[0].state_dict()["state"]
     for index, state in expected.items():
         for key, tensor in state.items():
             assert torch.equal(actual[index][key], tensor), (index, key)
-    # the topology did evolve, so equality is not that of an unchanged network
+    # the topology did evolve, so this is not the equality of two unchanged networks
     initial = SparseNet(hidden=[24, 16], density=0.3, backend=backend, input_shape=(4,), num_outputs=3)
     key = "blocks.0.0.mask" if backend == "masked" else "blocks.0.0.cols"
-    assert not torch.equal(initial.state_dict()[key], straight.model.state_dict()[key])
+    assert not torch.equal(initial.state_dict()[key], straight.lightning_module.state_dict()[key])
     for label in ("000", "001"):  # both runs logged the same steps
-        both = [json.loads((runs / v / "analysis" / "set" / f"epoch_{label}.json").read_text()) for v in runs.iterdir()]
-        assert both[0]["layers"] == both[1]["layers"] and both[0]["changed_fraction"] > 0
+        logged = [
+            json.loads((tmp_path / run / "analysis" / "set" / f"epoch_{label}.json").read_text())
+            for run in ("straight", "killed")
+        ]
+        assert logged[0]["layers"] == logged[1]["layers"] and logged[0]["changed_fraction"] > 0
