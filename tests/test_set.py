@@ -260,6 +260,18 @@ def test_the_callback_rewires_every_sparse_layer_and_moves_its_optimizer_state(b
             assert (moment[~layer.mask] == 0).all()
 
 
+def test_a_failure_to_log_costs_the_run_nothing(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no figure today")
+
+    monkeypatch.setattr("zoo.callbacks.set.degree_histograms", broken)
+    trainer = SimpleNamespace(fast_dev_run=False, log_dir=str(tmp_path), global_step=0, loggers=[], is_global_zero=True)
+    model = SparseNet(hidden=[8], density=0.5, input_shape=(4,), num_outputs=3)
+    with pytest.warns(UserWarning, match="SET's logs after epoch 3 failed, training goes on: no figure today"):
+        SET().write(trainer, model, 3, {}, 0.0)
+    assert "RuntimeError: no figure today" in (tmp_path / "analysis" / "set" / "errors.log").read_text()
+
+
 def test_rewire_refuses_what_would_change_the_count_or_double_a_connection():
     layer = SparseLinear(10, 10, 0.2, "sparse", seed=0)
     present, empty = layer.positions(), (~layer.connectivity().flatten()).nonzero().squeeze(1)

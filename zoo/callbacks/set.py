@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import time
+import traceback
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from zoo.callbacks.schedule import BEFORE_TRAINING, epoch_label
 from zoo.errors import ZooError
@@ -57,7 +58,6 @@ class SET(pl.Callback):
                 f"until_epoch must be an integer of at least 1 (null: rewire until the end), got {until_epoch}"
             )
         self.zeta, self.every_n_epochs, self.until_epoch = float(zeta), every_n_epochs, until_epoch
-        self.written: list[str] = []
 
     def error(self, message: str) -> ZooError:
         return ZooError(f"{type(self).__name__}: {message}")
@@ -95,10 +95,31 @@ class SET(pl.Callback):
     def write(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, steps: dict[str, SETStep], seconds: float
     ) -> None:
-        """Log the topology after epoch ``epoch`` (and the steps that made it); rank zero only."""
+        """Log the topology after epoch ``epoch`` (and the steps that made it), on rank zero.
+
+        Like an analysis, logging never ends the run: a failure is one warning, its traceback in
+        ``analysis/set/errors.log`` (the rewiring itself is done by then).
+        """
         if not trainer.is_global_zero:
             return
         writer = AnalysisWriter(trainer, self.name)
+        try:
+            self._write(writer, pl_module, epoch, steps, seconds)
+        except Exception as error:
+            when = "before training" if epoch == BEFORE_TRAINING else f"after epoch {epoch}"
+            log = writer.log_error(f"{when}: {traceback.format_exc()}")
+            rank_zero_warn(
+                f"SET's logs {when} failed, training goes on: {error}" + (f"; traceback in {log}" if log else "")
+            )
+
+    def _write(
+        self,
+        writer: AnalysisWriter,
+        pl_module: pl.LightningModule,
+        epoch: int,
+        steps: dict[str, SETStep],
+        seconds: float,
+    ) -> None:
         label = epoch_label(epoch)
         named = _named_sparse_layers(pl_module)
         layers = {name: layer for name, (_, layer) in named.items()}
@@ -151,9 +172,7 @@ class SET(pl.Callback):
             writer.figure("input_connections", figure, png=f"input_connections_epoch_{label}.png")
         figure = degree_histograms(fan_ins, f"Fan-in per unit, {when}", "fan-in (connections into a unit)")
         writer.figure("fan_in", figure, png=f"fan_in_epoch_{label}.png")
-        path = writer.json(f"epoch_{label}.json", result)
-        if path is not None:
-            self.written.append(str(path))
+        writer.json(f"epoch_{label}.json", result)
         if steps:
             rank_zero_info(
                 f"SET {when}: {result['changed_fraction']:.1%} of {result['connections']:,} connections moved "
