@@ -41,7 +41,7 @@ class SET(pl.Callback):
         zeta: fraction of the positive and of the negative weights removed at each step, in (0, 1).
         every_n_epochs: rewire after every n-th epoch.
         until_epoch: the last epoch (counted from 0, as the logs do) that starts with a rewiring;
-            the epochs after it train a fixed topology. ``None``: rewire until the end.
+            from it on the topology is final. ``None``: rewire until the end.
     """
 
     name = "set"
