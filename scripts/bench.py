@@ -2,13 +2,16 @@
 
     python scripts/bench.py pipeline   # one FCNet epoch on MNIST: zoo (Lightning) vs a plain PyTorch loop
     python scripts/bench.py sparse     # SparseLinear backends vs nn.Linear, 1000×1000, several densities
+    python scripts/bench.py sparse-epoch     # one MNIST epoch: configs/set.yaml's SparseNet (CSR) vs the same FCNet
     python scripts/bench.py task-separation  # the analysis on 10,000 MNIST test images vs the per-sample loop
     python scripts/bench.py activations      # the activation analysis on 10,000 MNIST test images
     python scripts/bench.py report           # all of it in one run → docs/benchmarks.md and .json
 
 ``pipeline`` runs the same model, optimizer and batches of the same tensors in
 both loops; runs alternate so that load on the machine hits both alike, and
-the best of ``--repeats`` is reported. ``sparse`` times forward + backward of
+the best of ``--repeats`` is reported; ``sparse-epoch`` does the same for the
+SparseNet of ``configs/set.yaml`` and the FCNet of the same widths and dropout,
+in both loops, and times a SET step on it. ``sparse`` times forward + backward of
 one batch with torch.utils.benchmark (median, CUDA synchronised), on the CPU
 and on a GPU when there is one. ``pipeline`` and ``report`` train on ``--device``
 (a GPU when there is one), every pipeline synchronised before its clock stops.
@@ -184,6 +187,89 @@ def sparse(args: argparse.Namespace) -> None:
                 + "".join(f"{t:>14.3f}" for t in times)
                 + f"   {backends[best]} {dense_ms / times[best]:.2f}×"
             )
+
+
+def set_shaped_models(config: str = "set.yaml") -> tuple[ZooModule, ZooModule]:
+    """The SparseNet of ``configs/<config>`` and the dense FCNet of the same widths, activation and dropout."""
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / config).read_text())["model"]
+    arguments = spec["init_args"]
+    sparse_net = create_model(spec["class_path"].rsplit(".", 1)[-1], **arguments)
+    dense_net = create_model(
+        "FCNet",
+        hidden=arguments["hidden"],
+        activation=arguments.get("activation", "relu"),
+        dropout=arguments.get("dropout", 0.0),
+    )
+    return sparse_net, dense_net
+
+
+def connections(model: ZooModule) -> int:
+    """Weights that connect units (no biases): the sparse layers' connections and every dense weight."""
+    total = 0
+    for module in model.modules():
+        if isinstance(module, SparseLinear):
+            total += module.connections
+        elif isinstance(module, torch.nn.Linear):
+            total += module.weight.numel()
+    return total
+
+
+def sparse_epoch(args: argparse.Namespace) -> None:
+    """One MNIST training epoch of configs/set.yaml's SparseNet against the same-shape FCNet, and a SET step."""
+    from zoo.callbacks.set import carry_optimizer_state
+    from zoo.models.set import set_step, step_generator
+
+    data = ZooDataModule("mnist", batch_size=args.batch_size)
+    data.setup("fit")
+    samples = len(data.split("train")[0])
+    sparse_net, dense_net = set_shaped_models()
+    templates = {"sparse": sparse_net, "dense": dense_net}
+    for template in templates.values():
+        plain_epoch(copy.deepcopy(template), data, args.device)  # warm-up
+    runs = {(name, loop): [] for name in templates for loop in ("zoo", "plain")}
+    for _ in range(args.repeats):  # alternating, so load on the machine hits both models alike
+        for name, template in templates.items():
+            runs[name, "zoo"].append(zoo_epoch(copy.deepcopy(template), data, args.device, args.log_dir))
+            runs[name, "plain"].append(plain_epoch(copy.deepcopy(template), data, args.device))
+    best = {key: min(values) for key, values in runs.items()}
+    dense_connections = connections(dense_net)
+    print(
+        f"one MNIST training epoch ({samples:,} samples, batch {args.batch_size}, Adam), {_device_name(args.device)}, "
+        f"best of {args.repeats} alternating runs"
+    )
+    print(f"{'model':<48}{'connections':>20}{'zoo s/epoch':>13}{'plain s/epoch':>15}")
+    names = {
+        "sparse": f"SparseNet {sparse_net.hparams.hidden} ε={sparse_net.hparams.epsilon}, {sparse_net.hparams.backend}",
+        "dense": f"FCNet {dense_net.hparams.hidden}",
+    }
+    for name, template in templates.items():
+        count = connections(template)
+        print(
+            f"{names[name]:<48}{f'{count:,} ({count / dense_connections:.2%})':>20}"
+            f"{best[name, 'zoo']:>13.2f}{best[name, 'plain']:>15.2f}"
+        )
+    print(
+        f"sparse speed-up over dense: zoo (Lightning) {best['dense', 'zoo'] / best['sparse', 'zoo']:.2f}×, "
+        f"plain loop {best['dense', 'plain'] / best['sparse', 'plain']:.2f}×"
+    )
+    model = copy.deepcopy(sparse_net).to(args.device)
+    plain_epoch(model, data, args.device)  # trained weights and an optimizer state to move
+    optimizer = torch.optim.Adam(model.parameters())
+    model(data.split("train")[0][:128].to(args.device)).sum().backward()
+    optimizer.step()
+    times = []
+    for epoch in range(1, args.repeats + 2):
+        _synchronize(args.device)
+        start = time.perf_counter()
+        for index, layer in enumerate(model.sparse_layers, start=1):
+            step = set_step(layer, 0.3, step_generator(layer.seed, index, epoch))
+            carry_optimizer_state(optimizer, layer.connection_parameter, step.move)
+        _synchronize(args.device)
+        times.append(time.perf_counter() - start)
+    print(
+        f"one SET step (ζ = 0.3, all {len(model.sparse_layers)} sparse layers, optimizer state moved): "
+        f"{min(times):.3f} s, {min(times) / best['sparse', 'zoo']:.1%} of a sparse epoch"
+    )
 
 
 def _forward_backward_ms(layer: torch.nn.Module, x: torch.Tensor) -> float:
@@ -555,7 +641,8 @@ def _synchronize(device: str | torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "benchmark", choices=["pipeline", "sparse", "task-separation", "activations", "report", "population"]
+        "benchmark",
+        choices=["pipeline", "sparse", "sparse-epoch", "task-separation", "activations", "population", "report"],
     )
     parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 512], help="pipeline: FCNet widths")
     parser.add_argument("--features", type=int, default=1000, help="sparse: layer size")
@@ -570,7 +657,7 @@ def main() -> None:
         "--device",
         type=_device,
         default=torch.device("cuda" if torch.cuda.is_available() else "cpu"),
-        help="pipeline, report: where the three training pipelines run",
+        help="pipeline, sparse-epoch, report: where the training pipelines run",
     )
     parser.add_argument("--populations", nargs="+", default=list(POPULATIONS), choices=list(POPULATIONS))
     parser.add_argument("--members", type=int, default=None, help="population: members (default: 100 and 20)")
@@ -580,6 +667,7 @@ def main() -> None:
     {
         "pipeline": pipeline,
         "sparse": sparse,
+        "sparse-epoch": sparse_epoch,
         "task-separation": task_separation_speed,
         "activations": activations_speed,
         "report": report,

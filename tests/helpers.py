@@ -65,3 +65,14 @@ class CorruptMember(pl.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         with torch.no_grad():
             pl_module.stacked_parameters["head/weight"][self.member] = float("inf")
+
+
+class StopAfter(pl.Callback):
+    """Stops the run after epoch ``epoch``, its checkpoint written: a run killed there, for resume tests."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            trainer.should_stop = True

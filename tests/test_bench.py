@@ -63,3 +63,14 @@ def test_benchmarks_md_is_the_report_of_benchmarks_json():
         "docs/benchmarks.md differs from what scripts/bench.py makes of docs/benchmarks.json: rerun `python "
         "scripts/bench.py report`"
     )
+
+
+def test_sparse_epoch_compares_set_yaml_with_the_same_shape_dense_net():
+    sparse_net, dense_net = bench.set_shaped_models()
+    assert type(sparse_net).__name__ == "SparseNet" and sparse_net.hparams.backend == "sparse"
+    assert type(dense_net).__name__ == "FCNet"
+    assert dense_net.hparams.hidden == sparse_net.hparams.hidden == [1000, 1000, 1000]
+    assert dense_net.hparams.dropout == sparse_net.hparams.dropout
+    assert bench.connections(dense_net) == 784 * 1000 + 2 * 1000 * 1000 + 1000 * 10
+    assert bench.connections(sparse_net) == sum(layer.connections for layer in sparse_net.sparse_layers) + 10_000
+    assert bench.connections(sparse_net) / bench.connections(dense_net) <= 0.05

@@ -158,6 +158,38 @@ CASES = [
         "zoo: error: ActivationAnalysis: every_n_epochs must be at least 1, got 0",
     ),
     Case(
+        "config",
+        "SET's ζ outside (0, 1)",
+        (
+            *IRIS,
+            "--model",
+            "SparseNet",
+            "--trainer.callbacks",
+            "[{class_path: zoo.callbacks.SET, init_args: {zeta: 1.5}}]",
+        ),
+        "zoo: error: SET: zeta must lie strictly between 0 and 1 (the fraction of weights rewired), got 1.5",
+    ),
+    Case(
+        "config",
+        "SET on a model without sparse layers",
+        (*IRIS, "--trainer.callbacks", "[{class_path: zoo.callbacks.SET}]"),
+        "zoo: error: SET: FCNet has no sparse layers to rewire; SET trains a SparseNet",
+    ),
+    Case(
+        "config",
+        "SET on a population",
+        (
+            *IRIS,
+            "--model",
+            "SparseNet",
+            "--population",
+            "2",
+            "--trainer.callbacks",
+            "[{class_path: zoo.callbacks.SET}]",
+        ),
+        "zoo: error: SET: SET rewires one model's sparse layers in place, and a Population keeps",
+    ),
+    Case(
         "data",
         "missing data folder (downloads off)",
         (*MNIST, "--data.data_dir", "{nowhere}", "--data.download", "false"),

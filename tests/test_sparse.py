@@ -49,12 +49,18 @@ def test_initialization_is_scaled_to_each_units_fan_in():
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", BACKENDS[1:])
-def test_backends_agree_on_outputs_and_gradients(backend, device):
+@pytest.mark.parametrize("layout", ["row-major", "column-major"])
+def test_backends_agree_on_outputs_and_gradients(backend, device, layout):
+    """Column-major inputs and output gradients are what a CSR layer hands to the next one (its output is (W xᵀ)ᵀ)."""
     torch.manual_seed(0)
     reference = SparseLinear(120, 70, 0.08, "masked").double().to(device)
     other = same_layer(reference, backend)
-    x = torch.randn(33, 120, dtype=torch.float64, device=device, requires_grad=True)
+    x = torch.randn(33, 120, dtype=torch.float64, device=device)
     upstream = torch.randn(33, 70, dtype=torch.float64, device=device)
+    if layout == "column-major":
+        x, upstream = x.t().contiguous().t(), upstream.t().contiguous().t()
+        assert not x.is_contiguous() and not upstream.is_contiguous()
+    x.requires_grad_()
 
     (ref_x,) = torch.autograd.grad((reference(x) * upstream).sum(), x)
     ref_w, ref_b = torch.autograd.grad((reference(x) * upstream).sum(), [reference.weight, reference.bias])

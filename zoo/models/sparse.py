@@ -14,13 +14,18 @@ Three backends compute the same function:
 
 Connectivity is drawn from ``seed``; weights from the global RNG (as
 ``nn.Linear`` does), scaled to each unit's actual fan-in so that a sparse layer
-starts with the same activation scale as a dense one.
+starts with the same activation scale as a dense one. :meth:`SparseLinear.rewire`
+replaces connections in place (dynamic sparse training, e.g. SET in
+:mod:`zoo.models.set`): the connection count, and so every tensor's size, stays
+the same, and the parameter and buffer objects stay those the optimizer and the
+checkpoint know.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import warnings
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
@@ -85,6 +90,7 @@ class SparseLinear(SparseLayer):
                 "source)"
             )
         self.in_features, self.out_features, self.density, self.backend = in_features, out_features, density, backend
+        self.seed = seed
 
         mask = random_connectivity(in_features, out_features, density, seed)
         fan_in = mask.sum(1, keepdim=True).clamp_min(1)
@@ -121,6 +127,68 @@ class SparseLinear(SparseLayer):
         mask[self.rows, self.cols] = True
         return mask
 
+    @property
+    def connection_parameter(self) -> nn.Parameter:
+        """The parameter that holds the connections' weights: ``weight`` (masked) or ``values`` (CSR)."""
+        return self.weight if self.backend == "masked" else self.values
+
+    def positions(self) -> torch.Tensor:
+        """The connections as flat row-major positions ``row · in_features + col``, ascending (CSR order)."""
+        if self.backend == "masked":
+            return self.mask.flatten().nonzero().squeeze(1)
+        return self.rows * self.in_features + self.cols
+
+    def connection_weights(self) -> torch.Tensor:
+        """The connections' weights, in the order of :meth:`positions` (a detached view or copy)."""
+        if self.backend == "masked":
+            return self.weight.detach().flatten()[self.positions()]
+        return self.values.detach()
+
+    @torch.no_grad()
+    def rewire(self, removed: torch.Tensor, regrown: torch.Tensor) -> ConnectionMove:
+        """Remove connections and grow as many new ones, in place; new connections start at weight zero.
+
+        ``removed`` are flat positions (see :meth:`positions`) of present connections; ``regrown``
+        flat positions that are empty once ``removed`` are gone (a position may be removed and
+        regrown: it then starts afresh). The connection count stays constant, so every tensor
+        keeps its size, and the weight parameter and the index buffers stay the same objects,
+        updated in place. The kept connections keep their weights (on the CSR backends they move
+        to their new slots in CSR order) and their gradient; removed and regrown ones are zero.
+        Returns the :class:`ConnectionMove`, to apply to any other per-connection state (an
+        optimizer's moments) the same way.
+        """
+        device = self.connection_parameter.device
+        removed, regrown = removed.to(device), regrown.to(device)
+        old = self.positions()
+        present = torch.isin(removed, old)
+        kept = ~torch.isin(old, removed)
+        if removed.numel() != regrown.numel():
+            raise ValueError(f"rewire keeps the connection count: {removed.numel()} removed, {regrown.numel()} regrown")
+        if not present.all():
+            raise ValueError(f"position {int(removed[~present][0])} is removed but holds no connection")
+        if torch.isin(regrown, old[kept]).any() or regrown.unique().numel() != regrown.numel():
+            raise ValueError("regrown positions must be distinct and not connected after the removal")
+        if self.backend == "masked":
+            move = ConnectionMove(changed=torch.cat([removed, regrown]))
+            self.mask.view(-1)[removed] = False
+            self.mask.view(-1)[regrown] = True
+        else:
+            new, order = torch.sort(torch.cat([old[kept], regrown]))
+            slots = torch.arange(old.numel(), device=device)
+            move = ConnectionMove(source=torch.cat([slots[kept], slots.new_full(regrown.shape, -1)])[order])
+            rows, cols = new // self.in_features, new % self.in_features
+            transposed = torch.argsort(cols * self.out_features + rows)
+            self.rows.copy_(rows)
+            self.cols.copy_(cols)
+            self.crow.copy_(_compressed(rows, self.out_features))
+            self.transposed.copy_(transposed)
+            self.crow_t.copy_(_compressed(cols[transposed], self.in_features))
+        parameter = self.connection_parameter
+        move.apply_(parameter.data)
+        if parameter.grad is not None:
+            move.apply_(parameter.grad)
+        return move
+
     def dense_weight(self) -> torch.Tensor:
         """``W`` as a dense ``(out, in)`` tensor (zeros off the mask), differentiable."""
         if self.backend == "masked":
@@ -155,6 +223,28 @@ class SparseLinear(SparseLayer):
         return f"{size}, density={self.density:.4g}, backend={self.backend}"
 
 
+@dataclass(frozen=True)
+class ConnectionMove:
+    """Where a rewiring moved each connection, for every tensor that holds one value per connection.
+
+    Masked layers keep one slot per possible position: ``changed`` (the removed and regrown
+    positions) are zeroed. CSR layers keep one slot per connection in CSR order: new slot ``i``
+    takes old slot ``source[i]``, or zero where ``source[i]`` is -1 (a regrown connection).
+    """
+
+    changed: torch.Tensor | None = None
+    source: torch.Tensor | None = None
+
+    def apply_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Move ``tensor`` (shaped like the connection parameter) in place; returns it."""
+        if self.changed is not None:
+            tensor.view(-1)[self.changed] = 0
+        else:
+            moved = tensor[self.source.clamp_min(0)]
+            tensor.copy_(moved.masked_fill_(self.source < 0, 0))
+        return tensor
+
+
 class CSRLinearFunction(torch.autograd.Function):
     """``x Wᵀ`` for a CSR ``W`` whose backward touches only the connected weights.
 
@@ -176,13 +266,18 @@ class CSRLinearFunction(torch.autograd.Function):
         out_features, in_features = crow.numel() - 1, crow_t.numel() - 1
         grad_x = grad_values = None
         if ctx.needs_input_grad[0]:
-            weight_t = _csr(crow_t, rows[transposed], values[transposed], (in_features, out_features))
+            # index_select: 4-5× faster than values[transposed] on the CPU
+            weight_t = _csr(
+                crow_t,
+                rows.index_select(0, transposed),
+                values.index_select(0, transposed),
+                (in_features, out_features),
+            )
             grad_x = (weight_t @ grad_output.t()).t()
         if ctx.needs_input_grad[1]:
             pattern = _csr(crow, cols, values.detach(), (out_features, in_features))
-            grad_values = torch.sparse.sampled_addmm(
-                pattern, grad_output.t().contiguous(), x.contiguous(), beta=0.0
-            ).values()
+            # strided operands as they come: making them contiguous first costs more than it saves
+            grad_values = torch.sparse.sampled_addmm(pattern, grad_output.t(), x, beta=0.0).values()
         return grad_x, grad_values, None, None, None, None, None
 
 
