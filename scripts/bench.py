@@ -488,9 +488,9 @@ def population(args: argparse.Namespace) -> None:
             f"(KS p = {test.pvalue:.2f})",
             flush=True,
         )
-    write_json(path, results)
-    (path.parent / "benchmarks.md").write_text(_benchmarks_markdown(results))
-    print(f"wrote {path} and benchmarks.md")
+        write_json(path, results)  # after each population: a later one that fails or is stopped loses nothing
+        (path.parent / "benchmarks.md").write_text(_benchmarks_markdown(results))
+        print(f"wrote {path} and benchmarks.md", flush=True)
 
 
 def _population_markdown(populations: dict) -> list[str]:

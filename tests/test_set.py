@@ -327,7 +327,7 @@ def fit(*flags: str):
     return main(["fit", "--config", str(CONFIGS / "iris.yaml"), *QUIET, "--model", "SparseNet", *flags])
 
 
-def test_callback_from_the_cli_writes_its_logs(run_dir, data_dir):
+def test_callback_from_the_cli_writes_its_logs(run_dir, data_dir, capsys):
     callbacks = "[{class_path: zoo.callbacks.SET, init_args: {zeta: 0.3, until_epoch: 2}}]"
     main(
         ["fit", "--config", str(CONFIGS / "sparsenet.yaml"), *QUIET]
@@ -336,6 +336,7 @@ def test_callback_from_the_cli_writes_its_logs(run_dir, data_dir):
     )
     folder = run_dir / "lightning_logs" / "sparsenet" / "version_0"
     analysis = folder / "analysis" / "set"
+    assert "analysis/set  (3 results, last epoch_001.json)" in capsys.readouterr().out  # the closing summary
     # before training, then before epochs 1 and 2 (after epochs 0 and 1); until_epoch 2 stops it there
     assert sorted(path.name for path in analysis.glob("*.json")) == [
         "epoch_000.json",

@@ -58,6 +58,7 @@ class SET(pl.Callback):
                 f"until_epoch must be an integer of at least 1 (null: rewire until the end), got {until_epoch}"
             )
         self.zeta, self.every_n_epochs, self.until_epoch = float(zeta), every_n_epochs, until_epoch
+        self.written: list[str] = []  # the JSON files written, for the run's closing summary
 
     def error(self, message: str) -> ZooError:
         return ZooError(f"{type(self).__name__}: {message}")
@@ -176,7 +177,9 @@ class SET(pl.Callback):
             writer.figure("input_connections", figure)
         figure = degree_histograms(fan_ins, f"Fan-in per unit, {when}", "fan-in (connections into a unit)")
         writer.figure("fan_in", figure)
-        writer.json(result)
+        written = writer.json(result)
+        if written is not None:
+            self.written.append(str(written))
         if steps:
             rank_zero_info(
                 f"SET {when}: {result['changed_fraction']:.1%} of {result['connections']:,} connections moved "
