@@ -118,6 +118,27 @@ def test_a_regression_study_end_to_end(tmp_path, data_dir):
     assert b"model.hidden" in content and b"optimizer.lr" in content  # the whole config, not a few overrides
 
 
+def test_a_trial_keeps_the_callbacks_that_change_training(tmp_path):
+    """A config's SET trains in its trial; its analyses during training are left to the sweep's ``analyses``."""
+    config = yaml.safe_load((CONFIGS / "iris.yaml").read_text())
+    config["model"] = {"class_path": "zoo.models.SparseNet", "init_args": {"hidden": [16], "density": 0.5}}
+    config["trainer"]["callbacks"] = [
+        {"class_path": "zoo.callbacks.TaskSeparation", "init_args": {"every_n_epochs": 1}},
+        {"class_path": "zoo.callbacks.SET", "init_args": {"zeta": 0.3}},
+    ]
+    (tmp_path / "set_config.yaml").write_text(yaml.safe_dump(config))
+    spec = {
+        "seeds": [0],
+        "common": {"trainer.max_epochs": 2},
+        "trials": [{"config": str(tmp_path / "set_config.yaml")}],
+    }
+    rows = run_sweep(read_sweep(sweep_file(tmp_path, "set", **spec)), tmp_path / "set_out", say=lambda line: None)
+    analysis = Path(rows[0]["run_dir"]) / "analysis"
+    assert sorted(path.name for path in (analysis / "set").glob("*.json")) == ["epoch_000.json", "epoch_init.json"]
+    assert json.loads((analysis / "set" / "epoch_000.json").read_text())["changed_fraction"] > 0
+    assert not (analysis / "task_separation").exists()
+
+
 def test_a_batch_of_seeds_is_one_population_with_a_row_per_member(tmp_path):
     callbacks = [{"class_path": "zoo.callbacks.TaskSeparation", "init_args": {"every_n_epochs": 1}}]
     spec = {

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from zoo.analysis import activation_analysis, task_separation
+from zoo.callbacks.schedule import AnalysisCallback
 from zoo.io import to_jsonable, write_json
 from zoo.sweep.spec import Analyses, Trial
 from zoo.task import metric_names
@@ -40,8 +41,6 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
         torch.set_num_threads(threads)
     settings = {**trial.common, **trial.overrides}
     args = ["--config", trial.config]
-    if "trainer.callbacks" not in settings:  # analyses during training only where the sweep asks for them
-        args.append("--trainer.callbacks=null")
     args += [
         f"--trainer.devices={devices}",
         *trial.flags(),
@@ -56,6 +55,11 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
         args.append(f"--population={len(trial.seeds)}")
     cli = main(args, run=False)
     trainer, data = cli.trainer, cli.datamodule
+    if "trainer.callbacks" not in settings:
+        # Analyses during training only where the sweep asks for them (they run once at the end);
+        # every other callback of the config stays: SET or early stopping change what is trained.
+        # The run's config.yaml still lists the analyses left out.
+        trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, AnalysisCallback)]
     cli.before_fit()
     trainer.fit(cli.model, datamodule=data)
     timer = next(callback for callback in trainer.callbacks if isinstance(callback, Timer))
