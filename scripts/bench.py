@@ -458,11 +458,11 @@ def population(args: argparse.Namespace) -> None:
         batched = zoo(["fit", *common, "--population", str(members), "--seed_everything", "0"])
         population_seconds = time.perf_counter() - start
         data = batched.datamodule
-        population_scores = [_test_score(model, data) for model in batched.model.members()]
+        population_scores = _test_scores(batched.model, data)  # every member in one batched forward
         single_scores, start = [], time.perf_counter()
         for seed in range(members):
             single = zoo(["fit", *common, "--seed_everything", str(seed)])
-            single_scores.append(_test_score(single.model, single.datamodule))
+            single_scores += _test_scores(single.model, single.datamodule)
         single_seconds = time.perf_counter() - start
         test = ks_2samp(population_scores, single_scores)
         results["population"][name] = {
@@ -522,15 +522,16 @@ def _population_markdown(populations: dict) -> list[str]:
     return lines
 
 
-def _test_score(model: ZooModule, data: ZooDataModule) -> float:
-    """The model's final weights on the test split: accuracy, or R² averaged over outputs."""
+def _test_scores(model: ZooModule, data: ZooDataModule) -> list[float]:
+    """The final weights on the test split, a score per member (a single model is one): accuracy, or mean R²."""
     inputs, targets = data.split("test")
     with torch.no_grad():
         outputs = model.eval()(inputs.to(model.device))
+    outputs, targets = (outputs if outputs.ndim == 3 else outputs[None]), targets.to(outputs.device)
     if model.task == "classification":
-        return (outputs.argmax(1) == targets).float().mean().item()
-    residual = (outputs - targets).square().sum(0)
-    return (1 - residual / (targets - targets.mean(0)).square().sum(0)).mean().item()
+        return (outputs.argmax(-1) == targets).float().mean(1).tolist()
+    residual = (outputs - targets).square().sum(1)  # (members, outputs)
+    return (1 - residual / (targets - targets.mean(0)).square().sum(0)).mean(1).tolist()
 
 
 def _benchmarks_markdown(results: dict) -> str:

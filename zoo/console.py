@@ -130,25 +130,25 @@ class PredictionWriter(BasePredictionWriter):
         targets = trainer.datamodule.split("test")[1].cpu()[: outputs.shape[-2]]
         with atomic_file(folder / "predictions.pt") as handle:
             torch.save({"outputs": outputs, "targets": targets}, handle)
-        members = outputs if outputs.ndim == 3 else outputs[None]
-        classification = pl_module.task == "classification"
-        header = ["sample", *(["member"] if outputs.ndim == 3 else [])]
-        if classification:
+        members = outputs if outputs.ndim == 3 else outputs[None]  # (M, N, K)
+        count, samples = members.shape[:2]
+        columns = [torch.arange(samples).repeat(count)]  # sample, member-major as the rows
+        header = ["sample"]
+        if outputs.ndim == 3:
+            columns.append(torch.arange(count).repeat_interleave(samples))
+            header.append("member")
+        if pl_module.task == "classification":
+            probability, predicted = members.softmax(-1).max(-1)
+            cells = [c.tolist() for c in (*columns, targets.repeat(count), predicted.flatten())]
+            cells.append([f"{value:.6f}" for value in probability.flatten().tolist()])
             header += ["target", "predicted", "probability"]
         else:
-            header += [f"target_{k}" for k in range(targets.shape[1])] + [
-                f"output_{k}" for k in range(members.shape[2])
-            ]
-        rows = []
-        for member, values in enumerate(members):
-            for sample, (output, target) in enumerate(zip(values, targets)):
-                row = [sample, *([member] if outputs.ndim == 3 else [])]
-                if classification:
-                    probabilities = output.softmax(0)
-                    row += [int(target), int(probabilities.argmax()), f"{probabilities.max():.6f}"]
-                else:
-                    row += [f"{value:.6g}" for value in (*target.tolist(), *output.tolist())]
-                rows.append(row)
+            values = torch.cat([targets.expand(count, -1, -1), members], -1).flatten(0, 1)  # (M·N, T + K)
+            cells = [c.tolist() for c in columns]
+            cells += [[f"{value:.6g}" for value in column] for column in values.T.tolist()]
+            header += [f"target_{k}" for k in range(targets.shape[1])]
+            header += [f"output_{k}" for k in range(members.shape[2])]
+        rows = zip(*cells)
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
         write_text(folder / "predictions.csv", buffer.getvalue())
