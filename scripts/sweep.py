@@ -61,7 +61,7 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", help="the sweep file, e.g. sweeps/architectures.yaml")
-    parser.add_argument("--jobs", type=int, default=1, help="trials at the same time (cores/jobs threads each)")
+    parser.add_argument("--jobs", type=int, default=1, help="trials at the same time (cores / jobs threads each)")
     parser.add_argument(
         "--output", default=None, help="results folder (default: the file's output:, else sweeps/runs/<name>)"
     )

@@ -46,6 +46,13 @@ def trial_devices(slot: int, gpus: int) -> str:
     return f"[{slot % gpus}]" if gpus > 1 else "1"
 
 
+def _usable_cores() -> int:
+    """The cores this process may run on (taskset, Slurm, containers), not all the machine's."""
+    if hasattr(os, "sched_getaffinity"):  # not on macOS
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def run_sweep(spec: SweepSpec, output: str | Path, jobs: int = 1, say: Callable[[str], None] = print) -> list[dict]:
     """Run every trial without rows yet, ``jobs`` at a time; then rebuild the table, summary and figures."""
     import torch
@@ -54,7 +61,7 @@ def run_sweep(spec: SweepSpec, output: str | Path, jobs: int = 1, say: Callable[
     trials = expand(spec, str(output))
     pending = [trial for trial in trials if not _rows_file(trial).is_file()]
     say(f"{len(trials)} trials, {len(trials) - len(pending)} done, {len(pending)} to run, {jobs} at a time → {output}")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, _usable_cores() // jobs)
     gpus = torch.cuda.device_count()
     start, failures, finished = time.perf_counter(), [], 0
 
