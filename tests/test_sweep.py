@@ -74,6 +74,8 @@ def test_trials_have_readable_stable_names(tmp_path):
         "iris-hidden16x16-s1",
     ]
     assert trials[2].label == "iris hidden=[16, 16] seed 0"
+    named = expand(read_sweep(iris_sweep(tmp_path, trials=[{"config": str(CONFIGS / "iris.yaml"), "name": "MLP"}])), "")
+    assert named[1].label == "MLP seed 1"
     batched = expand(read_sweep(iris_sweep(tmp_path, seeds={"first": 3, "count": 10}, batch_seeds=True)), "out")
     assert [trial.id for trial in batched] == ["iris-hidden8-s3-12", "iris-hidden16x16-s3-12"]
     assert batched[0].seeds == tuple(range(3, 13))
@@ -181,6 +183,8 @@ def test_a_killed_sweep_restarts_to_the_same_rows(tmp_path):
     restarted = sweep_subprocess(iris_sweep(tmp_path, "killed"))
     assert restarted.wait(timeout=300) == 0, restarted.stderr.read()
     assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    console = reference.stdout.read().splitlines()  # a line when each trial starts and ends; no run's own summary
+    assert sum(line.startswith("trial ") for line in console) == 8 and not any("Done:" in line for line in console)
     assert comparable(read_rows(tmp_path / "killed_out")) == comparable(read_rows(tmp_path / "straight_out"))
 
 

@@ -33,6 +33,7 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     from pytorch_lightning.callbacks import Timer
 
     from zoo.cli import main, quiet_lightning
+    from zoo.console import RunSummary
     from zoo.models import Population
 
     quiet_lightning(logging.WARNING)
@@ -55,11 +56,11 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
         args.append(f"--population={len(trial.seeds)}")
     cli = main(args, run=False)
     trainer, data = cli.trainer, cli.datamodule
-    if "trainer.callbacks" not in settings:
-        # Analyses during training only where the sweep asks for them (they run once at the end);
-        # every other callback of the config stays: SET or early stopping change what is trained.
-        # The run's config.yaml still lists the analyses left out.
-        trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, AnalysisCallback)]
+    # The sweep says one line per trial, so the run's closing summary goes. Analyses during training
+    # only where the sweep asks for them (they run once at the end); every other callback of the
+    # config stays: SET or early stopping change what is trained. config.yaml still lists them all.
+    left_out = (RunSummary,) if "trainer.callbacks" in settings else (RunSummary, AnalysisCallback)
+    trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, left_out)]
     cli.before_fit()
     trainer.fit(cli.model, datamodule=data)
     timer = next(callback for callback in trainer.callbacks if isinstance(callback, Timer))
