@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 import yaml
 from PIL import Image
 from torch.utils import benchmark
@@ -465,6 +466,9 @@ def population(args: argparse.Namespace) -> None:
             single_scores += _test_scores(single.model, single.datamodule)
         single_seconds = time.perf_counter() - start
         test = ks_2samp(population_scores, single_scores)
+        inputs, targets = data.split("train")
+        batch = (inputs[: data.hparams.batch_size], targets[: data.hparams.batch_size])
+        arithmetic = {"single": _step_ms(single.model, *batch), "population": _step_ms(batched.model, *batch)}
         results["population"][name] = {
             "config": f"configs/{spec['config']}",
             "flags": spec["flags"],
@@ -479,6 +483,8 @@ def population(args: argparse.Namespace) -> None:
             "single_scores": single_scores,
             "ks_statistic": float(test.statistic),
             "ks_p_value": float(test.pvalue),
+            "steps": batched.trainer.global_step,
+            "arithmetic_ms_per_step": arithmetic,
         }
         row = results["population"][name]
         print(
@@ -519,7 +525,52 @@ def _population_markdown(populations: dict) -> list[str]:
             f"| {row['single_runs_seconds']:.0f} s | {row['speedup']:.1f}× | {row['metric']} {metric['population']} "
             f"| {metric['single']} | {row['ks_p_value']:.2f} |"
         )
+    timed = {name: row for name, row in populations.items() if "arithmetic_ms_per_step" in row}
+    if timed:
+        lines += [
+            "",
+            "Where the time goes, per training step: *wall* is a fit's wall time over its training steps",
+            "(validation, checkpoints and set-up included; a single run's averaged over the N runs), *arithmetic*",
+            "one bare PyTorch step on one batch (forward, loss, backward, Adam; no Lightning), best of 20. The rest",
+            "of a wall step is work per step or per epoch (Lightning's hooks and logging, the batch gather,",
+            "metrics, validation), which a population pays once for all its members.",
+            "",
+            "| population | single run: wall | arithmetic | share | population: wall | arithmetic "
+            "| share | arithmetic ÷ one member's |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for name, row in timed.items():
+            single_wall = row["single_runs_seconds"] / row["members"] / row["steps"] * 1e3
+            population_wall = row["population_seconds"] / row["steps"] * 1e3
+            single, population = row["arithmetic_ms_per_step"]["single"], row["arithmetic_ms_per_step"]["population"]
+            lines.append(
+                f"| {name}, {row['members']} members | {single_wall:.2f} ms | {single:.2f} ms "
+                f"| {single / single_wall:.0%} | {population_wall:.2f} ms | {population:.2f} ms "
+                f"| {population / population_wall:.0%} | {population / single:.1f}× |"
+            )
     return lines
+
+
+def _step_ms(model: ZooModule, inputs: torch.Tensor, targets: torch.Tensor, repeats: int = 20) -> float:
+    """One training step's bare arithmetic (forward, loss, backward, Adam; no Lightning), ms, best of ``repeats``."""
+    model = copy.deepcopy(model).train()
+    inputs, targets = inputs.to(model.device), targets.to(model.device)
+    optimizer = torch.optim.Adam(model.parameters())
+    times = []
+    for _ in range(repeats + 3):  # the first 3 warm up
+        start = time.perf_counter()
+        outputs = model(inputs)
+        outputs = outputs if outputs.ndim == 3 else outputs[None]  # (members, batch, outputs)
+        if model.task == "classification":
+            losses = F.cross_entropy(outputs.transpose(1, 2), targets.expand(len(outputs), -1), reduction="none")
+        else:
+            losses = (outputs - targets).square()
+        optimizer.zero_grad()
+        losses.flatten(1).mean(1).sum().backward()
+        optimizer.step()
+        _synchronize(model.device)
+        times.append(time.perf_counter() - start)
+    return min(times[3:]) * 1e3
 
 
 def _test_scores(model: ZooModule, data: ZooDataModule) -> list[float]:
