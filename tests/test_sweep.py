@@ -162,6 +162,7 @@ def test_report_redraws_summary_and_figures_from_the_rows_alone(tmp_path, monkey
     folder = tmp_path / "iris_out"
     run_sweep(read_sweep(iris_sweep(tmp_path)), folder, say=lambda line: None)
     summary = (folder / "summary.md").read_text()
+    assert "| FCNet hidden=[16, 16] (iris) |" in summary  # configurations named as the console names trials
     for path in [folder / "summary.md", folder / "results.csv", *folder.glob("*.png")]:
         path.unlink()
     monkeypatch.setattr(sys, "argv", ["sweep.py", "report", str(folder)])

@@ -10,6 +10,7 @@ configuration's seeds, and chosen numbers over the training epochs.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import statistics
@@ -69,8 +70,9 @@ def configurations(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
     """Rows by configuration (family, config and overrides), in order of first appearance."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        overrides = row.get("overrides") or "{}"
-        name = row["family"] + ("" if overrides in ("{}", "") else f" {overrides}")
+        overrides = json.loads(row.get("overrides") or "{}")  # shown as the console shows a trial: hidden=[128]
+        settings = [f"{key.rsplit('.', 1)[-1]}={json.dumps(value)}" for key, value in overrides.items()]
+        name = " ".join([row["family"], *settings])
         groups.setdefault(f"{name} ({Path(str(row['config'])).stem})", []).append(row)
     return groups
 
