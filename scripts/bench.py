@@ -548,6 +548,15 @@ def _population_markdown(populations: dict) -> list[str]:
                 f"| {single / single_wall:.0%} | {population_wall:.2f} ms | {population:.2f} ms "
                 f"| {population / population_wall:.0%} | {population / single:.1f}× |"
             )
+        lines.append("")
+        for name, row in timed.items():
+            single_wall = row["single_runs_seconds"] / row["members"] / row["steps"] * 1e3
+            ceiling = row["members"] * single_wall / row["arithmetic_ms_per_step"]["population"]
+            lines.append(
+                f"- {name}: were the population's step nothing but its arithmetic, the population would be "
+                f"{ceiling:.1f}× faster than the single runs (N × a single run's wall step ÷ the population's "
+                f"arithmetic step); it is {row['speedup']:.1f}×."
+            )
     return lines
 
 
