@@ -115,7 +115,11 @@ def summary_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
         )
     structure = _structure_table(groups, order)
     if structure:
-        lines += ["", "## Internal structure, side by side", "", *structure]
+        lines += ["", "## Internal structure, side by side", "", *structure, ""]
+        lines += [
+            "A number *mean over layers* averages a model's probe points; a ColumNet's are its columns' layers,",
+            "each analysed on its own, so its widths and component counts are a column's, not the merged layer's.",
+        ]
     return "\n".join(lines) + "\n"
 
 
