@@ -210,13 +210,18 @@ class Trial:
     @property
     def label(self) -> str:
         """How the console names the trial: ``fc hidden=[128] seed 0`` (its family's name, if it has one)."""
-        settings = " ".join(f"{key.rsplit('.', 1)[-1]}={json.dumps(value)}" for key, value in self.overrides.items())
+        settings = settings_text(self.overrides)
         seeds = f"seed {self.seeds[0]}" if len(self.seeds) == 1 else f"seeds {self.seeds[0]}..{self.seeds[-1]}"
         return " ".join(part for part in (self.family or Path(self.config).stem, settings, seeds) if part)
 
     def flags(self) -> list[str]:
         values = {**self.common, **self.overrides}
         return [f"--{key}={json.dumps(value)}" for key, value in values.items()]
+
+
+def settings_text(overrides: dict[str, Any]) -> str:
+    """Overrides as people read them: ``hidden=[128] density=0.1`` (the last part of each key)."""
+    return " ".join(f"{key.rsplit('.', 1)[-1]}={json.dumps(value)}" for key, value in overrides.items())
 
 
 def expand(spec: SweepSpec, output: str) -> list[Trial]:

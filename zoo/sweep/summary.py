@@ -25,7 +25,7 @@ from matplotlib.ticker import MaxNLocator
 from zoo.analysis.task_separation import ORTHOGONAL
 from zoo.figures import render, save_png
 from zoo.io import write_text
-from zoo.sweep.spec import Figures
+from zoo.sweep.spec import Figures, settings_text
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 STRUCTURE = {  # network-level numbers compared side by side; per-layer numbers are averaged over layers
@@ -70,9 +70,8 @@ def configurations(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
     """Rows by configuration (family, config and overrides), in order of first appearance."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        overrides = json.loads(row.get("overrides") or "{}")  # shown as the console shows a trial: hidden=[128]
-        settings = [f"{key.rsplit('.', 1)[-1]}={json.dumps(value)}" for key, value in overrides.items()]
-        name = " ".join([row["family"], *settings])
+        settings = settings_text(json.loads(row.get("overrides") or "{}"))  # as the console names the trial
+        name = " ".join(part for part in (row["family"], settings) if part)
         groups.setdefault(f"{name} ({Path(str(row['config'])).stem})", []).append(row)
     return groups
 
