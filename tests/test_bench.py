@@ -71,3 +71,9 @@ def test_sparse_epoch_compares_set_yaml_with_the_same_shape_dense_net():
     assert connections(dense_net) == 784 * 1000 + 2 * 1000 * 1000 + 1000 * 10
     assert connections(sparse_net) == sum(layer.connections for layer in sparse_net.sparse_layers) + 10_000
     assert connections(sparse_net) / connections(dense_net) <= 0.05
+
+
+def test_the_populations_spread_is_the_sample_standard_deviation():
+    """n − 1, as everywhere in zoo: 0.1, 0.2, 0.3 have std 0.1 (0.0816 with n)."""
+    assert report.mean_std([0.1, 0.2, 0.3]) == "0.2000 ± 0.1000"
+    assert report.mean_std([0.5]) == "0.5000 ± 0.0000"

@@ -247,9 +247,9 @@ def _populations(populations: dict) -> list[str]:
 
 
 def mean_std(scores: Sequence[float]) -> str:
-    """``mean ± std`` of a population's scores, the std over the members."""
+    """``mean ± std`` of scores, the sample std (n − 1, as everywhere in zoo; 0 for one score)."""
     values = np.asarray(scores, dtype=float)
-    return f"{values.mean():.4f} ± {values.std():.4f}"
+    return f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.4f}"
 
 
 def _population_steps(populations: dict) -> list[str]:
