@@ -33,6 +33,7 @@ from zoo.errors import ZooError
 from zoo.models.contract import Analysable, select_probes
 
 OUTPUT = "output"  # the pseudo-layer name under which class logits are maximized
+EXHAUSTIVE_WIDTH = 64  # layers up to this width have every k of the compression check scored; wider, bisection
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,9 @@ class Compression:
 
     metric: str  # "accuracy" or "r2"
     full: float  # the unedited network's
-    k: list[int]
+    k: list[int]  # every k tried, ascending: all up to the width for small layers, a bisection's for wide ones
     score: list[float]  # the metric at each k
-    smallest_k: int  # smallest k whose metric is within the tolerance of ``full``
+    smallest_k: int  # smallest k whose metric is within the tolerance of ``full`` (see ``compression``)
     tolerance: float
 
 
@@ -342,13 +343,18 @@ def compression(
     chunk_size: int = 4096,
     tolerance: float = 0.005,
 ) -> Compression:
-    """Replace ``layer`` by its projection on the top-k principal axes; the task metric at each k.
+    """Replace ``layer`` by its projection on its top-k principal axes: the smallest k that keeps the metric.
 
-    k runs over powers of two up to the layer width. ``smallest_k`` is the smallest k whose
-    metric is within ``tolerance`` (0.005 = half an accuracy point) of the unedited network.
+    ``smallest_k`` is the smallest k whose metric is within ``tolerance`` (0.005 = half an
+    accuracy point) of the unedited network's; ``k`` and ``score`` list every k tried, ascending.
+    A layer of at most ``EXHAUSTIVE_WIDTH`` units has every k from 1 to its width scored, so the
+    answer is exact whatever the metric does. A wider layer is bisected over 1..width, after
+    scoring k = width (the layer itself, up to rounding): about log2(width) + 1 scores instead of
+    width. Bisection assumes the metric does not fall as k grows (each component added brings the
+    projection closer to the layer); where a curve breaks that, the k found keeps the metric and
+    the k below it does not, but a smaller k elsewhere might.
     """
     width = axes.shape[1]
-    ks = sorted({min(2**power, width) for power in range(width.bit_length() + 1)})
     classification = model.task == "classification"
 
     def score(edit=None) -> float:
@@ -361,9 +367,25 @@ def compression(
         return lambda name, values: (values - mean) @ basis @ basis.t() + mean if name == layer else values
 
     full = score()
-    scores = [score(projection(axes[:, :k])) for k in ks]
-    smallest = next((k for k, value in zip(ks, scores) if value >= full - tolerance), width)
-    return Compression("accuracy" if classification else "r2", full, ks, scores, smallest, tolerance)
+    scores: dict[int, float] = {}
+
+    def keeps(k: int) -> bool:
+        if k not in scores:
+            scores[k] = score(projection(axes[:, :k]))
+        return scores[k] >= full - tolerance
+
+    if width <= EXHAUSTIVE_WIDTH:
+        kept = [k for k in range(1, width + 1) if keeps(k)]  # every k scored: the whole curve, for its figure
+        smallest = kept[0] if kept else width
+    else:
+        smallest = width
+        if keeps(width):  # invariant: ``smallest`` keeps the metric, ``fails`` does not (0 components: assumed)
+            fails = 0
+            while smallest - fails > 1:
+                middle = (fails + smallest) // 2
+                fails, smallest = (fails, middle) if keeps(middle) else (middle, smallest)
+    ks = sorted(scores)
+    return Compression("accuracy" if classification else "r2", full, ks, [scores[k] for k in ks], smallest, tolerance)
 
 
 @dataclass
@@ -473,9 +495,10 @@ def unit_report(
     compressed = result.compression
     within = f"within {compressed.tolerance:g} of the full network's {compressed.metric} ({compressed.full:.4f})"
     if compressed.smallest_k >= result.units:
-        lines.append(f"The layer cannot be compressed: only all {result.units} components keep the metric {within}.")
+        verdict = f"The layer cannot be compressed: only all {result.units} components keep the metric {within}"
     else:
-        lines.append(f"Projected on its top {compressed.smallest_k} components the layer keeps the metric {within}.")
+        verdict = f"Projected on its top {compressed.smallest_k} components the layer keeps the metric {within}"
+    lines.append(f"{verdict}; k tried: {_tried(compressed.k)}.")
     if signed:
         lines.append(
             "Class selectivity is defined for non-negative activations; this layer's go below 0, so no unit is ranked."
@@ -496,6 +519,13 @@ def unit_report(
                 f"fires on {result.firing_rate[unit]:.1%} of samples"
             )
     return "\n".join(lines)
+
+
+def _tried(ks: Sequence[int]) -> str:
+    """The k values of a compression check in words: every k up to the width, or those a bisection tried."""
+    if len(ks) > 2 and list(ks) == list(range(1, len(ks) + 1)):
+        return f"every k from 1 to {len(ks)}"
+    return ", ".join(map(str, ks)) + (" (bisection)" if len(ks) > 2 else "")
 
 
 def _components_for(cumulative: torch.Tensor, share: float) -> int:
