@@ -132,6 +132,34 @@ def test_selective_units_are_ranked_by_what_they_do_not_by_rare_firing():
     assert "unit 1: 1 (100%); selectivity 1.00, fires on 0.5% of samples" in layer.report
 
 
+def test_the_report_lists_only_units_selective_by_its_threshold():
+    """hand_built's units 1 and 2 prefer class a weakly (selectivity ≈ 0.26), unit 3 is wired to class c."""
+    model, inputs, targets = hand_built()
+    layer = activation_analysis(model, inputs, targets, NAMES).layers["fc1"]
+    assert layer.selectivity[1] < 0.5 <= layer.selectivity[3]
+    assert listed_units(layer.report) == [3] and "Most class-selective units (selectivity ≥ 0.5)" in layer.report
+    lenient = activation_analysis(model, inputs, targets, NAMES, thresholds=Thresholds(selectivity=0.2))
+    assert sorted(listed_units(lenient.layers["fc1"].report)) == [1, 2, 3]
+
+
+def listed_units(report: str) -> list[int]:
+    return [int(unit) for unit in re.findall(r"^  unit (\d+):", report, re.MULTILINE)]
+
+
+def test_the_report_says_when_no_unit_is_class_selective():
+    torch.manual_seed(5)
+    targets = torch.arange(3).repeat(40)
+    inputs = F.one_hot(targets, 3).float() + 0.1 * torch.rand(120, 3)
+    model = FCNet(hidden=[3], input_shape=(3,), num_outputs=3)
+    with torch.no_grad():  # every unit sums the three class features alike, plus a little of one of them
+        model.blocks[0][0].weight.copy_(torch.ones(3, 3) + 0.2 * torch.eye(3))
+        model.blocks[0][0].bias.zero_()
+    layer = activation_analysis(model, inputs, targets, NAMES).layers["fc1"]
+    assert layer.dead == [] and layer.selectivity.max() < 0.5
+    assert "No unit is class-selective (selectivity ≥ 0.5)." in layer.report
+    assert "  unit " not in layer.report
+
+
 def test_selectivity_is_not_ranked_for_signed_activations():
     torch.manual_seed(0)
     model = FCNet(hidden=[5], activation="tanh", input_shape=(3,), num_outputs=3)

@@ -44,6 +44,7 @@ class Thresholds:
     redundancy: float = 0.95  # |r| at or above which two units are redundant
     compression_tolerance: float = 0.005  # metric loss a compressed layer may have (half a point)
     class_share: float = 0.15  # share of a unit's class-mean activity that makes a class worth naming
+    selectivity: float = 0.5  # class selectivity at or above which the report lists a unit: its class ≥ 3× the others
 
 
 @dataclass
@@ -94,6 +95,7 @@ class LayerActivations:
         first. Classes with more ink (0, 8) give larger activations, so the ranking takes the
         best unit of each preferred class in turn, then the second best of each, and so on.
         Empty for regression and for layers with negative activations, where the index has no reading.
+        Every live unit is ranked; the report lists those at or above ``Thresholds.selectivity``.
         """
         if self.selectivity is None:
             return []
@@ -504,21 +506,32 @@ def unit_report(
             "Class selectivity is defined for non-negative activations; this layer's go below 0, so no unit is ranked."
         )
     elif result.selectivity is not None:
-        lines.append(
-            "Most class-selective units, the best of each class in turn (selectivity × preferred-class "
-            f"activation; classes named hold ≥ {thresholds.class_share:.0%} of the unit's mean activation "
-            "over classes):"
-        )
-        for unit in result.selective_units[:top]:
-            profile = result.class_profile[unit].nan_to_num(0)
-            share = profile / profile.sum().clamp_min(1e-12)
-            named = [k for k in share.argsort(descending=True).tolist() if share[k] >= thresholds.class_share]
-            classes = ", ".join(f"{output_names[k]} ({share[k]:.0%})" for k in named)
-            lines.append(
-                f"  unit {unit}: {classes}; selectivity {result.selectivity[unit]:.2f}, "
-                f"fires on {result.firing_rate[unit]:.1%} of samples"
-            )
+        lines += _selective_lines(result, output_names, thresholds, top)
     return "\n".join(lines)
+
+
+def _selective_lines(
+    result: LayerActivations, output_names: Sequence[str], thresholds: Thresholds, top: int
+) -> list[str]:
+    """The report's most class-selective units: only those at or above the selectivity threshold, or that none is."""
+    selective = [unit for unit in result.selective_units if result.selectivity[unit] >= thresholds.selectivity]
+    if not selective:
+        return [f"No unit is class-selective (selectivity ≥ {thresholds.selectivity:g})."]
+    lines = [
+        f"Most class-selective units (selectivity ≥ {thresholds.selectivity:g}), the best of each class in turn "
+        f"(selectivity × preferred-class activation; classes named hold ≥ {thresholds.class_share:.0%} of the "
+        "unit's mean activation over classes):"
+    ]
+    for unit in selective[:top]:
+        profile = result.class_profile[unit].nan_to_num(0)
+        share = profile / profile.sum().clamp_min(1e-12)
+        named = [k for k in share.argsort(descending=True).tolist() if share[k] >= thresholds.class_share]
+        classes = ", ".join(f"{output_names[k]} ({share[k]:.0%})" for k in named)
+        lines.append(
+            f"  unit {unit}: {classes or f'no class holds ≥ {thresholds.class_share:.0%}'}; "
+            f"selectivity {result.selectivity[unit]:.2f}, fires on {result.firing_rate[unit]:.1%} of samples"
+        )
+    return lines
 
 
 def _tried(ks: Sequence[int]) -> str:
