@@ -19,7 +19,7 @@ from scipy.stats import ks_2samp
 
 from zoo import ZooDataModule, ZooModule
 from zoo.bench.configs import CONFIGS, DOCS
-from zoo.bench.report import mean_std, read_results, write_results
+from zoo.bench.report import mean_std, read_benchmarks, write_benchmarks
 from zoo.bench.timing import synchronize
 from zoo.cli import main as zoo
 
@@ -40,7 +40,7 @@ def population(
 ) -> dict[str, dict]:
     """Measure each named population (``members``, ``epochs``: default the population's and its config's)."""
     torch.set_num_threads(threads)
-    results = read_results(docs)
+    results = read_benchmarks(docs)
     results.setdefault("population", {})
     for name in names:
         row = _measure(name, members=members, epochs=epochs, threads=threads, log_dir=log_dir)
@@ -52,7 +52,7 @@ def population(
             f"(KS p = {row['ks_p_value']:.2f})",
             flush=True,
         )
-        write_results(results, docs=docs)
+        write_benchmarks(results, docs=docs)
         print(f"wrote {docs / 'benchmarks.json'} and benchmarks.md", flush=True)
     return results["population"]
 

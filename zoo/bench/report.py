@@ -42,10 +42,10 @@ def report(
         **analysis_seconds(data),
         "sparse_ms": kernel_ms(features=1000, batch_size=batch_size, densities=densities),
     }
-    previous = read_results(docs)
+    previous = read_benchmarks(docs)
     if "population" in previous:
         results["population"] = previous["population"]
-    write_results(results, docs=docs)
+    write_benchmarks(results, docs=docs)
     print(f"wrote {docs / 'benchmarks.md'} and benchmarks.json")
     return results
 
@@ -107,13 +107,13 @@ def analysis_seconds(data: ZooDataModule) -> dict[str, float]:
     }
 
 
-def read_results(docs: Path = DOCS) -> dict:
+def read_benchmarks(docs: Path = DOCS) -> dict:
     """``docs/benchmarks.json`` as it stands, or nothing yet."""
     path = docs / "benchmarks.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def write_results(results: dict, *, docs: Path = DOCS) -> None:
+def write_benchmarks(results: dict, *, docs: Path = DOCS) -> None:
     """The JSON and the page drawn from it, each written atomically."""
     write_json(docs / "benchmarks.json", results)
     write_text(docs / "benchmarks.md", markdown(results))
@@ -135,8 +135,8 @@ def _training(results: dict) -> list[str]:
     lines = [
         "# Benchmarks",
         "",
-        f"Produced by `python scripts/bench.py report --repeats {results['repeats']}` (one run; every figure below "
-        "comes from it,",
+        f"Produced by `python scripts/bench.py report --repeats {results['repeats']}` (one run; every figure down to "
+        "the populations comes from it,",
         "and `docs/benchmarks.json` holds them all),",
         f"on {results['machine']}, torch {results['torch']}, batch {results['batch_size']}, "
         f"{results['samples_per_epoch']:,} MNIST training samples an epoch, best of {results['repeats']} alternating "
