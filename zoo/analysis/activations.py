@@ -189,7 +189,14 @@ def activation_analysis(
             cumulative = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
             correlation, redundant = redundancy(values, thresholds.redundancy)
             compressed = compression(
-                model, inputs, targets, layer, mean, eigenvectors, chunk_size, thresholds.compression_tolerance
+                model,
+                inputs,
+                targets,
+                layer,
+                mean,
+                eigenvectors,
+                chunk_size=chunk_size,
+                tolerance=thresholds.compression_tolerance,
             )
             results[layer] = LayerActivations(
                 units=values.shape[1],
@@ -206,7 +213,12 @@ def activation_analysis(
                 compression=compressed,
             )
             results[layer].report = unit_report(
-                layer, results[layer], names, thresholds, described, bool(profile is not None and values.min() < 0)
+                layer,
+                results[layer],
+                names,
+                thresholds=thresholds,
+                data=described,
+                signed=bool(profile is not None and values.min() < 0),
             )
     maximization, units, reached, top = {}, {}, {}, {}
     if maximize and prior is not None and len(model.input_shape) >= 2:
@@ -342,6 +354,7 @@ def compression(
     layer: str,
     mean: torch.Tensor,
     axes: torch.Tensor,
+    *,
     chunk_size: int = 4096,
     tolerance: float = 0.005,
 ) -> Compression:
@@ -477,6 +490,7 @@ def unit_report(
     layer: str,
     result: LayerActivations,
     output_names: Sequence[str],
+    *,
     thresholds: Thresholds = Thresholds(),
     data: str = "the analysed samples",
     signed: bool = False,
