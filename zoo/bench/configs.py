@@ -14,6 +14,6 @@ DOCS = CHECKOUT / "docs"
 
 
 def shipped_model(config: str) -> ZooModule:
-    """The model of ``configs/<config>``, built as a run of that config builds it (before training)."""
+    """The model ``configs/<config>`` names, with its ``init_args`` (MNIST's input shape and outputs: the defaults)."""
     spec = yaml.safe_load((CONFIGS / config).read_text())["model"]
     return create_model(spec["class_path"].rsplit(".", 1)[-1], **spec["init_args"])
