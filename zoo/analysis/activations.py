@@ -20,7 +20,7 @@ device, vectorized over samples and units.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -188,15 +188,9 @@ def activation_analysis(
             mean, eigenvalues, eigenvectors = principal_components(values)
             cumulative = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
             correlation, redundant = redundancy(values, thresholds.redundancy)
+            tolerance = thresholds.compression_tolerance
             compressed = compression(
-                model,
-                inputs,
-                targets,
-                layer,
-                mean,
-                eigenvectors,
-                chunk_size=chunk_size,
-                tolerance=thresholds.compression_tolerance,
+                model, inputs, targets, layer, mean, eigenvectors, chunk_size=chunk_size, tolerance=tolerance
             )
             results[layer] = LayerActivations(
                 units=values.shape[1],
@@ -212,13 +206,9 @@ def activation_analysis(
                 components_99=_components_for(cumulative, 0.99),
                 compression=compressed,
             )
+            signed = bool(profile is not None and values.min() < 0)
             results[layer].report = unit_report(
-                layer,
-                results[layer],
-                names,
-                thresholds=thresholds,
-                data=described,
-                signed=bool(profile is not None and values.min() < 0),
+                layer, results[layer], names, thresholds=thresholds, data=described, signed=signed
             )
     maximization, units, reached, top = {}, {}, {}, {}
     if maximize and prior is not None and len(model.input_shape) >= 2:
@@ -389,18 +379,23 @@ def compression(
             scores[k] = score(projection(axes[:, :k]))
         return scores[k] >= full - tolerance
 
-    if width <= EXHAUSTIVE_WIDTH:
-        kept = [k for k in range(1, width + 1) if keeps(k)]  # every k scored: the whole curve, for its figure
-        smallest = kept[0] if kept else width
-    else:
-        smallest = width
-        if keeps(width):  # invariant: ``smallest`` keeps the metric, ``fails`` does not (0 components: assumed)
-            fails = 0
-            while smallest - fails > 1:
-                middle = (fails + smallest) // 2
-                fails, smallest = (fails, middle) if keeps(middle) else (middle, smallest)
+    smallest = _smallest_k(keeps, width)
     ks = sorted(scores)
     return Compression("accuracy" if classification else "r2", full, ks, [scores[k] for k in ks], smallest, tolerance)
+
+
+def _smallest_k(keeps: Callable[[int], bool], width: int) -> int:
+    """The smallest k in 1..width that ``keeps`` the metric, else ``width``: every k, or bisection (see compression)."""
+    if width <= EXHAUSTIVE_WIDTH:
+        kept = [k for k in range(1, width + 1) if keeps(k)]  # every k scored: the whole curve, for its figure
+        return kept[0] if kept else width
+    if not keeps(width):
+        return width
+    fails, smallest = 0, width  # invariant: ``smallest`` keeps the metric, ``fails`` does not (0 components: assumed)
+    while smallest - fails > 1:
+        middle = (fails + smallest) // 2
+        fails, smallest = (fails, middle) if keeps(middle) else (middle, smallest)
+    return smallest
 
 
 @dataclass
