@@ -1,4 +1,4 @@
-"""SparseNet: an MLP whose layers have fixed random sparse connectivity."""
+"""SparseNet: an MLP whose layers have random sparse connectivity, fixed unless SET rewires it."""
 
 from __future__ import annotations
 
