@@ -414,13 +414,17 @@ def _wrap_in_population(config: Namespace) -> None:
     if config.population < 1:
         raise ZooError(f"--population must be at least 1, got {config.population}")
     if name == "Population":
-        raise ZooError("--population wraps one architecture, and this configuration's model is a Population already")
+        if model.init_args.get("size") == config.population:  # a population run's own config.yaml says both
+            return
+        raise ZooError(
+            f"--population {config.population} wraps one architecture, and this configuration's model is a "
+            f"Population of {model.init_args.get('size')} already"
+        )
     arguments = {key: value for key, value in model.init_args.as_dict().items() if key not in LINKED}
-    info = get_dataset(config.data.dataset)  # what the links give a single model (they do not reach a new class)
-    linked = {"input_shape": info.input_shape, "num_outputs": info.num_outputs, "task": info.task}
     seed = config.seed_everything
     first_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     init_args = {"architecture": name, "size": config.population, "member": arguments, "first_seed": first_seed}
+    linked = dict.fromkeys(LINKED)  # the data module's links fill them, as for any model (a link sets existing keys)
     config.model = Namespace(class_path="zoo.models.Population", init_args=Namespace(**init_args, **linked))
 
 

@@ -130,11 +130,11 @@ class PredictionWriter(BasePredictionWriter):
         targets = trainer.datamodule.split("test")[1].cpu()[: outputs.shape[-2]]
         with atomic_file(folder / "predictions.pt") as handle:
             torch.save({"outputs": outputs, "targets": targets}, handle)
-        members = outputs if outputs.ndim == 3 else outputs[None]  # (M, N, K)
+        members = pl_module.outputs_by_member(outputs)  # (M, N, K)
         count, samples = members.shape[:2]
         columns = [torch.arange(samples).repeat(count)]  # sample, member-major as the rows
         header = ["sample"]
-        if outputs.ndim == 3:
+        if next(pl_module.members()) is not pl_module:
             columns.append(torch.arange(count).repeat_interleave(samples))
             header.append("member")
         if pl_module.task == "classification":

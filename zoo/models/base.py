@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -71,6 +72,28 @@ class ZooModule(pl.LightningModule):
         self.train_metrics = self._metrics("train")
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
+
+    kind: ClassVar[Literal["architecture", "population"]] = "architecture"
+    """What the class is: an architecture (``list_models()`` lists these), or a population of one."""
+
+    @property
+    def architecture(self) -> str:
+        """The architecture's registered name: this class's, or a population's members' class."""
+        return type(self).__name__
+
+    def members(self) -> Iterator[ZooModule]:
+        """The models this one holds, each an ordinary single model: a single model is its own only member."""
+        yield self
+
+    def member(self, index: int) -> ZooModule:
+        """Member ``index`` as an ordinary model (see :meth:`members`)."""
+        if index != 0:
+            raise ZooError(f"a {type(self).__name__} is one model, not a population: it has member 0 only, not {index}")
+        return self
+
+    def outputs_by_member(self, outputs: torch.Tensor) -> torch.Tensor:
+        """This model's outputs ``(N, num_outputs)`` as ``(members, N, num_outputs)``, member ``i`` at ``[i]``."""
+        return outputs.unsqueeze(0)
 
     @property
     def in_features(self) -> int:

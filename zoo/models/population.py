@@ -22,7 +22,7 @@ import copy
 import inspect
 import os
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +53,7 @@ class Population(ZooModule):
     --config configs/multimult.yaml --population 100``.
     """
 
-    wraps_an_architecture: ClassVar[bool] = True
+    kind: ClassVar[Literal["architecture", "population"]] = "population"
 
     def __init__(
         self,
@@ -70,7 +70,7 @@ class Population(ZooModule):
             raise ZooError(f"model.size (the population's) must be at least 1, got {size}")
         if architecture == type(self).__name__:
             raise ZooError("a Population's members cannot be populations")
-        self.architecture, self.size, self.member_arguments = architecture, size, dict(member or {})
+        self.member_architecture, self.size, self.member_arguments = architecture, size, dict(member or {})
         if first_seed is None:
             first_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
             self.hparams["first_seed"] = first_seed  # the checkpoint records the seeds actually used
@@ -97,11 +97,11 @@ class Population(ZooModule):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             try:
-                return create_model(self.architecture, **self.member_arguments, **shape)
+                return create_model(self.member_architecture, **self.member_arguments, **shape)
             except TypeError as error:
-                accepted = inspect.signature(get_model_class(self.architecture)).parameters
+                accepted = inspect.signature(get_model_class(self.member_architecture)).parameters
                 raise ZooError(
-                    f"model.member has an argument {self.architecture} does not take ({error}); "
+                    f"model.member has an argument {self.member_architecture} does not take ({error}); "
                     f"accepted: {', '.join(name for name in accepted if name not in shape)}"
                 ) from None
 
@@ -129,7 +129,17 @@ class Population(ZooModule):
         return model.to(self.device)
 
     def members(self) -> Iterator[ZooModule]:
+        """Every member in turn, as :meth:`member` gives it."""
         return (self.member(index) for index in range(self.size))
+
+    @property
+    def architecture(self) -> str:
+        """The members' architecture."""
+        return self.member_architecture
+
+    def outputs_by_member(self, outputs: torch.Tensor) -> torch.Tensor:
+        """A population's outputs are ``(members, N, num_outputs)`` already."""
+        return outputs
 
     @property
     def probes(self) -> dict[str, Probe]:
@@ -142,7 +152,7 @@ class Population(ZooModule):
 
     def on_fit_start(self) -> None:
         rank_zero_info(
-            f"Population of {self.size} {self.architecture} (seeds {self.seeds[0]}..{self.seeds[-1]}): "
+            f"Population of {self.size} {self.member_architecture} (seeds {self.seeds[0]}..{self.seeds[-1]}): "
             f"{self.member_counts['nonzero']:,} nonzero parameters each"
         )
         super().on_fit_start()
