@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -32,7 +32,7 @@ from torchmetrics import Metric
 
 from zoo.errors import TrainingDiverged, ZooError
 from zoo.models.base import Batch, ZooModule
-from zoo.models.contract import Probe, SparseLayer
+from zoo.models.contract import Edit, Probe, Record, SparseLayer
 from zoo.models.registry import create_model, get_model_class, register_model
 from zoo.task import Task, metric_names
 
@@ -109,14 +109,30 @@ class Population(ZooModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(members, N, num_outputs)``: every member's outputs for the same inputs."""
+        return self._batched(lambda state: torch.func.functional_call(self.template, state, (x,)))
+
+    def forward_with_hidden(
+        self, x: torch.Tensor, edit: Edit | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Every member's outputs ``(members, N, num_outputs)`` and activations ``{probe: (members, N, units)}``.
+
+        One vmapped call; each member's forward has its own record, and ``edit`` sees one
+        member's ``(N, units)`` activations at a time, as it would on that member alone.
+        """
+
+        def member(state: tuple[dict, dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            record = Record(edit)
+            outputs = torch.func.functional_call(self.template, state, (x,), {"record": record})
+            return outputs, record.hidden(self.probes, self.template)
+
+        return self._batched(member)
+
+    def _batched(self, member_forward: Callable[[tuple[dict, dict]], Any]) -> Any:
+        """``member_forward((parameters, buffers))`` of one member, for every member at once (vmap)."""
         self.template.train(self.training)
         parameters = {_name(key): value for key, value in self.stacked_parameters.items()}
         buffers = {name: getattr(self, f"stacked__{_key(name)}") for name in self.buffer_names}
-        batched = torch.func.vmap(self._member_forward, in_dims=(0, 0, None), randomness="different")
-        return batched(parameters, buffers, x)
-
-    def _member_forward(self, parameters: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(self.template, (parameters, buffers), (x,))
+        return torch.func.vmap(member_forward, randomness="different")((parameters, buffers))
 
     def member(self, index: int) -> ZooModule:
         """Member ``index`` as an ordinary model of its architecture, on this population's device."""
@@ -137,9 +153,9 @@ class Population(ZooModule):
         """The members' architecture."""
         return self.member_architecture
 
-    def outputs_by_member(self, outputs: torch.Tensor) -> torch.Tensor:
-        """A population's outputs are ``(members, N, num_outputs)`` already."""
-        return outputs
+    def by_member(self, computed: torch.Tensor) -> torch.Tensor:
+        """A population computes ``(members, N, ...)`` already."""
+        return computed
 
     @property
     def probes(self) -> dict[str, Probe]:
