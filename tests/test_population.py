@@ -12,7 +12,7 @@ from conftest import CONFIGS
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import zoo
-from zoo.analysis import task_separation
+from zoo.analysis import activation_analysis, task_separation
 from zoo.cli import main
 from zoo.errors import ZooError
 from zoo.models import Population
@@ -164,3 +164,15 @@ def test_a_population_runs_again_from_its_own_config(run_dir, capsys):
     assert "--population 3 wraps one architecture, and this configuration's model is a Population of 2" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("analysis", [task_separation, activation_analysis])
+def test_an_analysis_of_a_population_is_one_per_member(analysis):
+    """The analyses take one model: a population's members are analysed one by one (the callbacks do so), and a
+    population given whole is refused with one message."""
+    population = Population("FCNet", size=2, member={"hidden": [4]}, input_shape=(3,), num_outputs=2)
+    x, y = torch.rand(30, 3), torch.randint(0, 2, (30,))
+    with pytest.raises(ZooError, match=r"analyses one model, and this Population holds several; analyse each"):
+        analysis(population, x, y)
+    results = [analysis(member, x, y) for member in population.members()]
+    assert len(results) == 2 and all(result.summary() for result in results)

@@ -12,6 +12,7 @@ records its environment; and user mistakes end in one message and a non-zero exi
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import sys
@@ -381,6 +382,12 @@ def _class_name(group: Any) -> str | None:
     return group.class_path.rsplit(".", 1)[-1] if isinstance(group, Namespace) else None
 
 
+def _model_class(group: Namespace) -> type[ZooModule]:
+    """The class a parsed ``model:`` block names (the parser has checked that it is a ZooModule)."""
+    module, _, name = group.class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def _complete(config: Namespace) -> None:
     """Fill in what the defaults leave to the run (the logger's name, the schedule's horizon); check the rate."""
     epochs = config.trainer.max_epochs
@@ -413,7 +420,7 @@ def _wrap_in_population(config: Namespace) -> None:
     name = _class_name(model)
     if config.population < 1:
         raise ZooError(f"--population must be at least 1, got {config.population}")
-    if name == "Population":
+    if _model_class(model).kind == "population":
         if model.init_args.get("size") == config.population:  # a population run's own config.yaml says both
             return
         raise ZooError(

@@ -118,9 +118,20 @@ class Analysable(Protocol):
 
     def analysis_mode(self) -> AbstractContextManager: ...
 
+    def members(self) -> Iterator[Analysable]: ...
+
     def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...
 
     def parameters(self) -> Iterator[nn.Parameter]: ...
+
+
+def require_one_model(model: Analysable, analysis: str) -> None:
+    """Analyses read one model's activations; a population is analysed member by member, never as a stack."""
+    if next(iter(model.members())) is not model:
+        raise ZooError(
+            f"{analysis} analyses one model, and this {type(model).__name__} holds several; analyse each of its "
+            "members() on its own (as the analysis callbacks do)"
+        )
 
 
 def select_probes(model: Analysable, layers: list[str] | tuple[str, ...] | None) -> list[str]:
