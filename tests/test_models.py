@@ -15,6 +15,11 @@ def test_registry():
     assert isinstance(model, FCNet) and isinstance(model, ZooModule)
     with pytest.raises(ZooError, match="unknown model 'ResNet'; accepted: .*FCNet"):
         zoo.create_model("ResNet")
+    population = zoo.create_model("Population", architecture="FCNet", size=2, member={"hidden": [4]})
+    assert population.kind == "population" and population.architecture == "FCNet"
+    assert "Population" not in zoo.list_models() and all(
+        zoo.create_model(name).kind == "architecture" for name in zoo.list_models()
+    )  # listed: the architectures; a population of one is registered (its checkpoints load), not listed
 
 
 def test_forward_and_hidden_activations():

@@ -2,9 +2,9 @@
 
 An architecture builds its network in ``__init__``, places a :class:`~zoo.models.contract.Probe`
 after each hidden layer, and implements ``forward(x, record=None)``, handing ``record`` to each
-probe. Everything else is here: training,
-evaluation and metrics for the task, checkpoints, and what analyses use (capturing and
-editing hidden activations at the probes, analysis mode, parameter counts).
+probe. Everything else is here: training, evaluation and metrics for the task, checkpoints,
+the models it holds (``members()``), and what analyses use (capturing and editing hidden
+activations at the probes, analysis mode, parameter counts).
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ class ZooModule(pl.LightningModule):
     The CLI links all three from the data module, so configs never repeat them.
     """
 
+    kind: ClassVar[Literal["architecture", "population"]] = "architecture"
+    """What the class is: an architecture (``list_models()`` lists these), or a population of an architecture."""
+
     def __init__(
         self, input_shape: tuple[int, ...] = (1, 28, 28), num_outputs: int = 10, task: Task = "classification"
     ) -> None:
@@ -73,9 +76,6 @@ class ZooModule(pl.LightningModule):
         self.train_metrics = self._metrics("train")
         self.val_metrics = self._metrics("val")
         self.test_metrics = self._metrics("test")
-
-    kind: ClassVar[Literal["architecture", "population"]] = "architecture"
-    """What the class is: an architecture (``list_models()`` lists these), or a population of one."""
 
     @property
     def architecture(self) -> str:
