@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 
 from zoo.callbacks.schedule import AnalysisCallback
-from zoo.models import Probe, ZooModule
+from zoo.models import Probe, Record, ZooModule
 
 
 class SeenSamples(pl.Callback):
@@ -41,8 +41,8 @@ class NoParameters(ZooModule):
         super().__init__(input_shape, num_outputs, task)
         self.probe = Probe("fc1", 4)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.probe(x.flatten(1))[:, : self.num_outputs]
+    def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
+        return self.probe(x.flatten(1), record)[:, : self.num_outputs]
 
 
 class InterruptAt(pl.Callback):

@@ -330,3 +330,21 @@ def test_help_says_what_zoo_is(capsys):
         and "python -m zoo fit --config configs/fc.yaml" in out
     )
     assert "writes predictions.csv and .pt to its folder." in " ".join(out.split())  # whole sentences
+
+
+def test_a_resumed_run_names_the_best_epoch_of_its_best_checkpoint(run_dir, capsys):
+    """RunSummary's best travels in the checkpoint: after --ckpt_path last it still names best.ckpt's epoch."""
+    fit("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", "null")
+    checkpoints = run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    best_epoch = torch.load(checkpoints / "best.ckpt", weights_only=True)["epoch"]
+    assert last["callbacks"]["RunSummary"]["best"][1] == best_epoch
+    for group in last["optimizer_states"][0]["param_groups"]:  # frozen weights: no later epoch can do better
+        group["lr"] = 0.0
+    torch.save(last, checkpoints / "last.ckpt")
+    capsys.readouterr()
+    resumed = fit("iris.yaml", "--trainer.max_epochs", "4", "--trainer.callbacks", "null", "--ckpt_path", "last")
+    assert resumed.trainer.current_epoch == 4
+    assert torch.load(checkpoints / "best.ckpt", weights_only=True)["epoch"] == best_epoch  # still the first run's
+    summary = re.search(r"best val/acc\s+([\d.]+) at epoch (\d+)", capsys.readouterr().out)
+    assert summary is not None and int(summary.group(2)) == best_epoch

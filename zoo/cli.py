@@ -12,6 +12,7 @@ records its environment; and user mistakes end in one message and a non-zero exi
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import sys
@@ -381,6 +382,12 @@ def _class_name(group: Any) -> str | None:
     return group.class_path.rsplit(".", 1)[-1] if isinstance(group, Namespace) else None
 
 
+def _model_class(group: Namespace) -> type[ZooModule]:
+    """The class a parsed ``model:`` block names (the parser has checked that it is a ZooModule)."""
+    module, _, name = group.class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def _complete(config: Namespace) -> None:
     """Fill in what the defaults leave to the run (the logger's name, the schedule's horizon); check the rate."""
     epochs = config.trainer.max_epochs
@@ -413,14 +420,18 @@ def _wrap_in_population(config: Namespace) -> None:
     name = _class_name(model)
     if config.population < 1:
         raise ZooError(f"--population must be at least 1, got {config.population}")
-    if name == "Population":
-        raise ZooError("--population wraps one architecture, and this configuration's model is a Population already")
+    if _model_class(model).kind == "population":
+        if model.init_args.get("size") == config.population:  # a population run's own config.yaml says both
+            return
+        raise ZooError(
+            f"--population {config.population} wraps one architecture, and this configuration's model is a "
+            f"Population of {model.init_args.get('size')} already"
+        )
     arguments = {key: value for key, value in model.init_args.as_dict().items() if key not in LINKED}
-    info = get_dataset(config.data.dataset)  # what the links give a single model (they do not reach a new class)
-    linked = {"input_shape": info.input_shape, "num_outputs": info.num_outputs, "task": info.task}
     seed = config.seed_everything
     first_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     init_args = {"architecture": name, "size": config.population, "member": arguments, "first_seed": first_seed}
+    linked = dict.fromkeys(LINKED)  # the data module's links fill them, as for any model (a link sets existing keys)
     config.model = Namespace(class_path="zoo.models.Population", init_args=Namespace(**init_args, **linked))
 
 

@@ -49,15 +49,27 @@ class LayerSummary(ModelSummary):
 
 
 class RunSummary(pl.Callback):
-    """A few closing lines: best metric and epoch, checkpoints, run folder, analysis files, TensorBoard."""
+    """A few closing lines: best metric and epoch, checkpoints, run folder, analysis files, TensorBoard.
+
+    The best so far travels in the checkpoints (``state_dict``), so that a run resumed with
+    ``--ckpt_path last`` names the same best epoch as its ``best.ckpt``.
+    """
 
     def __init__(self, monitor: str, mode: str) -> None:
         self.monitor, self.mode = monitor, mode
         self.best: tuple[float, int] | None = None
         self.started = time.perf_counter()
 
+    def state_dict(self) -> dict:
+        return {"best": list(self.best) if self.best is not None else None}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restored before ``on_fit_start`` when a fit resumes."""
+        best = state_dict.get("best")
+        self.best = (float(best[0]), int(best[1])) if best is not None else None
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.started, self.best = time.perf_counter(), None
+        self.started = time.perf_counter()
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.monitor)
@@ -130,11 +142,11 @@ class PredictionWriter(BasePredictionWriter):
         targets = trainer.datamodule.split("test")[1].cpu()[: outputs.shape[-2]]
         with atomic_file(folder / "predictions.pt") as handle:
             torch.save({"outputs": outputs, "targets": targets}, handle)
-        members = outputs if outputs.ndim == 3 else outputs[None]  # (M, N, K)
+        members = pl_module.by_member(outputs)  # (M, N, K)
         count, samples = members.shape[:2]
         columns = [torch.arange(samples).repeat(count)]  # sample, member-major as the rows
         header = ["sample"]
-        if outputs.ndim == 3:
+        if next(pl_module.members()) is not pl_module:
             columns.append(torch.arange(count).repeat_interleave(samples))
             header.append("member")
         if pl_module.task == "classification":

@@ -122,7 +122,7 @@ def _test_scores(model: ZooModule, data: ZooDataModule) -> list[float]:
     inputs, targets = data.split("test")
     with torch.no_grad():
         outputs = model.eval()(inputs.to(model.device))
-    outputs, targets = (outputs if outputs.ndim == 3 else outputs[None]), targets.to(outputs.device)
+    outputs, targets = model.by_member(outputs), targets.to(outputs.device)
     if model.task == "classification":
         return (outputs.argmax(-1) == targets).float().mean(1).tolist()
     residual = (outputs - targets).square().sum(1)  # (members, outputs)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from zoo.models.base import ZooModule
+from zoo.models.contract import Record
 from zoo.models.layers import ActivationName, check_widths, make_dropout, mlp_blocks
 from zoo.models.registry import register_model
 from zoo.task import Task
@@ -41,8 +42,8 @@ class FCNet(ZooModule):
         self.dropout = make_dropout(dropout)
         self.head = nn.Linear(widths[-1] if widths else self.in_features, num_outputs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
         x = x.flatten(1)
         for block in self.blocks:
-            x = self.dropout(block(x))
+            x = self.dropout(block(x, record))
         return self.head(x)
