@@ -25,12 +25,14 @@ import pytest
 from conftest import DATA_DIR
 
 from zoo.errors import EXIT_CODES
+from zoo.runs import lock_run_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 DOC = ROOT / "docs" / "errors.md"
 QUIET = ("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
 NO_CALLBACKS = ("--trainer.callbacks", "null")  # right after the config, so a case can still set its own
+BUSY: list = []  # the lock the fixture holds on a run folder, for as long as the tests run
 
 
 @dataclass(frozen=True)
@@ -285,14 +287,14 @@ CASES = [
         "hyper-parameter",
         "a value torch refuses (negative momentum)",
         (*IRIS, "--optimizer", "SGD", "--optimizer.lr", "0.1", "--optimizer.momentum", "-1"),
-        "zoo: error: the optimizer or learning-rate schedule refused its arguments: Invalid momentum value: -1",
+        "zoo: error: the optimizer SGD (lr=0.1, momentum=-1.0) refused its settings: ValueError: Invalid momentum "
+        "value",
     ),
     Case(
         "hyper-parameter",
         "a model with no parameters",
         (*IRIS, "--model", "helpers.NoParameters"),
-        "zoo: error: the optimizer or learning-rate schedule refused its arguments: "
-        "optimizer got an empty parameter list",
+        "zoo: error: the optimizer Adam refused its settings: ValueError: optimizer got an empty parameter list",
     ),
     Case(
         "environment",
@@ -341,6 +343,90 @@ CASES = [
         "resume with another optimizer",
         (*IRIS, "--ckpt_path", "{iris_ckpt}", "--optimizer", "SGD", "--optimizer.lr", "0.1"),
         "was trained with optimizer Adam, and this configuration builds SGD; resume with the same optimizer",
+    ),
+    Case(
+        "run folder",
+        "resume of a run another process is writing",
+        (*IRIS, "--trainer.logger.init_args.save_dir", "{busy_logs}", "--ckpt_path", "last"),
+        "iris/version_0 is being written by another zoo run (pid",
+    ),
+    Case(
+        "hyper-parameter",
+        "a value torch refuses (negative weight decay)",
+        (*IRIS, "--optimizer.weight_decay", "-1"),
+        "zoo: error: the optimizer Adam (lr=0.01, weight_decay=-1.0) refused its settings: ValueError: Invalid "
+        "weight_decay value: -1.0",
+    ),
+    Case(
+        "hyper-parameter",
+        "a schedule that divides by its setting (StepLR step_size 0)",
+        (*IRIS, "--lr_scheduler", "torch.optim.lr_scheduler.StepLR", "--lr_scheduler.step_size", "0"),
+        "zoo: error: the lr_scheduler StepLR (step_size=0) refused its settings: ZeroDivisionError",
+    ),
+    Case(
+        "trainer",
+        "a value Lightning refuses (num_nodes 0)",
+        (*IRIS, "--trainer.num_nodes", "0"),
+        "zoo: error: the trainer refused its settings: ValueError: `num_nodes` must be a positive integer, but got 0",
+    ),
+    Case(
+        "trainer",
+        "a device count Lightning refuses (devices -2)",
+        (*IRIS, "--trainer.devices", "-2"),
+        "zoo: error: the trainer refused its settings: TypeError: `devices` selected with `CPUAccelerator` should "
+        "be an int > 0",
+    ),
+    Case(
+        "trainer",
+        "max_steps below -1",
+        (*IRIS, "--trainer.max_steps", "-5"),
+        "zoo: error: the trainer refused its settings: `max_steps` must be a non-negative integer or -1",
+    ),
+    Case(
+        "trainer",
+        "a count Lightning divides by (accumulate_grad_batches 0)",
+        (*IRIS, "--trainer.accumulate_grad_batches", "0"),
+        "zoo: error: trainer.accumulate_grad_batches must be at least 1, got 0",
+    ),
+    Case(
+        "trainer",
+        "a count Lightning divides by (check_val_every_n_epoch 0)",
+        (*IRIS, "--trainer.check_val_every_n_epoch", "0"),
+        "zoo: error: trainer.check_val_every_n_epoch must be at least 1, got 0",
+    ),
+    Case(
+        "trainer",
+        "a checkpoint setting Lightning refuses (save_top_k -5)",
+        (*IRIS, "--checkpoint.save_top_k", "-5"),
+        "zoo: error: the callback ModelCheckpoint refused its settings: Invalid value for save_top_k=-5",
+    ),
+    Case(
+        "config",
+        "a seed numpy cannot take",
+        (*IRIS, "--seed_everything", "-5"),
+        "zoo: error: seed_everything must lie in [0, 4294967295] (numpy's seeds) or be true (random), got -5",
+    ),
+    Case(
+        "config",
+        "a run name the file system refuses (300 characters)",
+        (*IRIS, "--trainer.logger.init_args.name", "x" * 300),
+        "xxx: a file or folder name this long is refused by the file system; choose a shorter name",
+    ),
+    Case(
+        "environment",
+        "a model larger than memory (4 TB of weights; the issue's [100000, 100000] asks 40 GB)",
+        (*MNIST, "--model.hidden", "[100000, 10000000]"),
+        "zoo: error: out of memory: the model FCNet (hidden=[100000, 10000000], dropout=0.2) asked for 4.0 TB at "
+        "once, more than this machine could give; choose smaller sizes",
+        exit_code=4,
+    ),
+    Case(
+        "environment",
+        "a synthetic dataset larger than memory",
+        ("--config", "{configs}/multimult.yaml", "--data.num_samples", "100000000000"),
+        "zoo: error: out of memory: the data ZooDataModule (dataset='multimult', batch_size=64, normalize='none', "
+        "num_samples=100000000000) asked for 1.9 TB at once",
+        exit_code=4,
     ),
 ]
 
@@ -410,6 +496,10 @@ def files(tmp_path_factory, data_dir) -> dict[str, str]:
         tiny = ["--model.hidden", "[8]", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
         main(["fit", *[fill(arg, paths) for arg in MNIST], *NO_CALLBACKS, *tiny, "--trainer.max_epochs", "1", *QUIET])
     paths["mnist_ckpt"] = str(run / "lightning_logs" / "fc" / "version_0" / "checkpoints" / "last.ckpt")
+    busy = root / "busy"  # a run another process writes into: this one holds its lock
+    shutil.copytree(run / "lightning_logs" / "iris" / "version_0", busy / "iris" / "version_0")
+    paths["busy_logs"] = str(busy)
+    BUSY.append(lock_run_folder(busy / "iris" / "version_0"))
     return paths
 
 

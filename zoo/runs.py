@@ -3,31 +3,37 @@
 A run folder is ``<save_dir>/<name>/version_<N>/`` as Lightning's TensorBoard
 logger lays it out. Lightning picks N as "one more than the largest", which two
 fits started at the same moment can both pick; :func:`reserve_version` claims
-N with ``mkdir``, which only one process can win.
+N with ``mkdir``, which only one process can win. A folder has one writer at a
+time: :func:`lock_run_folder` takes a lock that dies with its process, so two
+resumes of one run started together cannot both write into it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from zoo.errors import ZooError
 from zoo.io import atomic_file, write_json
 
 VERSION = re.compile(r"version_(\d+)$")
+LOCK_FILE = ".lock"  # in the run folder; its content names the holder (pid and host)
 PACKAGES = (
     "zoo",
     "torch",
@@ -51,6 +57,7 @@ def versions(root: Path) -> list[int]:
 
 
 _claims: list[list[Path]] = []  # run folders claimed inside each active released_on_failure() block
+_locks: list[list[IO[str]]] = []  # run-folder locks taken inside each active released_on_failure() block
 _started: set[Path] = set()  # run folders in which a loop began (RunStarted)
 
 
@@ -69,14 +76,48 @@ def reserve_version(root: Path) -> int:
         return candidate
 
 
+def lock_run_folder(folder: Path) -> IO[str]:
+    """Take ``folder``'s writer lock, or refuse naming the process that holds it; keep the handle to keep the lock.
+
+    ``flock`` on ``<folder>/.lock``: the kernel drops it when its process ends, however it
+    ends, so a killed run never leaves a stale lock. Taken before anything is written: a
+    second writer leaves the folder as it found it.
+    """
+    if not folder.is_dir():  # a version the user named that does not exist yet: claimed as reserve_version does
+        folder.mkdir(parents=True, exist_ok=True)
+        if _claims:
+            _claims[-1].append(folder)
+    handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115  (held open for the life of the run)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "a process that has just started"
+        handle.close()
+        raise ZooError(
+            f"{folder} is being written by another zoo run ({holder}); a run folder has one writer at a time: "
+            "wait for that run to end, or start a new run (leave out --ckpt_path last)"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    if _locks:
+        _locks[-1].append(handle)
+    return handle
+
+
 @contextmanager
-def released_on_failure() -> Iterator[None]:
+def released_on_failure(*, keep_locks: bool = False) -> Iterator[None]:
     """Run folders claimed in the block are removed again if it fails before a loop began in them.
 
     A run that diverged at step 10 keeps its folder (its curves show how); one whose data
     could not be read, or whose optimizer refused its arguments, leaves no ``version_N`` behind.
+    The run-folder locks taken in the block are released when it ends, unless it succeeds
+    with ``keep_locks`` (the caller runs in the folder afterwards, and keeps the handle).
     """
     _claims.append([])
+    _locks.append([])
     try:
         yield
     except BaseException as error:
@@ -84,9 +125,12 @@ def released_on_failure() -> Iterator[None]:
             for folder in _claims[-1]:
                 if folder.resolve() not in _started:
                     shutil.rmtree(folder, ignore_errors=True)
+        keep_locks = False
         raise
     finally:
         _claims.pop()
+        for handle in _locks.pop() if not keep_locks else ():
+            handle.close()
 
 
 class RunStarted(pl.Callback):
