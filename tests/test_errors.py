@@ -621,6 +621,79 @@ def test_environment_faults_on_every_command(files, tmp_path, capsys, monkeypatc
     assert not list((tmp_path / "quick").rglob("version_*"))  # nothing ran: no run folder left behind
 
 
+def test_failures_are_one_hierarchy_classified_by_type():
+    """Each kind of failure is its own type under ZooFailure; library exceptions are mapped by their types."""
+    import argparse
+
+    import torch
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    from zoo.errors import EnvironmentFault, Interrupted, TrainingDiverged, ZooError, ZooFailure, classify
+
+    kinds = {ZooError: 2, TrainingDiverged: 3, EnvironmentFault: 4}
+    for kind, code in kinds.items():
+        assert issubclass(kind, ZooFailure) and kind.exit_code == code
+        assert not any(issubclass(kind, other) for other in kinds if other is not kind)  # none is another's case
+    assert issubclass(Interrupted, ZooFailure) and not issubclass(Interrupted, ZooError)
+
+    def raised(error: BaseException, wrapped_in: type[BaseException] = ValueError) -> BaseException:
+        try:
+            try:
+                raise error
+            except BaseException as cause:
+                raise wrapped_in("a library's wrapper") from cause
+        except BaseException as outer:
+            return outer
+
+    cases = [  # (what a library raised, inside a wrapper, the kind, its exit code)
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), EnvironmentFault, 4),
+        (MemoryError(), EnvironmentFault, 4),
+        (OSError(errno.ENOSPC, "No space left on device", "/run/x.ckpt"), EnvironmentFault, 4),
+        (OSError(errno.ENAMETOOLONG, "File name too long", "x" * 300), ZooError, 2),
+        (MisconfigurationException("`max_steps` must be a non-negative integer"), ZooError, 2),
+        (MisconfigurationException("`MPSAccelerator` can not run on your system"), EnvironmentFault, 4),
+        (argparse.ArgumentError(None, "expected one argument"), ZooError, 2),
+        (_yaml_error(), ZooError, 2),
+        (TrainingDiverged("the loss became nan"), TrainingDiverged, 3),
+        (KeyboardInterrupt(), Interrupted, 130),
+    ]
+    for error, kind, code in cases:
+        failure = classify(raised(error))
+        assert isinstance(failure, kind) and failure.exit_code == code, (error, failure)
+    assert "2.00 GiB at once" in str(classify(raised(cases[0][0])))
+    assert classify(raised(KeyError("a bug in zoo"))) is None  # a bug keeps its traceback
+    assert classify(raised(ValueError("a ValueError outside any configured object"))) is None
+
+
+def _yaml_error() -> Exception:
+    import yaml
+
+    try:
+        yaml.safe_load("a: [1, 2")
+    except yaml.YAMLError as error:
+        return error
+    raise AssertionError("this YAML parses")
+
+
+def test_every_script_ends_through_the_classifier(files, run_dir, monkeypatch, capsys):
+    """analyze.py's fault of the machine is exit 4 (it was 2, or a traceback for an OSError); sweep.py's mistake 2."""
+    import runpy
+
+    def script(name: str, *args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", [name, *args])
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(ROOT / "scripts" / name), run_name="__main__")
+        return exit_.value.code, capsys.readouterr().err
+
+    code, error = script("analyze.py", "activations", files["iris_ckpt"], "--json", f"{files['readme']}/out.json")
+    assert code == 4 and "Traceback" not in error, error
+    assert f"analyze: error: {files['readme']} is not a folder (a file or folder is in the way)" in error
+    code, error = script("analyze.py", "activations", files["truncated_ckpt"])
+    assert code == 2 and "analyze: error: " in error and "not a readable checkpoint" in error, error
+    code, error = script("sweep.py", files["broken_yaml"])
+    assert code == 2 and "sweep: error: " in error and "Traceback" not in error, error
+
+
 def render() -> str:
     codes = "\n".join(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items())
     lines = [
