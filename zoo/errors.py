@@ -88,6 +88,12 @@ REFUSED_NAMES = {  # the OS refuses the name itself: the value that made it is t
     errno.ENAMETOOLONG: "a file or folder name this long is refused by the file system; choose a shorter name",
     errno.EILSEQ: "the file system refuses a character in this name; choose another name",
 }
+MISSING_DEVICE = (  # what Lightning's MisconfigurationException says of a device this machine lacks
+    "can not run on your system",  # an accelerator (mps, cuda) this machine has not
+    "not available",
+    "No supported gpu backend found",  # accelerator gpu without CUDA or MPS
+    "But your machine only has",  # a GPU index beyond this machine's GPUs
+)
 LINKED = ("input_shape", "num_outputs", "task")  # a model's settings the data module gives, not the user
 # The exceptions a library raises for a value it refuses (a ValueError for an invalid rate, a
 # TypeError for a device count of the wrong kind, a ZeroDivisionError for a count of 0 it divides by).
@@ -198,9 +204,9 @@ def _refused_by_a_library(error: BaseException) -> ZooFailure | None:
     message = (str(error).splitlines() or [""])[0]
     if isinstance(error, MisconfigurationException):
         # Lightning raises this one type for a device it cannot use and for a value it refuses: only its
-        # text (the accelerator "can not run on your system" / "is not available") tells them apart
-        if "can not run on your system" in message or "not available" in message:
-            return EnvironmentFault(f"this machine lacks the device asked for: {message}")
+        # text tells them apart
+        if any(text in str(error) for text in MISSING_DEVICE):
+            return EnvironmentFault(f"this machine lacks the device asked for: {' '.join(str(error).split())}")
         built = _configured_object(error)
         if built is not None:
             return ZooError(f"{_described(built)} refused its settings: {message}")
@@ -211,11 +217,12 @@ def _refused_by_a_library(error: BaseException) -> ZooFailure | None:
         mark = getattr(error, "problem_mark", None)
         where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         return ZooError(f"{where}not valid YAML: {getattr(error, 'problem', None) or message}")
-    if isinstance(error, REFUSALS):
-        built = _configured_object(error)
-        if built is not None and not _raised_by_zoo(error):
-            return ZooError(f"{_described(built)} refused its settings: {type(error).__name__}: {message}")
-    return None
+    built = _configured_object(error) if isinstance(error, REFUSALS) else None
+    if built is None or _raised_by_zoo(error):
+        return None
+    if built[2].f_code.co_name != "__init__" and isinstance(error, RuntimeError | TypeError):
+        return None  # an optimizer's or a schedule's once built: its state (a bug), not its settings
+    return ZooError(f"{_described(built)} refused its settings: {type(error).__name__}: {message}")
 
 
 def _configured_object(error: BaseException, *, constructing_only: bool = True) -> tuple[str, Any, Any] | None:
