@@ -132,13 +132,14 @@ class ZooCLI(LightningCLI):
                 logger.save_dir, logger.name, logger.version = str(origin), subcommand, None
                 root = origin / subcommand
         self.run_lock = None
+        writes = not config.trainer.get("fast_dev_run")  # Lightning's check run writes nothing: it needs no lock
         if logger is None:
             self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}  # no run folder to keep
         elif logger.version is None:
             logger.version = reserve_version(root)
-            self.run_lock = lock_run_folder(root / f"version_{logger.version}")
+            self.run_lock = lock_run_folder(root / f"version_{logger.version}") if writes else None
         else:  # resuming in the run's own folder, its one writer: its record stays, the resume adds its own
-            self.run_lock = lock_run_folder(root / f"version_{logger.version}")
+            self.run_lock = lock_run_folder(root / f"version_{logger.version}") if writes else None
             resume = resume_number(root / f"version_{logger.version}") + 1
             self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": f"config.resume-{resume}.yaml"}
             self.environment_file = f"environment.resume-{resume}.json"
