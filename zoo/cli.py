@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 import yaml
 from jsonargparse import DefaultHelpFormatter, Namespace
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar, TQDMProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -132,7 +133,9 @@ class ZooCLI(LightningCLI):
                 logger.save_dir, logger.name, logger.version = str(origin), subcommand, None
                 root = origin / subcommand
         self.run_lock = None
-        writes = not config.trainer.get("fast_dev_run")  # Lightning's check run writes nothing: it needs no lock
+        # Lightning's check run writes nothing, and a DDP run's other ranks (which rerun this command) write
+        # through rank 0: neither takes the folder's lock
+        writes = not config.trainer.get("fast_dev_run") and rank_zero_only.rank == 0
         if logger is None:
             self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}  # no run folder to keep
         elif logger.version is None:
