@@ -386,13 +386,25 @@ CASES = [
         "trainer",
         "a count Lightning divides by (accumulate_grad_batches 0)",
         (*IRIS, "--trainer.accumulate_grad_batches", "0"),
-        "zoo: error: trainer.accumulate_grad_batches must be at least 1, got 0",
+        "zoo: error: trainer.accumulate_grad_batches must be positive, got 0",
     ),
     Case(
         "trainer",
         "a count Lightning divides by (check_val_every_n_epoch 0)",
         (*IRIS, "--trainer.check_val_every_n_epoch", "0"),
-        "zoo: error: trainer.check_val_every_n_epoch must be at least 1, got 0",
+        "zoo: error: trainer.check_val_every_n_epoch must be positive, got 0",
+    ),
+    Case(
+        "trainer",
+        "a count Lightning divides by (val_check_interval 0)",
+        (*IRIS, "--trainer.val_check_interval", "0"),
+        "zoo: error: trainer.val_check_interval must be positive, got 0",
+    ),
+    Case(
+        "trainer",
+        "a duration Lightning refuses (max_time)",
+        (*IRIS, "--trainer.max_time", "00:00:-1:00"),
+        "zoo: error: the callback Timer refused its settings: `Timer(duration='00:00:-1:00')` is not a valid duration",
     ),
     Case(
         "trainer",

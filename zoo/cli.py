@@ -53,7 +53,7 @@ LIGHTNING_CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
 # a ~9 ms CPU step for a display tqdm refreshes 10 times a second anyway.
 PROGRESS_BAR_REFRESH_STEPS = 20
 LINKED = ("input_shape", "num_outputs", "task")  # the data module tells the model
-COUNTS_DIVIDED_BY = ("accumulate_grad_batches", "check_val_every_n_epoch")  # trainer settings that must be ≥ 1
+COUNTS_DIVIDED_BY = ("accumulate_grad_batches", "check_val_every_n_epoch", "val_check_interval")  # must be > 0
 SEED_RANGE = 2**32 - 1  # numpy's seeds, which Lightning's seed_everything sets too
 
 
@@ -399,8 +399,8 @@ def _complete(config: Namespace) -> None:
         raise ZooError(f"trainer.max_epochs must be -1 (no limit) or a number of epochs ≥ 0, got {epochs}")
     for key in COUNTS_DIVIDED_BY:  # Lightning takes 0 and divides by it mid-epoch (a ZeroDivisionError)
         count = config.trainer.get(key)
-        if isinstance(count, int) and count < 1:
-            raise ZooError(f"trainer.{key} must be at least 1, got {count}")
+        if isinstance(count, int | float) and not count > 0:
+            raise ZooError(f"trainer.{key} must be positive, got {count}")
     seed = config.get("seed_everything")
     if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= SEED_RANGE:
         raise ZooError(f"seed_everything must lie in [0, {SEED_RANGE}] (numpy's seeds) or be true (random), got {seed}")
