@@ -23,14 +23,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from zoo.errors import ZooError
-from zoo.io import atomic_file, write_json
+from zoo.io import FILE_MODE, atomic_file, write_json
 
 VERSION = re.compile(r"version_(\d+)$")
 LOCK_FILE = ".lock"  # in the run folder; its content names the holder (pid and host)
@@ -57,7 +57,7 @@ def versions(root: Path) -> list[int]:
 
 
 _claims: list[list[Path]] = []  # run folders claimed inside each active released_on_failure() block
-_locks: list[list[IO[str]]] = []  # run-folder locks taken inside each active released_on_failure() block
+_locks: list[list[RunLock]] = []  # run-folder locks taken inside each active released_on_failure() block
 _started: set[Path] = set()  # run folders in which a loop began (RunStarted)
 
 
@@ -76,8 +76,22 @@ def reserve_version(root: Path) -> int:
         return candidate
 
 
-def lock_run_folder(folder: Path) -> IO[str]:
-    """Take ``folder``'s writer lock, or refuse naming the process that holds it; keep the handle to keep the lock.
+class RunLock:
+    """A run folder's writer lock: held until :meth:`release`, until this object goes, or until its process ends."""
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor: int | None = descriptor
+
+    def release(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)  # closing the file drops its flock
+            self.descriptor = None
+
+    __del__ = release
+
+
+def lock_run_folder(folder: Path) -> RunLock:
+    """Take ``folder``'s writer lock, or refuse naming the process that holds it; keep the lock object to hold it.
 
     ``flock`` on ``<folder>/.lock``: the kernel drops it when its process ends, however it
     ends, so a killed run never leaves a stale lock. Taken before anything is written: a
@@ -87,24 +101,22 @@ def lock_run_folder(folder: Path) -> IO[str]:
         folder.mkdir(parents=True, exist_ok=True)
         if _claims:
             _claims[-1].append(folder)
-    handle = open(folder / LOCK_FILE, "a+")  # noqa: SIM115  (held open for the life of the run)
+    descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "a process that has just started"
-        handle.close()
+        holder = os.read(descriptor, 1000).decode(errors="replace").strip() or "a process that has just started"
+        os.close(descriptor)
         raise ZooError(
             f"{folder} is being written by another zoo run ({holder}); a run folder has one writer at a time: "
             "wait for that run to end, or start a new run (leave out --ckpt_path last)"
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-    handle.flush()
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    lock = RunLock(descriptor)
     if _locks:
-        _locks[-1].append(handle)
-    return handle
+        _locks[-1].append(lock)
+    return lock
 
 
 @contextmanager
@@ -114,7 +126,7 @@ def released_on_failure(*, keep_locks: bool = False) -> Iterator[None]:
     A run that diverged at step 10 keeps its folder (its curves show how); one whose data
     could not be read, or whose optimizer refused its arguments, leaves no ``version_N`` behind.
     The run-folder locks taken in the block are released when it ends, unless it succeeds
-    with ``keep_locks`` (the caller runs in the folder afterwards, and keeps the handle).
+    with ``keep_locks`` (the caller runs in the folder afterwards, and keeps the lock).
     """
     _claims.append([])
     _locks.append([])
@@ -129,8 +141,8 @@ def released_on_failure(*, keep_locks: bool = False) -> Iterator[None]:
         raise
     finally:
         _claims.pop()
-        for handle in _locks.pop() if not keep_locks else ():
-            handle.close()
+        for lock in _locks.pop() if not keep_locks else ():
+            lock.release()
 
 
 class RunStarted(pl.Callback):
