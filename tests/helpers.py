@@ -1,5 +1,6 @@
 """Callbacks that tests name by class path in configs (so they live in a module, not a test file)."""
 
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -76,3 +77,15 @@ class StopAfter(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.epoch:
             trainer.should_stop = True
+
+
+class WaitAtStart(pl.Callback):
+    """Holds a fit at its start until ``gate`` exists, first writing ``gate.waiting``: a run caught mid-way."""
+
+    def __init__(self, gate: str) -> None:
+        self.gate = Path(gate)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.gate.with_suffix(".waiting").touch()
+        while not self.gate.exists():
+            time.sleep(0.05)
