@@ -50,6 +50,7 @@ def heatmap(
     title: str,
     row_labels: Sequence[str] | None = None,
     col_labels: Sequence[str] | None = None,
+    *,
     xlabel: str = "",
     ylabel: str = "",
     signed: bool | None = None,
@@ -135,8 +136,8 @@ def correlation_map(correlation: torch.Tensor, layer: str) -> Figure:
         f"Correlation between the units of {layer} (ordered by clustering)",
         ids,
         ids,
-        "unit",
-        "unit",
+        xlabel="unit",
+        ylabel="unit",
         signed=True,
         colorbar="Pearson r",
         annotate=False,
@@ -153,8 +154,8 @@ def class_profile_map(profile: torch.Tensor, names: Sequence[str], layer: str) -
         f"Mean activation per class, {layer} (units grouped by preferred class)",
         [str(unit) for unit in order.tolist()],
         names,
-        "class",
-        "unit",
+        xlabel="class",
+        ylabel="unit",
         colorbar="mean activation",
         annotate=False,
     )
@@ -211,9 +212,16 @@ def unit_gallery(generated: torch.Tensor, examples: torch.Tensor, captions: Sequ
 
 
 def pca_and_compression(
-    explained: torch.Tensor, ks: Sequence[int], scores: Sequence[float], full: float, tolerance: float,
-    smallest_k: int, metric: str, layer: str,
-) -> Figure:  # fmt: skip
+    explained: torch.Tensor,
+    *,
+    ks: Sequence[int],
+    scores: Sequence[float],
+    full: float,
+    tolerance: float,
+    smallest_k: int,
+    metric: str,
+    layer: str,
+) -> Figure:
     """Two panels: the cumulative share of variance of the top-k components, and the metric at each k."""
     figure = Figure(figsize=(10, 4), layout="constrained")
     spectrum, curve = figure.subplots(1, 2)
@@ -241,7 +249,7 @@ def pca_and_compression(
     return figure
 
 
-def roles_chart(roles: dict, threshold: float) -> Figure:
+def roles_chart(roles: dict, *, threshold: float) -> Figure:
     """Neuron roles as stacked bars per layer, beside each layer's distribution of largest shares."""
     figure = Figure(figsize=(10.5, 4.2), layout="constrained")
     bars, histogram = figure.subplots(1, 2)

@@ -124,6 +124,8 @@ class ActivationAnalysisResult:
     maximized_values: dict[str, list[float]] = field(default_factory=dict)  # what each unit reaches on its image
     top_samples: dict[str, list[list[int]]] = field(default_factory=dict)  # per image: the analysed samples that
     # activate its unit (or class logit) most, best first, indices into the analysed inputs
+    examples: dict[str, torch.Tensor] = field(default_factory=dict, metadata={"json": False})  # those samples,
+    # (U, E, *input_shape) pixels in [0, 1], for the figures
 
     def summary(self) -> dict[str, float]:
         """The scalar numbers, flat: for TensorBoard scalars and the rows of a study."""
@@ -142,6 +144,7 @@ def activation_analysis(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     output_names: Sequence[str] | None = None,
+    *,
     layers: Sequence[str] | None = None,
     maximize: int = 8,
     prior: ImagePrior | None = None,
@@ -205,16 +208,20 @@ def activation_analysis(
             results[layer].report = unit_report(
                 layer, results[layer], names, thresholds, described, bool(profile is not None and values.min() < 0)
             )
-    maximization, units, reached, top = {}, {}, {}, {}
+    maximization, units, reached, top, examples = {}, {}, {}, {}, {}
     if maximize and prior is not None and len(model.input_shape) >= 2:
         maximization, units = _maximize_layers(
             model, results, activations, inputs, targets, maximize, prior, input_range
         )
         reached, top = _what_maximizes(model, maximization, units, activations, inputs, input_range)
+        low, high = (torch.as_tensor(bound, device=inputs.device) for bound in input_range)
+        pixels = ((inputs - low) / (high - low)).clamp(0, 1)
+        examples = {layer: pixels[torch.as_tensor(rows, device=inputs.device)] for layer, rows in top.items()}
     absent_names = [names[k] for k in absent]
     return ActivationAnalysisResult(
-        names, len(inputs), data, absent_names, thresholds, results, activations, maximization, units, reached, top
-    )
+        names, len(inputs), data, absent_names, thresholds, results, activations, maximization, units, reached, top,
+        examples,
+    )  # fmt: skip
 
 
 def _what_maximizes(

@@ -109,6 +109,7 @@ class TaskSeparationResult:
     signed_orthogonality: torch.Tensor  # (K, K) cosine of signed attribution columns
     orthogonality_per_layer: dict[str, torch.Tensor] = field(default_factory=dict)
     signed_orthogonality_per_layer: dict[str, torch.Tensor] = field(default_factory=dict)
+    threshold: float = 0.9  # the attribution share that made a neuron mono-functional
 
     @property
     def mean_interference(self) -> float:
@@ -176,6 +177,7 @@ def task_separation(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     output_names: Sequence[str] | None = None,
+    *,
     layers: Sequence[str] | None = None,
     threshold: float = 0.9,
     dead_tolerance: float = DEAD_TOLERANCE,
@@ -231,6 +233,7 @@ def task_separation(
         signed_orthogonality=signed_overall,
         orthogonality_per_layer=magnitude_per_layer,
         signed_orthogonality_per_layer=signed_per_layer,
+        threshold=threshold,
     )
 
 

@@ -136,6 +136,10 @@ class ZooModule(pl.LightningModule):
                 module.dense_equivalent = False
             self.train(was_training)
 
+    def members(self) -> Iterator[ZooModule]:
+        """The models this one trains: a single model yields itself (a population its members)."""
+        yield self
+
     def parameter_counts(self) -> dict[str, int]:
         """Parameters stored, and those that really exist (a masked layer stores zeros it never learns)."""
         return count_parameters(self)
