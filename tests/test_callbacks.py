@@ -201,15 +201,19 @@ def test_analyze_script_on_a_checkpoint(run_dir, monkeypatch, capsys):
     assert "FCNet on 30 iris test samples" in out and "fc1: 16 units, judged on 30 test samples" in out
 
 
-def test_an_analysis_that_fails_costs_the_run_nothing(run_dir):
-    """The run goes on, every checkpoint is written, the failure is one line and a log."""
+def test_an_analysis_that_always_fails_costs_training_nothing_and_ends_the_run_non_zero(run_dir, capsys):
+    """Training goes on and every checkpoint is written; the closing summary names the failure; exit 1 (a bug)."""
     broken = "[{class_path: helpers.FailingAnalysis, init_args: {every_n_epochs: 1}}]"
-    cli = fit_with("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", broken)
-    assert cli.trainer.state.finished and cli.trainer.current_epoch == 2
+    with pytest.raises(SystemExit) as exit_:
+        fit_with("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", broken)
+    assert exit_.value.code == 1
     folder = run_dir / "lightning_logs" / "iris" / "version_0"
     assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     log = (folder / "analysis" / "failing" / "errors.log").read_text()
     assert "RuntimeError: the analysis broke" in log and "@ epoch 1" in log
+    out, err = capsys.readouterr()
+    assert "FAILED          failing: the analysis broke (2 attempts, last @ epoch 1)" in out
+    assert "zoo: error: every attempt of an analysis failed" in err and "failing (the analysis broke)" in err
 
 
 def test_layers_are_checked_without_running_the_model(run_dir):

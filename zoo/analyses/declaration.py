@@ -28,7 +28,8 @@ class Number:
 
     ``meaning`` is the label a table or a figure shows (with its unit); ``compared`` puts it in
     ``summary.md``'s side-by-side table (a ``*`` key averaged over layers); ``over_epochs``
-    keeps it at every analysed epoch in a study's rows.
+    keeps it at every analysed epoch in a study's rows; ``drawn`` names the study figures it gets
+    by default (``distribution`` over seeds, ``over_epochs``); ``band`` marks ±band in them.
     """
 
     key: str
@@ -36,6 +37,8 @@ class Number:
     better: Literal["higher", "lower"] | None = None
     compared: bool = False
     over_epochs: bool = False
+    drawn: tuple[Literal["distribution", "over_epochs"], ...] = ()
+    band: float | None = None
 
     def matches(self, key: str) -> bool:
         return re.fullmatch(re.escape(self.key).replace(r"\*", ".+"), key) is not None
@@ -70,6 +73,11 @@ class Samples:
         return cls(inputs, targets, names, split, tuple(datamodule.input_range), prior_images)
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of an analysis that has none."""
+
+
 def _no_figures(result: Any, *, history: list[dict]) -> dict[str, Figure]:
     return {}
 
@@ -99,7 +107,7 @@ class Analysis:
     name: str
     title: str
     run: Callable[..., Any]
-    options: type = dataclass(frozen=True)(type("NoOptions", (), {}))
+    options: type = NoOptions
     numbers: tuple[Number, ...] = ()
     figures: Callable[..., dict[str, Figure]] = _no_figures
     texts: Callable[[Any], dict[str, str]] = _nothing
@@ -150,6 +158,14 @@ def get_analysis(name: str | Analysis) -> Analysis:
             return register_analysis(found)
     accepted = ", ".join(_ANALYSES)
     raise ZooError(f"no analysis {name!r}; accepted: {accepted} (or the import path of an Analysis declaration)")
+
+
+def declared_number(column: str) -> tuple[Analysis, Number] | None:
+    """The analysis and the number behind a study's column ``<analysis>.<key>``, if one declares it."""
+    name, _, key = column.partition(".")
+    analysis = _ANALYSES.get(name)
+    found = next((number for number in analysis.numbers if number.matches(key)), None) if analysis else None
+    return (analysis, found) if found else None
 
 
 def figures_for(result: Any, analysis: str | Analysis, *, history: list[dict] | None = None) -> dict[str, Figure]:

@@ -87,6 +87,7 @@ def _over_epochs(history: list[dict]) -> Figure:
     return over_epochs(series, epochs, "Output pairs over training (cosines; one point per analysed epoch)")
 
 
+SEEDS, EPOCHS = ("distribution",), ("over_epochs",)  # the study figures a number gets by default
 TASK_SEPARATION = register_analysis(
     Analysis(
         name="task_separation",
@@ -94,13 +95,38 @@ TASK_SEPARATION = register_analysis(
         run=run,
         options=TaskSeparationOptions,
         numbers=(
-            Number("mean_interference", "mean interference (cosine of task gradients)", None, True, True),
+            Number(
+                "mean_interference",
+                "mean interference (cosine of task gradients)",
+                compared=True,
+                over_epochs=True,
+                drawn=("distribution", "over_epochs"),
+            ),
             Number("conflict_fraction", "conflicting task pairs", "lower", compared=True, over_epochs=True),
-            Number("orthogonal_fraction", f"pairs orthogonal: magnitude cosine ≤ {ORTHOGONAL}", compared=True),
-            Number("signed_orthogonal_fraction", f"pairs orthogonal: signed cosine within ±{ORTHOGONAL}", None, True),
-            Number("pair/*/interference", "cosine of the pair's task gradients", over_epochs=True),
-            Number("pair/*/orthogonality", "cosine of the pair's |a·∂y/∂a| columns", over_epochs=True),
-            Number("pair/*/signed_orthogonality", "cosine of the pair's a·∂y/∂a columns", over_epochs=True),
+            Number(
+                "orthogonal_fraction", f"pairs orthogonal: magnitude cosine ≤ {ORTHOGONAL}", None, True, drawn=SEEDS
+            ),
+            Number(
+                "signed_orthogonal_fraction",
+                f"pairs orthogonal: signed cosine within ±{ORTHOGONAL}",
+                compared=True,
+                drawn=SEEDS,
+            ),
+            Number("pair/*/interference", "cosine of the pair's task gradients", over_epochs=True, drawn=EPOCHS),
+            Number(
+                "pair/*/orthogonality",
+                "cosine of the pair's |a·∂y/∂a| columns",
+                over_epochs=True,
+                drawn=SEEDS,
+                band=ORTHOGONAL,
+            ),
+            Number(
+                "pair/*/signed_orthogonality",
+                "cosine of the pair's a·∂y/∂a columns",
+                over_epochs=True,
+                drawn=SEEDS,
+                band=ORTHOGONAL,
+            ),
             Number("*/specialization", "specialization (mean over layers)", compared=True),
             Number("*/mono_fraction", "mono-functional neurons (mean over layers)", compared=True),
             Number("*/shared_fraction", "shared neurons (mean over layers)"),
