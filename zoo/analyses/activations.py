@@ -86,6 +86,11 @@ def histograms(result: ActivationAnalysisResult) -> dict[str, torch.Tensor]:
     return {f"histogram/{layer}": values for layer, values in result.activations.items()}
 
 
+def describe(result: ActivationAnalysisResult) -> str:
+    """Every layer's unit report."""
+    return "\n\n".join(stats.report for stats in result.layers.values())
+
+
 def _captions(result: ActivationAnalysisResult, layer: str) -> list[str]:
     """What each maximized unit is: its preferred classes with their shares, selectivity, the value reached."""
     names, captions = result.output_names, []
@@ -122,6 +127,7 @@ ACTIVATIONS = register_analysis(
         figures=figures,
         texts=texts,
         histograms=histograms,
+        describe=describe,
         layout={
             "dead units per layer": r".*/dead_fraction",
             "components for 90% of variance": r".*/components_90",

@@ -102,6 +102,7 @@ class Analysis:
             the run so far as JSON, this one last.
         texts, histograms: ``result -> {tag: text}``, ``{tag: tensor}`` for TensorBoard.
         layout: TensorBoard custom-scalar charts, ``{title: regex}`` of the scalars after ``<name>/``.
+        describe: ``result -> text``: the result in a few lines, for a console.
     """
 
     name: str
@@ -113,6 +114,7 @@ class Analysis:
     texts: Callable[[Any], dict[str, str]] = _nothing
     histograms: Callable[[Any], dict[str, torch.Tensor]] = _nothing
     layout: dict[str, str] = field(default_factory=dict)
+    describe: Callable[[Any], str] = repr
 
     def summary(self, result: Any) -> dict[str, float]:
         """The result's scalar numbers, flat: TensorBoard scalars, a study's columns."""

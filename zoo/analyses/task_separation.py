@@ -68,6 +68,23 @@ def figures(result: TaskSeparationResult, *, history: list[dict]) -> dict[str, F
     return drawn
 
 
+def describe(result: TaskSeparationResult) -> str:
+    """The network-level numbers and each layer's neuron roles, as a table."""
+    lines = [
+        f"  mean interference   {result.mean_interference:+.3f}  (cosine of task gradients, mean over pairs)",
+        f"  conflict fraction   {result.conflict_fraction:.3f}   (task pairs with negative cosine)",
+        f"  orthogonal pairs    {result.orthogonal_fraction:.3f}   (|a·∂y/∂a| cosine ≤ {ORTHOGONAL})",
+        f"  signed orthogonal   {result.signed_orthogonal_fraction:.3f}   (a·∂y/∂a cosine within ±{ORTHOGONAL})",
+    ]
+    if result.absent_outputs:
+        lines.append(f"  absent from the data: {', '.join(result.absent_outputs)}")
+    lines.append(f"\n  {'layer':<24}{'units':>7}{'mono':>8}{'shared':>8}{'dead':>8}{'special.':>10}")
+    for layer, roles in {**result.roles, **result.column_roles}.items():
+        fractions = f"{roles.mono_fraction:>8.1%}{roles.shared_fraction:>8.1%}{roles.dead_fraction:>8.1%}"
+        lines.append(f"  {layer:<24}{roles.units:>7}{fractions}{roles.specialization:>10.3f}")
+    return "\n".join(lines)
+
+
 def _over_epochs(history: list[dict]) -> Figure:
     """Every output pair's interference and both orthogonalities at each analysed epoch."""
     panels = {
@@ -133,6 +150,7 @@ TASK_SEPARATION = register_analysis(
             Number("*/dead_fraction", "dead neurons (mean over layers)", "lower", compared=True),
         ),
         figures=figures,
+        describe=describe,
         layout={
             "gradient interference": r"(mean_interference|conflict_fraction)",
             "orthogonal output pairs": r"(signed_)?orthogonal_fraction",
