@@ -225,3 +225,21 @@ def test_layers_are_checked_without_running_the_model(run_dir):
     analysis = run_dir / "lightning_logs" / "iris" / "version_0" / "analysis" / "task_separation"
     assert set(json.loads((analysis / "epoch_000.json").read_text())["roles"]) == {"fc1"}
     assert cli.trainer.state.finished
+
+
+@pytest.mark.parametrize("precision", ["64-true", "bf16-true", "bf16-mixed"])
+def test_both_analyses_work_in_the_precision_lightning_trains_in(run_dir, precision):
+    """The analyses follow the model's precision; a run in 64-true or bf16-true gets their results."""
+    light = "{every_n_epochs: null, max_samples: 60, before_training: false}"
+    callbacks = f"[{{class_path: zoo.callbacks.TaskSeparation, init_args: {light}}}, " + (
+        f"{{class_path: zoo.callbacks.ActivationAnalysis, init_args: {light}}}]"
+    )
+    cli = fit_with(
+        "iris.yaml", "--trainer.max_epochs", "1", "--trainer.precision", precision, "--trainer.callbacks", callbacks
+    )
+    assert cli.trainer.state.finished
+    analysis = run_dir / "lightning_logs" / "iris" / "version_0" / "analysis"
+    separation = json.loads((analysis / "task_separation" / "epoch_000.json").read_text())
+    activations = json.loads((analysis / "activations" / "epoch_000.json").read_text())
+    assert -1 <= separation["summary"]["mean_interference"] <= 1 and separation["samples"] == 60
+    assert activations["summary"]["fc1/components_90"] >= 1

@@ -265,7 +265,7 @@ def roles_chart(roles: dict, *, threshold: float) -> Figure:
     bars.legend(fontsize=9)
     bars.tick_params(axis="x", rotation=30 if len(layers) > 3 else 0)
     for layer in layers:
-        shares = roles[layer].largest_share.detach().cpu().numpy()
+        shares = roles[layer].largest_share.detach().float().cpu().numpy()
         if shares.size:
             histogram.hist(shares, bins=20, range=(0, 1), histtype="step", linewidth=1.5, label=layer)
     histogram.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")

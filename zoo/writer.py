@@ -114,7 +114,7 @@ class AnalysisWriter:
 
     def histogram(self, tag: str, values: torch.Tensor) -> None:
         if self.tensorboard is not None:
-            values = values.detach().flatten().cpu()
+            values = values.detach().flatten().float().cpu()
             self.tensorboard.add_histogram(f"{self.prefix}/{tag}", values, global_step=self.step)
 
     def json(self, data: Any) -> Path | None:

@@ -179,7 +179,9 @@ def activation_analysis(
     described = f"{len(inputs):,} {data} samples".replace("  ", " ")
     with model.analysis_mode(), torch.no_grad():
         device = next(model.parameters()).device
-        inputs, targets = inputs.to(device), targets.to(device)
+        dtype = next(model.parameters()).dtype  # the model's precision (it may train in 64-true or bf16-true)
+        inputs = inputs.to(device, dtype)
+        targets = targets.to(device, dtype) if targets.is_floating_point() else targets.to(device)
         activations = collect_activations(model, inputs, probes, chunk_size)
         results = {}
         for layer, values in activations.items():
@@ -188,8 +190,9 @@ def activation_analysis(
             mean, eigenvalues, eigenvectors = principal_components(values)
             cumulative = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
             correlation, redundant = redundancy(values, thresholds.redundancy)
+            axes = eigenvectors.to(values.dtype)  # projected in the model's precision
             compressed = compression(
-                model, inputs, targets, layer, mean, eigenvectors, chunk_size, thresholds.compression_tolerance
+                model, inputs, targets, layer, mean, axes, chunk_size, thresholds.compression_tolerance
             )
             results[layer] = LayerActivations(
                 units=values.shape[1],
@@ -241,7 +244,7 @@ def _what_maximizes(
         logits = torch.cat([model(chunk) for chunk in inputs.split(4096)])
         for layer, images in maximization.items():
             chosen = torch.as_tensor(units[layer], device=device)
-            outputs, hidden = model.forward_with_hidden(low + images.to(device) * (high - low))
+            outputs, hidden = model.forward_with_hidden((low + images.to(device) * (high - low)).to(inputs.dtype))
             values = outputs if layer == OUTPUT else hidden[layer]
             reached[layer] = values[torch.arange(len(chosen), device=device), chosen].tolist()
             responses = (logits if layer == OUTPUT else activations[layer])[:, chosen]  # (N, U)
@@ -422,7 +425,7 @@ def activation_maximization(
     prior, plus fixed-seed noise. Returns ``(U, *input_shape)``
     images with pixels in [0, 1]; ``input_range`` maps them to the model's inputs.
     """
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     prior = prior.to(device)
     low, high = (torch.as_tensor(bound, dtype=torch.float32, device=device) for bound in input_range)
     generator = torch.Generator().manual_seed(seed)
@@ -430,7 +433,7 @@ def activation_maximization(
     offset = (
         torch.zeros_like(noise)
         if start is None
-        else ((start.flatten(1).to(device) - prior.center) @ prior.axes) / prior.scales
+        else ((start.flatten(1).to(device, torch.float32) - prior.center) @ prior.axes) / prior.scales
     )
     coefficients = (offset + noise).requires_grad_()
     optimizer = torch.optim.Adam([coefficients], lr=lr)
@@ -447,7 +450,8 @@ def activation_maximization(
     with model.analysis_mode(), torch.inference_mode(False), torch.enable_grad():
         for _ in range(steps):
             dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist()
-            outputs, hidden = model.forward_with_hidden((low + pixels() * (high - low)).roll((dy, dx), dims=(-2, -1)))
+            shifted = (low + pixels() * (high - low)).roll((dy, dx), dims=(-2, -1))
+            outputs, hidden = model.forward_with_hidden(shifted.to(dtype))  # the images stay in float32
             objective = (outputs if layer == OUTPUT else hidden[layer])[index, chosen]
             loss = (weight * coefficients.square().sum(1) - objective).sum()
             optimizer.zero_grad()
