@@ -243,3 +243,13 @@ def test_both_analyses_work_in_the_precision_lightning_trains_in(run_dir, precis
     activations = json.loads((analysis / "activations" / "epoch_000.json").read_text())
     assert -1 <= separation["summary"]["mean_interference"] <= 1 and separation["samples"] == 60
     assert activations["summary"]["fc1/components_90"] >= 1
+
+
+def test_runs_that_train_nothing_or_write_nothing_say_so_and_leave_no_folder(run_dir, capsys):
+    fit_with("iris.yaml", "--trainer.fast_dev_run", "1")
+    assert "fast_dev_run    checked that every step runs; wrote nothing" in capsys.readouterr().out
+    assert not (run_dir / "lightning_logs").exists()  # not even an empty version_0
+    fit_with("iris.yaml", "--trainer.max_steps", "0")
+    out = capsys.readouterr().out
+    assert "no step trained (see trainer.max_steps, limit_train_batches, max_time)" in out
+    assert not list(run_dir.rglob("*.ckpt")) and not list(run_dir.rglob("analysis"))

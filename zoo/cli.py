@@ -127,7 +127,7 @@ class ZooCLI(LightningCLI):
             if subcommand != "fit" and logger is not None and origin is not None:
                 logger.save_dir, logger.name, logger.version = str(origin), subcommand, None
                 root = origin / subcommand
-        if logger is None:
+        if logger is None or config.trainer.get("fast_dev_run"):  # a check that writes nothing claims no folder
             self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}  # no run folder to keep
         elif logger.version is None:
             logger.version = reserve_version(root)

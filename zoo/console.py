@@ -78,6 +78,14 @@ class RunSummary(pl.Callback):
         checkpoints = sorted({Path(path) for callback in trainer.checkpoint_callbacks for path in _paths(callback)})
         if checkpoints:
             lines.append("  checkpoints     " + ", ".join(str(path) for path in checkpoints))
+        if trainer.fast_dev_run:
+            lines.append(
+                "  fast_dev_run    checked that every step runs; wrote nothing (no run folder, checkpoint or analysis)"
+            )
+        elif trainer.global_step == 0:
+            lines.append(
+                "  no step trained (see trainer.max_steps, limit_train_batches, max_time): no checkpoint, no analysis"
+            )
         self._where(trainer, lines)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
