@@ -68,7 +68,7 @@ def test_a_new_analysis_gives_sweep_columns_and_a_summary_row(weight_norms, tmp_
         "output": str(tmp_path / "out"),
         "seeds": [0, 1],
         "common": {"trainer.max_epochs": 1},
-        "analyses": {"weight_norms": {"norm": "frobenius"}},
+        "analyses": {"weight_norm_analysis.WEIGHT_NORMS": {"norm": "frobenius"}},
         "trials": [{"config": str(CONFIGS / "iris.yaml")}],
     }
     (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(spec))

@@ -71,6 +71,7 @@ class AnalysisCallback(pl.Callback):
         self.analysed_epoch: int | None = None  # the last epoch analysed
         self.written: list[str] = []  # the JSON files written, for the run's closing summary
         self.failures: list[tuple[str, BaseException]] = []  # (when, error) of every failed attempt
+        self.succeeded = 0  # attempts that gave a result (written or not: fast_dev_run writes none)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         try:
@@ -94,7 +95,7 @@ class AnalysisCallback(pl.Callback):
     @property
     def failed(self) -> bool:
         """Every attempt failed (at least one was made)."""
-        return bool(self.failures) and not self.written
+        return bool(self.failures) and not self.succeeded
 
     def run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> None:
         """Analyse the model as it is now and write the result under ``epoch``."""
@@ -122,6 +123,7 @@ class AnalysisCallback(pl.Callback):
             where = f"; traceback in {log}" if log and not isinstance(error, ZooError) else ""
             rank_zero_warn(f"{type(self).__name__} {when} failed, training goes on: {error}{where}")
             return
+        self.succeeded += 1
         if written is not None:
             self.written.append(str(written))
         place = f", wrote {written}" if written is not None else ""

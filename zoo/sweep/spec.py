@@ -36,7 +36,8 @@ class Analyses:
     """The analyses run on each trial's final model, by registered name (``zoo.analyses``); one left out is not run.
 
     Each takes ``split`` and ``max_samples`` and its declaration's own options, e.g.
-    ``task_separation: {split: test, threshold: 0.8}``.
+    ``task_separation: {split: test, threshold: 0.8}``; a key may also be the import path of a
+    declaration (``my_module.WEIGHT_NORMS``).
     """
 
     def __init__(self, chosen: dict[str, tuple[Analysis, Sampling, Any]] | None = None) -> None:
@@ -51,8 +52,10 @@ class Analyses:
             raise ZooError(f"{where}: expected a mapping of analyses ({', '.join(_names())}); got {raw!r}")
         chosen = {}
         for name, settings in raw.items():
-            if name not in _names():
-                raise ZooError(f"{where}: unknown key {name!r}; accepted: {', '.join(_names())}")
+            if name not in _names() and "." not in name:
+                raise ZooError(
+                    f"{where}: unknown key {name!r}; accepted: {', '.join(_names())} (or a declaration's import path)"
+                )
             analysis, settings = get_analysis(name), settings or {}
             if not isinstance(settings, dict):
                 raise ZooError(f"{where}: {name} takes a mapping of its settings; got {settings!r}")
@@ -64,7 +67,7 @@ class Analyses:
             here = f"{where}: {name}"
             sampling = build_options(Sampling, {k: v for k, v in settings.items() if k in sampled}, here)
             options = build_options(analysis.options, {k: v for k, v in settings.items() if k in own}, here)
-            chosen[name] = (analysis, sampling, options)
+            chosen[analysis.name] = (analysis, sampling, options)
         return cls(chosen)
 
     def __iter__(self):
