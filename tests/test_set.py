@@ -268,7 +268,7 @@ def test_a_failure_to_log_costs_the_run_nothing(tmp_path, monkeypatch):
     trainer = SimpleNamespace(fast_dev_run=False, log_dir=str(tmp_path), global_step=0, loggers=[], is_global_zero=True)
     model = SparseNet(hidden=[8], density=0.5, input_shape=(4,), num_outputs=3)
     with pytest.warns(UserWarning, match="SET's logs after epoch 3 failed, training goes on: no figure today"):
-        SET().write(trainer, model, 3, {}, 0.0)
+        SET().write(trainer, model, 3)
     assert "RuntimeError: no figure today" in (tmp_path / "analysis" / "set" / "errors.log").read_text()
 
 

@@ -410,6 +410,7 @@ def activation_maximization(
     units: Sequence[int],
     prior: ImagePrior,
     input_range: tuple[float | torch.Tensor, float | torch.Tensor] = (0.0, 1.0),
+    *,
     steps: int = 300,
     lr: float = 0.1,
     weight: float = 0.05,

@@ -81,7 +81,7 @@ class SET(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step == 0:
-            self.write(trainer, pl_module, BEFORE_TRAINING, {}, 0.0)
+            self.write(trainer, pl_module, BEFORE_TRAINING)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
@@ -95,10 +95,16 @@ class SET(pl.Callback):
                 carry_optimizer_state(optimizer, layer.connection_parameter, step.move)
             steps[name] = step
         seconds = time.perf_counter() - start
-        self.write(trainer, pl_module, epoch - 1, steps, seconds)
+        self.write(trainer, pl_module, epoch - 1, steps=steps, seconds=seconds)
 
     def write(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, steps: dict[str, SETStep], seconds: float
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        epoch: int,
+        *,
+        steps: dict[str, SETStep] | None = None,
+        seconds: float = 0.0,
     ) -> None:
         """Log the topology after epoch ``epoch`` (and the steps that made it), on rank zero.
 
