@@ -57,6 +57,10 @@ def figures(result: WeightNorms, *, history: list[dict]) -> dict[str, Figure]:
     return {"norms": figure}
 
 
+def describe(result: WeightNorms) -> str:
+    return "\n".join(f"  {layer:<12}{value:.4f}" for layer, value in result.norms.items())
+
+
 WEIGHT_NORMS = register_analysis(
     Analysis(
         name="weight_norms",
@@ -66,6 +70,6 @@ WEIGHT_NORMS = register_analysis(
         numbers=(Number("*/norm", "weight norm (mean over layers)", compared=True, drawn=("distribution",)),),
         figures=figures,
         layout={"weight norm per layer": r".*/norm"},
-        describe=lambda result: "\n".join(f"  {layer:<12}{value:.4f}" for layer, value in result.norms.items()),
+        describe=describe,
     )
 )
