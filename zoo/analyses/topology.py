@@ -51,5 +51,4 @@ TOPOLOGY = Analysis(
     ),
     figures=figures,
     histograms=histograms,
-    layout={"connections moved by SET": r"(.*/)?changed_fraction"},
 )
