@@ -46,7 +46,7 @@ class Number:
     @property
     def label(self) -> str:
         """``meaning``, with which way is better when there is one."""
-        return f"{self.meaning} ({self.better} is better)" if self.better else self.meaning
+        return f"{self.meaning}, {self.better} is better" if self.better else self.meaning
 
 
 @dataclass(frozen=True)
