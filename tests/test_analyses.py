@@ -95,10 +95,16 @@ def test_analyze_writes_the_files_a_run_writes(run_dir, monkeypatch, capsys):
     fit_with("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", callbacks)
     run = run_dir / "lightning_logs" / "iris" / "version_0"
     last = str(run / "checkpoints" / "last.ckpt")
+    board = str(run_dir / "board")
     code, out, err = run_script(
-        "analyze.py", "task-separation", last, "--max-samples", "40", "--cpu", monkeypatch=monkeypatch, capsys=capsys
-    )
+        "analyze.py", "task-separation", last, "--max-samples", "40", "--cpu", "--tensorboard", board,
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
     assert code == 0, err
+    events = EventAccumulator(board, size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    assert {"task_separation/interference", "task_separation/roles"} <= set(events.Tags()["images"])
+    assert events.Scalars("task_separation/mean_interference")[0].step == 1
     written = run / "analysis_last" / "task_separation"
     ran = run / "analysis" / "task_separation"
     assert sorted(path.name for path in written.iterdir()) == sorted(path.name for path in ran.iterdir())
