@@ -220,17 +220,26 @@ class DashboardLayout(pl.Callback):
     """TensorBoard's CUSTOM SCALARS tab, laid out by zoo: loss and the task's metric first, then the analyses.
 
     Every chart overlays its series (train and val on one plot), so a curve with a single
-    point still shows as a marker next to the others.
+    point still shows as a marker next to the others. A population gets, per metric and
+    stage, its mean with the members' min–max as a band (a margin chart) and every member
+    as one line of one chart, instead of a card per member.
     """
 
     def __init__(self, metrics: tuple[str, ...]) -> None:
         self.metrics = metrics
 
-    def layout(self) -> dict:
+    def layout(self, *, population: bool = False) -> dict:
         training = {"loss (train, val)": ["Multiline", [r"^(train|val)/loss$"]]}
-        training.update(
-            {f"{metric} (train, val)": ["Multiline", [rf"^(train|val)/{metric}$"]] for metric in self.metrics}
-        )
+        if population:
+            for metric in self.metrics:
+                for stage in ("val", "train"):
+                    band = [f"{stage}/{metric}", f"{stage}/{metric}_min", f"{stage}/{metric}_max"]
+                    training[f"{stage} {metric}: mean, band min–max of the members"] = ["Margin", band]
+                    training[f"{stage} {metric}: each member"] = ["Multiline", [rf"^members/{stage}_{metric}/\d+$"]]
+        else:
+            training.update(
+                {f"{metric} (train, val)": ["Multiline", [rf"^(train|val)/{metric}$"]] for metric in self.metrics}
+            )
         layout = {"1 training": training}
         for number, analysis in enumerate((a for a in list_analyses() if a.layout), start=2):
             charts = {title: ["Multiline", [rf"^{analysis.name}/{regex}$"]] for title, regex in analysis.layout.items()}
@@ -242,4 +251,5 @@ class DashboardLayout(pl.Callback):
 
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
-                logger.experiment.add_custom_scalars(self.layout())
+                population = next(pl_module.members()) is not pl_module
+                logger.experiment.add_custom_scalars(self.layout(population=population))

@@ -1,0 +1,134 @@
+"""TensorBoard's HParams dashboard: one session per run, per member of a population and per sweep trial.
+
+A session is a run folder holding a ``session_start_info`` (its hyper-parameters) and the
+``hp/...`` scalars its metric columns read (the last value of each). The experiment (which
+columns exist, and in which order) is written beside the first session; TensorBoard lists
+the hyper-parameters marked ``differs`` first, each group by name, so what a study varies
+(the swept keys, the seed, the member) opens on the left.
+
+The analyses' numbers become columns too: a number without ``*`` as it is, a ``*`` number
+(one per layer or output pair) as its mean, ``hp/<analysis>/<key with * as mean>``, so
+trials of different architectures share their columns.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from zoo.analyses import Analysis
+
+PREFIX = "hp/"
+
+
+def analysis_columns(analyses: Iterable[Analysis]) -> list[str]:
+    """The HParams metric tags of every number the analyses declare."""
+    return [f"{PREFIX}{analysis.name}/{_column(number.key)}" for analysis in analyses for number in analysis.numbers]
+
+
+def analysis_values(analysis: Analysis, summary: Mapping[str, float]) -> dict[str, float]:
+    """A result's summary as HParams metrics: ``*`` numbers averaged over their layers or pairs."""
+    values = {}
+    for number in analysis.numbers:
+        found = [float(value) for key, value in summary.items() if number.matches(key) and _finite(value)]
+        if found:
+            values[f"{PREFIX}{analysis.name}/{_column(number.key)}"] = statistics.fmean(found)
+    return values
+
+
+def latest_summary(folder: Path) -> dict[str, float] | None:
+    """The summary of the newest ``epoch_*.json`` an analysis wrote in ``folder`` (by epoch), if any."""
+    results = [json.loads(path.read_text()) for path in folder.glob("epoch_*.json")]
+    return max(results, key=lambda result: result["epoch"]).get("summary") if results else None
+
+
+def hparam_value(value: Any) -> int | float | str | bool | None:
+    """A value HParams can show: numbers, text and booleans as they are, anything else as JSON text."""
+    if value is None or isinstance(value, (int, float, str, bool)):
+        return value
+    return json.dumps(value, default=str)
+
+
+def write_session(
+    writer: Any,
+    hparams: Mapping[str, Any],
+    metrics: Mapping[str, float] = {},
+    *,
+    columns: Sequence[str] | None = None,
+    differs: Iterable[str] = (),
+    listed: Mapping[str, Any] | None = None,
+    step: int = 0,
+) -> None:
+    """One HParams session in ``writer``'s folder (a ``SummaryWriter``); ``columns`` also writes the experiment.
+
+    The experiment lists ``listed``'s hyper-parameters (default: this session's); ``differs``
+    names those a study varies: TensorBoard shows them first.
+    """
+    hparams = {key: hparam_value(value) for key, value in hparams.items() if value is not None}
+    if columns is not None:
+        listed = {key: hparam_value(value) for key, value in (listed or hparams).items() if value is not None}
+        writer.file_writer.add_summary(_experiment(listed, columns, set(differs)))
+    writer.file_writer.add_summary(_plugin_summary(SESSION_START, session_start_info=_start(hparams)))
+    write_metrics(writer, metrics, step=step)
+
+
+def write_metrics(writer: Any, metrics: Mapping[str, float], *, step: int) -> None:
+    for tag, value in metrics.items():
+        if _finite(value):
+            writer.add_scalar(tag, float(value), global_step=step)
+    writer.flush()
+
+
+SESSION_START, EXPERIMENT = "_hparams_/session_start_info", "_hparams_/experiment"
+
+
+def _experiment(hparams: Mapping[str, Any], columns: Sequence[str], differs: set[str]) -> Any:
+    from tensorboard.plugins.hparams.api_pb2 import DataType, Experiment, HParamInfo, MetricInfo, MetricName
+
+    kinds = {bool: "DATA_TYPE_BOOL", str: "DATA_TYPE_STRING", int: "DATA_TYPE_FLOAT64", float: "DATA_TYPE_FLOAT64"}
+    infos = [
+        HParamInfo(name=key, type=DataType.Value(kinds[type(value)]), differs=key in differs)
+        for key, value in hparams.items()
+    ]
+    metrics = [MetricInfo(name=MetricName(tag=tag)) for tag in dict.fromkeys(columns)]
+    return _plugin_summary(EXPERIMENT, experiment=Experiment(hparam_infos=infos, metric_infos=metrics))
+
+
+def _start(hparams: Mapping[str, Any]) -> Any:
+    from tensorboard.plugins.hparams.plugin_data_pb2 import SessionStartInfo
+
+    start = SessionStartInfo(start_time_secs=time.time())
+    for key, value in hparams.items():
+        if isinstance(value, bool):
+            start.hparams[key].bool_value = value
+        elif isinstance(value, str):
+            start.hparams[key].string_value = value
+        else:
+            start.hparams[key].number_value = value
+    return start
+
+
+def _plugin_summary(tag: str, **content: Any) -> Any:
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams.metadata import PLUGIN_DATA_VERSION, PLUGIN_NAME
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    data = HParamsPluginData(version=PLUGIN_DATA_VERSION, **content).SerializeToString()
+    metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=PLUGIN_NAME, content=data))
+    return Summary(value=[Summary.Value(tag=tag, metadata=metadata)])
+
+
+def _column(key: str) -> str:
+    return key.replace("*", "mean")
+
+
+def _finite(value: Any) -> bool:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return number == number and abs(number) != float("inf")
