@@ -15,6 +15,7 @@ import pytest
 import yaml
 from conftest import CONFIGS, ROOT
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from zoo.errors import ZooError
 from zoo.sweep import comparable, expand, read_rows, read_sweep, run_sweep, trial_devices
@@ -114,10 +115,19 @@ def test_a_regression_study_end_to_end(tmp_path, data_dir):
     runs.Reload()
     hparams = runs.PluginRunToTagToContent("hparams")
     assert len(hparams) == 2 and all("_hparams_/experiment" in tags for tags in hparams.values())
-    content = next(
-        tags["_hparams_/session_start_info"] for tags in hparams.values() if "_hparams_/session_start_info" in tags
-    )
-    assert b"model.hidden" in content and b"optimizer.lr" in content  # the whole config, not a few overrides
+    run, tags = next(iter(hparams.items()))
+    experiment = HParamsPluginData.FromString(tags["_hparams_/experiment"]).experiment
+    columns = {info.name.tag for info in experiment.metric_infos}
+    assert {"hp/test_r2", "hp/val_r2", "hp/train_seconds", "hp/task_separation/mean_interference"} <= columns
+    assert {"hp/activations/mean/dead_fraction", "hp/task_separation/pair/mean/signed_orthogonality"} <= columns
+    assert [info.name for info in experiment.hparam_infos] == ["family", "epochs", "seed", "config"]
+    start = HParamsPluginData.FromString(tags["_hparams_/session_start_info"]).session_start_info
+    row = next(row for row in rows if Path(row["run_dir"]).name == Path(run).name and row["trial"] in run)
+    assert start.hparams["seed"].number_value == row["seed"] and start.hparams["epochs"].number_value == 2
+    last = {tag: runs.Scalars(run, tag)[-1].value for tag in runs.Runs()[run]["scalars"]}
+    assert last["hp/test_r2"] == pytest.approx(row["test_r2"], abs=1e-6)
+    assert last["task_separation/mean_interference"] == pytest.approx(row["task_separation.mean_interference"])
+    assert any(tag.startswith("task_separation/") for tag in runs.Runs()[run]["images"])  # the trial's figures
 
 
 def test_a_trial_keeps_the_callbacks_that_change_training(tmp_path):

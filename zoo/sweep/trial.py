@@ -20,10 +20,13 @@ from typing import Any
 import torch
 
 from zoo.analyses import Samples, list_analyses
-from zoo.callbacks.schedule import AnalysisCallback
+from zoo.callbacks.schedule import AnalysisCallback, spread
+from zoo.hparams import analysis_columns, analysis_values, write_session
 from zoo.io import to_jsonable, write_json
+from zoo.runs import HParamsRecord
 from zoo.sweep.spec import Analyses, Trial
 from zoo.task import metric_names
+from zoo.writer import AnalysisWriter
 
 TIMER = "{class_path: pytorch_lightning.callbacks.Timer, init_args: {interval: epoch}}"  # text: its Enum won't save
 
@@ -31,6 +34,7 @@ TIMER = "{class_path: pytorch_lightning.callbacks.Timer, init_args: {interval: e
 def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devices: str = "1") -> list[dict[str, Any]]:
     """Run ``trial`` and return its rows (one, or one per member of a batch of seeds)."""
     from pytorch_lightning.callbacks import Timer
+    from pytorch_lightning.loggers import TensorBoardLogger
 
     from zoo.cli import main, quiet_lightning
     from zoo.console import RunSummary
@@ -58,7 +62,9 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     # The sweep says one line per trial, so the run's closing summary goes. Analyses during training
     # only where the sweep asks for them (they run once at the end); every other callback of the
     # config stays: SET or early stopping change what is trained. config.yaml still lists them all.
-    left_out = (RunSummary,) if "trainer.callbacks" in settings else (RunSummary, AnalysisCallback)
+    # A trial's HParams sessions are written from its rows (_session), not by HParamsRecord.
+    left_out = (RunSummary, HParamsRecord)
+    left_out += () if "trainer.callbacks" in settings else (AnalysisCallback,)
     trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, left_out)]
     cli.before_fit()
     trainer.fit(cli.model, datamodule=data)
@@ -86,13 +92,21 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
         "train_samples_per_second": round(samples / train_seconds, 1) if train_seconds else math.nan,
         "run_dir": str(run_dir),
     }
-    rows = []
+    board = next((logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
+    rows, summaries = [], {analysis.name: [] for analysis, _, _ in analyses}
     for index, member in enumerate(members):
-        row = {**shared, "seed": trial.seeds[index], "member": index if len(members) > 1 else ""}
-        row.update(_metrics(metrics, model.task, index if len(members) > 1 else None))
-        row.update(_analyse(member, data, analyses, run_dir, index if len(members) > 1 else None))
-        row["history"] = _history(run_dir, index if len(members) > 1 else None)
+        one = index if len(members) > 1 else None
+        row = {**shared, "seed": trial.seeds[index], "member": "" if one is None else one}
+        row.update(_metrics(metrics, model.task, one))
+        row.update(_analyse(member, data, analyses, run_dir, one, board=(board, trainer), summaries=summaries))
+        row["history"] = _history(run_dir, one)
         rows.append(row)
+    for analysis, _, _ in analyses if len(members) > 1 else ():  # CUSTOM SCALARS: the members' mean and std
+        writer = AnalysisWriter(None, prefix=analysis.name, step=trainer.global_step, tensorboard=board)
+        writer.scalars(spread(summaries[analysis.name]))
+    columns = [f"{HP}{column}" for column in _hparams_metrics(rows[0])] + analysis_columns(a for a, _, _ in analyses)
+    for row in rows:
+        _session(trial, row, trainer.max_epochs, columns, run_dir if len(members) > 1 else None, board)
     return rows
 
 
@@ -112,16 +126,71 @@ def _metrics(metrics: dict[str, float], task: str, member: int | None) -> dict[s
     return row
 
 
-def _analyse(model, data, analyses: Analyses, run_dir: Path, member: int | None) -> dict[str, float]:
-    """The analyses the sweep names, on the tested model; summary numbers for the row, the rest as JSON."""
+def _analyse(
+    model, data, analyses: Analyses, run_dir: Path, member: int | None, *, board: tuple, summaries: dict
+) -> dict[str, float]:
+    """The analyses the sweep names, on the tested model: summary numbers for the row, the rest as JSON.
+
+    The figures, texts and histograms go to the trial's TensorBoard (``board``: its writer and the
+    trainer) as a run's callback writes them, member 0's only; ``summaries`` collects each one's numbers.
+    """
     row: dict[str, float] = {}
     suffix = "" if member is None else f"_member_{member:03d}"
+    tensorboard, trainer = board
     for analysis, sampling, options in analyses:
-        samples = Samples.of(data, sampling.split, sampling.max_samples, images=False)  # a row draws no figure
+        writer = AnalysisWriter(
+            None, prefix=analysis.name, step=trainer.global_step, tensorboard=tensorboard, member=member
+        )
+        drawn = writer.tensorboard is not None
+        samples = Samples.of(data, sampling.split, sampling.max_samples, images=drawn)  # images: priors of figures
         result = analysis.run(model, samples, options, layers=None, cache={})
         write_json(run_dir / "analysis" / "final" / f"{analysis.name}{suffix}.json", to_jsonable(result))
-        row.update({f"{analysis.name}.{key}": value for key, value in analysis.summary(result).items()})
+        summary = analysis.summary(result)
+        summaries[analysis.name].append(summary)
+        row.update({f"{analysis.name}.{key}": value for key, value in summary.items()})
+        if drawn:
+            writer.write(analysis, result, epoch=trainer.current_epoch - 1)  # the last epoch trained
     return row
+
+
+HP = "hp/"
+FIRST = ("family", "epochs", "seed", "member", "config")  # after the swept keys, what a study is read by
+
+
+def _hparams_metrics(row: dict[str, Any]) -> list[str]:
+    """The row's numbers shown as HParams metrics: the metrics, time, size (the analyses' come averaged)."""
+    return [
+        key
+        for key, value in row.items()
+        if "." not in key and key not in ("seed", "member", "batched") and isinstance(value, (int, float))
+    ]
+
+
+def _session(trial: Trial, row: dict[str, Any], epochs: int, columns: list[str], population: Path | None, board):
+    """The row as one HParams session: the swept keys, then family, epochs, seed (member, config), then its numbers.
+
+    A single seed's session is its run folder; a batch of seeds gives one per member, in ``member_<i>/``.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    hparams = {**trial.overrides, "family": row["family"], "epochs": epochs, "seed": row["seed"]}
+    hparams.update({"member": row["member"]} if population is not None else {})
+    hparams["config"] = Path(trial.config).stem
+    metrics = {f"{HP}{key}": row[key] for key in _hparams_metrics(row)}
+    for analysis in list_analyses():
+        prefix = f"{analysis.name}."
+        summary = {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
+        metrics.update(analysis_values(analysis, summary) if summary else {})
+    differs = [*trial.overrides, "seed", "member"]
+    if population is None:
+        if board is not None:
+            write_session(board, hparams, metrics, columns=columns, differs=differs)
+        return
+    writer = SummaryWriter(str(population / f"member_{int(row['member']):03d}"))
+    try:
+        write_session(writer, hparams, metrics, columns=columns if row["member"] == 0 else None, differs=differs)
+    finally:
+        writer.close()
 
 
 def _history(run_dir: Path, member: int | None) -> dict[str, list]:
