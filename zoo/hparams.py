@@ -69,10 +69,11 @@ def write_session(
     names those a study varies: TensorBoard shows them first.
     """
     hparams = {key: hparam_value(value) for key, value in hparams.items() if value is not None}
+    # _get_file_writer (torch's): reopens the event file of a writer Lightning closed when training ended
     if columns is not None:
         listed = {key: hparam_value(value) for key, value in (listed or hparams).items() if value is not None}
-        writer.file_writer.add_summary(_experiment(listed, columns, set(differs)))
-    writer.file_writer.add_summary(_plugin_summary(SESSION_START, session_start_info=_start(hparams)))
+        writer._get_file_writer().add_summary(_experiment(listed, columns, set(differs)))
+    writer._get_file_writer().add_summary(_plugin_summary(SESSION_START, session_start_info=_start(hparams)))
     write_metrics(writer, metrics, step=step)
 
 

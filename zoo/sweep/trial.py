@@ -10,6 +10,7 @@ trial's run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -68,6 +69,7 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, left_out)]
     cli.before_fit()
     trainer.fit(cli.model, datamodule=data)
+    epochs = trainer.current_epoch  # the epochs trained (early stopping may end before max_epochs)
     timer = next(callback for callback in trainer.callbacks if isinstance(callback, Timer))
     train_seconds = timer.time_elapsed("train")  # now: loading a checkpoint below restores the Timer's offset
     best = trainer.checkpoint_callback.best_model_path
@@ -87,6 +89,13 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
         "batched": len(members),
         "params_nonzero": members[0].parameter_counts()["nonzero"],
         "metric": _headline(model.task),
+        "epochs": epochs,
+        "analysis_settings": json.dumps(
+            {
+                analysis.name: {**vars(sampling), **dataclasses.asdict(options)}
+                for analysis, sampling, options in analyses
+            }
+        ),
         "train_seconds": round(train_seconds, 3),
         "eval_seconds": round(timer.time_elapsed("test"), 3),
         "train_samples_per_second": round(samples / train_seconds, 1) if train_seconds else math.nan,
@@ -149,8 +158,13 @@ def _analyse(
         summaries[analysis.name].append(summary)
         row.update({f"{analysis.name}.{key}": value for key, value in summary.items()})
         if drawn:
-            writer.write(analysis, result, epoch=trainer.current_epoch - 1)  # the last epoch trained
+            writer.write(analysis, result, epoch=_epoch_of(trainer.checkpoint_callback.best_model_path))
     return row
+
+
+def _epoch_of(checkpoint: str) -> int:
+    """The epoch a checkpoint was saved in: the weights a trial tests and analyses."""
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"])
 
 
 HP = "hp/"
@@ -162,7 +176,7 @@ def _hparams_metrics(row: dict[str, Any]) -> list[str]:
     return [
         key
         for key, value in row.items()
-        if "." not in key and key not in ("seed", "member", "batched") and isinstance(value, (int, float))
+        if "." not in key and key not in ("seed", "member", "batched", "epochs") and isinstance(value, (int, float))
     ]
 
 
