@@ -14,6 +14,8 @@ from zoo.models import FCNet
 from zoo.sweep.summary import _distribution, _metric_against, configurations, ordered, write_summary
 from zoo.writer import AnalysisWriter
 
+PARAMS = {'{"model.hidden": [8]}': 67, '{"model.hidden": [16, 16]}': 403, '{"model.density": 0.1}': 50}
+PARAMS['{"model.density": 0.3}'] = 120
 PAIR = "task_separation.pair/versicolor_virginica/signed_orthogonality"
 
 
@@ -27,7 +29,7 @@ def rows() -> list[dict]:
             made.append(
                 {
                     "trial": f"{family}-{seed}", "config": "iris.yaml", "family": family, "seed": seed,
-                    "overrides": json.dumps(overrides), "params_nonzero": 100 * (1 + len(str(overrides))),
+                    "overrides": json.dumps(overrides), "params_nonzero": PARAMS[json.dumps(overrides)],
                     "metric": "acc", "test_acc": acc + 0.01 * seed, "val_acc": acc, "train_seconds": 1.0 + seed,
                     "eval_seconds": 0.1, "epochs": 3, PAIR: cosine, "task_separation.mean_interference": 0.1 * seed,
                     "analysis_settings": json.dumps({"task_separation": {"split": "test", "max_samples": 500}}),
@@ -60,6 +62,13 @@ def test_lines_join_a_continuum_only():
     axes = _metric_against(groups, ordered(groups), "params_nonzero", "nonzero parameters", "acc", True).axes[0]
     styles = {bar.get_label(): bar.lines[0].get_linestyle() for bar in axes.containers}
     assert styles == {"FCNet": "None", "SparseNet": "-"}  # [8] and [16, 16] are not a continuum; densities are
+    same_size = rows()
+    for row in same_size:
+        if row["family"] == "SparseNet":
+            row["params_nonzero"] = 100  # a setting that leaves x where it was (a learning rate): no line
+    groups = configurations(same_size)
+    axes = _metric_against(groups, ordered(groups), "params_nonzero", "nonzero parameters", "acc", True).axes[0]
+    assert all(bar.lines[0].get_linestyle() == "None" for bar in axes.containers)
     assert axes.get_ylabel() == "test accuracy"
 
 

@@ -213,14 +213,21 @@ def interval(numbers: Sequence[float], limits: tuple[float, float] | None) -> tu
     return float(low), float(high), kind
 
 
-def _continuum(group_names: list[str], groups: dict) -> bool:
-    """Whether a family's configurations differ in one numeric setting only (a line between them means something)."""
-    settings = [json.loads(groups[name][0].get("overrides") or "{}") for name in group_names]
-    varied = {key for one in settings for key in one if len({json.dumps(other.get(key)) for other in settings}) > 1}
-    if len(varied) != 1:
+def _continuum(names: list[str], groups: dict, xs: dict[str, float]) -> bool:
+    """Whether a line between a family's points means something: they differ in one numeric setting only,
+    and x (``xs``: each configuration's mean) follows that setting strictly (widths or densities against size)."""
+    settings = {name: json.loads(groups[name][0].get("overrides") or "{}") for name in names}
+    every = list(settings.values())
+    varied = {key for one in every for key in one if len({json.dumps(other.get(key)) for other in every}) > 1}
+    if len(varied) != 1 or len(names) < 2:
         return False
     key = next(iter(varied))
-    return all(isinstance(one.get(key), (int, float)) and not isinstance(one.get(key), bool) for one in settings)
+    values = [settings[name].get(key) for name in names]
+    if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
+        return False
+    along = [xs[name] for name in sorted(names, key=lambda name: settings[name][key])]
+    steps = np.diff(along)
+    return bool((steps > 0).all() or (steps < 0).all())
 
 
 def _metric_against(groups: dict, order: list[str], column: str, axis: str, metric: str, log: bool) -> Figure:
@@ -235,7 +242,7 @@ def _metric_against(groups: dict, order: list[str], column: str, axis: str, metr
         families.setdefault(groups[name][0]["family"], []).append(name)
     kinds = set()
     for index, (family, names) in enumerate(families.items()):
-        points = []
+        points, xs_of = [], {}
         for name in names:
             xs = [x for x in (_number(row.get(column)) for row in groups[name]) if x is not None]
             ys = [y for y in (_number(row.get(f"test_{metric}")) for row in groups[name]) if y is not None]
@@ -244,11 +251,12 @@ def _metric_against(groups: dict, order: list[str], column: str, axis: str, metr
                 y_low, y_high, kind = interval(ys, bounds(f"test_{metric}"))
                 kinds.add(kind)
                 points.append((statistics.fmean(xs), statistics.fmean(ys), x_low, x_high, y_low, y_high))
+                xs_of[name] = statistics.fmean(xs)
         if not points:
             continue
         points.sort()
         x, y, x_low, x_high, y_low, y_high = (np.array(values) for values in zip(*points))
-        joined = len(points) > 1 and _continuum(names, groups)
+        joined = _continuum(list(xs_of), groups, xs_of)
         axes.errorbar(
             x,
             y,
