@@ -53,7 +53,7 @@ def test_a_population_at_a_glance(run_dir):
     assert expected <= set(columns)
     assert "hp/task_separation/mean_interference" in columns and "hp/task_separation/pair/mean/orthogonality" in columns
     differs = [info.name for info in experiment.hparam_infos if info.differs]
-    assert differs == ["seed", "member"]
+    assert differs == ["family", "epochs", "seed", "member"]  # TensorBoard shows these first
     sessions = {run: data.session_start_info for (run, tag), data in found.items() if tag.endswith("start_info")}
     members = [f"member_{i:03d}" for i in range(3)]
     tested = [f"test/version_0/{member}" for member in members]  # `zoo test` writes a run folder inside the run's

@@ -229,19 +229,23 @@ class DashboardLayout(pl.Callback):
         self.metrics = metrics
 
     def layout(self, *, population: bool = False) -> dict:
+        """Categories by number (TensorBoard sorts them by title); a population's bands and members get one each."""
         training = {"loss (train, val)": ["Multiline", [r"^(train|val)/loss$"]]}
+        layout = {"1 training": training}
         if population:
+            bands, members = {}, {}
             for metric in self.metrics:
                 for stage in ("val", "train"):
                     band = [f"{stage}/{metric}", f"{stage}/{metric}_min", f"{stage}/{metric}_max"]
-                    training[f"{stage} {metric}: mean, band min–max of the members"] = ["Margin", band]
-                    training[f"{stage} {metric}: each member"] = ["Multiline", [rf"^members/{stage}_{metric}/\d+$"]]
+                    bands[f"{stage} {metric}: mean, band min–max of the members"] = ["Margin", band]
+                    members[f"{stage} {metric}: each member"] = ["Multiline", [rf"^members/{stage}_{metric}/\d+$"]]
+            layout["2 population: mean and min–max"], layout["3 population: each member"] = bands, members
         else:
             training.update(
                 {f"{metric} (train, val)": ["Multiline", [rf"^(train|val)/{metric}$"]] for metric in self.metrics}
             )
-        layout = {"1 training": training}
-        for number, analysis in enumerate((a for a in list_analyses() if a.layout), start=2):
+        analyses = (analysis for analysis in list_analyses() if analysis.layout)
+        for number, analysis in enumerate(analyses, start=len(layout) + 1):
             charts = {title: ["Multiline", [rf"^{analysis.name}/{regex}$"]] for title, regex in analysis.layout.items()}
             layout[f"{number} {analysis.title}"] = charts
         return layout

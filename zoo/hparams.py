@@ -2,9 +2,10 @@
 
 A session is a run folder holding a ``session_start_info`` (its hyper-parameters) and the
 ``hp/...`` scalars its metric columns read (the last value of each). The experiment (which
-columns exist, and in which order) is written beside the first session; TensorBoard lists
-the hyper-parameters marked ``differs`` first, each group by name, so what a study varies
-(the swept keys, the seed, the member) opens on the left.
+columns exist) is written beside the first session. TensorBoard lists the hyper-parameters
+marked ``differs`` first, each group by name, and shows the first five of its list: zoo
+marks what sessions are compared by (the swept keys, family, epochs, seed, member), so they
+open on the left and the rest of the config waits behind a tick.
 
 The analyses' numbers become columns too: a number without ``*`` as it is, a ``*`` number
 (one per layer or output pair) as its mean, ``hp/<analysis>/<key with * as mean>``, so
@@ -66,7 +67,7 @@ def write_session(
     """One HParams session in ``writer``'s folder (a ``SummaryWriter``); ``columns`` also writes the experiment.
 
     The experiment lists ``listed``'s hyper-parameters (default: this session's); ``differs``
-    names those a study varies: TensorBoard shows them first.
+    names those sessions are compared by: TensorBoard shows them first.
     """
     hparams = {key: hparam_value(value) for key, value in hparams.items() if value is not None}
     # _get_file_writer (torch's): reopens the event file of a writer Lightning closed when training ended

@@ -271,7 +271,7 @@ class HParamsRecord(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         population = _is_population(pl_module)
         columns = self._columns(trainer, population)
-        differs = ("seed", "member") if population else ()
+        differs = ("family", "epochs", "seed", "member") if population else ("family", "epochs", "seed")
         listed = self._session(trainer, pl_module, 0 if population else None)  # a member's: with its index
         for board in self._boards(trainer):
             session = self._session(trainer, pl_module)

@@ -195,7 +195,7 @@ def _session(trial: Trial, row: dict[str, Any], epochs: int, columns: list[str],
         prefix = f"{analysis.name}."
         summary = {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
         metrics.update(analysis_values(analysis, summary) if summary else {})
-    differs = [*trial.overrides, "seed", "member"]
+    differs = [*trial.overrides, "family", "epochs", "seed", "member"]
     if population is None:
         if board is not None:
             write_session(board, hparams, metrics, columns=columns, differs=differs)
