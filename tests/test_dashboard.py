@@ -51,6 +51,8 @@ def test_a_population_at_a_glance(run_dir):
     columns = [info.name.tag for info in experiment.metric_infos]
     expected = {"hp/best_val_loss", "hp/val_r2", "hp/test_r2", "hp/params_nonzero", "hp/params_nonzero_population"}
     assert expected <= set(columns)
+    shown = ["hp/val_r2", "hp/test_r2", "hp/task_separation/mean_interference"]  # TensorBoard ticks the first five
+    assert columns[:3] == shown
     assert "hp/task_separation/mean_interference" in columns and "hp/task_separation/pair/mean/orthogonality" in columns
     differs = [info.name for info in experiment.hparam_infos if info.differs]
     assert differs == ["family", "epochs", "seed", "member"]  # TensorBoard shows these first

@@ -31,6 +31,20 @@ def analysis_columns(analyses: Iterable[Analysis]) -> list[str]:
     return [f"{PREFIX}{analysis.name}/{_column(number.key)}" for analysis in analyses for number in analysis.numbers]
 
 
+def ordered_columns(headline: Sequence[str], rest: Sequence[str], analyses: Iterable[Analysis]) -> list[str]:
+    """Metric columns in the order TensorBoard shows them (the first five ticked): the headline metrics, the
+    analyses' numbers they declare ``compared``, then the other metrics and the analyses' other numbers."""
+    analyses = list(analyses)
+    compared = [
+        f"{PREFIX}{analysis.name}/{_column(number.key)}"
+        for analysis in analyses
+        for number in analysis.numbers
+        if number.compared
+    ]
+    every = [*headline, *compared, *rest, *analysis_columns(analyses)]
+    return list(dict.fromkeys(every))
+
+
 def analysis_values(analysis: Analysis, summary: Mapping[str, float]) -> dict[str, float]:
     """A result's summary as HParams metrics: ``*`` numbers averaged over their layers or pairs."""
     values = {}

@@ -32,7 +32,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from zoo.analyses import Analysis
 from zoo.errors import ZooError
-from zoo.hparams import analysis_columns, analysis_values, latest_summary, write_metrics, write_session
+from zoo.hparams import analysis_values, latest_summary, ordered_columns, write_metrics, write_session
 from zoo.io import FILE_MODE, atomic_file, write_json
 
 VERSION = re.compile(r"version_(\d+)$")
@@ -256,10 +256,11 @@ class HParamsRecord(pl.Callback):
 
     def _columns(self, trainer: pl.Trainer, population: bool) -> list[str]:
         stage, _, name = self.monitor.partition("/")
+        headline = next((metric for metric in ("acc", "r2") if metric in self.metrics), self.metrics[0])
         names = [f"hp/best_{stage}_{name}", *(f"hp/{stage}_{metric}" for metric in self.metrics)]
         names += [f"hp/test_{metric}" for metric in self.metrics]
         names += ["hp/params_nonzero", *(["hp/params_nonzero_population"] if population else [])]
-        return names + analysis_columns(_analyses(trainer))
+        return ordered_columns([f"hp/{stage}_{headline}", f"hp/test_{headline}"], names, _analyses(trainer))
 
     def _session(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int | None = None) -> dict:
         seeds = getattr(pl_module, "seeds", None)

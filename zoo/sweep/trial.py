@@ -22,7 +22,7 @@ import torch
 
 from zoo.analyses import Samples, list_analyses
 from zoo.callbacks.schedule import AnalysisCallback, spread
-from zoo.hparams import analysis_columns, analysis_values, write_session
+from zoo.hparams import analysis_values, ordered_columns, write_session
 from zoo.io import to_jsonable, write_json
 from zoo.runs import HParamsRecord
 from zoo.sweep.spec import Analyses, Trial
@@ -113,7 +113,9 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     for analysis, _, _ in analyses if len(members) > 1 else ():  # CUSTOM SCALARS: the members' mean and std
         writer = AnalysisWriter(None, prefix=analysis.name, step=trainer.global_step, tensorboard=board)
         writer.scalars(spread(summaries[analysis.name]))
-    columns = [f"{HP}{column}" for column in _hparams_metrics(rows[0])] + analysis_columns(a for a, _, _ in analyses)
+    headline = [f"{HP}test_{rows[0]['metric']}", f"{HP}val_{rows[0]['metric']}"]
+    rest = [f"{HP}{column}" for column in _hparams_metrics(rows[0])]
+    columns = ordered_columns(headline, rest, (analysis for analysis, _, _ in analyses))
     for row in rows:
         _session(trial, row, trainer.max_epochs, columns, run_dir if len(members) > 1 else None, board)
     return rows
