@@ -266,7 +266,8 @@ class HParamsRecord(pl.Callback):
         seeds = getattr(pl_module, "seeds", None)
         flat = {key: value for key, value in self.hparams.items() if key != "seed_everything"}
         seed = seeds[member] if member is not None else self.hparams.get("seed_everything")
-        first = {"family": pl_module.architecture, "epochs": trainer.max_epochs, "seed": seed}
+        fitted = trainer.state.fn == "fit"  # a test on its own does not know how long its checkpoint trained
+        first = {"family": pl_module.architecture, "epochs": trainer.max_epochs if fitted else None, "seed": seed}
         return {**first, **({"member": member} if member is not None else {}), **flat}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
