@@ -114,15 +114,18 @@ def test_a_regression_study_end_to_end(tmp_path, data_dir):
     runs.AddRunsFromDirectory(str(folder / "runs"))
     runs.Reload()
     hparams = runs.PluginRunToTagToContent("hparams")
-    assert len(hparams) == 2 and all("_hparams_/experiment" in tags for tags in hparams.values())
-    run, tags = next(iter(hparams.items()))
-    experiment = HParamsPluginData.FromString(tags["_hparams_/experiment"]).experiment
-    columns = {info.name.tag for info in experiment.metric_infos}
-    assert {"hp/test_r2", "hp/val_r2", "hp/train_seconds", "hp/task_separation/mean_interference"} <= columns
-    assert {"hp/activations/mean/dead_fraction", "hp/task_separation/pair/mean/signed_orthogonality"} <= columns
-    assert [info.name for info in experiment.hparam_infos] == ["family", "epochs", "seed", "config"]
-    start = HParamsPluginData.FromString(tags["_hparams_/session_start_info"]).session_start_info
-    row = next(row for row in rows if Path(row["run_dir"]).name == Path(run).name and row["trial"] in run)
+    sessions = [run for run, tags in hparams.items() if "_hparams_/session_start_info" in tags]
+    assert len(sessions) == 2 and [run for run, tags in hparams.items() if "_hparams_/experiment" in tags] == ["."]
+    experiment = HParamsPluginData.FromString(hparams["."]["_hparams_/experiment"]).experiment  # one for the study
+    columns = [info.name.tag for info in experiment.metric_infos]
+    assert columns[:3] == ["hp/test_r2", "hp/val_r2", "hp/task_separation/mean_interference"]
+    assert {"hp/train_seconds", "hp/activations/mean/dead_fraction"} <= set(columns)
+    assert "hp/task_separation/pair/mean/signed_orthogonality" in columns
+    infos = {info.name: info.differs for info in experiment.hparam_infos}
+    assert infos == {"family": False, "epochs": False, "seed": True, "config": False}
+    run = sessions[0]
+    start = HParamsPluginData.FromString(hparams[run]["_hparams_/session_start_info"]).session_start_info
+    row = next(row for row in rows if row["trial"] in run)
     assert start.hparams["seed"].number_value == row["seed"] and start.hparams["epochs"].number_value == 2
     last = {tag: runs.Scalars(run, tag)[-1].value for tag in runs.Runs()[run]["scalars"]}
     assert last["hp/test_r2"] == pytest.approx(row["test_r2"], abs=1e-6)

@@ -55,6 +55,69 @@ def analysis_values(analysis: Analysis, summary: Mapping[str, float]) -> dict[st
     return values
 
 
+def row_hparams(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A study row's hyper-parameters: its swept keys, then family, epochs (trained), seed, member, config."""
+    member = row.get("member")
+    return {
+        **json.loads(row.get("overrides") or "{}"),
+        "family": row.get("family"),
+        "epochs": row.get("epochs"),
+        "seed": row.get("seed"),
+        "member": None if member in (None, "") else member,
+        "config": Path(str(row.get("config", ""))).stem or None,
+    }
+
+
+ROW_LABELS = ("seed", "member", "batched", "epochs")  # numbers of a row that say which, not how well
+
+
+def row_metrics(row: Mapping[str, Any], analyses: Iterable[Analysis]) -> dict[str, float]:
+    """A study row's numbers as HParams metrics: metrics, time and size as they are, the analyses' averaged."""
+    metrics = {
+        f"{PREFIX}{key}": float(value)
+        for key, value in row.items()
+        if "." not in key and key not in ROW_LABELS and isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    for analysis in analyses:
+        prefix = f"{analysis.name}."
+        summary = {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
+        metrics.update(analysis_values(analysis, summary) if summary else {})
+    return metrics
+
+
+def write_study_experiment(folder: Path, rows: Sequence[Mapping[str, Any]], analyses: Iterable[Analysis]) -> None:
+    """The HParams experiment of a study, once for all its sessions, in ``folder`` (its ``runs/``).
+
+    Its columns are every row's hyper-parameters (all the swept keys of every trial entry) and
+    metrics; ``differs`` is what does differ between the rows. Written anew each time (the
+    previous file removed): TensorBoard reads one experiment per folder.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    every = [row_hparams(row) for row in rows]
+    listed: dict[str, Any] = {}
+    for hparams in every:
+        listed.update({key: value for key, value in hparams.items() if value is not None and key not in listed})
+    differs = [key for key in listed if len({json.dumps(one.get(key)) for one in every}) > 1]
+    analyses = list(analyses)
+    metric = rows[0].get("metric", "acc")
+    headline = [f"{PREFIX}test_{metric}", f"{PREFIX}val_{metric}"]
+    rest = list(dict.fromkeys(tag for row in rows for tag in row_metrics(row, ())))
+    columns = ordered_columns(headline, rest, analyses)
+    for old in folder.glob(f"events.out.tfevents.*{EXPERIMENT_SUFFIX}"):
+        old.unlink()
+    writer = SummaryWriter(str(folder), filename_suffix=EXPERIMENT_SUFFIX)
+    try:
+        writer._get_file_writer().add_summary(
+            _experiment({key: hparam_value(value) for key, value in listed.items()}, columns, set(differs))
+        )
+    finally:
+        writer.close()
+
+
+EXPERIMENT_SUFFIX = ".experiment"
+
+
 def latest_summary(folder: Path) -> dict[str, float] | None:
     """The summary of the newest ``epoch_*.json`` an analysis wrote in ``folder`` (by epoch), if any."""
     results = [json.loads(path.read_text()) for path in folder.glob("epoch_*.json")]

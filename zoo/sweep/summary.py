@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator
 
 from zoo.analyses import declared_number, list_analyses
 from zoo.figures import render, save_png, wrapped
+from zoo.hparams import write_study_experiment
 from zoo.io import write_text
 from zoo.sweep.spec import Figures, settings_text
 
@@ -63,8 +64,16 @@ def write_summary(output: str | Path, rows: list[dict[str, Any]], figures: Figur
         if any(key in row.get("history", {}) for row in rows):
             path = output / f"over_epochs_{_file_name(key)}.png"
             drawn.append((save_png(path, render(_over_epochs(groups, order, key))), f"{label(key)} over training"))
+    if (output / "runs").is_dir():  # the HParams dashboard's columns, for every trial at once
+        write_study_experiment(output / "runs", rows, studied(rows))
     text = summary_markdown(groups) + _figures_markdown(drawn, metric)
     return [write_text(output / "summary.md", text), *(path for path, _ in drawn)]
+
+
+def studied(rows: list[dict[str, Any]]) -> list:
+    """The analyses whose numbers the rows hold."""
+    keys = {key.partition(".")[0] for row in rows for key in row if "." in key}
+    return [analysis for analysis in list_analyses() if analysis.name in keys]
 
 
 def ordered(groups: dict[str, list[dict[str, Any]]]) -> list[str]:

@@ -22,7 +22,7 @@ import torch
 
 from zoo.analyses import Samples, list_analyses
 from zoo.callbacks.schedule import AnalysisCallback, spread
-from zoo.hparams import analysis_values, ordered_columns, write_session
+from zoo.hparams import row_hparams, row_metrics, write_session
 from zoo.io import to_jsonable, write_json
 from zoo.runs import HParamsRecord
 from zoo.sweep.spec import Analyses, Trial
@@ -113,11 +113,8 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     for analysis, _, _ in analyses if len(members) > 1 else ():  # CUSTOM SCALARS: the members' mean and std
         writer = AnalysisWriter(None, prefix=analysis.name, step=trainer.global_step, tensorboard=board)
         writer.scalars(spread(summaries[analysis.name]))
-    headline = [f"{HP}test_{rows[0]['metric']}", f"{HP}val_{rows[0]['metric']}"]
-    rest = [f"{HP}{column}" for column in _hparams_metrics(rows[0])]
-    columns = ordered_columns(headline, rest, (analysis for analysis, _, _ in analyses))
     for row in rows:
-        _session(trial, row, trainer.max_epochs, columns, run_dir if len(members) > 1 else None, board)
+        _session(row, analyses, run_dir if len(members) > 1 else None, board)
     return rows
 
 
@@ -169,42 +166,21 @@ def _epoch_of(checkpoint: str) -> int:
     return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"])
 
 
-HP = "hp/"
-FIRST = ("family", "epochs", "seed", "member", "config")  # after the swept keys, what a study is read by
-
-
-def _hparams_metrics(row: dict[str, Any]) -> list[str]:
-    """The row's numbers shown as HParams metrics: the metrics, time, size (the analyses' come averaged)."""
-    return [
-        key
-        for key, value in row.items()
-        if "." not in key and key not in ("seed", "member", "batched", "epochs") and isinstance(value, (int, float))
-    ]
-
-
-def _session(trial: Trial, row: dict[str, Any], epochs: int, columns: list[str], population: Path | None, board):
-    """The row as one HParams session: the swept keys, then family, epochs, seed (member, config), then its numbers.
+def _session(row: dict[str, Any], analyses: Analyses, population: Path | None, board) -> None:
+    """The row as one HParams session (the study's experiment, its columns, is written with its summary).
 
     A single seed's session is its run folder; a batch of seeds gives one per member, in ``member_<i>/``.
     """
     from torch.utils.tensorboard import SummaryWriter
 
-    hparams = {**trial.overrides, "family": row["family"], "epochs": epochs, "seed": row["seed"]}
-    hparams.update({"member": row["member"]} if population is not None else {})
-    hparams["config"] = Path(trial.config).stem
-    metrics = {f"{HP}{key}": row[key] for key in _hparams_metrics(row)}
-    for analysis in list_analyses():
-        prefix = f"{analysis.name}."
-        summary = {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
-        metrics.update(analysis_values(analysis, summary) if summary else {})
-    differs = [*trial.overrides, "family", "epochs", "seed", "member"]
+    hparams, metrics = row_hparams(row), row_metrics(row, (analysis for analysis, _, _ in analyses))
     if population is None:
         if board is not None:
-            write_session(board, hparams, metrics, columns=columns, differs=differs)
+            write_session(board, hparams, metrics)
         return
     writer = SummaryWriter(str(population / f"member_{int(row['member']):03d}"))
     try:
-        write_session(writer, hparams, metrics, columns=columns if row["member"] == 0 else None, differs=differs)
+        write_session(writer, hparams, metrics)
     finally:
         writer.close()
 
