@@ -46,6 +46,10 @@ def test_a_population_at_a_glance(run_dir):
     assert charts["val r2: each member"].multiline.tag == [r"^members/val_r2/\d+$"]
     scalars = runs.Runs()["."]["scalars"]
     assert {band.value, band.lower, band.upper} <= set(scalars)
+    assert charts["loss: train, val (a run each: two colours)"].multiline.tag == ["^loss$"]
+    for stage, tag in (("val", "loss"), ("val", "r2"), ("train", "r2")):  # a run per stage: a colour per stage
+        copied = [(event.step, event.value) for event in runs.Scalars(stage, tag)]
+        assert copied == [(event.step, event.value) for event in runs.Scalars(".", f"{stage}/{tag}")]
 
     experiment = found[(".", "_hparams_/experiment")].experiment
     columns = [info.name.tag for info in experiment.metric_infos]
