@@ -82,7 +82,9 @@ def test_the_summary_embeds_its_figures_and_states_its_settings(tmp_path):
 
 def test_run_figures_say_epoch_and_member_and_draw_cosines_on_their_range(tmp_path):
     torch.manual_seed(0)
-    model = FCNet(hidden=[6], input_shape=(4,), num_outputs=3)
+    model = FCNet(hidden=[6], input_shape=(4,), num_outputs=3, activation="relu")
+    with torch.no_grad():
+        model.blocks[0][0].bias[2] = -100.0  # unit 2 of fc1 never fires: dead
     inputs, targets = torch.randn(60, 4), torch.arange(60) % 3
     result = task_separation(model, inputs, targets, ["a", "b", "c"], data="test")
     writer = AnalysisWriter(tmp_path, prefix="task_separation", member=1)
@@ -93,3 +95,8 @@ def test_run_figures_say_epoch_and_member_and_draw_cosines_on_their_range(tmp_pa
     noted(figures["orthogonality"], writer.note(4))
     assert figures["orthogonality"].axes[0].get_title().endswith("(epoch 4, member 1)")
     assert np.isfinite(image.get_array()).all()
+    attribution = figures["attribution/fc1"].axes[0]
+    labels = [label.get_text() for label in attribution.get_yticklabels()]
+    assert "2 (dead)" in labels and sum(label.endswith("(dead)") for label in labels) == int(result.dead["fc1"].sum())
+    row = labels.index("2 (dead)")
+    assert np.isnan(np.ma.filled(attribution.get_images()[0].get_array(), np.nan)[row]).all()  # blank, not share 0

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from matplotlib.figure import Figure
 
 from zoo.analyses.declaration import Analysis, Number, Samples, register_analysis
@@ -61,10 +62,14 @@ def figures(result: TaskSeparationResult, *, history: list[dict]) -> dict[str, F
         )
     for layer, share in result.attribution_share.items():
         order = by_preferred_class(share)  # neurons grouped by the output they serve most
+        dead = result.dead.get(layer, torch.zeros(len(share), dtype=torch.bool)).cpu()[order]
+        shown = share[order].clone()
+        shown[dead] = math.nan  # a dead neuron has no share to show: a blank row, named so
+        rows = [f"{unit} (dead)" if is_dead else str(unit) for unit, is_dead in zip(order.tolist(), dead.tolist())]
         drawn[f"attribution/{layer}"] = heatmap(
-            share[order],
-            f"Attribution share, {layer} (neurons grouped by the output they serve most)",
-            [str(unit) for unit in order.tolist()],
+            shown,
+            f"Attribution share, {layer} (neurons grouped by the output they serve most; dead ones blank)",
+            rows,
             names,
             xlabel="output",
             ylabel="neuron",
