@@ -233,6 +233,7 @@ def pca_and_compression(
     spectrum.set_xscale("log")
     spectrum.set_xlabel("principal components k")
     spectrum.set_ylabel("share of variance (cumulative)")
+    spectrum.set_ylim(0, 1.02)  # a share: on its whole range
     spectrum.set_title(f"PCA spectrum, {layer}", fontsize=11)
     spectrum.legend(fontsize=9)
     spectrum.grid(alpha=0.3)
