@@ -47,8 +47,10 @@ def wrapped(title: str, width: int = TITLE_WIDTH) -> str:
 
 def noted(figure: Figure, note: str) -> Figure:
     """``figure`` with ``note`` (the epoch, the member) closing its title: the suptitle, else its first titled axes."""
-    title = figure._suptitle  # matplotlib keeps the suptitle here; None without one
-    if title is not None and title.get_text():
+    title = next(
+        (text for text in figure.texts if figure.get_suptitle() and text.get_text() == figure.get_suptitle()), None
+    )
+    if title is not None:  # the suptitle's own Text: its font and place kept
         title.set_text(f"{title.get_text()} — {note}")
         return figure
     titled = next((axes for axes in figure.axes if axes.get_title()), None)
