@@ -30,6 +30,7 @@ import zoo.callbacks  # noqa: F401  (lets --trainer.callbacks name zoo's callbac
 from zoo.checkpoints import check_checkpoint, read_checkpoint
 from zoo.console import DashboardLayout, LayerSummary, PredictionWriter, RunSummary
 from zoo.data import ZooDataModule, get_dataset
+from zoo.data.datamodule import select_outputs
 from zoo.errors import ZooError, exit_on_failure
 from zoo.models import ZooModule, list_models
 from zoo.runs import (
@@ -91,6 +92,13 @@ class ZooCLI(LightningCLI):
             default=False,
             help="use a checkpoint on another dataset than the one it was trained on, on purpose",
         )
+        parser.add_argument(
+            "--weights",
+            type=str | None,
+            default=None,
+            help="fit: a new run starting from this checkpoint's weights, with a fresh optimizer, schedule and "
+            "epoch count (--ckpt_path resumes a run instead)",
+        )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """After parsing, before Lightning reads ``--ckpt_path``: complete the config and claim the run's folder.
@@ -114,6 +122,13 @@ class ZooCLI(LightningCLI):
         checkpoint = config.get("ckpt_path")  # absent with run=False: the caller loads what it wants
         if checkpoint in ("last", "best"):
             checkpoint = config.ckpt_path = _resolve_keyword(checkpoint, subcommand, root, logger)
+        self.weights_only = config.get("weights") is not None
+        if self.weights_only:
+            if subcommand != "fit":
+                raise ZooError(f"--weights starts a fit from a checkpoint's weights; {subcommand} takes --ckpt_path")
+            if checkpoint:
+                raise ZooError("give --weights (a new run from a checkpoint's weights) or --ckpt_path (resume one)")
+            checkpoint = config.weights  # checked as a resumed one is, then only its weights are loaded
         self.checkpoint_to_fit = None
         self.checkpoint_path = checkpoint
         self.environment_file = "environment.json"
@@ -150,9 +165,11 @@ class ZooCLI(LightningCLI):
                 action.help = SUBCOMMANDS.get(action.dest, action.help)
 
     def before_fit(self) -> None:
-        if self.checkpoint_to_fit is not None:
+        if self.checkpoint_to_fit is not None and not self.weights_only:
             _check_resume(self.checkpoint_to_fit, self.checkpoint_path, self.run_config)
         self._prepare_run()
+        if self.weights_only:
+            self.model.load_state_dict(self.checkpoint_to_fit["state_dict"])
 
     def before_validate(self) -> None:
         self._prepare_run()
@@ -204,6 +221,8 @@ class ZooCLI(LightningCLI):
         task = get_dataset(config["data"].hparams.dataset).task
         monitor = monitor_for(task)
         hparams = flat_hyperparameters(self.run_config)
+        if self.run_config.get("weights"):
+            hparams["weights"] = self.run_config.weights  # a new run's record says where its weights came from
         callbacks += [
             RunStarted(),
             HParamsRecord(hparams, monitor.of("val"), metric_names(task)),
@@ -416,7 +435,8 @@ def _wrap_in_population(config: Namespace) -> None:
     if name == "Population":
         raise ZooError("--population wraps one architecture, and this configuration's model is a Population already")
     arguments = {key: value for key, value in model.init_args.as_dict().items() if key not in LINKED}
-    info = get_dataset(config.data.dataset)  # what the links give a single model (they do not reach a new class)
+    # what the links give a single model (they do not reach a new class)
+    info = select_outputs(get_dataset(config.data.dataset), config.data.get("outputs"))
     linked = {"input_shape": info.input_shape, "num_outputs": info.num_outputs, "task": info.task}
     seed = config.seed_everything
     first_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
