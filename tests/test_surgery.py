@@ -227,3 +227,25 @@ def test_fit_from_weights_refuses_what_does_not_fit(run_dir, capsys):
             main([command, "--config", "pruned.yaml", "--weights", "pruned.ckpt", *extra, *QUIET])
         assert exit_.value.code == 2
         assert re.search(message, capsys.readouterr().err)
+
+
+def test_merged_populations_of_single_task_networks_compute_both_tasks(run_dir):
+    small = ["--model.hidden", "[4, 4]", "--data.num_samples", "400", "--trainer.max_epochs", "1"]
+    for task in (0, 1):
+        name = f"--trainer.logger.init_args.name=task{task}"
+        common = ["--config", str(CONFIGS / "multimult.yaml"), *small, "--trainer.callbacks", "null", name]
+        main(["fit", *common, "--data.outputs", f"[{task}]", "--population", "2", *QUIET])
+    sources = [str(next((run_dir / "lightning_logs" / f"task{task}").rglob("last.ckpt"))) for task in (0, 1)]
+    surgery("merge", *sources, "--out", "merged.ckpt")
+    merged = zoo.load_model("merged.ckpt")
+    assert merged.size == 2 and merged.hparams["member"]["hidden"] == [8, 8]
+    config = yaml.safe_load((run_dir / "merged.yaml").read_text())
+    assert config["data"]["outputs"] == [0, 1]
+    x = zoo.ZooDataModule(**config["data"]).split("val")[0]
+    for index in range(2):
+        apart = [outputs(zoo.load_model(path, member=index), x) for path in sources]
+        torch.testing.assert_close(outputs(merged.member(index), x), torch.cat(apart, 1))
+    tested = main(["test", "--config", "merged.yaml", "--ckpt_path", "merged.ckpt", *QUIET])
+    assert torch.isfinite(tested.trainer.callback_metrics["test/loss"])
+    continued = main(["fit", "--config", "merged.yaml", "--weights", "merged.ckpt", "--trainer.max_epochs=1", *QUIET])
+    assert continued.trainer.state.finished

@@ -13,10 +13,10 @@ from zoo.analysis.units import DEAD_TOLERANCE
 from zoo.checkpoints import load_model, read_checkpoint
 from zoo.data import ZooDataModule
 from zoo.errors import ZooError, exit_on_failure
-from zoo.models import ZooModule
+from zoo.models import Population, ZooModule
 from zoo.surgery.compress import compress, compress_to_tolerance
 from zoo.surgery.export import export
-from zoo.surgery.layout import init_arguments, metric, outputs_of, unit_groups
+from zoo.surgery.layout import init_arguments, metric, outputs_of
 from zoo.surgery.merge import merge
 from zoo.surgery.prune import prune_dead
 
@@ -145,17 +145,29 @@ def _merge(args: argparse.Namespace, out: Path) -> Path:
     merged = merge(models)
     data = ZooDataModule(**{**hparams[0], "outputs": outputs, "data_dir": args.data_dir or hparams[0].get("data_dir")})
     inputs, targets = data.split(args.split)
-    apart = torch.cat([outputs_of(model, inputs) for model in models], dim=1)
+    apart = torch.cat([outputs_of(model, inputs) for model in models], dim=-1)  # a population's: (members, N, out)
     together = outputs_of(merged, inputs)
-    widths = " + ".join(str([block[0].out_features for block in model.blocks]) for model in models)
-    print(f"merged {', '.join(args.checkpoints)}: hidden {widths} -> {[b[0].out_features for b in merged.blocks]}")
+    widths = " + ".join(str(_hidden(model)) for model in models)
+    print(f"merged {', '.join(args.checkpoints)}: hidden {widths} -> {_hidden(merged)}")
     print(f"  outputs: {', '.join(data.output_names)} (data.outputs {outputs})")
     _parameters({"nonzero": sum(m.parameter_counts()["nonzero"] for m in models)}, merged.parameter_counts())
-    name, value = metric(merged, together, targets)
+    name, value = _metric(merged, together, targets)
     delta = (together - apart).abs().max()
     print(f"  {args.split}: largest |Δ output| against the sources {delta:.3g}; {name} {value:.4f}")
     record = {"operation": "merge", "sources": args.checkpoints, "outputs": outputs}
     return _write(merged, out, data, record)
+
+
+def _hidden(model: ZooModule) -> list[int]:
+    return list(model.hparams["member"]["hidden"] if isinstance(model, Population) else model.hparams["hidden"])
+
+
+def _metric(model: ZooModule, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[str, float]:
+    """The task metric; a population's is its members' mean."""
+    if outputs.ndim == 2:
+        return metric(model, outputs, targets)
+    scores = [metric(model, member, targets) for member in outputs]
+    return f"mean {scores[0][0]} over {len(scores)} members", sum(score for _, score in scores) / len(scores)
 
 
 def _outputs(hparams: dict, data: ZooDataModule) -> list[int]:
@@ -175,7 +187,6 @@ def _compare(model: ZooModule, edited: ZooModule, inputs: torch.Tensor, targets:
 
 
 def _write(model: ZooModule, out: Path, data: ZooDataModule, record: dict) -> Path:
-    unit_groups(model)  # every architecture surgery writes is one it can read again
     checkpoint, config = export(model, out, data=dict(data.hparams), record=record)
     print(f"wrote {checkpoint} and {config}")
     return checkpoint

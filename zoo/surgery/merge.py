@@ -13,15 +13,19 @@ from collections.abc import Sequence
 import torch
 
 from zoo.errors import ZooError
-from zoo.models import FCNet
-from zoo.surgery.layout import rebuild
+from zoo.models import FCNet, Population
+from zoo.models.population import _key as population_key
+from zoo.surgery.export import LINKED
+from zoo.surgery.layout import init_arguments, rebuild
 
 SHARED = ("activation", "dropout", "batch_norm", "input_shape", "task")
 
 
 @torch.no_grad()
-def merge(models: Sequence[FCNet]) -> FCNet:
-    """One FCNet computing ``torch.cat([m(x) for m in models], dim=1)``."""
+def merge(models: Sequence[FCNet] | Sequence[Population]) -> FCNet | Population:
+    """One FCNet computing ``torch.cat([m(x) for m in models], dim=1)``; populations merge member by member."""
+    if all(isinstance(model, Population) for model in models):
+        return merge_populations(models)
     if len(models) < 2:
         raise ZooError(f"merging needs at least two networks, got {len(models)}")
     first = models[0]
@@ -53,6 +57,25 @@ def merge(models: Sequence[FCNet]) -> FCNet:
             for name in ("weight", "bias", "running_mean", "running_var"):
                 getattr(block[1], name).copy_(torch.cat([getattr(norm, name) for norm in norms]))
     return merged
+
+
+@torch.no_grad()
+def merge_populations(populations: Sequence[Population]) -> Population:
+    """Member i of the result merges member i of every population (seeds trained apart, now side by side)."""
+    sizes = {population.size for population in populations}
+    if len(sizes) != 1 or any(population.architecture != "FCNet" for population in populations):
+        raise ZooError(f"merging populations takes FCNet populations of one size; got sizes {sorted(sizes)}")
+    members = [merge(group) for group in zip(*(population.members() for population in populations))]
+    first = members[0]
+    arguments = {key: value for key, value in init_arguments(FCNet, dict(first.hparams)).items() if key not in LINKED}
+    shape = {"input_shape": first.input_shape, "num_outputs": first.num_outputs, "task": first.task}
+    merged = Population("FCNet", len(members), arguments, populations[0].seeds[0], **shape)
+    parameters, buffers = torch.func.stack_module_state(members)
+    for name, value in parameters.items():
+        merged.stacked_parameters[population_key(name)].copy_(value)
+    for name, value in buffers.items():
+        getattr(merged, f"stacked__{population_key(name)}").copy_(value)
+    return merged.to(populations[0].device)
 
 
 def _listed(value: object) -> list:
