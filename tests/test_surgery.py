@@ -18,6 +18,7 @@ from zoo.errors import ZooError
 from zoo.models import ColumNet, FCNet, SparseNet
 from zoo.surgery import compress, compress_to_tolerance, merge, prune_dead
 from zoo.surgery.command import parser, run
+from zoo.surgery.prune import varied_elsewhere
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 DEAD = {0: [1, 3], 1: [0]}  # planted dead units: hidden layer index -> units
@@ -104,6 +105,21 @@ def test_a_layer_whose_units_all_die_keeps_one_that_carries_the_constant():
     pruned, report = prune_dead(model, x)
     assert pruned.hparams["hidden"][1] == 1 and report.kept_dead == {"fc2": 1}
     torch.testing.assert_close(outputs(pruned, x), outputs(model, x))
+
+
+def test_a_unit_silent_on_the_judged_samples_may_fire_elsewhere_and_is_reported():
+    torch.manual_seed(0)
+    model = FCNet(hidden=[2], input_shape=(1,), num_outputs=2).eval()
+    with torch.no_grad():
+        model.blocks[0][0].weight[:] = torch.tensor([[1.0], [1.0]])
+        model.blocks[0][0].bias[:] = torch.tensor([0.0, 5.0])  # unit 0: relu(x), silent for x < 0
+    judged, elsewhere = -torch.rand(100, 1), torch.linspace(-1, 1, 21)[:, None]
+    pruned, report = prune_dead(model, judged)
+    assert report.removed == {"fc1": [0]}
+    torch.testing.assert_close(outputs(pruned, judged), outputs(model, judged))
+    assert varied_elsewhere(model, report, elsewhere) == {"fc1": (1, 10)}  # x = 0.1 ... 1
+    differs = (outputs(pruned, elsewhere) - outputs(model, elsewhere)).abs().amax(1) > 1e-6
+    assert differs.tolist() == [False] * 11 + [True] * 10
 
 
 def iris_like(n=300, seed=0):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import torch
 
-from zoo.analysis.activations import collect_activations
 from zoo.analysis.units import DEAD_TOLERANCE
 from zoo.checkpoints import load_model, read_checkpoint
 from zoo.data import ZooDataModule
@@ -18,7 +17,7 @@ from zoo.surgery.compress import compress, compress_to_tolerance
 from zoo.surgery.export import export
 from zoo.surgery.layout import init_arguments, metric, outputs_of
 from zoo.surgery.merge import merge
-from zoo.surgery.prune import prune_dead
+from zoo.surgery.prune import PruneReport, prune_dead, varied_elsewhere
 
 SPLITS = ("train", "val", "test")
 
@@ -81,24 +80,16 @@ def _prune(args: argparse.Namespace, out: Path, model: ZooModule, data: ZooDataM
     _parameters(report.parameters_before, report.parameters_after)
     for split in dict.fromkeys([args.split, "test"]):
         _compare(model, pruned, *data.split(split), split)
-    _fired(model, report, *data.split("test"))
+    _fired(model, report, data.split("test")[0])
     record = {"operation": "prune", "sources": [args.checkpoint], "split": args.split, "removed": report.removed}
     return _write(pruned, out, data, record)
 
 
-def _fired(model: ZooModule, report, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+def _fired(model: ZooModule, report: PruneReport, inputs: torch.Tensor) -> None:
     """Say which removed units are not constant on the test split: there the pruned network differs."""
-    layers = [layer for layer, units in report.removed.items() if units]
-    if not layers:
-        return
-    with model.analysis_mode():
-        values = collect_activations(model, inputs, layers)
-    for layer in layers:
-        removed = values[layer][:, report.removed[layer]]
-        firing = (removed - report.constants[layer].to(removed.device)).abs() > 1e-6
-        units, samples = int(firing.any(0).sum()), int(firing.any(1).sum())
+    for layer, (units, samples) in varied_elsewhere(model, report, inputs).items():
         if units:
-            varied = f"{units} of the {removed.shape[1]} units removed from {layer}"
+            varied = f"{units} of the {len(report.removed[layer])} units removed from {layer}"
             print(f"  test: {varied} are not constant there ({samples:,} samples): the pruned network differs")
 
 

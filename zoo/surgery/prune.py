@@ -132,3 +132,23 @@ def _slice_norm(old: nn.BatchNorm1d, new: nn.BatchNorm1d, keep: torch.Tensor) ->
     for name in ("weight", "bias", "running_mean", "running_var"):
         getattr(new, name).copy_(getattr(old, name)[keep])
     new.num_batches_tracked.copy_(old.num_batches_tracked)
+
+
+@torch.no_grad()
+def varied_elsewhere(
+    model: ZooModule, report: PruneReport, inputs: torch.Tensor, *, atol: float = 1e-6, chunk_size: int = 4096
+) -> dict[str, tuple[int, int]]:
+    """Per layer, how many removed units leave their folded constant on ``inputs``, and on how many samples.
+
+    A unit silent on the judged samples may fire on others; there the pruned network differs
+    from the original. ``model`` is the original.
+    """
+    layers = [layer for layer, units in report.removed.items() if units]
+    with model.analysis_mode():
+        values = collect_activations(model, inputs, layers, chunk_size) if layers else {}
+    varied = {}
+    for layer in layers:
+        removed = values[layer][:, report.removed[layer]]
+        moved = (removed - report.constants[layer].to(removed.device)).abs() > atol
+        varied[layer] = (int(moved.any(0).sum()), int(moved.any(1).sum()))
+    return varied
