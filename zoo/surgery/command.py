@@ -141,7 +141,9 @@ def _merge(args: argparse.Namespace, out: Path) -> Path:
     widths = " + ".join(str(_hidden(model)) for model in models)
     print(f"merged {', '.join(args.checkpoints)}: hidden {widths} -> {_hidden(merged)}")
     print(f"  outputs: {', '.join(data.output_names)} (data.outputs {outputs})")
-    _parameters({"nonzero": sum(m.parameter_counts()["nonzero"] for m in models)}, merged.parameter_counts())
+    before = sum(m.parameter_counts()["nonzero"] for m in models)
+    after = merged.parameter_counts()["nonzero"]
+    print(f"  parameters: {before:,} -> {after:,} (the blocks between sources start at zero, free to learn)")
     name, value = _metric(merged, together, targets)
     delta = (together - apart).abs().max()
     print(f"  {args.split}: largest |Δ output| against the sources {delta:.3g}; {name} {value:.4f}")
