@@ -212,6 +212,10 @@ def test_surgery_checkpoints_are_ordinary_zoo_checkpoints(run_dir, capsys):
     assert zoo.load_model("compressed.ckpt").hparams["rank"] == [2, None]
     predicted = main(["predict", "--config", "compressed.yaml", "--ckpt_path", "compressed.ckpt", *QUIET])
     assert predicted.trainer.state.finished
+    capsys.readouterr()
+    surgery("compress", best, "--tolerance", "1", "--out", "smallest.ckpt")  # any drop allowed: k = 1 everywhere
+    assert zoo.load_model("smallest.ckpt").hparams["rank"] == [1, 1]
+    assert "fc1: 16 units -> k = 1 (analysis predicted" in capsys.readouterr().out
 
 
 def test_fit_from_weights_is_a_new_run_that_starts_at_those_weights(run_dir):
