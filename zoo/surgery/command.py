@@ -97,7 +97,7 @@ def _compress(args: argparse.Namespace, out: Path, model: ZooModule, data: ZooDa
     inputs, targets = data.split(args.split)
     if args.tolerance is not None:
         compressed, report = compress_to_tolerance(model, inputs, targets, args.tolerance)
-        print(f"compressed {args.checkpoint}: k per layer chosen on {args.split} ({len(inputs):,} samples), ")
+        print(f"compressed {args.checkpoint}: k per layer chosen on {args.split} ({len(inputs):,} samples),")
         print(f"  the smallest that keep the {report.metric} within {args.tolerance:g} of {report.before:.4f}")
         for layer, width in report.widths.items():
             if layer in report.k:
@@ -108,6 +108,7 @@ def _compress(args: argparse.Namespace, out: Path, model: ZooModule, data: ZooDa
         ks = report.k
     else:
         ks, compressed = dict(_layer_k(item) for item in args.k), model
+        print(f"compressed {args.checkpoint}: principal axes of {args.split} ({len(inputs):,} samples)")
         for layer, k in ks.items():
             compressed = compress(compressed, inputs, layer, k)
             print(f"  {layer}: {model.probes[layer].units} units -> k = {k}")
