@@ -107,6 +107,20 @@ def test_a_layer_whose_units_all_die_keeps_one_that_carries_the_constant():
     torch.testing.assert_close(outputs(pruned, x), outputs(model, x))
 
 
+def test_exact_pruning_keeps_a_unit_that_is_dead_by_definition_but_fires_once():
+    torch.manual_seed(0)
+    model = FCNet(hidden=[2], input_shape=(1,), num_outputs=2).eval()
+    with torch.no_grad():
+        model.blocks[0][0].weight[:] = torch.tensor([[1.0], [1.0]])
+        model.blocks[0][0].bias[:] = torch.tensor([0.0, 5.0])  # unit 0: relu(x), unit 1: relu(x + 5)
+    x = torch.cat([-torch.rand(999, 1), torch.tensor([[1e-3]])])  # unit 0 fires once, weakly: variance ~1e-9
+    pruned, report = prune_dead(model, x)
+    assert report.removed == {"fc1": []} and report.kept_varying == {"fc1": [0]}
+    approximate, loose = prune_dead(model, x, exact=False)
+    assert loose.removed == {"fc1": [0]} and approximate.hparams["hidden"] == [1]
+    assert 0 < (outputs(approximate, x) - outputs(model, x)).abs().max() < 1e-2
+
+
 def test_a_unit_silent_on_the_judged_samples_may_fire_elsewhere_and_is_reported():
     torch.manual_seed(0)
     model = FCNet(hidden=[2], input_shape=(1,), num_outputs=2).eval()
@@ -169,8 +183,12 @@ def test_compress_to_tolerance_keeps_the_metric_within_it():
     accuracy = multiclass_accuracy(outputs(compressed, x), y, 3, average="micro").item()
     assert accuracy == pytest.approx(report.after, abs=1e-6)
     assert report.before - accuracy <= 0.02 + 1e-6
+    assert report.k  # some layer was compressed, and each only where it saves weights
+    readers = {"fc1": 16, "fc2": 3}  # outputs of the layer that reads each
     for layer, k in report.k.items():
-        assert compressed.hparams["rank"][list(model.probes).index(layer)] == k < 16
+        assert compressed.hparams["rank"][list(model.probes).index(layer)] == k
+        assert k * (16 + readers[layer]) < 16 * readers[layer]
+    assert compressed.parameter_counts()["nonzero"] < model.parameter_counts()["nonzero"]
 
 
 def test_merge_puts_the_sources_outputs_side_by_side():

@@ -29,6 +29,11 @@ def parser() -> argparse.ArgumentParser:
     prune.add_argument("checkpoint")
     prune.add_argument("--split", choices=SPLITS, default="train", help="the samples units are judged on")
     prune.add_argument("--dead-tolerance", type=float, default=DEAD_TOLERANCE, help="zoo.analysis.units' tolerance")
+    prune.add_argument(
+        "--approximate",
+        action="store_true",
+        help="also remove units dead by the definition that still vary a little (folded at their mean)",
+    )
     squeeze = commands.add_parser("compress", help="project layers on their top-k principal components")
     squeeze.add_argument("checkpoint")
     how = squeeze.add_mutually_exclusive_group(required=True)
@@ -72,16 +77,20 @@ def _source(path: str, data_dir: str | None) -> tuple[ZooModule, ZooDataModule]:
 
 def _prune(args: argparse.Namespace, out: Path, model: ZooModule, data: ZooDataModule) -> Path:
     inputs, targets = data.split(args.split)
-    pruned, report = prune_dead(model, inputs, tolerance=args.dead_tolerance)
+    pruned, report = prune_dead(model, inputs, tolerance=args.dead_tolerance, exact=not args.approximate)
     print(f"pruned {args.checkpoint}: units judged on {args.split} ({len(inputs):,} samples)")
     for layer, (before, after) in report.widths.items():
         kept = " (all dead: one kept, it carries the constant)" if layer in report.kept_dead else ""
         print(f"  {layer}: {len(report.removed[layer])} of {before} units dead and removed, {after} left{kept}")
+        if report.kept_varying.get(layer):
+            varying = len(report.kept_varying[layer])
+            print(f"    kept {varying} more, dead by zoo's definition but not constant (--approximate removes them)")
     _parameters(report.parameters_before, report.parameters_after)
     for split in dict.fromkeys([args.split, "test"]):
         _compare(model, pruned, *data.split(split), split)
     _fired(model, report, data.split("test")[0])
     record = {"operation": "prune", "sources": [args.checkpoint], "split": args.split, "removed": report.removed}
+    record["exact"] = not args.approximate
     return _write(pruned, out, data, record)
 
 
@@ -103,6 +112,9 @@ def _compress(args: argparse.Namespace, out: Path, model: ZooModule, data: ZooDa
             if layer in report.k:
                 predicted = report.predicted[layer]
                 print(f"  {layer}: {width} units -> k = {report.k[layer]} (analysis predicted {predicted:.4f})")
+            elif layer in report.not_smaller:
+                k = report.not_smaller[layer]
+                print(f"  {layer}: {width} units, left whole (k = {k} keeps the metric, but would not save weights)")
             else:
                 print(f"  {layer}: {width} units, left whole (no smaller k keeps the metric)")
         ks = report.k

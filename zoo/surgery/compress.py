@@ -27,6 +27,7 @@ class CompressionReport:
     k: dict[str, int] = field(default_factory=dict)  # components kept per layer (absent: left whole)
     widths: dict[str, int] = field(default_factory=dict)
     predicted: dict[str, float] = field(default_factory=dict)  # the analysis's metric at that k
+    not_smaller: dict[str, int] = field(default_factory=dict)  # the k found where factorizing would not save weights
     metric: str = ""
     before: float = float("nan")  # on the judged samples
     after: float = float("nan")
@@ -90,12 +91,25 @@ def compress_to_tolerance(
             _, now = metric(current, outputs_of(current, inputs, chunk_size), targets)
             left = tolerance - (report.before - now)
             found = compression(current, inputs, targets, layer, mean, axes, chunk_size=chunk_size, tolerance=left)
-        report.widths[layer] = values.shape[1]
-        if found.smallest_k >= values.shape[1]:
+        width, reader = values.shape[1], _reader_width(current, layer)
+        report.widths[layer] = width
+        if found.smallest_k >= width:
             continue  # no k below the width keeps the metric: the layer stays whole
+        if found.smallest_k * (width + reader) >= width * reader:
+            report.not_smaller[layer] = found.smallest_k  # k (width + next) weights would be no fewer: stays whole
+            continue
         report.k[layer] = found.smallest_k
         report.predicted[layer] = found.score[found.k.index(found.smallest_k)]
         current = compress(current, inputs, layer, found.smallest_k, chunk_size=chunk_size)
     report.after = metric(current, outputs_of(current, inputs, chunk_size), targets)[1]
     report.parameters_after = current.parameter_counts()
     return current, report
+
+
+def _reader_width(model: ZooModule, layer: str) -> int:
+    """How many outputs the layer reading ``layer`` has (a low-rank reader's second factor's)."""
+    group = next(group for group in unit_groups(model) if group.probe == layer)
+    reader = model.get_submodule(group.consumer)
+    if reader.bias is None:
+        return model.get_submodule(group.consumer.rsplit(".", 1)[0] + ".1").out_features
+    return reader.out_features

@@ -29,6 +29,7 @@ class PruneReport:
     constants: dict[str, torch.Tensor]  # the value each removed unit sat at, folded downstream
     widths: dict[str, tuple[int, int]]  # units before, after
     kept_dead: dict[str, int]  # a layer whose units are all dead keeps one (a layer needs a unit)
+    kept_varying: dict[str, list[int]]  # dead by the definition, yet not exactly constant: kept when exact
     parameters_before: dict[str, int]
     parameters_after: dict[str, int]
     samples: int  # how many samples the units were judged on
@@ -36,19 +37,34 @@ class PruneReport:
 
 @torch.no_grad()
 def prune_dead(
-    model: ZooModule, inputs: torch.Tensor, *, tolerance: float = DEAD_TOLERANCE, chunk_size: int = 4096
+    model: ZooModule,
+    inputs: torch.Tensor,
+    *,
+    tolerance: float = DEAD_TOLERANCE,
+    exact: bool = True,
+    chunk_size: int = 4096,
 ) -> tuple[ZooModule, PruneReport]:
-    """The model without the units that are dead on ``inputs``, their constants folded downstream."""
+    """The model without the units that are dead on ``inputs``, their constants folded downstream.
+
+    Dead is ``zoo.analysis.units``' definition (variance at most ``tolerance`` times the layer's
+    largest). With ``exact``, only those whose activation is the same number on every sample go:
+    the pruned network's outputs then equal the original's there. Without it, units that fire
+    rarely and weakly go too, folded at their mean activation, which changes outputs slightly.
+    """
     groups = unit_groups(model)
     with model.analysis_mode():
         activations = collect_activations(model, inputs, [group.probe for group in groups], chunk_size)
     rows: dict[str, torch.Tensor] = {}  # producer path -> kept output units
     columns: dict[str, torch.Tensor] = {}  # consumer path -> kept inputs (boolean)
     folded: dict[str, torch.Tensor] = {}  # bias path -> what the removed constants add to it
-    report = PruneReport({}, {}, {}, {}, model.parameter_counts(), {}, len(inputs))
+    report = PruneReport({}, {}, {}, {}, {}, model.parameter_counts(), {}, len(inputs))
     for group in groups:
         values = activations[group.probe]
         dead = dead_units(values, tolerance).all
+        if exact:  # a unit that fires, however rarely and weakly, is not a bias: folding it would change outputs
+            constant = (values.amax(0) == values.amin(0)).tolist()
+            report.kept_varying[group.probe] = [unit for unit in dead if not constant[unit]]
+            dead = [unit for unit in dead if constant[unit]]
         alive = sorted(set(range(values.shape[1])) - set(dead))
         if not alive:  # keep one constant unit: every layer needs a width, and it carries the constant itself
             alive, dead = dead[:1], dead[1:]
