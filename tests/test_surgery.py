@@ -12,6 +12,7 @@ from conftest import CONFIGS
 from torchmetrics.functional.classification import multiclass_accuracy
 
 import zoo
+from zoo.analysis import activation_analysis
 from zoo.analysis.activations import collect_activations, compression, principal_components
 from zoo.cli import main
 from zoo.errors import ZooError
@@ -218,9 +219,11 @@ def test_surgery_checkpoints_are_ordinary_zoo_checkpoints(run_dir, capsys):
     config = yaml.safe_load((run_dir / "pruned.yaml").read_text())
     assert config["model"]["class_path"] == "zoo.models.FCNet" and config["data"]["dataset"] == "iris"
     original, pruned = zoo.load_model(best).eval(), zoo.load_model("pruned.ckpt").eval()
-    data = zoo.ZooDataModule(**config["data"])
-    x = data.split("train")[0]
+    data = zoo.ZooDataModule.load_from_checkpoint("pruned.ckpt")  # as scripts/analyze.py reads a checkpoint
+    x, y = data.split("train")
     torch.testing.assert_close(outputs(pruned, x), outputs(original, x), atol=1e-5, rtol=1e-5)
+    analysed = activation_analysis(pruned, x, y, maximize=0)
+    assert [stats.units for stats in analysed.layers.values()] == pruned.hparams["hidden"]
 
     tested = main(["test", "--config", "pruned.yaml", "--ckpt_path", "pruned.ckpt", *QUIET])
     reference = main(["test", "--config", str(CONFIGS / "iris.yaml"), "--ckpt_path", best, *QUIET])
