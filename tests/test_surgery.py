@@ -210,9 +210,18 @@ def surgery(*args: str) -> None:
     run(parser().parse_args(list(args)))
 
 
-def test_surgery_checkpoints_are_ordinary_zoo_checkpoints(run_dir, capsys):
-    main(["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.max_epochs", "3", *QUIET])
-    best = str(next(run_dir.rglob("best.ckpt")))
+@pytest.fixture(scope="module")
+def iris_checkpoint(tmp_path_factory) -> str:
+    """One trained iris network (3 epochs) for the tests that go through the CLI."""
+    folder = tmp_path_factory.mktemp("iris")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        main(["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.max_epochs", "3", *QUIET])
+    return str(next(folder.rglob("best.ckpt")))
+
+
+def test_surgery_checkpoints_are_ordinary_zoo_checkpoints(run_dir, iris_checkpoint, capsys):
+    best = iris_checkpoint
     surgery("prune", best, "--out", "pruned.ckpt")
     printed = capsys.readouterr().out
     assert "units judged on train" in printed and "parameters:" in printed and "largest |Δ output|" in printed
@@ -239,10 +248,8 @@ def test_surgery_checkpoints_are_ordinary_zoo_checkpoints(run_dir, capsys):
     assert "fc1: 16 units -> k = 1 (analysis predicted" in capsys.readouterr().out
 
 
-def test_fit_from_weights_is_a_new_run_that_starts_at_those_weights(run_dir):
-    main(["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.max_epochs", "2", *QUIET])
-    best = next(run_dir.rglob("best.ckpt"))
-    surgery("prune", str(best), "--out", "pruned.ckpt")
+def test_fit_from_weights_is_a_new_run_that_starts_at_those_weights(run_dir, iris_checkpoint):
+    surgery("prune", iris_checkpoint, "--out", "pruned.ckpt")
     started = main(
         ["fit", "--config", "pruned.yaml", "--weights", "pruned.ckpt", "--trainer.limit_train_batches", "0", *QUIET]
     )
@@ -256,9 +263,8 @@ def test_fit_from_weights_is_a_new_run_that_starts_at_those_weights(run_dir):
     assert not torch.equal(trained.model.head.weight.cpu(), weights["head.weight"])
 
 
-def test_fit_from_weights_refuses_what_does_not_fit(run_dir, capsys):
-    main(["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.max_epochs", "1", *QUIET])
-    surgery("prune", str(next(run_dir.rglob("best.ckpt"))), "--out", "pruned.ckpt")
+def test_fit_from_weights_refuses_what_does_not_fit(run_dir, iris_checkpoint, capsys):
+    surgery("prune", iris_checkpoint, "--out", "pruned.ckpt")
     for command, extra, message in [
         ("fit", ["--ckpt_path", "pruned.ckpt"], "or --ckpt_path"),
         ("fit", ["--model.hidden", "[3, 3]"], "does not fit"),
