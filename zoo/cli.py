@@ -392,7 +392,8 @@ def _check_resume(checkpoint: dict, path: str, config: Namespace) -> None:
         if part in saved and saved[part] != name:
             raise ZooError(
                 f"{path}: was trained with {part} {saved[part]}, and this configuration builds "
-                f"{name}; resume with the same {part}, or start a new run from these weights without --ckpt_path"
+                f"{name}; resume with the same {part}, or start a new run from these weights: --weights {path} "
+                "instead of --ckpt_path"
             )
 
 
