@@ -3,7 +3,11 @@ explicit projection of activations, the sources of a merge, and the CLI reading 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -174,6 +178,10 @@ def test_compression_composes_with_an_already_low_rank_layer():
     torch.testing.assert_close(outputs(again, x), outputs(model, x), atol=1e-4, rtol=1e-4)
     head = compress(model, x, "fc2", 2)
     assert head.hparams["rank"] == [3, 2]
+    with pytest.raises(ZooError, match="unknown layer 'fc9'"):
+        compress(model, x, "fc9", 2)
+    with pytest.raises(ZooError, match="must lie in 1..8"):
+        compress(model, x, "fc1", 9)
 
 
 def test_compress_to_tolerance_keeps_the_metric_within_it():
@@ -296,3 +304,21 @@ def test_merged_populations_of_single_task_networks_compute_both_tasks(run_dir):
     assert torch.isfinite(tested.trainer.callback_metrics["test/loss"])
     continued = main(["fit", "--config", "merged.yaml", "--weights", "merged.ckpt", "--trainer.max_epochs=1", *QUIET])
     assert continued.trainer.state.finished
+
+
+def test_the_script_refuses_a_mistake_in_one_line(iris_checkpoint, tmp_path):
+    script = Path(__file__).parents[1] / "scripts" / "surgery.py"
+    for arguments, message in [
+        (["prune", iris_checkpoint, "--out", str(tmp_path / "pruned.pt")], "--out must name a .ckpt file"),
+        (["merge", iris_checkpoint, iris_checkpoint, "--out", str(tmp_path / "m.ckpt")], "these networks classify"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, str(script), *arguments],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(script.parents[1])},
+            timeout=120,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("surgery: error: ") and message in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1

@@ -12,7 +12,7 @@ from zoo.analysis.units import DEAD_TOLERANCE
 from zoo.checkpoints import load_model, read_checkpoint
 from zoo.data import ZooDataModule
 from zoo.errors import ZooError, exit_on_failure
-from zoo.models import Population, ZooModule
+from zoo.models import ZooModule
 from zoo.surgery.compress import compress, compress_to_tolerance
 from zoo.surgery.export import export
 from zoo.surgery.layout import init_arguments, metric, outputs_of
@@ -165,7 +165,8 @@ def _merge(args: argparse.Namespace, out: Path) -> Path:
 
 
 def _hidden(model: ZooModule) -> list[int]:
-    return list(model.hparams["member"]["hidden"] if isinstance(model, Population) else model.hparams["hidden"])
+    """Hidden widths of an FCNet, or of a population's members."""
+    return list((model.hparams.get("member") or model.hparams)["hidden"])
 
 
 def _metric(model: ZooModule, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[str, float]:
