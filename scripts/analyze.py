@@ -12,13 +12,13 @@ Both analyses judge dead units on the data they are given: ``--split train``
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
-from zoo import ZooDataModule, ZooError, load_model
+from zoo import ZooDataModule, load_model
 from zoo.analysis import activation_analysis, task_separation
 from zoo.analysis.task_separation import ORTHOGONAL
+from zoo.errors import exit_on_failure
 from zoo.io import write_json
 
 
@@ -74,11 +74,7 @@ def main() -> None:
         command.add_argument("--cpu", action="store_true", help="stay on the CPU even when a GPU is present")
     separation.add_argument("--threshold", type=float, default=0.9, help="attribution share of a mono-functional unit")
     args = parser.parse_args()
-    try:
-        run(args)
-    except ZooError as error:
-        print(f"analyze: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_failure(lambda: run(args), program="analyze")
 
 
 if __name__ == "__main__":

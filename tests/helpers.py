@@ -1,12 +1,13 @@
 """Callbacks that tests name by class path in configs (so they live in a module, not a test file)."""
 
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 
 from zoo.callbacks.schedule import AnalysisCallback
-from zoo.models import Probe, ZooModule
+from zoo.models import Probe, Record, ZooModule
 
 
 class SeenSamples(pl.Callback):
@@ -41,8 +42,8 @@ class NoParameters(ZooModule):
         super().__init__(input_shape, num_outputs, task)
         self.probe = Probe("fc1", 4)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.probe(x.flatten(1))[:, : self.num_outputs]
+    def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
+        return self.probe(x.flatten(1), record)[:, : self.num_outputs]
 
 
 class InterruptAt(pl.Callback):
@@ -76,3 +77,15 @@ class StopAfter(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.epoch:
             trainer.should_stop = True
+
+
+class WaitAtStart(pl.Callback):
+    """Holds a fit at its start until ``gate`` exists, first writing ``gate.waiting``: a run caught mid-way."""
+
+    def __init__(self, gate: str) -> None:
+        self.gate = Path(gate)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.gate.with_suffix(".waiting").touch()
+        while not self.gate.exists():
+            time.sleep(0.05)

@@ -6,7 +6,14 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.analysis import ImagePrior, activation_analysis, activation_maximization
-from zoo.analysis.activations import OUTPUT, Thresholds, class_profile, selectivity
+from zoo.analysis.activations import (
+    OUTPUT,
+    Thresholds,
+    class_profile,
+    compression,
+    principal_components,
+    selectivity,
+)
 from zoo.errors import ZooError
 from zoo.models import FCNet
 
@@ -69,6 +76,46 @@ def test_a_layer_that_cannot_be_compressed_says_so():
     assert "The layer cannot be compressed: only all 4 components keep the metric within 0.005" in layer.report
 
 
+def graded_layer(width: int, rank: int, samples: int = 2000) -> tuple[FCNet, torch.Tensor, torch.Tensor]:
+    """A tanh layer of ``width`` units that is linear in ``rank`` inputs of distinct scales (the rest of it
+    constant 0), read by a head that weighs every input alike: all ``rank`` components are needed, and
+    only they. The network is right by construction."""
+    torch.manual_seed(4)
+    scales = 1 + 0.1 * torch.arange(rank)
+    model = FCNet(hidden=[width], activation="tanh", input_shape=(rank,), num_outputs=rank)
+    with torch.no_grad():
+        model.blocks[0][0].weight.copy_(0.01 * torch.eye(width, rank))  # tanh ≈ linear at this scale
+        model.blocks[0][0].bias.zero_()
+        model.head.weight.copy_(torch.eye(rank, width) / scales[:, None])
+        model.head.bias.zero_()
+    inputs = torch.randn(samples, rank) * scales
+    return model, inputs, model(inputs).argmax(1)
+
+
+def test_the_smallest_k_is_exact_where_it_is_no_power_of_two():
+    """6 units, 5 components needed: every k is scored, 5 found (the grid 1, 2, 4, 6 said 6: incompressible)."""
+    model, inputs, targets = graded_layer(width=6, rank=5)
+    layer = activation_analysis(model, inputs, targets).layers["fc1"]
+    compressed = layer.compression
+    assert compressed.k == [1, 2, 3, 4, 5, 6] and compressed.smallest_k == 5
+    assert compressed.score[4] == compressed.full == 1.0 and compressed.score[3] < 1.0 - compressed.tolerance
+    assert "Projected on its top 5 components the layer keeps the metric" in layer.report
+    assert "k tried: every k from 1 to 6." in layer.report
+
+
+def test_a_wide_layer_is_bisected_to_the_smallest_k():
+    model, inputs, targets = graded_layer(width=100, rank=37)
+    with model.analysis_mode(), torch.no_grad():
+        values = model.hidden_activations(inputs)["fc1"]
+        mean, _, axes = principal_components(values)
+        compressed = compression(model, inputs, targets, "fc1", mean, axes)
+    assert compressed.smallest_k == 37 and 36 in compressed.k  # the k below was tried, and fails
+    assert compressed.k == sorted(compressed.k) and compressed.k[-1] == 100
+    assert len(compressed.k) <= 8  # log2(100) + 1 scores, not 100
+    for k, score in zip(compressed.k, compressed.score):
+        assert (score >= compressed.full - compressed.tolerance) == (k >= 37), (k, score)
+
+
 def test_selective_units_are_ranked_by_what_they_do_not_by_rare_firing():
     """A unit that fires once, for one class, has selectivity 1 but is no detector of that class."""
     targets = torch.arange(2).repeat(100)
@@ -83,6 +130,34 @@ def test_selective_units_are_ranked_by_what_they_do_not_by_rare_firing():
     assert layer.selective_units == [0, 1]  # the strong class-0 detector first
     assert layer.firing_rate[1] == pytest.approx(0.005)
     assert "unit 1: 1 (100%); selectivity 1.00, fires on 0.5% of samples" in layer.report
+
+
+def test_the_report_lists_only_units_selective_by_its_threshold():
+    """hand_built's units 1 and 2 prefer class a weakly (selectivity ≈ 0.26), unit 3 is wired to class c."""
+    model, inputs, targets = hand_built()
+    layer = activation_analysis(model, inputs, targets, NAMES).layers["fc1"]
+    assert layer.selectivity[1] < 0.5 <= layer.selectivity[3]
+    assert listed_units(layer.report) == [3] and "Most class-selective units (selectivity ≥ 0.5)" in layer.report
+    lenient = activation_analysis(model, inputs, targets, NAMES, thresholds=Thresholds(selectivity=0.2))
+    assert sorted(listed_units(lenient.layers["fc1"].report)) == [1, 2, 3]
+
+
+def listed_units(report: str) -> list[int]:
+    return [int(unit) for unit in re.findall(r"^  unit (\d+):", report, re.MULTILINE)]
+
+
+def test_the_report_says_when_no_unit_is_class_selective():
+    torch.manual_seed(5)
+    targets = torch.arange(3).repeat(40)
+    inputs = F.one_hot(targets, 3).float() + 0.1 * torch.rand(120, 3)
+    model = FCNet(hidden=[3], input_shape=(3,), num_outputs=3)
+    with torch.no_grad():  # every unit sums the three class features alike, plus a little of one of them
+        model.blocks[0][0].weight.copy_(torch.ones(3, 3) + 0.2 * torch.eye(3))
+        model.blocks[0][0].bias.zero_()
+    layer = activation_analysis(model, inputs, targets, NAMES).layers["fc1"]
+    assert layer.dead == [] and layer.selectivity.max() < 0.5
+    assert "No unit is class-selective (selectivity ≥ 0.5)." in layer.report
+    assert "  unit " not in layer.report
 
 
 def test_selectivity_is_not_ranked_for_signed_activations():
@@ -131,7 +206,7 @@ def test_principal_components_and_compression_on_a_rank_two_layer():
     layer = activation_analysis(model, inputs, targets).layers["fc1"]
     assert layer.components_99 == 2 and layer.explained_variance[1] > 0.999
     assert layer.compression.metric == "accuracy" and layer.compression.full == 1.0
-    assert layer.compression.k == [1, 2, 4, 6] and layer.compression.smallest_k <= 2
+    assert layer.compression.k == [1, 2, 3, 4, 5, 6] and layer.compression.smallest_k <= 2
     assert layer.compression.score[1] >= 0.995
 
 

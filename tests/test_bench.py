@@ -1,9 +1,8 @@
-"""scripts/bench.py: its three pipelines train alike on the same numbers, and docs/benchmarks.md is its output."""
+"""zoo.bench: its three pipelines train alike on the same numbers, and docs/benchmarks.md is its output."""
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 
 import pytest
@@ -11,14 +10,12 @@ import torch
 from conftest import ROOT
 
 from zoo import ZooDataModule, create_model
-
-spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+from zoo.bench import loops, report
+from zoo.bench.sparse_epoch import connections, set_shaped_models
 
 
 def test_the_per_sample_pipeline_decodes_to_the_data_modules_tensors(mnist):
-    classic = bench.per_sample_mnist(mnist, "test", 64)
+    classic = loops.per_sample_mnist(mnist, "test", 64)
     inputs, targets = mnist.split("test")
     decoded = torch.stack([classic[i][0] for i in range(64)])
     torch.testing.assert_close(decoded, inputs[:64], atol=1e-5, rtol=0)
@@ -37,12 +34,12 @@ def test_each_pipeline_trains_one_epoch_of_the_model_it_is_given(small_mnist, tm
     template = create_model("FCNet", hidden=[16])
     cpu = torch.device("cpu")
     samples = len(small_mnist.split("train")[0])
-    classic = bench.per_sample_mnist(small_mnist, "train", samples)
+    classic = loops.per_sample_mnist(small_mnist, "train", samples)
     batches = -(-samples // 128)
     runs = {
-        "zoo": lambda model: bench.zoo_epoch(model, small_mnist, cpu, str(tmp_path)),
-        "plain": lambda model: bench.plain_epoch(model, small_mnist, cpu),
-        "per_sample": lambda model: bench.per_sample_epoch(model, classic, 128, cpu),
+        "zoo": lambda model: loops.zoo_epoch(model, small_mnist, device=cpu, log_dir=str(tmp_path)),
+        "plain": lambda model: loops.plain_epoch(model, small_mnist, device=cpu),
+        "per_sample": lambda model: loops.per_sample_epoch(model, classic, batch_size=128, device=cpu),
     }
     for name, run in runs.items():
         model = copy.deepcopy(template)
@@ -59,18 +56,24 @@ def test_each_pipeline_trains_one_epoch_of_the_model_it_is_given(small_mnist, tm
 def test_benchmarks_md_is_the_report_of_benchmarks_json():
     docs = ROOT / "docs"
     results = json.loads((docs / "benchmarks.json").read_text())
-    assert (docs / "benchmarks.md").read_text() == bench._benchmarks_markdown(results), (
+    assert (docs / "benchmarks.md").read_text() == report.markdown(results), (
         "docs/benchmarks.md differs from what scripts/bench.py makes of docs/benchmarks.json: rerun `python "
         "scripts/bench.py report`"
     )
 
 
 def test_sparse_epoch_compares_set_yaml_with_the_same_shape_dense_net():
-    sparse_net, dense_net = bench.set_shaped_models()
+    sparse_net, dense_net = set_shaped_models()
     assert type(sparse_net).__name__ == "SparseNet" and sparse_net.hparams.backend == "sparse"
     assert type(dense_net).__name__ == "FCNet"
     assert dense_net.hparams.hidden == sparse_net.hparams.hidden == [1000, 1000, 1000]
     assert dense_net.hparams.dropout == sparse_net.hparams.dropout
-    assert bench.connections(dense_net) == 784 * 1000 + 2 * 1000 * 1000 + 1000 * 10
-    assert bench.connections(sparse_net) == sum(layer.connections for layer in sparse_net.sparse_layers) + 10_000
-    assert bench.connections(sparse_net) / bench.connections(dense_net) <= 0.05
+    assert connections(dense_net) == 784 * 1000 + 2 * 1000 * 1000 + 1000 * 10
+    assert connections(sparse_net) == sum(layer.connections for layer in sparse_net.sparse_layers) + 10_000
+    assert connections(sparse_net) / connections(dense_net) <= 0.05
+
+
+def test_the_populations_spread_is_the_sample_standard_deviation():
+    """n − 1, as everywhere in zoo: 0.1, 0.2, 0.3 have std 0.1 (0.0816 with n)."""
+    assert report.mean_std([0.1, 0.2, 0.3]) == "0.2000 ± 0.1000"
+    assert report.mean_std([0.5]) == "0.5000 ± 0.0000"

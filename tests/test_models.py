@@ -15,6 +15,11 @@ def test_registry():
     assert isinstance(model, FCNet) and isinstance(model, ZooModule)
     with pytest.raises(ZooError, match="unknown model 'ResNet'; accepted: .*FCNet"):
         zoo.create_model("ResNet")
+    population = zoo.create_model("Population", architecture="FCNet", size=2, member={"hidden": [4]})
+    assert population.kind == "population" and population.architecture == "FCNet"
+    assert "Population" not in zoo.list_models() and all(
+        zoo.create_model(name).kind == "architecture" for name in zoo.list_models()
+    )  # listed: the architectures; a population of one is registered (its checkpoints load), not listed
 
 
 def test_forward_and_hidden_activations():
@@ -38,40 +43,59 @@ SMALL = {
     "FCNet": {"hidden": [8, 6]},
     "ColumNet": {"hidden": [8, 6], "activations": ["relu", "tanh"]},
     "SparseNet": {"hidden": [8, 6], "density": 0.5, "backend": "sparse"},
+    "Population": {"architecture": "SparseNet", "size": 2, "member": {"hidden": [8, 6], "density": 0.5}},
 }
+MODELS = [*zoo.list_models(), "Population"]  # every architecture, and a population of one
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+@pytest.mark.parametrize("name", MODELS)
 def test_every_model_keeps_the_hidden_activation_contract(name):
-    """For every registered model: named (N, units) activations through which the outputs are computed."""
+    """For every registered model: named (N, units) activations through which the outputs are computed.
+
+    A model is checked through its members (a single model is its own); a population's one batched
+    call gives every member's outputs and activations, in the batched outputs' graph.
+    """
     model = zoo.create_model(name, input_shape=(5,), num_outputs=3, **SMALL[name])
     x = torch.randn(7, 5)
     outputs, hidden = model.forward_with_hidden(x)
-    assert outputs.shape == (7, 3) and hidden and model.training
+    members = list(model.members())
+    assert model.by_member(outputs).shape == (len(members), 7, 3) and hidden and model.training
     grads = torch.autograd.grad(outputs.sum(), list(hidden.values()))
-    for (layer, activations), grad in zip(hidden.items(), grads):
-        assert activations.ndim == 2 and len(activations) == 7, layer
-        assert grad.abs().sum() > 0, layer
-    switchable = [module for module in model.modules() if isinstance(module, SparseLayer)]
-    x.requires_grad_()
-    with model.analysis_mode():  # eval mode, and ordinary ops that vmap can batch
-        assert not model.training and all(module.dense_equivalent for module in switchable)
-        analysed = model(x)
-        (batched,) = torch.autograd.grad(analysed, [x], torch.eye(3)[:, None].expand(3, 7, 3), is_grads_batched=True)
-    assert model.training and not any(module.dense_equivalent for module in switchable)  # restored
-    assert batched.shape == (3, 7, 5)
-    assert torch.allclose(analysed, model.eval()(x), atol=1e-6)  # the same function as the kernels compute
+    assert all(grad.abs().sum() > 0 for grad in grads)
+    for index, member in enumerate(members):
+        own_outputs, own_hidden = member.forward_with_hidden(x)
+        assert torch.allclose(model.by_member(outputs)[index], own_outputs, atol=1e-6)
+        assert list(own_hidden) == list(hidden) == list(member.probes)
+        for layer, activations in own_hidden.items():
+            assert activations.shape == (7, member.probes[layer].units), layer
+            assert torch.allclose(model.by_member(hidden[layer])[index], activations, atol=1e-6), layer
+        grads = torch.autograd.grad(own_outputs.sum(), list(own_hidden.values()))
+        assert all(grad.abs().sum() > 0 for grad in grads)
+        switchable = [module for module in member.modules() if isinstance(module, SparseLayer)]
+        x.requires_grad_()
+        with member.analysis_mode():  # eval mode, and ordinary ops that vmap can batch
+            assert not member.training and all(module.dense_equivalent for module in switchable)
+            analysed = member(x)
+            (batched,) = torch.autograd.grad(
+                analysed, [x], torch.eye(3)[:, None].expand(3, 7, 3), is_grads_batched=True
+            )
+        assert member.training and not any(module.dense_equivalent for module in switchable)  # restored
+        assert batched.shape == (3, 7, 5)
+        assert torch.allclose(analysed, member.eval()(x), atol=1e-6)  # the same function as the kernels compute
+        x = x.detach()
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+@pytest.mark.parametrize("name", MODELS)
 def test_every_model_lets_an_analysis_edit_a_layer(name):
-    """The edited activations are the ones reported and the ones the rest of the network uses."""
+    """The edited activations are the ones reported and the ones the rest of the network uses (every member's)."""
     model = zoo.create_model(name, input_shape=(5,), num_outputs=3, **SMALL[name]).eval()
     x = torch.randn(4, 5)
     hidden = model.hidden_activations(x)
     outputs, edited = model.forward_with_hidden(x, edit=lambda layer, a: torch.zeros_like(a))
     assert all((a == 0).all() for a in edited.values())
-    assert torch.allclose(outputs, model.head(torch.zeros(4, model.head.in_features)))
+    for index, member in enumerate(model.members()):
+        expected = member.head(torch.zeros(4, member.head.in_features))
+        assert torch.allclose(model.by_member(outputs)[index], expected, atol=1e-6)
     seen = []
     first = next(iter(hidden))
     doubled, _ = model.forward_with_hidden(

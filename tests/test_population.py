@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from conftest import CONFIGS
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import zoo
-from zoo.analysis import task_separation
+from zoo.analysis import activation_analysis, task_separation
 from zoo.cli import main
 from zoo.errors import ZooError
 from zoo.models import Population
@@ -111,11 +112,13 @@ def test_bad_populations(kwargs, message):
         Population(**{"architecture": "FCNet", "size": 2, "input_shape": (3,), "num_outputs": 2, **kwargs})
 
 
-def test_a_member_of_a_single_model_is_an_error(run_dir):
+def test_a_single_model_is_its_own_only_member(run_dir):
     main(["fit", *MULTIMULT, "--trainer.max_epochs", "1"])
     checkpoint = next(run_dir.rglob("last.ckpt"))
-    with pytest.raises(ZooError, match="holds one FCNet, not a population; leave out member"):
-        zoo.load_model(checkpoint, member=0)
+    model = zoo.load_model(checkpoint, member=0)
+    assert list(model.members()) == [model] and model.architecture == "FCNet"
+    with pytest.raises(ZooError, match="a FCNet is one model, not a population: it has member 0 only, not 1"):
+        zoo.load_model(checkpoint, member=1)
 
 
 def test_analyses_run_on_every_member(run_dir):
@@ -133,3 +136,43 @@ def test_analyses_run_on_every_member(run_dir):
     mean = events.Scalars("task_separation/mean_interference")[-1].value
     assert mean == pytest.approx(sum(result["mean_interference"] for result in results) / 3, abs=1e-5)
     assert "task_separation/mean_interference/std" in events.Tags()["scalars"]
+
+
+def test_a_populations_predictions_have_a_row_per_sample_and_member(run_dir):
+    args = [*MULTIMULT, "--population", "2", "--trainer.max_epochs", "1"]
+    fitted = main(["fit", *args])
+    best = str(Path(fitted.trainer.log_dir) / "checkpoints" / "best.ckpt")
+    predicted = main(["predict", *args, "--ckpt_path", best])
+    with open(Path(predicted.trainer.log_dir) / "predictions.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    inputs = predicted.datamodule.split("test")[0]
+    assert [row["member"] for row in rows] == ["0"] * len(inputs) + ["1"] * len(inputs)
+    with torch.no_grad():
+        member = zoo.load_model(best, member=1).eval()(inputs)
+    second = [float(row["output_0"]) for row in rows[len(inputs) :]]
+    assert second == pytest.approx(member[:, 0].tolist(), abs=1e-5)
+
+
+def test_a_population_runs_again_from_its_own_config(run_dir, capsys):
+    first = main(["fit", *MULTIMULT, "--population", "2", "--trainer.max_epochs", "1"])
+    saved = Path(first.trainer.log_dir) / "config.yaml"
+    again = main(["fit", "--config", str(saved), "--trainer.logger.init_args.version", "null"])
+    assert isinstance(again.model, Population) and again.model.size == 2 and again.model.input_shape == (4,)
+    assert all(torch.equal(a, b) for a, b in zip(again.model.parameters(), first.model.parameters()))
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(saved), "--population", "3"])
+    assert "--population 3 wraps one architecture, and this configuration's model is a Population of 2" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("analysis", [task_separation, activation_analysis])
+def test_an_analysis_of_a_population_is_one_per_member(analysis):
+    """The analyses take one model: a population's members are analysed one by one (the callbacks do so), and a
+    population given whole is refused with one message."""
+    population = Population("FCNet", size=2, member={"hidden": [4]}, input_shape=(3,), num_outputs=2)
+    x, y = torch.rand(30, 3), torch.randint(0, 2, (30,))
+    with pytest.raises(ZooError, match=r"analyses one model, and this Population holds several; analyse each"):
+        analysis(population, x, y)
+    results = [analysis(member, x, y) for member in population.members()]
+    assert len(results) == 2 and all(result.summary() for result in results)

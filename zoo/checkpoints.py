@@ -47,7 +47,8 @@ def model_class(checkpoint: dict, path: str | Path) -> type:
 def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "cpu", member: int | None = None):
     """Rebuild a trained model from a zoo checkpoint alone (architecture, hyper-parameters, weights).
 
-    ``member`` takes member ``member`` out of a population's checkpoint, as an ordinary model.
+    ``member`` takes member ``member`` out of the checkpoint (see ``ZooModule.members``): one of a
+    population's, as an ordinary model; a single model is its own member 0.
     """
     cls = model_class(read_checkpoint(checkpoint_path, map_location), checkpoint_path)
     try:
@@ -59,9 +60,10 @@ def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "
         ) from None
     if member is None:
         return model
-    if not hasattr(model, "member"):
-        raise ZooError(f"{checkpoint_path}: holds one {cls.__name__}, not a population; leave out member")
-    return model.member(member)
+    try:
+        return model.member(member)
+    except ZooError as error:
+        raise ZooError(f"{checkpoint_path}: {error}") from None
 
 
 def check_checkpoint(checkpoint: dict, path: str | Path, model: torch.nn.Module) -> None:

@@ -12,6 +12,7 @@ records its environment; and user mistakes end in one message and a non-zero exi
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import sys
@@ -22,6 +23,7 @@ from typing import Any, NoReturn
 
 import yaml
 from jsonargparse import DefaultHelpFormatter, Namespace
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar, TQDMProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -30,7 +32,6 @@ import zoo.callbacks  # noqa: F401  (lets --trainer.callbacks name zoo's callbac
 from zoo.checkpoints import check_checkpoint, read_checkpoint
 from zoo.console import DashboardLayout, LayerSummary, PredictionWriter, RunSummary
 from zoo.data import ZooDataModule, get_dataset
-from zoo.data.datamodule import select_outputs
 from zoo.errors import ZooError, exit_on_failure
 from zoo.models import ZooModule, list_models
 from zoo.runs import (
@@ -38,6 +39,7 @@ from zoo.runs import (
     RunStarted,
     flat_hyperparameters,
     latest_checkpoint,
+    lock_run_folder,
     record_environment,
     released_on_failure,
     reserve_version,
@@ -52,6 +54,8 @@ LIGHTNING_CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
 # a ~9 ms CPU step for a display tqdm refreshes 10 times a second anyway.
 PROGRESS_BAR_REFRESH_STEPS = 20
 LINKED = ("input_shape", "num_outputs", "task")  # the data module tells the model
+COUNTS_DIVIDED_BY = ("accumulate_grad_batches", "check_val_every_n_epoch", "val_check_interval")  # must be > 0
+SEED_RANGE = 2**32 - 1  # numpy's seeds, which Lightning's seed_everything sets too
 
 
 class ZooArgumentParser(LightningArgumentParser):
@@ -108,7 +112,8 @@ class ZooCLI(LightningCLI):
         own record (``config.resume-<K>.yaml``, ``environment.resume-<K>.json``); validate, test
         and predict of a checkpoint write into ``<run>/<subcommand>/version_<N>`` next to it. A
         run folder's record is never rewritten. A new run claims its ``version_<N>``
-        atomically, so runs started together never share a folder. A checkpoint that is
+        atomically, so runs started together never share a folder, and every run locks its
+        folder before writing in it (a second resume of a running run is refused). A checkpoint that is
         missing, unreadable, not zoo's or of another architecture is refused here.
         """
         super().parse_arguments(parser, args)
@@ -142,11 +147,17 @@ class ZooCLI(LightningCLI):
             if subcommand != "fit" and logger is not None and origin is not None:
                 logger.save_dir, logger.name, logger.version = str(origin), subcommand, None
                 root = origin / subcommand
+        self.run_lock = None
+        # Lightning's check run writes nothing, and a DDP run's other ranks (which rerun this command) write
+        # through rank 0: neither takes the folder's lock
+        writes = not config.trainer.get("fast_dev_run") and rank_zero_only.rank == 0
         if logger is None:
             self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}  # no run folder to keep
         elif logger.version is None:
             logger.version = reserve_version(root)
-        else:  # resuming in the run's own folder: its record stays, the resume adds its own
+            self.run_lock = lock_run_folder(root / f"version_{logger.version}") if writes else None
+        else:  # resuming in the run's own folder, its one writer: its record stays, the resume adds its own
+            self.run_lock = lock_run_folder(root / f"version_{logger.version}") if writes else None
             resume = resume_number(root / f"version_{logger.version}") + 1
             self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": f"config.resume-{resume}.yaml"}
             self.environment_file = f"environment.resume-{resume}.json"
@@ -308,7 +319,7 @@ def main(args: ArgsType = None, run: bool = True) -> ZooCLI:
             run=run,
         )
 
-    with released_on_failure():
+    with released_on_failure(keep_locks=not run):  # run=False: the caller fits; the CLI holds the lock
         return exit_on_failure(build)
 
 
@@ -401,11 +412,24 @@ def _class_name(group: Any) -> str | None:
     return group.class_path.rsplit(".", 1)[-1] if isinstance(group, Namespace) else None
 
 
+def _model_class(group: Namespace) -> type[ZooModule]:
+    """The class a parsed ``model:`` block names (the parser has checked that it is a ZooModule)."""
+    module, _, name = group.class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def _complete(config: Namespace) -> None:
     """Fill in what the defaults leave to the run (the logger's name, the schedule's horizon); check the rate."""
     epochs = config.trainer.max_epochs
     if epochs is not None and epochs < -1:
         raise ZooError(f"trainer.max_epochs must be -1 (no limit) or a number of epochs ≥ 0, got {epochs}")
+    for key in COUNTS_DIVIDED_BY:  # Lightning takes 0 and divides by it mid-epoch (a ZeroDivisionError)
+        count = config.trainer.get(key)
+        if isinstance(count, int | float) and not count > 0:
+            raise ZooError(f"trainer.{key} must be positive, got {count}")
+    seed = config.get("seed_everything")
+    if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= SEED_RANGE:
+        raise ZooError(f"seed_everything must lie in [0, {SEED_RANGE}] (numpy's seeds) or be true (random), got {seed}")
     optimizer = config.get("optimizer")
     if isinstance(optimizer, Namespace) and "lr" in optimizer.get("init_args", {}):
         lr = optimizer.init_args.lr
@@ -433,15 +457,18 @@ def _wrap_in_population(config: Namespace) -> None:
     name = _class_name(model)
     if config.population < 1:
         raise ZooError(f"--population must be at least 1, got {config.population}")
-    if name == "Population":
-        raise ZooError("--population wraps one architecture, and this configuration's model is a Population already")
+    if _model_class(model).kind == "population":
+        if model.init_args.get("size") == config.population:  # a population run's own config.yaml says both
+            return
+        raise ZooError(
+            f"--population {config.population} wraps one architecture, and this configuration's model is a "
+            f"Population of {model.init_args.get('size')} already"
+        )
     arguments = {key: value for key, value in model.init_args.as_dict().items() if key not in LINKED}
-    # what the links give a single model (they do not reach a new class)
-    info = select_outputs(get_dataset(config.data.dataset), config.data.get("outputs"))
-    linked = {"input_shape": info.input_shape, "num_outputs": info.num_outputs, "task": info.task}
     seed = config.seed_everything
     first_seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
     init_args = {"architecture": name, "size": config.population, "member": arguments, "first_seed": first_seed}
+    linked = dict.fromkeys(LINKED)  # the data module's links fill them, as for any model (a link sets existing keys)
     config.model = Namespace(class_path="zoo.models.Population", init_args=Namespace(**init_args, **linked))
 
 

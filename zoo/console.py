@@ -4,7 +4,7 @@ Lightning's own model summary lists the metric collections as layers and a FLOPs
 of zeros; ``LayerSummary`` replaces it with the layers' stored and nonzero parameters and
 the probe points the analyses read. ``RunSummary`` ends every command with the few lines
 a researcher needs next: the best metric and its epoch, the checkpoints, the run folder,
-the analysis files, and the ``tensorboard`` command.
+the analysis files, and the ``tensorboard`` command (shell-quoted, so that it works when pasted).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shlex
 import time
 from pathlib import Path
 
@@ -49,15 +50,31 @@ class LayerSummary(ModelSummary):
 
 
 class RunSummary(pl.Callback):
-    """A few closing lines: best metric and epoch, checkpoints, run folder, analysis files, TensorBoard."""
+    """A few closing lines: best metric and epoch, checkpoints, run folder, analysis files, TensorBoard.
+
+    The best so far travels in the checkpoints (``state_dict``), so that a run resumed with
+    ``--ckpt_path last`` names the same best epoch as its ``best.ckpt``.
+    """
 
     def __init__(self, monitor: str, mode: str) -> None:
         self.monitor, self.mode = monitor, mode
+        self.picks: str | None = None  # the checkpoint the monitored metric picks, if one does
         self.best: tuple[float, int] | None = None
         self.started = time.perf_counter()
 
+    def state_dict(self) -> dict:
+        return {"best": list(self.best) if self.best is not None else None}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restored before ``on_fit_start`` when a fit resumes."""
+        best = state_dict.get("best")
+        self.best = (float(best[0]), int(best[1])) if best is not None else None
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.started, self.best = time.perf_counter(), None
+        self.started = time.perf_counter()  # best is not reset: a resumed fit restored it just before
+        picker = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)
+        if picker is not None:  # the summary's best is the one that picks best.ckpt
+            self.monitor, self.mode, self.picks = picker.monitor, picker.mode, Path(picker.filename or "best").name
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.monitor)
@@ -72,7 +89,8 @@ class RunSummary(pl.Callback):
         seconds = time.perf_counter() - self.started
         lines = [f"Done: {trainer.current_epoch} epochs in {_duration(seconds)}."]
         if self.best is not None:
-            lines.append(f"  best {self.monitor}  {self.best[0]:.4f} at epoch {self.best[1]}")
+            picked = f", which picked {self.picks}.ckpt" if self.picks else ""
+            lines.append(f"  best {self.monitor}  {self.best[0]:.4f} at epoch {self.best[1]}{picked}")
         checkpoints = sorted({Path(path) for callback in trainer.checkpoint_callbacks for path in _paths(callback)})
         if checkpoints:
             lines.append("  checkpoints     " + ", ".join(str(path) for path in checkpoints))
@@ -91,10 +109,14 @@ class RunSummary(pl.Callback):
             lines.append(f"  run folder      {folder}")
             written = [callback.written for callback in trainer.callbacks if getattr(callback, "written", None)]
             for files in written:
-                lines.append(
-                    f"  analysis        {Path(files[-1]).parent}  ({len(files)} results, last {Path(files[-1]).name})"
-                )
-            lines.append(f"  watch it        tensorboard --logdir {folder.parent}")
+                last = Path(files[-1])
+                if last.is_dir():  # a population's: the analysis folder, one folder per member in it
+                    members = sorted(entry.name for entry in last.iterdir() if entry.is_dir())
+                    each = f"{members[0]} … {members[-1]}" if members else "no member folder"
+                    lines.append(f"  analysis        {last}  ({len(files)} results for each member, in {each})")
+                else:
+                    lines.append(f"  analysis        {last.parent}  ({len(files)} results, last {last.name})")
+            lines.append(f"  watch it        tensorboard --logdir {shlex.quote(str(folder.parent))}")
         print("\n".join(lines), flush=True)
 
 
@@ -130,11 +152,11 @@ class PredictionWriter(BasePredictionWriter):
         targets = trainer.datamodule.split("test")[1].cpu()[: outputs.shape[-2]]
         with atomic_file(folder / "predictions.pt") as handle:
             torch.save({"outputs": outputs, "targets": targets}, handle)
-        members = outputs if outputs.ndim == 3 else outputs[None]  # (M, N, K)
+        members = pl_module.by_member(outputs)  # (M, N, K)
         count, samples = members.shape[:2]
         columns = [torch.arange(samples).repeat(count)]  # sample, member-major as the rows
         header = ["sample"]
-        if outputs.ndim == 3:
+        if next(pl_module.members()) is not pl_module:
             columns.append(torch.arange(count).repeat_interleave(samples))
             header.append("member")
         if pl_module.task == "classification":

@@ -167,20 +167,6 @@ def by_preferred_class(profile: torch.Tensor) -> torch.Tensor:
     return strongest_first[torch.argsort(values.argmax(1)[strongest_first], stable=True)]
 
 
-def image_panel(images: torch.Tensor, titles: Sequence[str], title: str, columns: int = 10) -> Figure:
-    """Greyscale images (pixels in [0, 1]) side by side, each with its own caption."""
-    count = len(images)
-    rows = -(-count // columns)
-    figure = Figure(figsize=(max(MIN_WIDTH, 1.3 * min(count, columns)), 1.6 * rows + 0.6), layout="constrained")
-    figure.suptitle(wrapped(title, 80), fontsize=11)
-    for position, (image, caption) in enumerate(zip(images.detach().float().cpu(), titles)):
-        axes = figure.add_subplot(rows, min(count, columns), position + 1)
-        axes.imshow(image.reshape(-1, image.shape[-1]).numpy(), cmap="gray", vmin=0, vmax=1)
-        axes.set_title(caption, fontsize=9)
-        axes.axis("off")
-    return figure
-
-
 def unit_gallery(generated: torch.Tensor, examples: torch.Tensor, captions: Sequence[str], title: str) -> Figure:
     """Per unit, a row: the input that maximizes it (framed), then the real samples that activate it most.
 

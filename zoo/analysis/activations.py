@@ -20,7 +20,7 @@ device, vectorized over samples and units.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -30,9 +30,10 @@ from torchmetrics.functional.classification import multiclass_accuracy
 
 from zoo.analysis.units import DEAD_TOLERANCE, dead_units
 from zoo.errors import ZooError
-from zoo.models.contract import Analysable, select_probes
+from zoo.models.contract import Analysable, require_one_model, select_probes
 
 OUTPUT = "output"  # the pseudo-layer name under which class logits are maximized
+EXHAUSTIVE_WIDTH = 64  # layers up to this width have every k of the compression check scored; wider, bisection
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Thresholds:
     redundancy: float = 0.95  # |r| at or above which two units are redundant
     compression_tolerance: float = 0.005  # metric loss a compressed layer may have (half a point)
     class_share: float = 0.15  # share of a unit's class-mean activity that makes a class worth naming
+    selectivity: float = 0.5  # class selectivity at or above which the report lists a unit: its class ≥ 3× the others
 
 
 @dataclass
@@ -51,9 +53,9 @@ class Compression:
 
     metric: str  # "accuracy" or "r2"
     full: float  # the unedited network's
-    k: list[int]
+    k: list[int]  # every k tried, ascending: all up to the width for small layers, a bisection's for wide ones
     score: list[float]  # the metric at each k
-    smallest_k: int  # smallest k whose metric is within the tolerance of ``full``
+    smallest_k: int  # smallest k whose metric is within the tolerance of ``full`` (see ``compression``)
     tolerance: float
 
 
@@ -93,6 +95,7 @@ class LayerActivations:
         first. Classes with more ink (0, 8) give larger activations, so the ranking takes the
         best unit of each preferred class in turn, then the second best of each, and so on.
         Empty for regression and for layers with negative activations, where the index has no reading.
+        Every live unit is ranked; the report lists those at or above ``Thresholds.selectivity``.
         """
         if self.selectivity is None:
             return []
@@ -167,6 +170,7 @@ def activation_analysis(
         raise ZooError(
             f"the activation analysis needs at least two samples (variances, correlations); got {len(inputs)}"
         )
+    require_one_model(model, "the activation analysis")
     probes = select_probes(model, layers)
     names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
     classification = model.task == "classification"
@@ -185,8 +189,9 @@ def activation_analysis(
             mean, eigenvalues, eigenvectors = principal_components(values)
             cumulative = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
             correlation, redundant = redundancy(values, thresholds.redundancy)
+            tolerance = thresholds.compression_tolerance
             compressed = compression(
-                model, inputs, targets, layer, mean, eigenvectors, chunk_size, thresholds.compression_tolerance
+                model, inputs, targets, layer, mean, eigenvectors, chunk_size=chunk_size, tolerance=tolerance
             )
             results[layer] = LayerActivations(
                 units=values.shape[1],
@@ -202,8 +207,9 @@ def activation_analysis(
                 components_99=_components_for(cumulative, 0.99),
                 compression=compressed,
             )
+            signed = bool(profile is not None and values.min() < 0)
             results[layer].report = unit_report(
-                layer, results[layer], names, thresholds, described, bool(profile is not None and values.min() < 0)
+                layer, results[layer], names, thresholds=thresholds, data=described, signed=signed
             )
     maximization, units, reached, top = {}, {}, {}, {}
     if maximize and prior is not None and len(model.input_shape) >= 2:
@@ -339,16 +345,22 @@ def compression(
     layer: str,
     mean: torch.Tensor,
     axes: torch.Tensor,
+    *,
     chunk_size: int = 4096,
     tolerance: float = 0.005,
 ) -> Compression:
-    """Replace ``layer`` by its projection on the top-k principal axes; the task metric at each k.
+    """Replace ``layer`` by its projection on its top-k principal axes: the smallest k that keeps the metric.
 
-    k runs over powers of two up to the layer width. ``smallest_k`` is the smallest k whose
-    metric is within ``tolerance`` (0.005 = half an accuracy point) of the unedited network.
+    ``smallest_k`` is the smallest k whose metric is within ``tolerance`` (0.005 = half an
+    accuracy point) of the unedited network's; ``k`` and ``score`` list every k tried, ascending.
+    A layer of at most ``EXHAUSTIVE_WIDTH`` units has every k from 1 to its width scored, so the
+    answer is exact whatever the metric does. A wider layer is bisected over 1..width, after
+    scoring k = width (the layer itself, up to rounding): about log2(width) + 1 scores instead of
+    width. Bisection assumes the metric does not fall as k grows (each component added brings the
+    projection closer to the layer); where a curve breaks that, the k found keeps the metric and
+    the k below it does not, but a smaller k elsewhere might.
     """
     width = axes.shape[1]
-    ks = sorted({min(2**power, width) for power in range(width.bit_length() + 1)})
     classification = model.task == "classification"
 
     def score(edit=None) -> float:
@@ -361,9 +373,30 @@ def compression(
         return lambda name, values: (values - mean) @ basis @ basis.t() + mean if name == layer else values
 
     full = score()
-    scores = [score(projection(axes[:, :k])) for k in ks]
-    smallest = next((k for k, value in zip(ks, scores) if value >= full - tolerance), width)
-    return Compression("accuracy" if classification else "r2", full, ks, scores, smallest, tolerance)
+    scores: dict[int, float] = {}
+
+    def keeps(k: int) -> bool:
+        if k not in scores:
+            scores[k] = score(projection(axes[:, :k]))
+        return scores[k] >= full - tolerance
+
+    smallest = _smallest_k(keeps, width)
+    ks = sorted(scores)
+    return Compression("accuracy" if classification else "r2", full, ks, [scores[k] for k in ks], smallest, tolerance)
+
+
+def _smallest_k(keeps: Callable[[int], bool], width: int) -> int:
+    """The smallest k in 1..width that ``keeps`` the metric, else ``width``: every k, or bisection (see compression)."""
+    if width <= EXHAUSTIVE_WIDTH:
+        kept = [k for k in range(1, width + 1) if keeps(k)]  # every k scored: the whole curve, for its figure
+        return kept[0] if kept else width
+    if not keeps(width):
+        return width
+    fails, smallest = 0, width  # invariant: ``smallest`` keeps the metric, ``fails`` does not (0 components: assumed)
+    while smallest - fails > 1:
+        middle = (fails + smallest) // 2
+        fails, smallest = (fails, middle) if keeps(middle) else (middle, smallest)
+    return smallest
 
 
 @dataclass
@@ -453,6 +486,7 @@ def unit_report(
     layer: str,
     result: LayerActivations,
     output_names: Sequence[str],
+    *,
     thresholds: Thresholds = Thresholds(),
     data: str = "the analysed samples",
     signed: bool = False,
@@ -473,29 +507,48 @@ def unit_report(
     compressed = result.compression
     within = f"within {compressed.tolerance:g} of the full network's {compressed.metric} ({compressed.full:.4f})"
     if compressed.smallest_k >= result.units:
-        lines.append(f"The layer cannot be compressed: only all {result.units} components keep the metric {within}.")
+        verdict = f"The layer cannot be compressed: only all {result.units} components keep the metric {within}"
     else:
-        lines.append(f"Projected on its top {compressed.smallest_k} components the layer keeps the metric {within}.")
+        verdict = f"Projected on its top {compressed.smallest_k} components the layer keeps the metric {within}"
+    lines.append(f"{verdict}; k tried: {_tried(compressed.k)}.")
     if signed:
         lines.append(
             "Class selectivity is defined for non-negative activations; this layer's go below 0, so no unit is ranked."
         )
     elif result.selectivity is not None:
-        lines.append(
-            "Most class-selective units, the best of each class in turn (selectivity × preferred-class "
-            f"activation; classes named hold ≥ {thresholds.class_share:.0%} of the unit's mean activation "
-            "over classes):"
-        )
-        for unit in result.selective_units[:top]:
-            profile = result.class_profile[unit].nan_to_num(0)
-            share = profile / profile.sum().clamp_min(1e-12)
-            named = [k for k in share.argsort(descending=True).tolist() if share[k] >= thresholds.class_share]
-            classes = ", ".join(f"{output_names[k]} ({share[k]:.0%})" for k in named)
-            lines.append(
-                f"  unit {unit}: {classes}; selectivity {result.selectivity[unit]:.2f}, "
-                f"fires on {result.firing_rate[unit]:.1%} of samples"
-            )
+        lines += _selective_lines(result, output_names, thresholds, top)
     return "\n".join(lines)
+
+
+def _selective_lines(
+    result: LayerActivations, output_names: Sequence[str], thresholds: Thresholds, top: int
+) -> list[str]:
+    """The report's most class-selective units: only those at or above the selectivity threshold, or that none is."""
+    selective = [unit for unit in result.selective_units if result.selectivity[unit] >= thresholds.selectivity]
+    if not selective:
+        return [f"No unit is class-selective (selectivity ≥ {thresholds.selectivity:g})."]
+    lines = [
+        f"Most class-selective units (selectivity ≥ {thresholds.selectivity:g}), the best of each class in turn "
+        f"(selectivity × preferred-class activation; classes named hold ≥ {thresholds.class_share:.0%} of the "
+        "unit's mean activation over classes):"
+    ]
+    for unit in selective[:top]:
+        profile = result.class_profile[unit].nan_to_num(0)
+        share = profile / profile.sum().clamp_min(1e-12)
+        named = [k for k in share.argsort(descending=True).tolist() if share[k] >= thresholds.class_share]
+        classes = ", ".join(f"{output_names[k]} ({share[k]:.0%})" for k in named)
+        lines.append(
+            f"  unit {unit}: {classes or f'no class holds ≥ {thresholds.class_share:.0%}'}; "
+            f"selectivity {result.selectivity[unit]:.2f}, fires on {result.firing_rate[unit]:.1%} of samples"
+        )
+    return lines
+
+
+def _tried(ks: Sequence[int]) -> str:
+    """The k values of a compression check in words: every k up to the width, or those a bisection tried."""
+    if len(ks) > 2 and list(ks) == list(range(1, len(ks) + 1)):
+        return f"every k from 1 to {len(ks)}"
+    return ", ".join(map(str, ks)) + (" (bisection)" if len(ks) > 2 else "")
 
 
 def _components_for(cumulative: torch.Tensor, share: float) -> int:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from zoo.analysis.units import DEAD_TOLERANCE, dead_mask
 from zoo.errors import ZooError
-from zoo.models.contract import Analysable, select_probes
+from zoo.models.contract import Analysable, require_one_model, select_probes
 
 ORTHOGONAL = 0.05  # |cos| at or below this counts as orthogonal ("within ±5%")
 
@@ -197,6 +197,7 @@ def task_separation(
         raise ZooError(f"threshold must lie in (0, 1], got {threshold}")
     if len(inputs) == 0:
         raise ZooError("task separation needs at least one sample; got none")
+    require_one_model(model, "task separation")
     probes = select_probes(model, layers)
     names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
     with model.analysis_mode(), torch.inference_mode(False), torch.enable_grad():

@@ -36,6 +36,7 @@ class DeadUnits:
 
 def dead_units(activations: torch.Tensor, tolerance: float = DEAD_TOLERANCE) -> DeadUnits:
     """Dead units of ``(N, H)`` activations (see the module docstring for the definition)."""
+    # a ratio to the layer's largest, the same with n or n − 1; n keeps it defined on one sample (all constant)
     variance = activations.double().var(0, correction=0)
     dead = variance <= tolerance * variance.max()
     never = dead & (activations == 0).all(0)

@@ -28,7 +28,7 @@ class ActivationAnalysis(AnalysisCallback):
 
     Args:
         every_n_epochs: run after every n-th epoch; ``None``: after the last epoch only.
-        max_samples: samples analysed.
+        max_samples: samples analysed, 2,000 as in zoo/defaults.yaml.
         layers: hidden layers to analyse (default: all).
         maximize: units per layer to visualize by activation maximization (plus one image
             per class); 0 turns it off. Image datasets only.
@@ -42,7 +42,7 @@ class ActivationAnalysis(AnalysisCallback):
     def __init__(
         self,
         every_n_epochs: int | None = None,
-        max_samples: int = 10_000,
+        max_samples: int = 2_000,
         layers: list[str] | None = None,
         maximize: int = 8,
         split: Literal["train", "val", "test"] = "train",

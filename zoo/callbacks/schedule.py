@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, ZooFailure
 from zoo.models.contract import select_probes
 from zoo.models.population import Population
 from zoo.writer import AnalysisWriter
@@ -101,7 +101,7 @@ class AnalysisCallback(pl.Callback):
                 written = self.write(self.analyse(pl_module, datamodule, inputs, targets), writer, epoch, inputs)
         except Exception as error:  # an analysis must not end the run nor cost it a checkpoint
             log = writer.log_error(f"{when}: {traceback.format_exc()}")
-            where = f"; traceback in {log}" if log and not isinstance(error, ZooError) else ""
+            where = f"; traceback in {log}" if log and not isinstance(error, ZooFailure) else ""
             rank_zero_warn(f"{type(self).__name__} {when} failed, training goes on: {error}{where}")
             return
         if written is not None:

@@ -64,10 +64,10 @@ class SET(pl.Callback):
         return ZooError(f"{type(self).__name__}: {message}")
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if getattr(pl_module, "wraps_an_architecture", False):
+        if next(pl_module.members()) is not pl_module:
             raise self.error(
-                "SET rewires one model's sparse layers in place, and a Population keeps its members' "
-                "layers stacked; train SET one seed at a time (leave out --population)"
+                f"SET rewires one model's sparse layers in place, and a {type(pl_module).__name__} keeps its "
+                "members' layers stacked; train SET one seed at a time (leave out --population)"
             )
         if not sparse_layers(pl_module):
             raise self.error(

@@ -27,7 +27,7 @@ class TaskSeparation(AnalysisCallback):
 
     Args:
         every_n_epochs: run after every n-th epoch; ``None``: after the last epoch only.
-        max_samples: samples analysed (the cost grows linearly with them).
+        max_samples: samples analysed (the cost grows linearly with them), 2,000 as in zoo/defaults.yaml.
         layers: hidden layers to attribute (default: all); names as in ``hidden_activations``.
         threshold: attribution share that makes a neuron mono-functional.
         split: the data split to analyse; dead neurons are judged on it too.
@@ -39,7 +39,7 @@ class TaskSeparation(AnalysisCallback):
     def __init__(
         self,
         every_n_epochs: int | None = 1,
-        max_samples: int = 10_000,
+        max_samples: int = 2_000,
         layers: list[str] | None = None,
         threshold: float = 0.9,
         split: Literal["train", "val", "test"] = "train",

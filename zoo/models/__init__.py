@@ -2,7 +2,7 @@
 
 from zoo.models.base import ZooModule
 from zoo.models.columnet import ColumNet
-from zoo.models.contract import Analysable, Probe, SparseLayer
+from zoo.models.contract import Analysable, Probe, Record, SparseLayer
 from zoo.models.fc import FCNet
 from zoo.models.population import Population
 from zoo.models.registry import create_model, list_models, register_model
@@ -15,6 +15,7 @@ __all__ = [
     "FCNet",
     "Population",
     "Probe",
+    "Record",
     "SparseLayer",
     "SparseLinear",
     "SparseNet",

@@ -1,9 +1,10 @@
 """``ZooModule``: the training logic every architecture shares, and its half of the analysis contract.
 
 An architecture builds its network in ``__init__``, places a :class:`~zoo.models.contract.Probe`
-after each hidden layer, and implements ``forward``. Everything else is here: training,
-evaluation and metrics for the task, checkpoints, and what analyses use (capturing and
-editing hidden activations at the probes, analysis mode, parameter counts).
+after each hidden layer, and implements ``forward(x, record=None)``, handing ``record`` to each
+probe. Everything else is here: training, evaluation and metrics for the task, checkpoints,
+the models it holds (``members()``), and what analyses use (capturing and editing hidden
+activations at the probes, analysis mode, parameter counts).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -23,7 +25,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.regression import MeanSquaredError, R2Score
 
 from zoo.errors import TrainingDiverged, ZooError
-from zoo.models.contract import Edit, Probe, SparseLayer
+from zoo.models.contract import Edit, Probe, Record, SparseLayer
 from zoo.task import TASKS, Monitor, Task, monitor_for
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -52,6 +54,9 @@ class ZooModule(pl.LightningModule):
     The CLI links all three from the data module, so configs never repeat them.
     """
 
+    kind: ClassVar[Literal["architecture", "population"]] = "architecture"
+    """What the class is: an architecture (``list_models()`` lists these), or a population of an architecture."""
+
     def __init__(
         self, input_shape: tuple[int, ...] = (1, 28, 28), num_outputs: int = 10, task: Task = "classification"
     ) -> None:
@@ -73,6 +78,25 @@ class ZooModule(pl.LightningModule):
         self.test_metrics = self._metrics("test")
 
     @property
+    def architecture(self) -> str:
+        """The architecture's registered name: this class's, or a population's members' class."""
+        return type(self).__name__
+
+    def members(self) -> Iterator[ZooModule]:
+        """The models this one holds, each an ordinary single model: a single model is its own only member."""
+        yield self
+
+    def member(self, index: int) -> ZooModule:
+        """Member ``index`` as an ordinary model (see :meth:`members`)."""
+        if index != 0:
+            raise ZooError(f"a {type(self).__name__} is one model, not a population: it has member 0 only, not {index}")
+        return self
+
+    def by_member(self, computed: torch.Tensor) -> torch.Tensor:
+        """What this model computed per sample (outputs, activations) with the members first: ``(members, N, ...)``."""
+        return computed.unsqueeze(0)
+
+    @property
     def in_features(self) -> int:
         """Length of a flattened input sample."""
         return math.prod(self.input_shape)
@@ -90,27 +114,12 @@ class ZooModule(pl.LightningModule):
         The activations are the very tensors the outputs are computed from (part of their
         autograd graph). ``edit(name, activations)``, when given, returns what the rest of the
         network uses instead (and what is reported), e.g. a projection on principal components.
+        The call's :class:`~zoo.models.contract.Record` is its own: calls may nest (one inside
+        another's ``edit``) or run under ``torch.func.vmap``.
         """
-        hidden: dict[str, torch.Tensor] = {}
-
-        def tap(probe: Probe, activations: torch.Tensor) -> torch.Tensor:
-            if edit is not None:
-                activations = edit(probe.name, activations)
-            hidden[probe.name] = activations
-            return activations
-
-        probes = self.probes
-        for probe in probes.values():
-            probe.tap = tap
-        try:
-            outputs = self(x)
-        finally:
-            for probe in probes.values():
-                probe.tap = None
-        missing = [name for name in probes if name not in hidden]
-        if missing:
-            raise RuntimeError(f"{type(self).__name__}.forward never passed through probe {missing[0]!r}")
-        return outputs, {name: hidden[name] for name in probes}
+        record = Record(edit)
+        outputs = self(x, record=record)
+        return outputs, record.hidden(self.probes, self)
 
     def hidden_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The activations at every probe for a batch, named and in order."""

@@ -15,6 +15,7 @@ from torch import nn
 
 from zoo.errors import ZooError
 from zoo.models.base import ZooModule
+from zoo.models.contract import Record
 from zoo.models.layers import ActivationName, check_widths, make_activation, make_dropout, mlp_blocks
 from zoo.models.registry import register_model
 from zoo.task import Task
@@ -72,12 +73,12 @@ class ColumNet(ZooModule):
         self.head = nn.Linear(sum(spec["hidden"][-1] for spec in specs), num_outputs)
         self.uniform = len({tuple(spec["hidden"]) for spec in specs}) == 1
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
         if self.uniform:
-            return self._forward_stacked(x.flatten(1))
-        return self._forward_per_column(x.flatten(1))
+            return self._forward_stacked(x.flatten(1), record)
+        return self._forward_per_column(x.flatten(1), record)
 
-    def _forward_stacked(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_stacked(self, x: torch.Tensor, record: Record | None) -> torch.Tensor:
         """All columns at once: ``(C, N, width)`` activations, one product per layer."""
         h = x
         for depth in range(len(self.columns[0])):
@@ -88,16 +89,16 @@ class ColumNet(ZooModule):
                 z = (x @ weight.flatten(0, 1).t() + bias.flatten()).view(len(x), *bias.shape).transpose(0, 1)
             else:
                 z = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
-            h = self.dropout(torch.stack([block[2](block[1](z[c])) for c, block in enumerate(blocks)]))
+            h = self.dropout(torch.stack([block[2](block[1](z[c]), record) for c, block in enumerate(blocks)]))
         return self.head(h.transpose(0, 1).flatten(1))  # (N, C·width), columns side by side
 
-    def _forward_per_column(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward_per_column(self, x: torch.Tensor, record: Record | None) -> torch.Tensor:
         """One column after another: the general case (columns of different widths)."""
         last = []
         for column in self.columns:
             h = x
             for block in column:
-                h = self.dropout(block(h))
+                h = self.dropout(block(h, record))
             last.append(h)
         return self.head(torch.cat(last, dim=1))
 

@@ -1,11 +1,15 @@
 """The contract between architectures and analyses, declared once.
 
-An architecture builds its layers and places a :class:`Probe` after each hidden layer
-whose activations an analysis may look at. :class:`~zoo.models.base.ZooModule` does the
-rest: it taps the probes for one forward pass (``forward_with_hidden``), lets an analysis
-replace a layer's activations there (``edit``), and switches to analysis mode. Analyses
-see models only through :class:`Analysable`, and read what a probe is (its layer, its
-ColumNet column, its width) from the probe's metadata, never from its name.
+An architecture builds its layers, places a :class:`Probe` after each hidden layer whose
+activations an analysis may look at, and writes ``forward(x, record=None)``, handing
+``record`` to every probe it passes: ``h = self.probe(h, record)``.
+:class:`~zoo.models.base.ZooModule` does the rest: ``forward_with_hidden(x, edit)`` makes a
+:class:`Record` for that one call, and returns the outputs and what the probes recorded; an
+analysis may replace a layer's activations there (``edit``); and it switches to analysis
+mode. Nothing is stored on a module during a forward, so calls may nest, interleave or run
+under ``torch.func.vmap``. Analyses see models only through :class:`Analysable`, and read what
+a probe is (its layer, its ColumNet column, its width) from the probe's metadata, never from
+its name.
 """
 
 from __future__ import annotations
@@ -23,6 +27,41 @@ Edit = Callable[[str, torch.Tensor], torch.Tensor]
 """``edit(probe name, activations) -> activations`` the rest of the network then uses."""
 
 
+class Record:
+    """The activations one forward pass met at the probes, and the edit it applies there.
+
+    Made for one call and passed down explicitly (``forward(x, record)``), never kept on a
+    module: two calls, nested or interleaved, each have their own.
+
+    Example::
+
+        record = Record(edit=lambda name, a: a.clamp(min=0))
+        outputs = model(x, record=record)
+        hidden = record.hidden(model.probes, model)  # {probe name: (N, units)}
+    """
+
+    def __init__(self, edit: Edit | None = None) -> None:
+        self.edit = edit
+        self.activations: dict[str, torch.Tensor] = {}
+
+    def take(self, probe: Probe, activations: torch.Tensor) -> torch.Tensor:
+        """Apply the edit at ``probe`` (if any), keep the result, and give it back for the rest of the network."""
+        if self.edit is not None:
+            activations = self.edit(probe.name, activations)
+        self.activations[probe.name] = activations
+        return activations
+
+    def hidden(self, probes: dict[str, Probe], model: nn.Module) -> dict[str, torch.Tensor]:
+        """The recorded activations in the order ``probes`` declares them; every probe must have been passed."""
+        missing = [name for name in probes if name not in self.activations]
+        if missing:
+            raise RuntimeError(
+                f"{type(model).__name__}.forward never passed through probe {missing[0]!r} "
+                "(its forward must hand its record to every probe: self.probe(h, record))"
+            )
+        return {name: self.activations[name] for name in probes}
+
+
 class Probe(nn.Module):
     """A named point where hidden activations are read, and may be replaced; identity otherwise.
 
@@ -35,15 +74,14 @@ class Probe(nn.Module):
     def __init__(self, layer: str, units: int, column: str | None = None) -> None:
         super().__init__()
         self.layer, self.units, self.column = layer, units, column
-        self.tap: Callable[[Probe, torch.Tensor], torch.Tensor] | None = None
 
     @property
     def name(self) -> str:
         """How analyses and results name this point: ``fc2``, or ``col1_relu/fc2`` in a column."""
         return f"{self.column}/{self.layer}" if self.column else self.layer
 
-    def forward(self, activations: torch.Tensor) -> torch.Tensor:
-        return activations if self.tap is None else self.tap(self, activations)
+    def forward(self, activations: torch.Tensor, record: Record | None = None) -> torch.Tensor:
+        return activations if record is None else record.take(self, activations)
 
     def extra_repr(self) -> str:
         return f"{self.name!r}, units={self.units}"
@@ -80,9 +118,20 @@ class Analysable(Protocol):
 
     def analysis_mode(self) -> AbstractContextManager: ...
 
+    def members(self) -> Iterator[Analysable]: ...
+
     def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...
 
     def parameters(self) -> Iterator[nn.Parameter]: ...
+
+
+def require_one_model(model: Analysable, analysis: str) -> None:
+    """Analyses read one model's activations; a population is analysed member by member, never as a stack."""
+    if next(iter(model.members())) is not model:
+        raise ZooError(
+            f"{analysis} analyses one model, and this {type(model).__name__} holds several; analyse each of its "
+            "members() on its own (as the analysis callbacks do)"
+        )
 
 
 def select_probes(model: Analysable, layers: list[str] | tuple[str, ...] | None) -> list[str]:

@@ -9,6 +9,7 @@ from torch import nn
 
 from zoo.errors import ZooError
 from zoo.models.base import ZooModule
+from zoo.models.contract import Record
 from zoo.models.layers import ActivationName, check_widths, make_dropout, mlp_blocks
 from zoo.models.registry import register_model
 from zoo.task import Task
@@ -55,10 +56,10 @@ class FCNet(ZooModule):
         self.dropout = make_dropout(dropout)
         self.head = linear(widths[-1] if widths else self.in_features, num_outputs, len(widths) + 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
         x = x.flatten(1)
         for block in self.blocks:
-            x = self.dropout(block(x))
+            x = self.dropout(block(x, record))
         return self.head(x)
 
 

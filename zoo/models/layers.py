@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal, get_args
 
+import torch
 from torch import nn
 
 from zoo.errors import ZooError
-from zoo.models.contract import Probe
+from zoo.models.contract import Probe, Record
 
 ActivationName = Literal["relu", "relu6", "sigmoid", "tanh", "elu", "leaky_relu", "logsigmoid", "gelu", "silu"]
 
@@ -50,6 +51,15 @@ def make_dropout(probability: float) -> nn.Dropout:
     return nn.Dropout(probability)
 
 
+class Block(nn.Sequential):
+    """``linear → [BatchNorm] → activation → Probe``, passing the forward's record to its probe."""
+
+    def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
+        for layer in self:
+            x = layer(x, record) if isinstance(layer, Probe) else layer(x)
+        return x
+
+
 def mlp_blocks(
     in_features: int,
     widths: Sequence[int],
@@ -72,6 +82,6 @@ def mlp_blocks(
         if batch_norm:
             layers.append(nn.BatchNorm1d(width))
         layers += [make_activation(activation), Probe(f"{prefix}{index}", width, column)]
-        blocks.append(nn.Sequential(*layers))
+        blocks.append(Block(*layers))
         in_features = width
     return blocks

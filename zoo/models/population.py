@@ -21,8 +21,8 @@ from __future__ import annotations
 import copy
 import inspect
 import os
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ from torchmetrics import Metric
 
 from zoo.errors import TrainingDiverged, ZooError
 from zoo.models.base import Batch, ZooModule
-from zoo.models.contract import Probe, SparseLayer
+from zoo.models.contract import Edit, Probe, Record, SparseLayer
 from zoo.models.registry import create_model, get_model_class, register_model
 from zoo.task import Task, metric_names
 
@@ -53,7 +53,7 @@ class Population(ZooModule):
     --config configs/multimult.yaml --population 100``.
     """
 
-    wraps_an_architecture: ClassVar[bool] = True
+    kind: ClassVar[Literal["architecture", "population"]] = "population"
 
     def __init__(
         self,
@@ -70,7 +70,7 @@ class Population(ZooModule):
             raise ZooError(f"model.size (the population's) must be at least 1, got {size}")
         if architecture == type(self).__name__:
             raise ZooError("a Population's members cannot be populations")
-        self.architecture, self.size, self.member_arguments = architecture, size, dict(member or {})
+        self.member_architecture, self.size, self.member_arguments = architecture, size, dict(member or {})
         if first_seed is None:
             first_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
             self.hparams["first_seed"] = first_seed  # the checkpoint records the seeds actually used
@@ -97,11 +97,11 @@ class Population(ZooModule):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             try:
-                return create_model(self.architecture, **self.member_arguments, **shape)
+                return create_model(self.member_architecture, **self.member_arguments, **shape)
             except TypeError as error:
-                accepted = inspect.signature(get_model_class(self.architecture)).parameters
+                accepted = inspect.signature(get_model_class(self.member_architecture)).parameters
                 raise ZooError(
-                    f"model.member has an argument {self.architecture} does not take ({error}); "
+                    f"model.member has an argument {self.member_architecture} does not take ({error}); "
                     f"accepted: {', '.join(name for name in accepted if name not in shape)}"
                 ) from None
 
@@ -109,14 +109,30 @@ class Population(ZooModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(members, N, num_outputs)``: every member's outputs for the same inputs."""
+        return self._batched(lambda state: torch.func.functional_call(self.template, state, (x,)))
+
+    def forward_with_hidden(
+        self, x: torch.Tensor, edit: Edit | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Every member's outputs ``(members, N, num_outputs)`` and activations ``{probe: (members, N, units)}``.
+
+        One vmapped call; each member's forward has its own record, and ``edit`` sees one
+        member's ``(N, units)`` activations at a time, as it would on that member alone.
+        """
+
+        def member(state: tuple[dict, dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            record = Record(edit)
+            outputs = torch.func.functional_call(self.template, state, (x,), {"record": record})
+            return outputs, record.hidden(self.probes, self.template)
+
+        return self._batched(member)
+
+    def _batched(self, member_forward: Callable[[tuple[dict, dict]], Any]) -> Any:
+        """``member_forward((parameters, buffers))`` of one member, for every member at once (vmap)."""
         self.template.train(self.training)
         parameters = {_name(key): value for key, value in self.stacked_parameters.items()}
         buffers = {name: getattr(self, f"stacked__{_key(name)}") for name in self.buffer_names}
-        batched = torch.func.vmap(self._member_forward, in_dims=(0, 0, None), randomness="different")
-        return batched(parameters, buffers, x)
-
-    def _member_forward(self, parameters: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(self.template, (parameters, buffers), (x,))
+        return torch.func.vmap(member_forward, randomness="different")((parameters, buffers))
 
     def member(self, index: int) -> ZooModule:
         """Member ``index`` as an ordinary model of its architecture, on this population's device."""
@@ -129,7 +145,17 @@ class Population(ZooModule):
         return model.to(self.device)
 
     def members(self) -> Iterator[ZooModule]:
+        """Every member in turn, as :meth:`member` gives it."""
         return (self.member(index) for index in range(self.size))
+
+    @property
+    def architecture(self) -> str:
+        """The members' architecture."""
+        return self.member_architecture
+
+    def by_member(self, computed: torch.Tensor) -> torch.Tensor:
+        """A population computes ``(members, N, ...)`` already."""
+        return computed
 
     @property
     def probes(self) -> dict[str, Probe]:
@@ -142,7 +168,7 @@ class Population(ZooModule):
 
     def on_fit_start(self) -> None:
         rank_zero_info(
-            f"Population of {self.size} {self.architecture} (seeds {self.seeds[0]}..{self.seeds[-1]}): "
+            f"Population of {self.size} {self.member_architecture} (seeds {self.seeds[0]}..{self.seeds[-1]}): "
             f"{self.member_counts['nonzero']:,} nonzero parameters each"
         )
         super().on_fit_start()

@@ -19,8 +19,11 @@ def register_model(cls: ModelClass) -> ModelClass:
 
 
 def list_models() -> list[str]:
-    """The registered architectures; a Population, which wraps one of them, is loadable but not listed."""
-    return sorted(name for name, cls in _MODELS.items() if not getattr(cls, "wraps_an_architecture", False))
+    """The registered architectures (classes whose ``kind`` is ``architecture``).
+
+    A population of one of them is registered too, so that its checkpoints load, but is not listed.
+    """
+    return sorted(name for name, cls in _MODELS.items() if cls.kind == "architecture")
 
 
 def get_model_class(name: str) -> type:

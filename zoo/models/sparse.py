@@ -1,8 +1,8 @@
-"""``SparseLinear``: a linear layer with fixed random sparse connectivity.
+"""``SparseLinear``: a linear layer with random sparse connectivity, fixed unless rewired (SET).
 
 Three backends compute the same function:
 
-- ``masked``: a dense weight times a fixed 0/1 mask. Simple and fast at high
+- ``masked``: a dense weight times a 0/1 mask. Simple and fast at high
   density; the gradient is zero off the mask because d(W ⊙ M)/dW = M.
 - ``sparse``: only the connected weights are parameters, a vector in CSR order.
   Forward is a CSR sparse × dense product; backward computes the input gradient
@@ -60,7 +60,7 @@ def torch_sparse_available() -> bool:
 
 
 class SparseLinear(SparseLayer):
-    """``y = x Wᵀ + b`` with ``W`` zero outside a fixed random connectivity mask.
+    """``y = x Wᵀ + b`` with ``W`` zero outside a random connectivity mask (moved only by :meth:`rewire`).
 
     Args:
         in_features, out_features: layer size.

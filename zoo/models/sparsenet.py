@@ -1,4 +1,4 @@
-"""SparseNet: an MLP whose layers have fixed random sparse connectivity."""
+"""SparseNet: an MLP whose layers have random sparse connectivity, fixed unless SET rewires it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from torch import nn
 
 from zoo.errors import ZooError
 from zoo.models.base import ZooModule
+from zoo.models.contract import Record
 from zoo.models.layers import ActivationName, check_widths, make_dropout, mlp_blocks
 from zoo.models.registry import register_model
 from zoo.models.sparse import SparseBackend, SparseLinear, erdos_renyi_density
@@ -90,8 +91,8 @@ class SparseNet(ZooModule):
         """The sparse layers, input side first (the output layer too when it is sparse)."""
         return [module for module in self.modules() if isinstance(module, SparseLinear)]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
         x = x.flatten(1)
         for block in self.blocks:
-            x = self.dropout(block(x))
+            x = self.dropout(block(x, record))
         return self.head(x)

@@ -24,7 +24,7 @@ SHARED = ("activation", "dropout", "batch_norm", "input_shape", "task")
 @torch.no_grad()
 def merge(models: Sequence[FCNet] | Sequence[Population]) -> FCNet | Population:
     """One FCNet computing ``torch.cat([m(x) for m in models], dim=1)``; populations merge member by member."""
-    if all(isinstance(model, Population) for model in models):
+    if all(model.kind == "population" for model in models):
         return merge_populations(models)
     if len(models) < 2:
         raise ZooError(f"merging needs at least two networks, got {len(models)}")

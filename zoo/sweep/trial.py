@@ -34,7 +34,6 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
 
     from zoo.cli import main, quiet_lightning
     from zoo.console import RunSummary
-    from zoo.models import Population
 
     quiet_lightning(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")  # small tasks, short trials
@@ -72,12 +71,12 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     metrics.update({key: float(value) for key, value in trainer.callback_metrics.items()})
     run_dir = Path(trainer.log_dir)
     model = cli.model
-    members = list(model.members()) if isinstance(model, Population) else [model]
+    members = list(model.members())
     samples = trainer.global_step * data.hparams.batch_size * len(members)  # every member's samples count
     shared = {
         "trial": trial.id,
         "config": trial.config,
-        "family": trial.family or (model.architecture if isinstance(model, Population) else type(model).__name__),
+        "family": trial.family or model.architecture,
         "overrides": json.dumps(trial.overrides, sort_keys=True),
         "batched": len(members),
         "params_nonzero": members[0].parameter_counts()["nonzero"],
