@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> None:
     dead_counts, top_sets, firsts, lines = Counter(), Counter(), Counter(), []
     torch.set_grad_enabled(False)
     for index, member in enumerate(population.members()):
-        layer = activation_analysis(member, inputs, targets, names, [args.layer], maximize=0, data=args.split)
+        layer = activation_analysis(member, inputs, targets, names, layers=[args.layer], maximize=0, data=args.split)
         stats = layer.layers[args.layer]
         dead_counts[len(stats.dead)] += 1
         live = [unit for unit in range(stats.units) if unit not in stats.dead]

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from zoo.analyses import Analysis
 from zoo.callbacks.schedule import AnalysisCallback
 from zoo.models import Probe, Record, ZooModule
 
@@ -23,16 +24,18 @@ class SeenSamples(pl.Callback):
         torch.save(torch.cat(self.seen), self.folder / f"seen_rank{trainer.global_rank}.pt")
 
 
-class FailingAnalysis(AnalysisCallback):
-    """An analysis that always fails, to show that a run survives it."""
+def _break(model, samples, options, *, layers, cache):
+    raise RuntimeError("the analysis broke")
 
-    name = "failing"
+
+FAILING = Analysis(name="failing", title="failing", run=_break)
+
+
+class FailingAnalysis(AnalysisCallback):
+    """An analysis that always fails, to show that training survives it and the run says so."""
 
     def __init__(self, every_n_epochs: int = 1) -> None:
-        super().__init__(every_n_epochs, max_samples=10, layers=None, split="train")
-
-    def analyse(self, pl_module, datamodule, inputs, targets):
-        raise RuntimeError("the analysis broke")
+        super().__init__(FAILING, every_n_epochs=every_n_epochs, max_samples=10, split="train")
 
 
 class NoParameters(ZooModule):

@@ -151,7 +151,7 @@ class ZooCLI(LightningCLI):
         # Lightning's check run writes nothing, and a DDP run's other ranks (which rerun this command) write
         # through rank 0: neither takes the folder's lock
         writes = not config.trainer.get("fast_dev_run") and rank_zero_only.rank == 0
-        if logger is None:
+        if logger is None or config.trainer.get("fast_dev_run"):  # a check that writes nothing claims no folder
             self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}  # no run folder to keep
         elif logger.version is None:
             logger.version = reserve_version(root)
