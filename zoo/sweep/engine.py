@@ -68,6 +68,7 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT):
     import optuna
     import sqlalchemy
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # zoo says what a worker does, once
     url = _with_installed_driver(url)
     accepted = inspect.signature(optuna.storages.RDBStorage).parameters
     callback = "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in accepted else None
@@ -75,20 +76,24 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT):
     options[callback or "failed_trial_callback"] = run_again
     sqlite = url.startswith("sqlite")
     engine = {"connect_args": {"timeout": 600}} if sqlite else {"pool_pre_ping": True}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)
-    except ModuleNotFoundError as error:
-        raise EnvironmentFault(
-            f"the storage {shown(url)} needs the Python module {error.name!r}; install it "
-            "(PostgreSQL: pip install psycopg2-binary)"
-        ) from None
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError) as error:
-        first = (str(getattr(error, "orig", None) or error).strip().splitlines() or [""])[0]
-        if sqlite and "not a database" in first:
-            raise ZooError(f"{shown(url)} is not a readable study database ({first})") from None
-        raise EnvironmentFault(f"cannot open the storage {shown(url)}: {first}") from None
+    for attempt in range(5):  # workers started together may race to create the tables: the losers try again
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)
+            break
+        except ModuleNotFoundError as error:
+            raise EnvironmentFault(
+                f"the storage {shown(url)} needs the Python module {error.name!r}; install it "
+                "(PostgreSQL: pip install psycopg2-binary)"
+            ) from None
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError) as error:
+            first = (str(getattr(error, "orig", None) or error).strip().splitlines() or [""])[0]
+            if sqlite and "not a database" in first:
+                raise ZooError(f"{shown(url)} is not a readable study database ({first})") from None
+            if attempt == 4 or "unable to open" in first or "could not connect" in first:
+                raise EnvironmentFault(f"cannot open the storage {shown(url)}: {first}") from None
+            time.sleep(0.5 + attempt)
     if sqlite:
         _serialize_sqlite(storage.engine)
     return storage
@@ -302,7 +307,7 @@ class Worker:
                 in_a_row = []
             else:
                 outcome.failed.append(f"{trial.id}: {message}")
-                in_a_row.append(message)
+                in_a_row.append(message.removeprefix("failed, "))
                 if give_up_after and len(in_a_row) >= give_up_after:
                     raise ZooError(
                         f"{len(in_a_row)} trials in a row failed, so the search stops; the first: {in_a_row[0]}"
