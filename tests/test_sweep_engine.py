@@ -222,3 +222,21 @@ def test_a_search_whose_trials_always_fail_stops(tmp_path):
     out, error = process.communicate(timeout=300)
     assert process.returncode == 2
     assert "5 trials in a row failed, so the search stops; the first: model.hidden must be positive" in error
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_worker_leaves_its_trial_waiting_and_says_how_to_resume(tmp_path, stop, code):
+    sweep = grid_file(tmp_path, "stopped", epochs=50, seeds=[0])
+    process = worker(sweep)
+    study = load(engine.storage_url(tmp_path / "stopped", None), "stopped")
+    deadline = time.monotonic() + 120
+    while running_on(study, process.pid) is None:
+        assert time.monotonic() < deadline and process.poll() is None, "the worker never ran a trial"
+        time.sleep(0.05)
+    time.sleep(1)  # into the training
+    process.send_signal(stop)
+    out, error = process.communicate(timeout=120)
+    assert process.returncode == code, error
+    assert f"its running trial waits again: resume with python {ROOT / 'scripts' / 'sweep.py'} {sweep}" in error
+    assert "Traceback" not in error
+    assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
