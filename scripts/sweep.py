@@ -72,7 +72,7 @@ def report_command(args: argparse.Namespace) -> None:
             raise ZooError(f"{folder}: holds no study.db; is it a sweep's output folder? (else give --storage URL)")
     url = engine.storage_url(folder or ".", args.storage)
     storage = engine.open_storage(url)
-    names = [summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    names = optuna.get_all_study_names(storage)
     name = args.study or (names[0] if len(names) == 1 else folder.resolve().name if folder else None)
     if name not in names:
         raise ZooError(

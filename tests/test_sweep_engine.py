@@ -55,10 +55,14 @@ def grid_file(tmp_path: Path, name: str, epochs: int = 2, **extra) -> Path:
     return path
 
 
-def worker(sweep: Path, *extra: str) -> subprocess.Popen:
+def sweep_py(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, str(ROOT / "scripts" / "sweep.py"), str(sweep), "--heartbeat", HEARTBEAT, *extra]
+    command = [sys.executable, str(ROOT / "scripts" / "sweep.py"), *args]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def worker(sweep: Path, *extra: str) -> subprocess.Popen:
+    return sweep_py(str(sweep), "--heartbeat", HEARTBEAT, *extra)
 
 
 def load(url: str, name: str) -> optuna.Study:
@@ -114,15 +118,8 @@ def test_three_workers_share_one_study_and_survive_a_killed_one(tmp_path, reques
         assert (Path(row["run_dir"]) / "checkpoints" / "best.ckpt").is_file() and row["host"] == engine.HOST
 
     written = read_results(output)  # by the last worker to finish
-    report = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "sweep.py"), "report", str(tmp_path / "report"), "--storage", url]
-        + ["--study", name],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert report.returncode == 0, report.stderr
+    report = sweep_py("report", str(tmp_path / "report"), "--storage", url, "--study", name)
+    assert report.wait(timeout=120) == 0, report.stderr.read()
     assert len(written) == 6 and read_results(tmp_path / "report") == written
 
 
@@ -195,15 +192,10 @@ def test_a_corrupt_study_never_tracebacks(tmp_path):
     folder = tmp_path / "corrupt"
     folder.mkdir()
     (folder / "study.db").write_bytes(b"SQLite format 3\x00" + b"\x07" * 300)
-    report = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "sweep.py"), "report", str(folder)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert report.returncode in (2, 4) and "Traceback" not in report.stderr, report.stderr
-    assert "study.db" in report.stderr
+    report = sweep_py("report", str(folder))
+    error = report.communicate(timeout=120)[1]
+    assert report.returncode == 2 and "Traceback" not in error, error
+    assert "study.db is not a readable study database" in error
 
 
 def test_a_search_whose_trials_always_fail_stops(tmp_path):
@@ -240,3 +232,17 @@ def test_a_stopped_worker_leaves_its_trial_waiting_and_says_how_to_resume(tmp_pa
     assert f"its running trial waits again: resume with python {ROOT / 'scripts' / 'sweep.py'} {sweep}" in error
     assert "Traceback" not in error
     assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
+
+
+def test_a_truncated_record_is_one_message(tmp_path):
+    """One trial's rows cut short inside the SQLite file: report and worker say so in one line."""
+    import sqlite3
+
+    sweep = grid_file(tmp_path, "truncated", epochs=1, seeds=[0], trials=[{"config": str(CONFIGS / "iris.yaml")}])
+    assert worker(sweep).wait(timeout=300) == 0
+    with sqlite3.connect(tmp_path / "truncated" / "study.db") as database:
+        database.execute("UPDATE trial_user_attributes SET value_json = substr(value_json, 1, 40) WHERE key = 'rows'")
+    for process in (worker(sweep), sweep_py("report", str(tmp_path / "truncated"))):
+        out, error = process.communicate(timeout=120)
+        assert process.returncode == 2 and "a trial's record in the storage is not valid JSON" in error, error
+        assert "Traceback" not in error

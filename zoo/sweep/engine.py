@@ -400,6 +400,17 @@ def take_waiting(study) -> Any | None:
     return None
 
 
+def trials_of(study, states: tuple | None = None) -> list:
+    """The study's trials; a record that is no longer valid JSON (edited, truncated) is one message."""
+    try:
+        return study.get_trials(deepcopy=False, states=states)
+    except ValueError as error:  # json.JSONDecodeError
+        raise ZooError(
+            f"study {study.study_name!r}: a trial's record in the storage is not valid JSON ({error}); "
+            "was the database edited or truncated? Restore it, or start a new study"
+        ) from None
+
+
 def read_record(study) -> tuple[list[dict[str, Any]], list[str]]:
     """The rows of every finished trial, in the study's order, and what could not be read (never a traceback).
 
@@ -409,7 +420,7 @@ def read_record(study) -> tuple[list[dict[str, Any]], list[str]]:
 
     rows: list[dict[str, Any]] = []
     problems, seen = [], set()
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+    for trial in trials_of(study, (optuna.trial.TrialState.COMPLETE,)):
         key = trial.user_attrs.get(KEY, f"#{trial.number}")
         if key in seen:
             continue
@@ -427,7 +438,7 @@ def failures(study) -> dict[str, str]:
     import optuna
 
     states, finished, failed = optuna.trial.TrialState, set(), {}
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials_of(study):
         key = trial.user_attrs.get(KEY)
         if trial.state in (
             optuna.trial.TrialState.COMPLETE,
@@ -445,7 +456,7 @@ def retry_failed(study, keys: list[str]) -> int:
     import optuna
 
     latest = {}
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+    for trial in trials_of(study, (optuna.trial.TrialState.FAIL,)):
         latest[trial.user_attrs.get(KEY)] = trial
     for key in keys:
         trial = latest[key]
