@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> None:
     if args.heartbeat < 1:
         raise ZooError(f"--heartbeat must be at least 1 (seconds), got {args.heartbeat}")
     spec = read_sweep(args.sweep)
+    if not args.search and not spec.trials:
+        raise ZooError(f"{args.sweep} has a search: block and no trials: run it with --search")
     output = writable_folder(Path(args.output) if args.output else default_output(args.sweep, spec))
     (output / "sweep.yaml").write_text(Path(args.sweep).read_text())  # a readable copy; the study holds the record
     options = {"study": args.study, "devices": args.devices, "heartbeat": args.heartbeat}

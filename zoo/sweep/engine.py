@@ -296,7 +296,7 @@ class Worker:
                         f"again here after {GRACE * self.storage.get_heartbeat_interval()} s without heartbeat"
                     )
                     waited = True
-                time.sleep(self.storage.get_heartbeat_interval())
+                time.sleep(min(self.storage.get_heartbeat_interval(), 2))  # a prompt end when the last one finishes
                 continue
             waited = False
             optuna_trial, trial, label = taken

@@ -45,7 +45,8 @@ def run_search(
         raise ZooError("this sweep file has no search: block; run it without --search")
     output = writable_folder(Path(output))
     space = {key: _parse_space(key, value) for key, value in search.space.items()}
-    check_trials([Trial(search.config, {}, (search.seed,), str(output), spec.common)])
+    corner = {key: _first_value(value) for key, value in search.space.items()}  # the space's keys and kinds
+    check_trials([Trial(search.config, corner, (search.seed,), str(output), spec.common)])
     monitor = monitor_for(_task(search.config, spec.common))
     url = engine.storage_url(output, storage or search.storage)
     direction = "maximize" if monitor.mode == "max" else "minimize"
@@ -97,6 +98,12 @@ def _task(config: str, common: dict[str, Any]) -> str:
         "dataset", "mnist"
     )
     return get_dataset(dataset).task
+
+
+def _first_value(value: dict) -> Any:
+    """A value of the space, to check its key with the CLI's parser before the search starts."""
+    kind = next(kind for kind in SPACE_KINDS if kind in value)
+    return value[kind][0] if kind == "categorical" else (float if kind == "float" else int)(value[kind][0])
 
 
 def _parse_space(key: str, value: dict) -> Callable:
