@@ -105,7 +105,8 @@ def run_again(study, trial) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.RetryFailedTrialCallback(max_retry=RETRIES)(study, trial)
+        retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)  # its name since Optuna 4.9
+        (retry or optuna.storages.RetryFailedTrialCallback)(max_retry=RETRIES)(study, trial)
 
 
 def _with_installed_driver(url: str) -> str:
