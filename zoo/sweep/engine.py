@@ -274,6 +274,13 @@ class Worker:
         self.study, self.analyses, self.threads, self.devices, self.say = study, analyses, threads, devices, say
         self.storage = study._storage
 
+    @property
+    def worst(self) -> float:
+        """The objective of a trial whose metric is not a number: last in the study's order, never a made-up 0."""
+        import optuna
+
+        return -math.inf if self.study.direction == optuna.study.StudyDirection.MAXIMIZE else math.inf
+
     def run(
         self,
         take: Callable[[], tuple[Any, Trial, str] | None],
@@ -341,7 +348,7 @@ class Worker:
             self.storage.set_trial_user_attr(trial_id, ROWS, to_jsonable(rows))
             for key, number in _headline_numbers(rows).items():
                 self.storage.set_trial_user_attr(trial_id, key, number)
-            self.storage.set_trial_state_values(trial_id, _complete(), [value if math.isfinite(value) else 0.0])
+            self.storage.set_trial_state_values(trial_id, _complete(), [value if math.isfinite(value) else self.worst])
         except Exception as error:
             if type(error).__name__ != "UpdateFinishedTrialError":
                 raise
