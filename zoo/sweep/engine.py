@@ -528,12 +528,16 @@ def _last_error(text: str) -> str | None:
 
 def _stopped(error: BaseException) -> Interrupted | None:
     """The interruption behind ``error`` (Ctrl-C, SIGTERM), or ``None`` for the CLI's exit on a mistake."""
-    if isinstance(error, Interrupted):
-        return error
-    if isinstance(error, KeyboardInterrupt) or isinstance(error.__context__, KeyboardInterrupt):
-        return Interrupted("interrupted", 130)
-    if type(error).__name__ == "SIGTERMException":
-        return Interrupted("stopped by SIGTERM", 143)
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:  # Lightning turns both into a SystemExit of its own
+        seen.add(id(error))
+        if isinstance(error, Interrupted):
+            return error
+        if isinstance(error, KeyboardInterrupt):
+            return Interrupted("interrupted", 130)
+        if type(error).__name__ == "SIGTERMException":
+            return Interrupted("stopped by SIGTERM", 143)
+        error = error.__cause__ or error.__context__
     return None
 
 

@@ -12,13 +12,13 @@ import csv
 import io
 import os
 import signal
+import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import Interrupted, ZooError
 from zoo.io import to_jsonable, write_text
 from zoo.sweep import engine
 from zoo.sweep.spec import SweepSpec, Trial, check_trials, expand
@@ -103,9 +103,7 @@ def run_sweep(
     if jobs == 1:
         work_on(*work, slots[0], say=say)
     else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            for future in [pool.submit(work_on, *work, slot) for slot in slots]:
-                future.result()
+        _work_in_processes([(*work, slot) for slot in slots])
     return report(opened, output, spec.figures, say=say)
 
 
@@ -140,9 +138,40 @@ def work_on(
     return worker.run(take, lambda rows: engine.mean(row.get(f"test_{row['metric']}") for row in rows))
 
 
-def _stop(signum, frame) -> None:
-    from zoo.errors import Interrupted
+def _work_in_processes(arguments: list[tuple]) -> None:
+    """``--jobs N``: N workers in processes of their own; SIGTERM here stops them too (each gives its trial back)."""
+    context = get_context("spawn")
+    processes = [context.Process(target=_worker_process, args=work) for work in arguments]
+    signal.signal(signal.SIGTERM, _stop)
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except Interrupted:  # Ctrl-C reaches the workers by itself; a SIGTERM to this process alone does not
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join()
+        raise
+    codes = sorted({process.exitcode for process in processes} - {0})
+    if codes:
+        raise ZooError(f"a worker ended with exit code {codes[0]} (its message is above)")
 
+
+def _worker_process(*work) -> None:
+    from zoo.errors import exit_on_failure
+
+    def run() -> None:
+        try:
+            work_on(*work)
+        except Interrupted as stopped:
+            sys.exit(stopped.exit_code)  # quietly: the sweep's own process says how to resume
+
+    exit_on_failure(run, program="sweep worker")
+
+
+def _stop(signum, frame) -> None:
     raise Interrupted("stopped by SIGTERM", 143)
 
 
