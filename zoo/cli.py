@@ -492,3 +492,45 @@ def _folder_logger_arguments(trainer: Namespace) -> Namespace | None:
         ):
             return arguments
     return None
+
+
+class _ParseOnly(ZooCLI):
+    """The CLI up to its parser: arguments checked, nothing built, no run folder claimed."""
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        LightningCLI.parse_arguments(self, parser, args)
+
+    def instantiate_classes(self) -> None:
+        pass
+
+
+_checking_parser: list[LightningArgumentParser] = []
+
+
+def check_arguments(args: list[str], what: str) -> None:
+    """Check ``args`` with the CLI's own parser and build nothing; a ``ZooError`` names ``what`` and the first problem.
+
+    Sweeps check every trial this way before any runs: a misspelt key or a value of the wrong
+    type is found in seconds, not when its trial's turn comes.
+    """
+    check_config_files(args)
+    quiet_lightning(logging.WARNING)
+    try:
+        if _checking_parser:
+            _checking_parser[0].parse_args(args)
+        else:  # building the parser takes a second; each check after that, a tenth
+            cli = _ParseOnly(
+                ZooModule,
+                ZooDataModule,
+                subclass_mode_model=True,
+                parser_kwargs={**_parser_defaults(False), "exit_on_error": False},
+                parser_class=ZooArgumentParser,
+                args=args,
+                run=False,
+            )
+            _checking_parser.append(cli.parser)
+    except Exception as error:  # jsonargparse's ArgumentError, with the nested reasons on further lines
+        lines = [line.strip(" -") for line in str(error).splitlines() if line.strip(" -")]
+        reasons = [line for line in lines if "not accepted" in line or line.startswith(("Expected", "Key "))]
+        reason = reasons[0] if reasons else lines[0] if lines else type(error).__name__
+        raise ZooError(f"{what}: {reason}") from None
