@@ -127,7 +127,8 @@ def _label_axis(set_ticks, count: int, labels: Sequence[str] | None, rotate: boo
     labels = list(labels)
     positions = list(range(count)) if count <= 30 else np.linspace(0, count - 1, 12).round().astype(int).tolist()
     long = rotate and max(len(label) for label in labels) > 3
-    set_ticks(positions, [labels[i] for i in positions], rotation=40 if long else 0, ha="right" if long else "center")
+    align = ("right" if long else "center") if rotate else "right"  # a row's label ends at its row, never centred on it
+    set_ticks(positions, [labels[i] for i in positions], rotation=40 if long else 0, ha=align)
 
 
 def cluster_order(correlation: torch.Tensor) -> torch.Tensor:
