@@ -15,6 +15,7 @@ import pytest
 import yaml
 from conftest import CONFIGS, ROOT
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from zoo.errors import ZooError, ZooFailure
 from zoo.sweep import comparable, expand, read_rows, read_sweep, run_sweep, trial_devices
@@ -121,11 +122,23 @@ def test_a_regression_study_end_to_end(tmp_path, data_dir):
     runs.AddRunsFromDirectory(str(folder / "runs"))
     runs.Reload()
     hparams = runs.PluginRunToTagToContent("hparams")
-    assert len(hparams) == 2 and all("_hparams_/experiment" in tags for tags in hparams.values())
-    content = next(
-        tags["_hparams_/session_start_info"] for tags in hparams.values() if "_hparams_/session_start_info" in tags
-    )
-    assert b"model.hidden" in content and b"optimizer.lr" in content  # the whole config, not a few overrides
+    sessions = [run for run, tags in hparams.items() if "_hparams_/session_start_info" in tags]
+    assert len(sessions) == 2 and [run for run, tags in hparams.items() if "_hparams_/experiment" in tags] == ["."]
+    experiment = HParamsPluginData.FromString(hparams["."]["_hparams_/experiment"]).experiment  # one for the study
+    columns = [info.name.tag for info in experiment.metric_infos]
+    assert columns[:3] == ["hp/test_r2", "hp/val_r2", "hp/task_separation/mean_interference"]
+    assert {"hp/train_seconds", "hp/activations/mean/dead_fraction"} <= set(columns)
+    assert "hp/task_separation/pair/mean/signed_orthogonality" in columns
+    infos = {info.name: info.differs for info in experiment.hparam_infos}
+    assert infos == {"family": False, "epochs": False, "seed": True, "config": False}
+    run = sessions[0]
+    start = HParamsPluginData.FromString(hparams[run]["_hparams_/session_start_info"]).session_start_info
+    row = next(row for row in rows if row["trial"] in run)
+    assert start.hparams["seed"].number_value == row["seed"] and start.hparams["epochs"].number_value == 2
+    last = {tag: runs.Scalars(run, tag)[-1].value for tag in runs.Runs()[run]["scalars"]}
+    assert last["hp/test_r2"] == pytest.approx(row["test_r2"], abs=1e-6)
+    assert last["task_separation/mean_interference"] == pytest.approx(row["task_separation.mean_interference"])
+    assert any(tag.startswith("task_separation/") for tag in runs.Runs()[run]["images"])  # the trial's figures
 
 
 def test_a_trial_keeps_the_callbacks_that_change_training(tmp_path):

@@ -30,7 +30,7 @@ from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCL
 
 import zoo.callbacks  # noqa: F401  (lets --trainer.callbacks name zoo's callbacks, e.g. TaskSeparation)
 from zoo.checkpoints import check_checkpoint, read_checkpoint
-from zoo.console import DashboardLayout, LayerSummary, PredictionWriter, RunSummary
+from zoo.console import DashboardLayout, LayerSummary, PredictionWriter, RunSummary, StageRuns
 from zoo.data import ZooDataModule, get_dataset
 from zoo.errors import ZooError, exit_on_failure
 from zoo.models import ZooModule, list_models
@@ -240,6 +240,7 @@ class ZooCLI(LightningCLI):
             RunSummary(monitor.of("val"), monitor.mode),
             PredictionWriter(),
             DashboardLayout(metric_names(task)),
+            StageRuns(metric_names(task)),
         ]
         return super().instantiate_trainer(**{**kwargs, "callbacks": callbacks})
 

@@ -216,23 +216,81 @@ class PredictionWriter(BasePredictionWriter):
         print(f"Predictions of {outputs.shape[-2]:,} test samples: {folder / 'predictions.csv'} and predictions.pt")
 
 
+class StageRuns(pl.Callback):
+    """Train and val curves also as runs of their own, ``<run>/train`` and ``<run>/val``, for CUSTOM SCALARS.
+
+    TensorBoard colours a line by its run, never by its tag: ``train/loss`` and ``val/loss`` of
+    one run share a colour, told apart by a marker whose meaning changes between charts. Every
+    ``train/<name>`` and ``val/<name>`` the run logs (``name`` one of ``loss`` and the task's
+    metrics) is written again as ``<name>`` in the stage's run, at the same step, so that the
+    dashboard's training charts draw train and val in two colours named in the run list.
+    """
+
+    def __init__(self, metrics: tuple[str, ...]) -> None:
+        self.names = {"loss", *metrics}
+        self.writers: dict[str, object] = {}
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        boards = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+        if stage != "fit" or not boards or not trainer.is_global_zero or trainer.fast_dev_run:
+            return
+        logger = boards[0]
+        if getattr(logger, "_zoo_stage_runs", False):  # a second fit of one trainer: wrapped once
+            return
+        logged = logger.log_metrics
+
+        def log_metrics(metrics, step=None):  # Lightning's own call, then the copies
+            logged(metrics, step)
+            self.copy(logger.log_dir, metrics, step)
+
+        logger.log_metrics, logger._zoo_stage_runs = log_metrics, True
+
+    def copy(self, folder: str, metrics: dict, step: int | None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        for key, value in metrics.items():
+            stage, _, name = key.partition("/")
+            if stage in ("train", "val") and name in self.names:
+                if stage not in self.writers:
+                    self.writers[stage] = SummaryWriter(str(Path(folder) / stage))
+                self.writers[stage].add_scalar(name, float(value), global_step=step)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        for writer in self.writers.values():
+            writer.close()
+        self.writers = {}
+
+
 class DashboardLayout(pl.Callback):
     """TensorBoard's CUSTOM SCALARS tab, laid out by zoo: loss and the task's metric first, then the analyses.
 
     Every chart overlays its series (train and val on one plot), so a curve with a single
-    point still shows as a marker next to the others.
+    point still shows as a marker next to the others. A population gets, per metric and
+    stage, its mean with the members' min–max as a band (a margin chart) and every member
+    as one line of one chart, instead of a card per member.
     """
 
     def __init__(self, metrics: tuple[str, ...]) -> None:
         self.metrics = metrics
 
-    def layout(self) -> dict:
-        training = {"loss (train, val)": ["Multiline", [r"^(train|val)/loss$"]]}
-        training.update(
-            {f"{metric} (train, val)": ["Multiline", [rf"^(train|val)/{metric}$"]] for metric in self.metrics}
-        )
+    def layout(self, *, population: bool = False) -> dict:
+        """Categories by number (TensorBoard sorts them by title); a population's bands and members get one each."""
+        training = {"loss: train, val (a run each: two colours)": ["Multiline", [r"^loss$"]]}
         layout = {"1 training": training}
-        for number, analysis in enumerate((a for a in list_analyses() if a.layout), start=2):
+        if population:
+            bands, members = {}, {}
+            for metric in self.metrics:
+                for stage in ("val", "train"):
+                    band = [f"{stage}/{metric}", f"{stage}/{metric}_min", f"{stage}/{metric}_max"]
+                    bands[f"{stage} {metric}: mean, band min–max of the members"] = ["Margin", band]
+                    members[f"{stage} {metric}: each member"] = ["Multiline", [rf"^members/{stage}_{metric}/\d+$"]]
+            layout["2 population: mean and min–max"], layout["3 population: each member"] = bands, members
+        else:
+            training.update({f"{metric}: train, val": ["Multiline", [rf"^{metric}$"]] for metric in self.metrics})
+        analyses = (analysis for analysis in list_analyses() if analysis.layout)
+        for number, analysis in enumerate(analyses, start=len(layout) + 1):
             charts = {title: ["Multiline", [rf"^{analysis.name}/{regex}$"]] for title, regex in analysis.layout.items()}
             layout[f"{number} {analysis.title}"] = charts
         return layout
@@ -242,4 +300,5 @@ class DashboardLayout(pl.Callback):
 
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
-                logger.experiment.add_custom_scalars(self.layout())
+                population = next(pl_module.members()) is not pl_module
+                logger.experiment.add_custom_scalars(self.layout(population=population))

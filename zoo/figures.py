@@ -45,6 +45,22 @@ def wrapped(title: str, width: int = TITLE_WIDTH) -> str:
     return "\n".join(textwrap.wrap(title, width)) or title
 
 
+def noted(figure: Figure, note: str) -> Figure:
+    """``figure`` with ``note`` (the epoch, the member) closing its title: the suptitle, else its first titled axes."""
+    title = next(
+        (text for text in figure.texts if figure.get_suptitle() and text.get_text() == figure.get_suptitle()), None
+    )
+    if title is not None:  # the suptitle's own Text: its font and place kept
+        title.set_text(f"{title.get_text()} — {note}")
+        return figure
+    titled = next((axes for axes in figure.axes if axes.get_title()), None)
+    if titled is not None:
+        titled.set_title(f"{titled.get_title()}\n({note})", fontsize=titled.title.get_fontsize())
+    else:
+        figure.suptitle(note, fontsize=10)
+    return figure
+
+
 def heatmap(
     matrix: torch.Tensor,
     title: str,
@@ -111,7 +127,8 @@ def _label_axis(set_ticks, count: int, labels: Sequence[str] | None, rotate: boo
     labels = list(labels)
     positions = list(range(count)) if count <= 30 else np.linspace(0, count - 1, 12).round().astype(int).tolist()
     long = rotate and max(len(label) for label in labels) > 3
-    set_ticks(positions, [labels[i] for i in positions], rotation=40 if long else 0, ha="right" if long else "center")
+    align = ("right" if long else "center") if rotate else "right"  # a row's label ends at its row, never centred on it
+    set_ticks(positions, [labels[i] for i in positions], rotation=40 if long else 0, ha=align)
 
 
 def cluster_order(correlation: torch.Tensor) -> torch.Tensor:
@@ -208,9 +225,9 @@ def pca_and_compression(
     metric: str,
     layer: str,
 ) -> Figure:
-    """Two panels: the cumulative share of variance of the top-k components, and the metric at each k."""
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    spectrum, curve = figure.subplots(1, 2)
+    """Two panels, one above the other (to read at a card's width): the variance of the top-k components, the metric."""
+    figure = Figure(figsize=(MIN_WIDTH, 7.2), layout="constrained")
+    spectrum, curve = figure.subplots(2, 1)
     k = np.arange(1, len(explained) + 1)
     spectrum.plot(k, explained.detach().cpu().numpy(), color="tab:blue")
     for share, style in ((0.9, "--"), (0.99, ":")):
@@ -219,6 +236,7 @@ def pca_and_compression(
     spectrum.set_xscale("log")
     spectrum.set_xlabel("principal components k")
     spectrum.set_ylabel("share of variance (cumulative)")
+    spectrum.set_ylim(0, 1.02)  # a share: on its whole range
     spectrum.set_title(f"PCA spectrum, {layer}", fontsize=11)
     spectrum.legend(fontsize=9)
     spectrum.grid(alpha=0.3)
@@ -236,9 +254,9 @@ def pca_and_compression(
 
 
 def roles_chart(roles: dict, *, threshold: float) -> Figure:
-    """Neuron roles as stacked bars per layer, beside each layer's distribution of largest shares."""
-    figure = Figure(figsize=(10.5, 4.2), layout="constrained")
-    bars, histogram = figure.subplots(1, 2)
+    """Neuron roles as stacked bars per layer, above each layer's distribution of largest shares."""
+    figure = Figure(figsize=(MIN_WIDTH, 7.4), layout="constrained")
+    bars, histogram = figure.subplots(2, 1)
     layers = list(roles)
     bottom = np.zeros(len(layers))
     for role, colour in (("mono", "tab:green"), ("shared", "tab:blue"), ("dead", "tab:grey")):
@@ -262,16 +280,24 @@ def roles_chart(roles: dict, *, threshold: float) -> Figure:
     return figure
 
 
-def over_epochs(series: dict[str, dict[str, list[float]]], epochs: Sequence[int], title: str) -> Figure:
+def over_epochs(
+    series: dict[str, dict[str, list[float]]],
+    epochs: Sequence[int],
+    title: str,
+    *,
+    limits: dict[str, tuple[float, float]] | None = None,
+) -> Figure:
     """Panels of numbers at every analysed epoch, with markers and no smoothing (−1: the initialized network).
 
-    ``series`` maps a panel's title to its lines. With more than 8 lines a panel shows their
-    mean and their range instead.
+    ``series`` maps a panel's title to its lines; panels stack one above the other, sharing the
+    epoch axis, so that each reads at a card's width. With more than 8 lines a panel shows their
+    mean and their range instead. ``limits`` fixes a panel's y range (a cosine's, say) by its title.
     """
     panels = len(series)
-    figure = Figure(figsize=(max(MIN_WIDTH, 4.2 * panels), 4), layout="constrained")
-    figure.suptitle(wrapped(title, 100), fontsize=11)
-    for axes, (panel, lines) in zip(np.atleast_1d(figure.subplots(1, panels)), series.items()):
+    figure = Figure(figsize=(MIN_WIDTH, 1.2 + 2.6 * panels), layout="constrained")
+    figure.suptitle(wrapped(title, 70), fontsize=11)
+    grid = np.atleast_1d(figure.subplots(panels, 1, sharex=True))
+    for position, (axes, (panel, lines)) in enumerate(zip(grid, series.items())):
         if len(lines) > 8:
             values = np.array(list(lines.values()), dtype=float)
             axes.plot(epochs, np.nanmean(values, 0), marker="o", label=f"mean of {len(lines)} pairs")
@@ -281,10 +307,15 @@ def over_epochs(series: dict[str, dict[str, list[float]]], epochs: Sequence[int]
                 axes.plot(epochs, values, marker=MARKERS[index % len(MARKERS)], label=name)
         axes.axhline(0, color="grey", linewidth=0.8)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.set_xlabel("epoch (−1: before training)")
+        if panel in (limits or {}):
+            low, high = limits[panel]
+            axes.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+        if position == panels - 1:
+            axes.set_xlabel("epoch (−1: before training)")
         axes.set_title(panel, fontsize=10)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=7)
+        if position == 0:
+            axes.legend(fontsize=7)
     return figure
 
 

@@ -17,6 +17,7 @@ import platform
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,7 +30,9 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from zoo.analyses import Analysis
 from zoo.errors import ZooError
+from zoo.hparams import analysis_values, latest_summary, ordered_columns, write_metrics, write_session
 from zoo.io import FILE_MODE, atomic_file, write_json
 
 VERSION = re.compile(r"version_(\d+)$")
@@ -232,11 +235,15 @@ def _git_state(folder: Path) -> dict[str, Any] | None:
 
 
 class HParamsRecord(pl.Callback):
-    """Every run's hyper-parameters and final metrics, for TensorBoard's HParams dashboard.
+    """Every run's hyper-parameters and final metrics, for TensorBoard's HParams dashboard (:mod:`zoo.hparams`).
 
-    At fit start the flattened config (``model.hidden``, ``optimizer.lr``, ...) is logged with
-    the metric columns the dashboard shows; their values follow when they exist: the best
-    validation metric and the nonzero parameters at fit end, the test metrics at test end.
+    At fit start the run's session: ``family``, ``epochs``, ``seed`` and the flattened config
+    (``model.hidden``, ``optimizer.lr``, ...), with the metric columns the dashboard shows; their
+    values follow when they exist: the best and last validation metric, the nonzero parameters
+    and the analyses' latest numbers at fit end, the test metrics at test end. A population's
+    members get a session each, in ``<run>/member_<i>/`` (their seed, their metrics, their
+    analysis numbers); its own session counts parameters per member, and the population's
+    total as ``hp/params_nonzero_population``.
     """
 
     def __init__(self, hparams: dict[str, Any], monitor: str, metrics: tuple[str, ...]) -> None:
@@ -245,28 +252,65 @@ class HParamsRecord(pl.Callback):
     def _boards(self, trainer: pl.Trainer) -> list:
         from pytorch_lightning.loggers import TensorBoardLogger
 
-        return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+        return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
-    def _columns(self) -> dict[str, float]:
-        names = [f"hp/best_{self.monitor.replace('/', '_')}", "hp/params_nonzero"]
+    def _columns(self, trainer: pl.Trainer, population: bool) -> list[str]:
+        stage, _, name = self.monitor.partition("/")
+        headline = next((metric for metric in ("acc", "r2") if metric in self.metrics), self.metrics[0])
+        names = [f"hp/best_{stage}_{name}", *(f"hp/{stage}_{metric}" for metric in self.metrics)]
         names += [f"hp/test_{metric}" for metric in self.metrics]
-        return dict.fromkeys(names, float("nan"))
+        names += ["hp/params_nonzero", *(["hp/params_nonzero_population"] if population else [])]
+        return ordered_columns([f"hp/{stage}_{headline}", f"hp/test_{headline}"], names, _analyses(trainer))
+
+    def _session(self, trainer: pl.Trainer, pl_module: pl.LightningModule, member: int | None = None) -> dict:
+        seeds = getattr(pl_module, "seeds", None)
+        flat = {key: value for key, value in self.hparams.items() if key != "seed_everything"}
+        seed = seeds[member] if member is not None else self.hparams.get("seed_everything")
+        fitted = trainer.state.fn == "fit"  # a test on its own does not know how long its checkpoint trained
+        first = {"family": pl_module.architecture, "epochs": trainer.max_epochs if fitted else None, "seed": seed}
+        return {**first, **({"member": member} if member is not None else {}), **flat}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        for logger in self._boards(trainer):
-            logger.log_hyperparams(self.hparams, self._columns())
+        population = _is_population(pl_module)
+        columns = self._columns(trainer, population)
+        differs = ("family", "epochs", "seed", "member") if population else ("family", "epochs", "seed")
+        listed = self._session(trainer, pl_module, 0 if population else None)  # a member's: with its index
+        for board in self._boards(trainer):
+            session = self._session(trainer, pl_module)
+            write_session(board, session, columns=columns, differs=differs, listed=listed)
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == "test" and not trainer.global_step:  # a test on its own: its own record
             self.on_fit_start(trainer, pl_module)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        stage, _, name = self.monitor.partition("/")
+        members = list(pl_module.members())
+        counts = [float(member.parameter_counts()["nonzero"]) for member in members]
+        values = {f"hp/{stage}_{metric}": trainer.callback_metrics.get(f"{stage}/{metric}") for metric in self.metrics}
+        values["hp/params_nonzero"] = statistics.fmean(counts)
+        if _is_population(pl_module):
+            values["hp/params_nonzero_population"] = float(pl_module.parameter_counts()["nonzero"])
         callback = trainer.checkpoint_callback
-        values = {"hp/params_nonzero": float(pl_module.parameter_counts()["nonzero"])}
         if callback is not None and callback.best_model_score is not None:
-            values[f"hp/best_{self.monitor.replace('/', '_')}"] = float(callback.best_model_score)
-        for logger in self._boards(trainer):
-            logger.log_metrics(values, step=trainer.global_step)
+            values[f"hp/best_{stage}_{name}"] = float(callback.best_model_score)
+        folder = Path(trainer.log_dir) if trainer.log_dir else None
+        member_values = []
+        for index in range(len(members)) if _is_population(pl_module) else ():
+            own = {
+                f"hp/{stage}_{metric}": self._member_metric(trainer, stage, metric, index) for metric in self.metrics
+            }
+            own["hp/params_nonzero"] = counts[index]
+            own.update(self._analysis_values(trainer, folder, index))
+            member_values.append(own)
+            self._write_member(trainer, pl_module, index, own)
+        if member_values:  # the population's analysis numbers: the members' mean
+            for tag in {tag for own in member_values for tag in own if tag.count("/") > 1}:
+                values[tag] = statistics.fmean(own[tag] for own in member_values if tag in own)
+        else:
+            values.update(self._analysis_values(trainer, folder, None))
+        for board in self._boards(trainer):
+            write_metrics(board, values, step=trainer.global_step)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         values = {
@@ -274,8 +318,50 @@ class HParamsRecord(pl.Callback):
             for metric in self.metrics
             if f"test/{metric}" in trainer.callback_metrics
         }
-        for logger in self._boards(trainer):
-            logger.log_metrics(values, step=trainer.global_step)
+        for board in self._boards(trainer):
+            write_metrics(board, values, step=trainer.global_step)
+        for index in range(pl_module.size) if _is_population(pl_module) else ():
+            own = {f"hp/test_{metric}": self._member_metric(trainer, "test", metric, index) for metric in self.metrics}
+            self._write_member(trainer, pl_module, index, own)
+
+    def _member_metric(self, trainer: pl.Trainer, stage: str, metric: str, index: int) -> float | None:
+        value = trainer.callback_metrics.get(f"members/{stage}_{metric}/{index:03d}")
+        return None if value is None else float(value)
+
+    def _analysis_values(self, trainer: pl.Trainer, folder: Path | None, member: int | None) -> dict[str, float]:
+        values: dict[str, float] = {}
+        for analysis in _analyses(trainer) if folder is not None else ():
+            place = folder / "analysis" / analysis.name
+            summary = latest_summary(place / f"member_{member:03d}" if member is not None else place)
+            values.update(analysis_values(analysis, summary) if summary else {})
+        return values
+
+    def _write_member(self, trainer: pl.Trainer, pl_module: pl.LightningModule, index: int, values: dict) -> None:
+        """Member ``index``'s session in ``<run>/member_<i>/``: its hyper-parameters once, then its metrics."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        if not (trainer.is_global_zero and trainer.log_dir and self._boards(trainer)):
+            return
+        folder = Path(trainer.log_dir) / f"member_{index:03d}"
+        started = folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
+        writer = SummaryWriter(str(folder))
+        try:
+            if not started:
+                write_session(writer, self._session(trainer, pl_module, index))
+            write_metrics(writer, {tag: value for tag, value in values.items() if value is not None}, step=0)
+        finally:
+            writer.close()
+
+
+def _is_population(pl_module: pl.LightningModule) -> bool:
+    return next(pl_module.members()) is not pl_module
+
+
+def _analyses(trainer: pl.Trainer) -> list:
+    """The analyses the run's callbacks run (their numbers are HParams columns)."""
+    return [
+        callback.analysis for callback in trainer.callbacks if isinstance(getattr(callback, "analysis", None), Analysis)
+    ]
 
 
 def flat_hyperparameters(config: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import torch
 from matplotlib.figure import Figure
 
 from zoo.analyses import Analysis
-from zoo.figures import render, save_png
+from zoo.figures import noted, render, save_png
 from zoo.io import to_jsonable, write_json
 
 
@@ -79,8 +79,13 @@ class AnalysisWriter:
         if self.draws:  # drawing is the costly part: only where a figure goes
             history = [*(earlier for earlier in self.earlier_results() if earlier["epoch"] != epoch), data]
             for tag, figure in analysis.figures_for(result, history=history).items():
-                self.figure(tag, figure)
+                self.figure(tag, noted(figure, self.note(epoch)))
         return self.json(data)
+
+    def note(self, epoch: int) -> str:
+        """What a figure's title says it shows: the epoch (or before training), and the member of a population."""
+        when = "before training" if epoch < 0 else f"epoch {epoch}"
+        return when if self.member is None else f"{when}, member {self.member}"
 
     @property
     def draws(self) -> bool:

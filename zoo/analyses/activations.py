@@ -118,11 +118,17 @@ ACTIVATIONS = register_analysis(
         run=run,
         options=ActivationOptions,
         numbers=(
-            Number("*/dead_fraction", "dead units (mean over layers)", "lower"),
-            Number("*/components_90", "components for 90% of variance (mean over layers)", compared=True),
-            Number("*/components_99", "components for 99% of variance (mean over layers)"),
-            Number("*/redundant_pairs", "redundant unit pairs, |r| ≥ 0.95 (mean over layers)", "lower"),
-            Number("*/compressed_width", "smallest k keeping the metric (mean over layers)", compared=True),
+            Number("*/dead_fraction", "dead units (share, mean over layers)", "lower", bounds=(0.0, 1.0)),
+            Number(
+                "*/components_90", "principal components for 90% of variance (count, mean over layers)", compared=True
+            ),
+            Number("*/components_99", "principal components for 99% of variance (count, mean over layers)"),
+            Number("*/redundant_pairs", "redundant unit pairs, |r| ≥ 0.95 (count, mean over layers)", "lower"),
+            Number(
+                "*/compressed_width",
+                "smallest k components keeping the metric (count, mean over layers)",
+                compared=True,
+            ),
         ),
         figures=figures,
         texts=texts,

@@ -29,7 +29,8 @@ class Number:
     ``meaning`` is the label a table or a figure shows (with its unit); ``compared`` puts it in
     ``summary.md``'s side-by-side table (a ``*`` key averaged over layers); ``over_epochs``
     keeps it at every analysed epoch in a study's rows; ``drawn`` names the study figures it gets
-    by default (``distribution`` over seeds, ``over_epochs``); ``band`` marks ±band in them.
+    by default (``distribution`` over seeds, ``over_epochs``); ``band`` marks ±band in them;
+    ``bounds`` is the range the number cannot leave (a cosine's [−1, 1]): figures draw it on that range.
     """
 
     key: str
@@ -39,6 +40,7 @@ class Number:
     over_epochs: bool = False
     drawn: tuple[Literal["distribution", "over_epochs"], ...] = ()
     band: float | None = None
+    bounds: tuple[float, float] | None = None
 
     def matches(self, key: str) -> bool:
         return re.fullmatch(re.escape(self.key).replace(r"\*", ".+"), key) is not None
@@ -47,6 +49,16 @@ class Number:
     def label(self) -> str:
         """``meaning``, with which way is better when there is one."""
         return f"{self.meaning}, {self.better} is better" if self.better else self.meaning
+
+    def label_of(self, key: str) -> str:
+        """The label of one column ``key`` this number matches: ``fc1: dead neurons``, a layer or pair named."""
+        if "*" not in self.key:
+            return self.label
+        prefix, _, suffix = self.key.partition("*")
+        which = key[len(prefix) : len(key) - len(suffix)]
+        which = f"{prefix.strip('/').rsplit('/', 1)[-1]} {which}" if prefix else which  # "pair a_b", "fc1"
+        meaning = re.sub(r", mean over layers| \(mean over layers\)", "", self.meaning)  # one layer's, not a mean
+        return f"{which}: {meaning}, {self.better} is better" if self.better else f"{which}: {meaning}"
 
 
 @dataclass(frozen=True)

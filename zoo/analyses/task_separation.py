@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from matplotlib.figure import Figure
 
 from zoo.analyses.declaration import Analysis, Number, Samples, register_analysis
@@ -40,20 +41,35 @@ def figures(result: TaskSeparationResult, *, history: list[dict]) -> dict[str, F
     drawn = {}
     cosines = {
         "interference": (result.interference, "Gradient interference: cosine of the tasks' loss gradients"),
-        "orthogonality": (result.orthogonality, "Output orthogonality: cosine of |a·∂y/∂a| columns (0 = disjoint)"),
+        "orthogonality": (
+            result.orthogonality,
+            "Output orthogonality: cosine of |a·∂y/∂a| columns (0 = disjoint neurons, 1 = the same)",
+        ),
         "signed_orthogonality": (result.signed_orthogonality, "Output orthogonality: cosine of a·∂y/∂a columns"),
     }
     for tag, (matrix, title) in cosines.items():
         signed = tag != "orthogonality"  # the magnitude view cannot go below 0
         drawn[tag] = heatmap(
-            matrix, title, names, names, xlabel="output", ylabel="output", signed=signed, colorbar="cosine"
+            matrix,
+            title,
+            names,
+            names,
+            xlabel="output",
+            ylabel="output",
+            signed=signed,
+            colorbar="cosine",
+            limits=(-1.0, 1.0) if signed else (0.0, 1.0),  # a cosine's own range: colours mean the same everywhere
         )
     for layer, share in result.attribution_share.items():
         order = by_preferred_class(share)  # neurons grouped by the output they serve most
+        dead = result.dead.get(layer, torch.zeros(len(share), dtype=torch.bool)).cpu()[order]
+        shown = share[order].clone()
+        shown[dead] = math.nan  # a dead neuron has no share to show: a blank row, named so
+        rows = [f"{unit} (dead)" if is_dead else str(unit) for unit, is_dead in zip(order.tolist(), dead.tolist())]
         drawn[f"attribution/{layer}"] = heatmap(
-            share[order],
-            f"Attribution share, {layer} (neurons grouped by the output they serve most)",
-            [str(unit) for unit in order.tolist()],
+            shown,
+            f"Attribution share, {layer} (neurons grouped by the output they serve most; dead ones blank)",
+            rows,
             names,
             xlabel="output",
             ylabel="neuron",
@@ -101,10 +117,14 @@ def _over_epochs(history: list[dict]) -> Figure:
                 lines.setdefault(" · ".join(pair["outputs"]), []).append(math.nan if value is None else value)
         series[title] = lines
     epochs = [result["epoch"] for result in history]
-    return over_epochs(series, epochs, "Output pairs over training (cosines; one point per analysed epoch)")
+    limits = {title: (0.0, 1.0) if key == "orthogonality" else (-1.0, 1.0) for key, title in panels.items()}
+    return over_epochs(
+        series, epochs, "Output pairs over training (cosines; one point per analysed epoch)", limits=limits
+    )
 
 
 SEEDS, EPOCHS = ("distribution",), ("over_epochs",)  # the study figures a number gets by default
+COSINE, SHARE = (-1.0, 1.0), (0.0, 1.0)
 TASK_SEPARATION = register_analysis(
     Analysis(
         name="task_separation",
@@ -116,26 +136,46 @@ TASK_SEPARATION = register_analysis(
                 "mean_interference",
                 "mean interference (cosine of task gradients)",
                 compared=True,
+                bounds=COSINE,
                 over_epochs=True,
                 drawn=("distribution", "over_epochs"),
             ),
-            Number("conflict_fraction", "conflicting task pairs", "lower", compared=True, over_epochs=True),
             Number(
-                "orthogonal_fraction", f"pairs orthogonal: magnitude cosine ≤ {ORTHOGONAL}", None, True, drawn=SEEDS
+                "conflict_fraction",
+                "conflicting task pairs (share)",
+                "lower",
+                compared=True,
+                over_epochs=True,
+                bounds=SHARE,
+            ),
+            Number(
+                "orthogonal_fraction",
+                f"pairs orthogonal: magnitude cosine ≤ {ORTHOGONAL} (share)",
+                compared=True,
+                drawn=SEEDS,
+                bounds=SHARE,
             ),
             Number(
                 "signed_orthogonal_fraction",
-                f"pairs orthogonal: signed cosine within ±{ORTHOGONAL}",
+                f"pairs orthogonal: signed cosine within ±{ORTHOGONAL} (share)",
                 compared=True,
                 drawn=SEEDS,
+                bounds=SHARE,
             ),
-            Number("pair/*/interference", "cosine of the pair's task gradients", over_epochs=True, drawn=EPOCHS),
+            Number(
+                "pair/*/interference",
+                "cosine of the pair's task gradients",
+                over_epochs=True,
+                drawn=EPOCHS,
+                bounds=COSINE,
+            ),
             Number(
                 "pair/*/orthogonality",
                 "cosine of the pair's |a·∂y/∂a| columns",
                 over_epochs=True,
                 drawn=SEEDS,
                 band=ORTHOGONAL,
+                bounds=SHARE,
             ),
             Number(
                 "pair/*/signed_orthogonality",
@@ -143,11 +183,12 @@ TASK_SEPARATION = register_analysis(
                 over_epochs=True,
                 drawn=SEEDS,
                 band=ORTHOGONAL,
+                bounds=COSINE,
             ),
-            Number("*/specialization", "specialization (mean over layers)", compared=True),
-            Number("*/mono_fraction", "mono-functional neurons (mean over layers)", compared=True),
-            Number("*/shared_fraction", "shared neurons (mean over layers)"),
-            Number("*/dead_fraction", "dead neurons (mean over layers)", "lower", compared=True),
+            Number("*/specialization", "specialization, 0–1 (mean over layers)", compared=True, bounds=SHARE),
+            Number("*/mono_fraction", "mono-functional neurons (share, mean over layers)", compared=True, bounds=SHARE),
+            Number("*/shared_fraction", "shared neurons (share, mean over layers)", bounds=SHARE),
+            Number("*/dead_fraction", "dead neurons (share, mean over layers)", "lower", compared=True, bounds=SHARE),
         ),
         figures=figures,
         describe=describe,

@@ -110,6 +110,7 @@ class TaskSeparationResult:
     orthogonality_per_layer: dict[str, torch.Tensor] = field(default_factory=dict)
     signed_orthogonality_per_layer: dict[str, torch.Tensor] = field(default_factory=dict)
     threshold: float = 0.9  # the attribution share that made a neuron mono-functional
+    dead: dict[str, torch.Tensor] = field(default_factory=dict)  # hidden layer -> (H,) bool, the dead neurons
 
     @property
     def mean_interference(self) -> float:
@@ -235,6 +236,7 @@ def task_separation(
         orthogonality_per_layer=magnitude_per_layer,
         signed_orthogonality_per_layer=signed_per_layer,
         threshold=threshold,
+        dead=dead,
     )
 
 

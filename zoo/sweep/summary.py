@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from zoo.analyses import declared_number, list_analyses
-from zoo.figures import render, save_png
+from zoo.figures import render, save_png, wrapped
+from zoo.hparams import write_study_experiment
 from zoo.io import write_text
 from zoo.sweep.spec import Figures, settings_text
 
@@ -41,28 +42,59 @@ def structure() -> dict[str, str]:
 
 
 def write_summary(output: str | Path, rows: list[dict[str, Any]], figures: Figures | None = None) -> list[Path]:
-    """``summary.md`` and the figures of a study, from its rows; returns the files written."""
+    """``summary.md`` and the figures of a study, from its rows; returns the files written (summary.md first)."""
     output, figures = Path(output), figures or Figures()
     if not rows:
         return [write_text(output / "summary.md", "# Sweep summary\n\nNo trial has finished yet.\n")]
     groups = configurations(rows)
-    written = [write_text(output / "summary.md", summary_markdown(groups))]
+    order = ordered(groups)
+    drawn: list[tuple[Path, str]] = []
     metric = rows[0]["metric"]
-    for column, label, log in (
-        ("params_nonzero", "nonzero parameters", True),
+    for column, axis, log in (
+        ("params_nonzero", "nonzero parameters (count, log scale)", True),
         ("train_seconds", "training time (s)", False),
     ):
-        figure = _metric_against(groups, column, label, metric, log)
-        written.append(save_png(output / f"{metric}_vs_{column.split('_')[0]}.png", render(figure)))
+        figure = _metric_against(groups, order, column, axis, metric, log)
+        drawn.append((save_png(output / f"{metric}_vs_{column.split('_')[0]}.png", render(figure)), axis))
     for key in figures.distributions or _default_distributions(rows):
         if any(_number(row.get(key)) is not None for row in rows):
             path = output / f"distribution_{_file_name(key)}.png"
-            written.append(save_png(path, render(_distribution(groups, key))))
+            drawn.append((save_png(path, render(_distribution(groups, order, key))), f"{label(key)}, across seeds"))
     for key in figures.over_epochs or _default_over_epochs(rows):
         if any(key in row.get("history", {}) for row in rows):
             path = output / f"over_epochs_{_file_name(key)}.png"
-            written.append(save_png(path, render(_over_epochs(groups, key))))
-    return written
+            drawn.append((save_png(path, render(_over_epochs(groups, order, key))), f"{label(key)} over training"))
+    if (output / "runs").is_dir():  # the HParams dashboard's columns, for every trial at once
+        write_study_experiment(output / "runs", rows, studied(rows))
+    text = summary_markdown(groups) + _figures_markdown(drawn, metric)
+    return [write_text(output / "summary.md", text), *(path for path, _ in drawn)]
+
+
+def studied(rows: list[dict[str, Any]]) -> list:
+    """The analyses whose numbers the rows hold."""
+    keys = {key.partition(".")[0] for row in rows for key in row if "." in key}
+    return [analysis for analysis in list_analyses() if analysis.name in keys]
+
+
+def ordered(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The configurations in the summary's order, everywhere: best mean test metric first."""
+    metric = next(iter(groups.values()))[0]["metric"]
+    return sorted(groups, key=lambda name: -_mean(row.get(f"test_{metric}") for row in groups[name]))
+
+
+def _figures_markdown(drawn: list[tuple[Path, str]], metric: str) -> str:
+    lines = ["", "## Figures", ""]
+    lines += [
+        "Configurations in the table's order. Against size and time: a marker is a configuration's mean test",
+        f"{metric}, its bars the min–max over its seeds (a 95% bootstrap CI of the mean from 5 seeds on); points are",
+        "joined only within a family whose configurations differ in one numeric setting. Across seeds: a dot per",
+        "seed, the diamond the mean, its bar as above; a number with a known range (a cosine, a share) is drawn on",
+        "that range.",
+        "",
+    ]
+    for path, caption in drawn:
+        lines += [f"![{caption}]({path.name})", ""]
+    return "\n".join(lines)
 
 
 def configurations(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -97,10 +129,11 @@ def summary_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
         f"Per configuration, over its seeds: mean ± std (min–max, n). Test and validation {metric} of the best",
         "checkpoint; training and evaluation wall time. Best test metric first.",
         "",
+        *_settings(groups),
         f"| configuration | nonzero params | test {metric} | val {metric} | train s | eval s |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    order = sorted(groups, key=lambda name: -_mean(row.get(f"test_{metric}") for row in groups[name]))
+    order = ordered(groups)
     for name in order:
         group = groups[name]
         test, val = spread([r.get(f"test_{metric}") for r in group]), spread([r.get(f"val_{metric}") for r in group])
@@ -119,6 +152,23 @@ def summary_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
             "each analysed on its own, so its widths and component counts are a column's, not the merged layer's.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _settings(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """What the numbers are of: the epochs trained, and each analysis's split, samples and options."""
+    rows = [row for group in groups.values() for row in group]
+    epochs = sorted({int(float(row["epochs"])) for row in rows if _number(row.get("epochs")) is not None})
+    lines = [f"Epochs trained: {', '.join(map(str, epochs))}."] if epochs else []
+    settings = {row.get("analysis_settings") for row in rows if row.get("analysis_settings")}
+    for text in sorted(settings):
+        for name, options in json.loads(text).items():
+            split, samples = options.pop("split", "?"), options.pop("max_samples", "?")
+            extra = ", ".join(f"{key} {value}" for key, value in options.items())
+            lines.append(
+                f"Analysis {name}: on the {split} split, at most {samples} samples, of the best checkpoint"
+                + (f"; {extra}." if extra else ".")
+            )
+    return [*lines, ""] if lines else []
 
 
 def _structure_table(groups: dict[str, list[dict[str, Any]]], order: list[str]) -> list[str]:
@@ -143,85 +193,184 @@ def _aggregate(row: dict[str, Any], pattern: str) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def _metric_against(groups: dict, column: str, label: str, metric: str, log: bool) -> Figure:
-    """Test metric (mean ± std over seeds) against a column, one line per family."""
+METRIC_NAMES = {"acc": "accuracy", "r2": "R²", "mse": "mean squared error", "loss": "loss"}
+BOUNDS = {"acc": (0.0, 1.0)}  # a metric's own range, where it has one (R² has no lower bound)
+
+
+def label(key: str) -> str:
+    """A column as a figure or a table shows it: the declaration's meaning (with its unit), else the key."""
+    declared = declared_number(key)
+    return declared[1].label_of(key.split(".", 1)[1]) if declared else key
+
+
+def bounds(key: str) -> tuple[float, float] | None:
+    """The range a column's number cannot leave, as its declaration (or the metric) says."""
+    declared = declared_number(key)
+    return declared[1].bounds if declared else BOUNDS.get(key.split("_", 1)[-1])
+
+
+def interval(numbers: Sequence[float], limits: tuple[float, float] | None) -> tuple[float, float, str]:
+    """The mean's interval: a 95% bootstrap CI from 5 seeds on, below that the seeds' min–max; within ``limits``."""
+    values = np.asarray(numbers, dtype=float)
+    if len(values) >= 5:
+        means = np.random.default_rng(0).choice(values, (2000, len(values))).mean(1)
+        low, high, kind = *np.percentile(means, [2.5, 97.5]), "95% bootstrap CI of the mean"
+    else:
+        low, high, kind = values.min(), values.max(), "min–max over seeds"
+    if limits is not None:
+        low, high = max(low, limits[0]), min(high, limits[1])
+    return float(low), float(high), kind
+
+
+def _continuum(names: list[str], groups: dict, xs: dict[str, float]) -> bool:
+    """Whether a line between a family's points means something: they differ in one numeric setting only,
+    and x (``xs``: each configuration's mean) follows that setting strictly (widths or densities against size)."""
+    settings = {name: json.loads(groups[name][0].get("overrides") or "{}") for name in names}
+    every = list(settings.values())
+    varied = {key for one in every for key in one if len({json.dumps(other.get(key)) for other in every}) > 1}
+    if len(varied) != 1 or len(names) < 2:
+        return False
+    key = next(iter(varied))
+    values = [settings[name].get(key) for name in names]
+    if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
+        return False
+    along = [xs[name] for name in sorted(names, key=lambda name: settings[name][key])]
+    steps = np.diff(along)
+    return bool((steps > 0).all() or (steps < 0).all())
+
+
+def _metric_against(groups: dict, order: list[str], column: str, axis: str, metric: str, log: bool) -> Figure:
+    """Test metric against a column: each configuration's mean with its interval over seeds, a family a colour.
+
+    Points are joined only within a family whose configurations differ in one numeric setting.
+    """
     figure = Figure(figsize=(7, 4.8), layout="constrained")
     axes = figure.add_subplot()
-    families: dict[str, list[tuple[float, float, float, float]]] = {}
-    for group in groups.values():
-        xs = [_number(row.get(column)) for row in group]
-        ys = [_number(row.get(f"test_{metric}")) for row in group]
-        xs, ys = [x for x in xs if x is not None], [y for y in ys if y is not None]
-        if xs and ys:
-            point = (statistics.fmean(xs), statistics.fmean(ys), _std(xs), _std(ys))
-            families.setdefault(group[0]["family"], []).append(point)
-    for index, (family, points) in enumerate(sorted(families.items())):
+    families: dict[str, list[str]] = {}
+    for name in order:
+        families.setdefault(groups[name][0]["family"], []).append(name)
+    kinds = set()
+    for index, (family, names) in enumerate(families.items()):
+        points, xs_of = [], {}
+        for name in names:
+            xs = [x for x in (_number(row.get(column)) for row in groups[name]) if x is not None]
+            ys = [y for y in (_number(row.get(f"test_{metric}")) for row in groups[name]) if y is not None]
+            if xs and ys:
+                x_low, x_high, _ = interval(xs, None)
+                y_low, y_high, kind = interval(ys, bounds(f"test_{metric}"))
+                kinds.add(kind)
+                points.append((statistics.fmean(xs), statistics.fmean(ys), x_low, x_high, y_low, y_high))
+                xs_of[name] = statistics.fmean(xs)
+        if not points:
+            continue
         points.sort()
-        x, y, x_err, y_err = (np.array(values) for values in zip(*points))
+        x, y, x_low, x_high, y_low, y_high = (np.array(values) for values in zip(*points))
+        joined = _continuum(list(xs_of), groups, xs_of)
         axes.errorbar(
-            x, y, xerr=x_err, yerr=y_err, marker=MARKERS[index % len(MARKERS)], capsize=3, label=family, linestyle="-"
+            x,
+            y,
+            xerr=[x - x_low, x_high - x],
+            yerr=[y - y_low, y_high - y],
+            marker=MARKERS[index % len(MARKERS)],
+            capsize=3,
+            label=family,
+            linestyle="-" if joined else "none",
         )
     if log:
         axes.set_xscale("log")
-    axes.set_xlabel(label)
-    axes.set_ylabel(f"test {metric} (mean ± std over seeds)")
-    axes.set_title(f"Test {metric} against {label}")
+    name = METRIC_NAMES.get(metric, metric)
+    axes.set_xlabel(axis)
+    axes.set_ylabel(f"test {name}")
+    axes.set_title(f"Test {name} against {axis}", fontsize=11)
     axes.grid(alpha=0.3)
-    axes.legend()
+    axes.legend(title=f"marker: a configuration's mean; bars: {' or '.join(sorted(kinds))}", title_fontsize=8)
     return figure
 
 
-def _distribution(groups: dict, key: str) -> Figure:
-    """How a number is distributed over each configuration's seeds: a histogram, or points when few."""
+def _distribution(groups: dict, order: list[str], key: str) -> Figure:
+    """A number over each configuration's seeds: every seed a dot, the mean and its interval on the same category.
+
+    From 20 seeds on a configuration, histograms instead. The y axis spans the number's known range.
+    """
     figure = Figure(figsize=(7.5, 4.8), layout="constrained")
     axes = figure.add_subplot()
-    values = {
-        name: [v for v in (_number(row.get(key)) for row in group) if v is not None] for name, group in groups.items()
-    }
+    values = {name: [v for v in (_number(row.get(key)) for row in groups[name]) if v is not None] for name in order}
     values = {name: numbers for name, numbers in values.items() if numbers}
+    limits, title = bounds(key), label(key)
+    declared = declared_number(key)
+    band = declared[1].band if declared else None
     if max(len(numbers) for numbers in values.values()) >= 20:
         for name, numbers in values.items():
             axes.hist(numbers, bins=min(30, max(5, len(numbers) // 4)), alpha=0.6, label=f"{name} (n={len(numbers)})")
-        axes.set_xlabel(key)
+        axes.set_xlabel(title)
         axes.set_ylabel("seeds")
-        declared = declared_number(key)
-        band = declared[1].band if declared else None
         if band is not None:
             axes.axvspan(-band, band, color="grey", alpha=0.15, label=f"within ±{band}")
+        if limits is not None:
+            axes.set_xlim(*limits)
         axes.legend(fontsize=8)
     else:
         rng = np.random.default_rng(0)
+        kinds = set()
         for index, numbers in enumerate(values.values()):
-            jitter = rng.uniform(-0.15, 0.15, len(numbers))
-            axes.scatter(index + jitter, numbers, alpha=0.7, s=18)
-            axes.errorbar(index + 0.3, statistics.fmean(numbers), yerr=_std(numbers), fmt="_k", capsize=4)
-        axes.set_xticks(range(len(values)), [_short(name) for name in values], rotation=20, ha="right", fontsize=8)
-        axes.set_ylabel(key)
-    axes.set_title(f"{key} across seeds", fontsize=10)
+            jitter = rng.uniform(-0.12, 0.12, len(numbers))
+            axes.scatter(
+                index + jitter, numbers, alpha=0.6, s=18, color="tab:blue", label="one seed" if not index else None
+            )
+            low, high, kind = interval(numbers, limits)
+            kinds.add(kind)
+            mean = statistics.fmean(numbers)
+            axes.errorbar(
+                index,
+                mean,
+                yerr=[[mean - low], [high - mean]],
+                fmt="D",
+                color="black",
+                capsize=6,
+                markersize=6,
+                label="mean and " + " or ".join(sorted(kinds)) if not index else None,
+            )
+        if band is not None:
+            axes.axhspan(-band, band, color="grey", alpha=0.15, label=f"within ±{band}")
+        axes.set_xticks(range(len(values)), [_short(name, 30) for name in values], rotation=20, ha="right", fontsize=8)
+        axes.set_xlim(-0.6, len(values) - 0.4)
+        axes.set_ylabel(wrapped(title, 45), fontsize=9)
+        if limits is not None:
+            axes.set_ylim(limits[0] - 0.03 * (limits[1] - limits[0]), limits[1] + 0.03 * (limits[1] - limits[0]))
+        axes.legend(
+            fontsize=8,
+            title=f"n = seeds per configuration: {', '.join(str(len(v)) for v in values.values())}",
+            title_fontsize=8,
+        )
+    axes.set_title(wrapped(f"{title}, across seeds", 70), fontsize=10)
     axes.grid(alpha=0.3)
     return figure
 
 
-def _over_epochs(groups: dict, key: str) -> Figure:
-    """A number at every analysed epoch (−1 is the initialized network): mean ± std over seeds."""
+def _over_epochs(groups: dict, order: list[str], key: str) -> Figure:
+    """A number at every analysed epoch (−1 is the initialized network): the mean over seeds, their min–max band."""
     figure = Figure(figsize=(7.5, 4.8), layout="constrained")
     axes = figure.add_subplot()
-    for index, (name, group) in enumerate(groups.items()):
-        series = [row["history"] for row in group if key in row.get("history", {})]
+    for index, name in enumerate(order):
+        series = [row["history"] for row in groups[name] if key in row.get("history", {})]
         if not series:
             continue
         epochs = series[0]["epoch"]
         curves = np.array([history[key] for history in series if history["epoch"] == epochs], dtype=float)
-        mean, std = np.nanmean(curves, 0), np.nanstd(curves, 0)
-        axes.plot(epochs, mean, marker=MARKERS[index % len(MARKERS)], label=f"{_short(name)} (n={len(curves)})")
-        axes.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+        mean = np.nanmean(curves, 0)
+        line = axes.plot(epochs, mean, marker=MARKERS[index % len(MARKERS)], label=f"{_short(name)} (n={len(curves)})")
+        if len(curves) > 1:
+            axes.fill_between(epochs, np.nanmin(curves, 0), np.nanmax(curves, 0), alpha=0.2, color=line[0].get_color())
+    limits = bounds(key)
+    if limits is not None:
+        axes.set_ylim(limits[0] - 0.03 * (limits[1] - limits[0]), limits[1] + 0.03 * (limits[1] - limits[0]))
     axes.axhline(0, color="grey", linewidth=0.8)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch (−1: before training)")
-    axes.set_ylabel(key.rsplit(".", 1)[-1])
-    axes.set_title(f"{key} over training, mean ± std over seeds", fontsize=10)
+    axes.set_ylabel(wrapped(label(key), 45), fontsize=9)
+    axes.set_title(wrapped(f"{label(key)} over training", 70), fontsize=10)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, title="line: mean over seeds; band: min–max", title_fontsize=8)
     return figure
 
 

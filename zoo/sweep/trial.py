@@ -10,6 +10,7 @@ trial's run folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -20,15 +21,19 @@ from typing import Any
 import torch
 
 from zoo.analyses import Samples, list_analyses
-from zoo.callbacks.schedule import AnalysisCallback
+from zoo.callbacks.schedule import AnalysisCallback, spread
+from zoo.hparams import row_hparams, row_metrics, write_session
 from zoo.io import to_jsonable, write_json
+from zoo.runs import HParamsRecord
 from zoo.sweep.spec import Analyses, Trial
 from zoo.task import metric_names
+from zoo.writer import AnalysisWriter
 
 
 def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devices: str = "1") -> list[dict[str, Any]]:
     """Run ``trial`` and return its rows (one, or one per member of a batch of seeds)."""
     from pytorch_lightning.callbacks import Timer
+    from pytorch_lightning.loggers import TensorBoardLogger
 
     from zoo.cli import main, quiet_lightning
     from zoo.console import RunSummary
@@ -44,10 +49,13 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     # The sweep says one line per trial, so the run's closing summary goes. Analyses during training
     # only where the sweep asks for them (they run once at the end); every other callback of the
     # config stays: SET or early stopping change what is trained. config.yaml still lists them all.
-    left_out = (RunSummary,) if "trainer.callbacks" in settings else (RunSummary, AnalysisCallback)
+    # A trial's HParams sessions are written from its rows (_session), not by HParamsRecord.
+    left_out = (RunSummary, HParamsRecord)
+    left_out += () if "trainer.callbacks" in settings else (AnalysisCallback,)
     trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, left_out)]
     cli.before_fit()
     trainer.fit(cli.model, datamodule=data)
+    epochs = trainer.current_epoch  # the epochs trained (early stopping may end before max_epochs)
     timer = next(callback for callback in trainer.callbacks if isinstance(callback, Timer))
     train_seconds = timer.time_elapsed("train")  # now: loading a checkpoint below restores the Timer's offset
     best = trainer.checkpoint_callback.best_model_path
@@ -67,18 +75,32 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
         "batched": len(members),
         "params_nonzero": members[0].parameter_counts()["nonzero"],
         "metric": _headline(model.task),
+        "epochs": epochs,
+        "analysis_settings": json.dumps(
+            {
+                analysis.name: {**vars(sampling), **dataclasses.asdict(options)}
+                for analysis, sampling, options in analyses
+            }
+        ),
         "train_seconds": round(train_seconds, 3),
         "eval_seconds": round(timer.time_elapsed("test"), 3),
         "train_samples_per_second": round(samples / train_seconds, 1) if train_seconds else math.nan,
         "run_dir": str(run_dir),
     }
-    rows = []
+    board = next((logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
+    rows, summaries = [], {analysis.name: [] for analysis, _, _ in analyses}
     for index, member in enumerate(members):
-        row = {**shared, "seed": trial.seeds[index], "member": index if len(members) > 1 else ""}
-        row.update(_metrics(metrics, model.task, index if len(members) > 1 else None))
-        row.update(_analyse(member, data, analyses, run_dir, index if len(members) > 1 else None))
-        row["history"] = _history(run_dir, index if len(members) > 1 else None)
+        one = index if len(members) > 1 else None
+        row = {**shared, "seed": trial.seeds[index], "member": "" if one is None else one}
+        row.update(_metrics(metrics, model.task, one))
+        row.update(_analyse(member, data, analyses, run_dir, one, board=(board, trainer), summaries=summaries))
+        row["history"] = _history(run_dir, one)
         rows.append(row)
+    for analysis, _, _ in analyses if len(members) > 1 else ():  # CUSTOM SCALARS: the members' mean and std
+        writer = AnalysisWriter(None, prefix=analysis.name, step=trainer.global_step, tensorboard=board)
+        writer.scalars(spread(summaries[analysis.name]))
+    for row in rows:
+        _session(row, analyses, run_dir if len(members) > 1 else None, board)
     return rows
 
 
@@ -98,16 +120,55 @@ def _metrics(metrics: dict[str, float], task: str, member: int | None) -> dict[s
     return row
 
 
-def _analyse(model, data, analyses: Analyses, run_dir: Path, member: int | None) -> dict[str, float]:
-    """The analyses the sweep names, on the tested model; summary numbers for the row, the rest as JSON."""
+def _analyse(
+    model, data, analyses: Analyses, run_dir: Path, member: int | None, *, board: tuple, summaries: dict
+) -> dict[str, float]:
+    """The analyses the sweep names, on the tested model: summary numbers for the row, the rest as JSON.
+
+    The figures, texts and histograms go to the trial's TensorBoard (``board``: its writer and the
+    trainer) as a run's callback writes them, member 0's only; ``summaries`` collects each one's numbers.
+    """
     row: dict[str, float] = {}
     suffix = "" if member is None else f"_member_{member:03d}"
+    tensorboard, trainer = board
     for analysis, sampling, options in analyses:
-        samples = Samples.of(data, sampling.split, sampling.max_samples, images=False)  # a row draws no figure
+        writer = AnalysisWriter(
+            None, prefix=analysis.name, step=trainer.global_step, tensorboard=tensorboard, member=member
+        )
+        drawn = writer.tensorboard is not None
+        samples = Samples.of(data, sampling.split, sampling.max_samples, images=drawn)  # images: priors of figures
         result = analysis.run(model, samples, options, layers=None, cache={})
         write_json(run_dir / "analysis" / "final" / f"{analysis.name}{suffix}.json", to_jsonable(result))
-        row.update({f"{analysis.name}.{key}": value for key, value in analysis.summary(result).items()})
+        summary = analysis.summary(result)
+        summaries[analysis.name].append(summary)
+        row.update({f"{analysis.name}.{key}": value for key, value in summary.items()})
+        if drawn:
+            writer.write(analysis, result, epoch=_epoch_of(trainer.checkpoint_callback.best_model_path))
     return row
+
+
+def _epoch_of(checkpoint: str) -> int:
+    """The epoch a checkpoint was saved in: the weights a trial tests and analyses."""
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"])
+
+
+def _session(row: dict[str, Any], analyses: Analyses, population: Path | None, board) -> None:
+    """The row as one HParams session (the study's experiment, its columns, is written with its summary).
+
+    A single seed's session is its run folder; a batch of seeds gives one per member, in ``member_<i>/``.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    hparams, metrics = row_hparams(row), row_metrics(row, (analysis for analysis, _, _ in analyses))
+    if population is None:
+        if board is not None:
+            write_session(board, hparams, metrics)
+        return
+    writer = SummaryWriter(str(population / f"member_{int(row['member']):03d}"))
+    try:
+        write_session(writer, hparams, metrics)
+    finally:
+        writer.close()
 
 
 def _history(run_dir: Path, member: int | None) -> dict[str, list]:

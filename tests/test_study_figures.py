@@ -1,0 +1,102 @@
+"""The figures of a study and of a run, judged by their matplotlib objects: ranges, labels, what joins what."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from zoo.analyses import TASK_SEPARATION
+from zoo.analysis.task_separation import task_separation
+from zoo.figures import noted
+from zoo.models import FCNet
+from zoo.sweep.summary import _distribution, _metric_against, configurations, ordered, write_summary
+from zoo.writer import AnalysisWriter
+
+PARAMS = {'{"model.hidden": [8]}': 67, '{"model.hidden": [16, 16]}': 403, '{"model.density": 0.1}': 50}
+PARAMS['{"model.density": 0.3}'] = 120
+PAIR = "task_separation.pair/versicolor_virginica/signed_orthogonality"
+
+
+def rows() -> list[dict]:
+    """Two architectures of one family and a density series of another, two seeds each; cosines near their bound."""
+    made = []
+    settings = [("FCNet", {"model.hidden": [8]}, 0.90), ("FCNet", {"model.hidden": [16, 16]}, 0.95)]
+    settings += [("SparseNet", {"model.density": 0.1}, 0.80), ("SparseNet", {"model.density": 0.3}, 0.85)]
+    for family, overrides, acc in settings:
+        for seed, cosine in ((0, 0.98), (1, -0.99)):
+            made.append(
+                {
+                    "trial": f"{family}-{seed}", "config": "iris.yaml", "family": family, "seed": seed,
+                    "overrides": json.dumps(overrides), "params_nonzero": PARAMS[json.dumps(overrides)],
+                    "metric": "acc", "test_acc": acc + 0.01 * seed, "val_acc": acc, "train_seconds": 1.0 + seed,
+                    "eval_seconds": 0.1, "epochs": 3, PAIR: cosine, "task_separation.mean_interference": 0.1 * seed,
+                    "analysis_settings": json.dumps({"task_separation": {"split": "test", "max_samples": 500}}),
+                }
+            )  # fmt: skip
+    return made
+
+
+def test_a_distribution_reads_as_its_declaration_says():
+    groups = configurations(rows())
+    order = ordered(groups)
+    assert [groups[name][0]["test_acc"] for name in order] == [0.95, 0.90, 0.85, 0.80]  # the summary's order
+    axes = _distribution(groups, order, PAIR).axes[0]
+    assert axes.get_ylabel().replace("\n", " ") == "pair versicolor_virginica: cosine of the pair's a·∂y/∂a columns"
+    low, high = axes.get_ylim()
+    assert -1.1 < low < -1 and 1 < high < 1.1  # a cosine on [−1, 1], not the data's range
+    shown = [name[:29] + "…" if len(name) > 30 else name for name in order]
+    assert [label.get_text() for label in axes.get_xticklabels()] == shown
+    for index, bar in enumerate(axes.containers):  # one errorbar per configuration: mean and its interval
+        x, y = bar.lines[0].get_data()
+        assert x[0] == index  # on its own category, not beside it
+        segment = bar.lines[2][0].get_segments()[0]
+        assert -1 <= segment[:, 1].min() and segment[:, 1].max() <= 1  # within the cosine's bounds
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert {"one seed", "mean and min–max over seeds", "within ±0.05"} == set(legend)
+
+
+def test_lines_join_a_continuum_only():
+    groups = configurations(rows())
+    axes = _metric_against(groups, ordered(groups), "params_nonzero", "nonzero parameters", "acc", True).axes[0]
+    styles = {bar.get_label(): bar.lines[0].get_linestyle() for bar in axes.containers}
+    assert styles == {"FCNet": "None", "SparseNet": "-"}  # [8] and [16, 16] are not a continuum; densities are
+    same_size = rows()
+    for row in same_size:
+        if row["family"] == "SparseNet":
+            row["params_nonzero"] = 100  # a setting that leaves x where it was (a learning rate): no line
+    groups = configurations(same_size)
+    axes = _metric_against(groups, ordered(groups), "params_nonzero", "nonzero parameters", "acc", True).axes[0]
+    assert all(bar.lines[0].get_linestyle() == "None" for bar in axes.containers)
+    assert axes.get_ylabel() == "test accuracy"
+
+
+def test_the_summary_embeds_its_figures_and_states_its_settings(tmp_path):
+    written = write_summary(tmp_path, rows())
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Epochs trained: 3." in summary and "on the test split, at most 500 samples" in summary
+    for path in written[1:]:
+        assert f"]({path.name})" in summary
+
+
+def test_run_figures_say_epoch_and_member_and_draw_cosines_on_their_range(tmp_path):
+    torch.manual_seed(0)
+    model = FCNet(hidden=[6], input_shape=(4,), num_outputs=3, activation="relu")
+    with torch.no_grad():
+        model.blocks[0][0].bias[2] = -100.0  # unit 2 of fc1 never fires: dead
+    inputs, targets = torch.randn(60, 4), torch.arange(60) % 3
+    result = task_separation(model, inputs, targets, ["a", "b", "c"], data="test")
+    writer = AnalysisWriter(tmp_path, prefix="task_separation", member=1)
+    figures = TASK_SEPARATION.figures_for(result)
+    image = figures["orthogonality"].axes[0].get_images()[0]
+    assert image.get_clim() == (0.0, 1.0)
+    assert figures["signed_orthogonality"].axes[0].get_images()[0].get_clim() == (-1.0, 1.0)
+    noted(figures["orthogonality"], writer.note(4))
+    assert figures["orthogonality"].axes[0].get_title().endswith("(epoch 4, member 1)")
+    assert np.isfinite(image.get_array()).all()
+    attribution = figures["attribution/fc1"].axes[0]
+    labels = [label.get_text() for label in attribution.get_yticklabels()]
+    assert "2 (dead)" in labels and sum(label.endswith("(dead)") for label in labels) == int(result.dead["fc1"].sum())
+    row = labels.index("2 (dead)")
+    assert np.isnan(np.ma.filled(attribution.get_images()[0].get_array(), np.nan)[row]).all()  # blank, not share 0
