@@ -89,7 +89,6 @@ class Population(ZooModule):
                 module.dense_equivalent = True
         object.__setattr__(self, "template", template)  # not a submodule: its meta tensors are no parameters
         self.member_counts = members[0].parameter_counts()
-        self.finite = None  # per-member flags, checked without a device sync on every step
 
     def _build_member(self, seed: int) -> ZooModule:
         """The model a single run seeded ``seed`` builds (the run's random state is left as it was)."""
@@ -191,13 +190,12 @@ class Population(ZooModule):
         inputs, targets = batch
         outputs = self(inputs)
         losses = self.member_losses(outputs, targets)
-        finite = torch.isfinite(losses.detach())
-        self.finite = finite if self.finite is None else self.finite & finite
-        logging_step = (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0
-        if self.device.type == "cpu" or logging_step:  # on a GPU, read the flags (a sync) only now and then
+        logging_step = self._logging_step()
+        self.finite_watch.observe(losses, self.global_step)
+        if losses.device.type == "cpu" or logging_step:  # on a GPU, read the flags (a sync) only now and then
             self._check_finite()
         self.train_metrics.update(outputs.detach(), targets)
-        if logging_step or self.trainer.fast_dev_run:
+        if logging_step:
             self.log("train/loss", losses.detach().mean(), prog_bar=True, batch_size=len(inputs))
         return losses.sum()
 
@@ -206,12 +204,13 @@ class Population(ZooModule):
         self._log_members("train", self.train_metrics)
 
     def _check_finite(self) -> None:
-        if self.finite is not None and not bool(self.finite.all()):
-            diverged = (~self.finite).nonzero().flatten().tolist()
+        failure = self.finite_watch.failed()
+        if failure is not None:
+            diverged, steps, _ = failure
             seeds = [self.seeds[index] for index in diverged]
             raise TrainingDiverged(
                 f"the training loss of member(s) {diverged} (seeds {seeds}) stopped being finite by step "
-                f"{self.global_step} (epoch {self.current_epoch}); training stopped and these weights were not "
+                f"{max(steps)} (epoch {self.current_epoch}); training stopped and these weights were not "
                 f"saved. Last good checkpoint: {self._last_good_checkpoint()}. A lower learning rate "
                 "(optimizer.init_args.lr) or gradient clipping (--trainer.gradient_clip_val) usually helps."
             )

@@ -1,0 +1,34 @@
+"""What keeps small networks at the speed of their arithmetic: no per-step sync, a light import, batched analyses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from zoo.models.base import FiniteWatch
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_the_finite_watch_names_each_members_first_non_finite_step_and_loss(eager):
+    """Read every step (CPU) or only at the end (flags kept on the device): the same failure."""
+    watch = FiniteWatch(eager=eager)
+    losses = [[1.0, 2.0, 3.0], [1.0, math.inf, 3.0], [math.nan, math.nan, 3.0]]
+    for step, values in enumerate(losses):
+        watch.observe(torch.tensor(values), step)
+        if eager and watch.failed():
+            break
+    members, steps, values = watch.failed()
+    if eager:  # a CPU run stops at the first failure
+        assert (members, steps, values) == ([1], [1], [math.inf])
+    else:
+        assert members == [0, 1] and steps == [2, 1]
+        assert math.isnan(values[0]) and values[1] == math.inf
+
+
+def test_a_finite_run_has_no_failure():
+    watch = FiniteWatch(eager=False)
+    for step in range(3):
+        watch.observe(torch.tensor(0.5), step)
+    assert watch.failed() is None
