@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -32,3 +35,23 @@ def test_a_finite_run_has_no_failure():
     for step in range(3):
         watch.observe(torch.tensor(0.5), step)
     assert watch.failed() is None
+
+
+def _imported_after(statement: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter holds after running ``statement`` (this checkout's zoo)."""
+    probe = f"import json, sys; {statement}; print(json.dumps([m for m in {list(modules)!r} if m in sys.modules]))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def test_import_zoo_loads_no_plotting_science_or_search_library():
+    """``import zoo`` costs nothing heavy: Lightning, and through it matplotlib and SciPy, come on first use."""
+    heavy = ("matplotlib", "scipy", "sklearn", "optuna", "pytorch_lightning", "zoo.sweep", "zoo.figures")
+    assert _imported_after("import zoo", heavy) == []
+    assert _imported_after("import zoo; zoo.ZooError", heavy) == []
+    assert "pytorch_lightning" in _imported_after("from zoo import ZooModule", heavy)  # the names still work
+
+
+def test_the_command_line_loads_no_search_machinery():
+    """``python -m zoo fit`` needs no Optuna, scikit-learn or sweep code (``scripts/sweep.py`` does)."""
+    assert _imported_after("import zoo.cli", ("sklearn", "optuna", "zoo.sweep")) == []
