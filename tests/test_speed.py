@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -10,6 +11,9 @@ import sys
 import pytest
 import torch
 
+from zoo.analysis import task_separation
+from zoo.analysis.members import task_separation_of_members
+from zoo.models import Population
 from zoo.models.base import FiniteWatch
 
 
@@ -55,3 +59,47 @@ def test_import_zoo_loads_no_plotting_science_or_search_library():
 def test_the_command_line_loads_no_search_machinery():
     """``python -m zoo fit`` needs no Optuna, scikit-learn or sweep code (``scripts/sweep.py`` does)."""
     assert _imported_after("import zoo.cli", ("sklearn", "optuna", "zoo.sweep")) == []
+
+
+def _assert_equal_results(batched: object, alone: object, where: str = "") -> None:
+    """Every field of two analysis results equal (tensors to float tolerance), recursively."""
+    if dataclasses.is_dataclass(alone):
+        for field in dataclasses.fields(alone):
+            _assert_equal_results(getattr(batched, field.name), getattr(alone, field.name), f"{where}.{field.name}")
+    elif isinstance(alone, dict):
+        assert batched.keys() == alone.keys(), where
+        for key in alone:
+            _assert_equal_results(batched[key], alone[key], f"{where}[{key}]")
+    elif isinstance(alone, torch.Tensor):
+        assert torch.allclose(batched, alone, atol=1e-5, rtol=1e-4, equal_nan=True), where
+    else:
+        assert batched == alone, where
+
+
+@pytest.mark.parametrize(
+    ("architecture", "member", "task", "shape"),
+    [
+        ("FCNet", {"hidden": [8, 6], "activation": "tanh"}, "regression", (4, 2)),
+        ("ColumNet", {"hidden": [5], "activations": ["relu", "tanh"]}, "classification", (4, 3)),
+        ("SparseNet", {"hidden": [12], "density": 0.3}, "classification", (4, 3)),
+    ],
+)
+def test_task_separation_of_all_members_at_once_is_each_members_own(architecture, member, task, shape):
+    features, outputs = shape
+    population = Population(
+        architecture, size=5, member=member, first_seed=3, input_shape=(features,), num_outputs=outputs, task=task
+    )
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(90, features, generator=generator)
+    if task == "classification":
+        targets = torch.arange(90) % (outputs - 1)  # the last class absent: its NaN rows must agree too
+    else:
+        targets = torch.randn(90, outputs, generator=generator)
+    batched = task_separation_of_members(population, inputs, targets, chunk_size=5 * 16, data="train")
+    assert len(batched) == 5
+    for index, result in enumerate(batched):
+        alone = task_separation(population.member(index), inputs, targets, chunk_size=16, data="train")
+        _assert_equal_results(result, alone, f"member {index}")
+        assert result.summary().keys() == alone.summary().keys()
+        for key, value in alone.summary().items():
+            assert result.summary()[key] == pytest.approx(value, abs=1e-5, nan_ok=True), (index, key)

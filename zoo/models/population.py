@@ -129,7 +129,7 @@ class Population(ZooModule):
     def _batched(self, member_forward: Callable[[tuple[dict, dict]], Any]) -> Any:
         """``member_forward((parameters, buffers))`` of one member, for every member at once (vmap)."""
         self.template.train(self.training)
-        parameters = {_name(key): value for key, value in self.stacked_parameters.items()}
+        parameters = self.member_parameters()
         buffers = {name: getattr(self, f"stacked__{_key(name)}") for name in self.buffer_names}
         return torch.func.vmap(member_forward, randomness="different")((parameters, buffers))
 
@@ -142,6 +142,10 @@ class Population(ZooModule):
         state.update({name: getattr(self, f"stacked__{_key(name)}")[index] for name in self.buffer_names})
         model.load_state_dict({name: value.detach().clone() for name, value in state.items()})
         return model.to(self.device)
+
+    def member_parameters(self) -> dict[str, nn.Parameter]:
+        """Every member's parameters stacked, ``(members, ...)``, under a single member's parameter names."""
+        return {_name(key): value for key, value in self.stacked_parameters.items()}
 
     def members(self) -> Iterator[ZooModule]:
         """Every member in turn, as :meth:`member` gives it."""
