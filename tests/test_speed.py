@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from zoo.analysis import task_separation
-from zoo.analysis.members import task_separation_of_members
+from zoo.analysis import activation_analysis, task_separation
+from zoo.analysis.members import activation_analysis_of_members, task_separation_of_members
 from zoo.models import Population
 from zoo.models.base import FiniteWatch
 
@@ -70,8 +70,14 @@ def _assert_equal_results(batched: object, alone: object, where: str = "") -> No
         assert batched.keys() == alone.keys(), where
         for key in alone:
             _assert_equal_results(batched[key], alone[key], f"{where}[{key}]")
+    elif isinstance(alone, list | tuple):
+        assert len(batched) == len(alone), where
+        for index, (mine, theirs) in enumerate(zip(batched, alone)):
+            _assert_equal_results(mine, theirs, f"{where}[{index}]")
     elif isinstance(alone, torch.Tensor):
         assert torch.allclose(batched, alone, atol=1e-5, rtol=1e-4, equal_nan=True), where
+    elif isinstance(alone, float):
+        assert batched == pytest.approx(alone, abs=1e-5, nan_ok=True), where
     else:
         assert batched == alone, where
 
@@ -103,3 +109,30 @@ def test_task_separation_of_all_members_at_once_is_each_members_own(architecture
         assert result.summary().keys() == alone.summary().keys()
         for key, value in alone.summary().items():
             assert result.summary()[key] == pytest.approx(value, abs=1e-5, nan_ok=True), (index, key)
+
+
+@pytest.mark.parametrize(
+    ("architecture", "member", "task", "width"),
+    [
+        ("FCNet", {"hidden": [8, 6], "activation": "tanh"}, "regression", 4),
+        ("FCNet", {"hidden": [70], "activation": "relu"}, "classification", 4),  # wider than 64: bisected
+        ("ColumNet", {"hidden": [5], "activations": ["relu", "tanh"]}, "classification", 4),
+    ],
+)
+def test_activation_analysis_of_all_members_at_once_is_each_members_own(architecture, member, task, width):
+    outputs = 2 if task == "regression" else 3
+    population = Population(
+        architecture, size=4, member=member, first_seed=1, input_shape=(width,), num_outputs=outputs, task=task
+    )
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(120, width, generator=generator)
+    if task == "classification":
+        targets = torch.arange(120) % outputs
+    else:
+        targets = torch.randn(120, outputs, generator=generator)
+    batched = activation_analysis_of_members(population, inputs, targets, chunk_size=4 * 32, data="train")
+    assert len(batched) == 4
+    for index, result in enumerate(batched):
+        alone = activation_analysis(population.member(index), inputs, targets, chunk_size=32, data="train")
+        _assert_equal_results(result, alone, f"member {index}")
+        assert result.summary() == pytest.approx(alone.summary())

@@ -15,6 +15,17 @@ from collections.abc import Sequence
 
 import torch
 
+from zoo.analysis.activations import (
+    EXHAUSTIVE_WIDTH,
+    ActivationAnalysisResult,
+    Compression,
+    ImagePrior,
+    Thresholds,
+    activation_analysis,
+    describe_layer,
+    finish_analysis,
+    principal_components,
+)
 from zoo.analysis.task_separation import (
     TaskSeparationResult,
     _chunks,
@@ -125,3 +136,174 @@ def _member_gradients_and_attribution(
         {name: total / n for name, total in signed.items()},
         {name: torch.cat(parts, dim=1) for name, parts in activations.items()},
     )
+
+
+def activation_analysis_of_members(
+    model: Analysable,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    output_names: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+    maximize: int = 8,
+    prior: ImagePrior | None = None,
+    input_range: tuple[float | torch.Tensor, float | torch.Tensor] = (0.0, 1.0),
+    thresholds: Thresholds | None = None,
+    chunk_size: int = 65536,
+    data: str = "",
+) -> list[ActivationAnalysisResult]:
+    """:func:`~zoo.analysis.activation_analysis` of every member of ``model``, in member order.
+
+    A population's activations and compression checks (the bulk: a forward per k tried) are
+    computed for all members at once, each member's projection on its own components; the
+    per-layer numbers and activation maximization follow member by member. Arguments as
+    :func:`~zoo.analysis.activation_analysis`'s (``thresholds``: default ``Thresholds()``), except
+    ``chunk_size``: member-samples per forward.
+    """
+    thresholds = thresholds or Thresholds()
+    options = {"output_names": output_names, "layers": layers, "maximize": maximize, "prior": prior}
+    options.update(input_range=input_range, thresholds=thresholds, data=data)
+    if not is_batched(model):
+        members = model.members()
+        return [activation_analysis(member, inputs, targets, chunk_size=chunk_size, **options) for member in members]
+    if len(inputs) < 2:
+        raise ZooError(
+            f"the activation analysis needs at least two samples (variances, correlations); got {len(inputs)}"
+        )
+    probes = select_probes(model, layers)
+    names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
+    described = f"{len(inputs):,} {data} samples".replace("  ", " ")
+    per_pass = max(1, chunk_size // model.size)
+    with model.analysis_mode(), torch.no_grad():
+        device = next(iter(model.member_parameters().values())).device
+        inputs, targets = inputs.to(device), targets.to(device)
+        parts = [model.forward_with_hidden(chunk)[1] for chunk in inputs.split(per_pass)]
+        activations = {layer: torch.cat([part[layer] for part in parts], dim=1) for layer in probes}  # (M, N, H)
+        principal, compressed = {}, {}
+        for layer, values in activations.items():
+            principal[layer] = [principal_components(member_values) for member_values in values]
+            means = torch.stack([mean for mean, _, _ in principal[layer]])
+            axes = torch.stack([vectors for _, _, vectors in principal[layer]])
+            compressed[layer] = _member_compression(
+                model,
+                inputs,
+                targets,
+                layer,
+                means,
+                axes,
+                per_pass=per_pass,
+                tolerance=thresholds.compression_tolerance,
+            )
+        drawn = maximize and prior is not None and len(model.input_shape) >= 2
+        results = []
+        for index in range(model.size):
+            own = {
+                layer: describe_layer(
+                    layer,
+                    values[index],
+                    targets,
+                    task=model.task,
+                    num_outputs=model.num_outputs,
+                    eigenvalues=principal[layer][index][1],
+                    compressed=compressed[layer][index],
+                    output_names=names,
+                    thresholds=thresholds,
+                    described=described,
+                )
+                for layer, values in activations.items()
+            }
+            results.append(
+                finish_analysis(
+                    model.member(index) if drawn else model,  # images are optimized member by member
+                    own,
+                    {layer: values[index] for layer, values in activations.items()},
+                    inputs,
+                    targets,
+                    output_names=names,
+                    maximize=maximize,
+                    prior=prior,
+                    input_range=input_range,
+                    thresholds=thresholds,
+                    data=data,
+                )
+            )
+    return results
+
+
+def _member_compression(
+    model: Analysable,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    layer: str,
+    means: torch.Tensor,
+    axes: torch.Tensor,
+    *,
+    per_pass: int,
+    tolerance: float,
+) -> list[Compression]:
+    """:func:`~zoo.analysis.activations.compression` of every member, each k scored for all members in one pass.
+
+    Every k up to ``EXHAUSTIVE_WIDTH`` units; wider layers are bisected, each member on its own
+    path (its k chosen by masking its axes beyond k, which projects on its top k).
+    """
+    members, width = axes.shape[0], axes.shape[-1]
+    classification = model.task == "classification"
+
+    def score(bases: torch.Tensor | None = None) -> torch.Tensor:
+        """``(members,)``: each member's metric, its layer projected on its own ``bases`` columns if given."""
+
+        def project(name: str, values: torch.Tensor, data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            mean, basis = data
+            return (values - mean) @ basis @ basis.t() + mean if name == layer else values
+
+        edit, member_data = (project, (means, bases)) if bases is not None else (None, None)
+        chunks = inputs.split(per_pass)
+        outputs = torch.cat([model.forward_with_hidden(x, edit, member_data=member_data)[0] for x in chunks], dim=1)
+        if classification:
+            return (outputs.argmax(-1) == targets).double().mean(1)
+        residual = (outputs - targets).double().square().sum(1)  # (members, outputs)
+        total = (targets - targets.mean(0)).double().square().sum(0)
+        return (1 - residual / total).mean(1)
+
+    full = score().tolist()
+    scores: list[dict[int, float]] = [{} for _ in range(members)]
+    if width <= EXHAUSTIVE_WIDTH:
+        for k in range(1, width + 1):
+            for index, value in enumerate(score(axes[:, :, :k]).tolist()):
+                scores[index][k] = value
+        smallest = []
+        for index in range(members):
+            kept = [k for k in range(1, width + 1) if scores[index][k] >= full[index] - tolerance]
+            smallest.append(kept[0] if kept else width)
+    else:
+        columns = torch.arange(width, device=axes.device)
+
+        def keeps_at(ks: list[int]) -> list[bool]:
+            mask = (columns[None, :] < torch.tensor(ks, device=axes.device)[:, None]).to(axes.dtype)
+            values = score(axes * mask[:, None, :]).tolist()
+            for index, (k, value) in enumerate(zip(ks, values)):
+                scores[index].setdefault(k, value)
+            return [scores[index][k] >= full[index] - tolerance for index, k in enumerate(ks)]
+
+        kept = keeps_at([width] * members)
+        fails, smallest = [0] * members, [width] * members  # as _smallest_k's bisection, every member on its own
+        active = [index for index in range(members) if kept[index]]
+        while active := [index for index in active if smallest[index] - fails[index] > 1]:
+            middles = [(fails[index] + smallest[index]) // 2 if index in active else width for index in range(members)]
+            keeps = keeps_at(middles)
+            for index in active:
+                if keeps[index]:
+                    smallest[index] = middles[index]
+                else:
+                    fails[index] = middles[index]
+    metric = "accuracy" if classification else "r2"
+    return [
+        Compression(
+            metric,
+            full[index],
+            sorted(scores[index]),
+            [scores[index][k] for k in sorted(scores[index])],
+            smallest[index],
+            tolerance,
+        )
+        for index in range(members)
+    ]

@@ -111,27 +111,33 @@ class Population(ZooModule):
         return self._batched(lambda state: torch.func.functional_call(self.template, state, (x,)))
 
     def forward_with_hidden(
-        self, x: torch.Tensor, edit: Edit | None = None
+        self, x: torch.Tensor, edit: Edit | None = None, *, member_data: Any = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Every member's outputs ``(members, N, num_outputs)`` and activations ``{probe: (members, N, units)}``.
 
         One vmapped call; each member's forward has its own record, and ``edit`` sees one
         member's ``(N, units)`` activations at a time, as it would on that member alone.
+        ``member_data``, tensors with the members first (any nesting), gives each member's
+        edit its own slice: ``edit(name, activations, data)`` (a projection on that member's
+        principal components, say).
         """
 
-        def member(state: tuple[dict, dict]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            record = Record(edit)
+        def member(state: tuple[dict, dict], data: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            own = edit if member_data is None else lambda name, values: edit(name, values, data)
+            record = Record(own)
             outputs = torch.func.functional_call(self.template, state, (x,), {"record": record})
             return outputs, record.hidden(self.probes, self.template)
 
-        return self._batched(member)
+        return self._batched(member, member_data)
 
-    def _batched(self, member_forward: Callable[[tuple[dict, dict]], Any]) -> Any:
-        """``member_forward((parameters, buffers))`` of one member, for every member at once (vmap)."""
+    def _batched(self, member_forward: Callable[..., Any], member_data: Any = None) -> Any:
+        """``member_forward((parameters, buffers)[, data])`` of one member, for every member at once (vmap)."""
         self.template.train(self.training)
         parameters = self.member_parameters()
         buffers = {name: getattr(self, f"stacked__{_key(name)}") for name in self.buffer_names}
-        return torch.func.vmap(member_forward, randomness="different")((parameters, buffers))
+        if member_data is None:
+            return torch.func.vmap(member_forward, randomness="different")((parameters, buffers))
+        return torch.func.vmap(member_forward, randomness="different")((parameters, buffers), member_data)
 
     def member(self, index: int) -> ZooModule:
         """Member ``index`` as an ordinary model of its architecture, on this population's device."""
