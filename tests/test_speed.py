@@ -136,3 +136,21 @@ def test_activation_analysis_of_all_members_at_once_is_each_members_own(architec
         alone = activation_analysis(population.member(index), inputs, targets, chunk_size=32, data="train")
         _assert_equal_results(result, alone, f"member {index}")
         assert result.summary() == pytest.approx(alone.summary())
+
+
+def test_a_wide_input_layer_computed_for_all_members_at_once_gives_each_members_outputs_and_gradients():
+    """Inputs of 64+ features: the members' first layer is one product on the shared input (the batched path)."""
+    population = Population("FCNet", size=3, member={"hidden": [16, 8]}, first_seed=2, input_shape=(1, 8, 8))
+    assert population.shared_input_layer == "blocks.0.0"
+    inputs, targets = torch.randn(20, 1, 8, 8), torch.randint(0, 10, (20,))
+    population.loss(population(inputs), targets).backward()
+    hidden = population.forward_with_hidden(inputs)[1]
+    for index in range(3):
+        member = population.member(index)
+        outputs, own_hidden = member.forward_with_hidden(inputs)
+        assert torch.allclose(population(inputs)[index], outputs, atol=1e-6)
+        assert torch.allclose(hidden["fc1"][index], own_hidden["fc1"], atol=1e-6)
+        member.loss(outputs, targets).backward()
+        for name, parameter in member.named_parameters():
+            stacked = population.member_parameters()[name].grad[index]
+            assert torch.allclose(stacked, parameter.grad, atol=1e-6), (index, name)

@@ -126,6 +126,14 @@ class ZooModule(pl.LightningModule):
         """The architecture's registered name: this class's, or a population's members' class."""
         return type(self).__name__
 
+    @property
+    def input_layer(self) -> str | None:
+        """The ``nn.Linear`` (its module name) that reads the flattened input first, if the architecture has one.
+
+        A population computes it for all members as one matrix product on their shared input.
+        """
+        return None
+
     def members(self) -> Iterator[ZooModule]:
         """The models this one holds, each an ordinary single model: a single model is its own only member."""
         yield self
