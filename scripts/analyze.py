@@ -1,56 +1,91 @@
-"""Run an analysis on a saved checkpoint and print a short table.
+"""Run an analysis on a saved checkpoint: the JSON and figures a run writes, and a short table.
 
     python scripts/analyze.py task-separation lightning_logs/fc/version_0/checkpoints/best.ckpt
-    python scripts/analyze.py activations CKPT --split train --max-samples 10000 --json result.json
+    python scripts/analyze.py activations CKPT --split train --max-samples 10000 --out analysed/
 
-The checkpoint alone says which architecture and data to rebuild; data files
-are found as for training (``--data-dir``, else ``$ZOO_DATA_DIR``, else ./data).
-Both analyses judge dead units on the data they are given: ``--split train``
-(the default) is where a unit that never varies really never learns.
+Every registered analysis is a subcommand, with its declared options (``zoo.analyses``).
+The checkpoint alone says which architecture and data to rebuild; data files are found as
+for training (``--data-dir``, else ``$ZOO_DATA_DIR``, else ./data). Files go to
+``<out>/<analysis>/`` (default ``<run folder>/analysis_<checkpoint name>/``), named as a run
+names them at the checkpoint's epoch. A population's checkpoint is analysed member by member
+(``member_<i>/``, figures of member 0, as a run does), or one member with ``--member``.
+Both analyses judge dead units on the data they are given: ``--split train`` (the default)
+is where a unit that never varies really never learns.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import dataclasses
+import typing
+from pathlib import Path
 
 import torch
 
-from zoo import ZooDataModule, ZooError, load_model
-from zoo.analysis import activation_analysis, task_separation
-from zoo.analysis.task_separation import ORTHOGONAL
+from zoo import ZooDataModule, load_model
+from zoo.analyses import Analysis, Samples, list_analyses
+from zoo.callbacks.schedule import epoch_label
+from zoo.checkpoints import read_checkpoint
+from zoo.errors import exit_on_failure
 from zoo.io import write_json
+from zoo.runs import run_folder_of
+from zoo.writer import AnalysisWriter
 
 
 def run(args: argparse.Namespace) -> None:
+    analysis: Analysis = args.declaration
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
-    model = load_model(args.checkpoint).to(device)
+    epoch = read_checkpoint(args.checkpoint)["epoch"]
+    model = load_model(args.checkpoint, member=args.member).to(device)
     data = ZooDataModule.load_from_checkpoint(args.checkpoint, **({"data_dir": args.data_dir} if args.data_dir else {}))
-    inputs, targets = (t[: args.max_samples] for t in data.split(args.split))
-    names = list(data.output_names)
-    print(f"{type(model).__name__} on {len(inputs):,} {data.info.name} {args.split} samples ({device})")
-    if args.analysis == "task-separation":
-        result = task_separation(model, inputs, targets, names, args.layers, args.threshold, data=args.split)
-        print_task_separation(result)
-    else:
-        result = activation_analysis(model, inputs, targets, names, args.layers, maximize=0, data=args.split)
-        for stats in result.layers.values():
-            print("\n" + stats.report)
-    if args.json:
-        print(f"\nwrote {write_json(args.json, result)}")
+    samples = Samples.of(data, args.split, args.max_samples)
+    options = analysis.options(
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(analysis.options)}
+    )
+    folder = Path(args.out) if args.out else _default_out(args.checkpoint)
+    members = list(model.members())
+    population = members[0] is not model
+    tensorboard = _tensorboard(args.tensorboard)
+    print(f"{type(members[0]).__name__} on {len(samples.inputs):,} {data.info.name} {args.split} samples ({device})")
+    cache: dict = {}
+    for index, member in enumerate(members):
+        result = analysis.run(member, samples, options, layers=args.layers, cache=cache)
+        where = folder / analysis.name if args.member is None else folder / analysis.name / f"member_{args.member:03d}"
+        writer = AnalysisWriter(
+            where,
+            prefix=analysis.name,
+            label=epoch_label(epoch),
+            step=epoch,
+            tensorboard=tensorboard,
+            member=index if population else None,
+        )
+        written = writer.write(analysis, result, epoch=epoch)
+        if population:
+            print(f"\nmember {index}:")
+        print("\n" + analysis.describe(result))
+        print(f"\nwrote {written} (and its figures)" if writer.draws else f"\nwrote {written}")
+        if args.json:
+            print(f"wrote {write_json(args.json if not population else _member_path(args.json, index), result)}")
+    if tensorboard is not None:
+        tensorboard.close()
 
 
-def print_task_separation(result) -> None:
-    print(f"  mean interference   {result.mean_interference:+.3f}  (cosine of task gradients, mean over pairs)")
-    print(f"  conflict fraction   {result.conflict_fraction:.3f}   (task pairs with negative cosine)")
-    print(f"  orthogonal pairs    {result.orthogonal_fraction:.3f}   (|a·∂y/∂a| cosine ≤ {ORTHOGONAL})")
-    print(f"  signed orthogonal   {result.signed_orthogonal_fraction:.3f}   (a·∂y/∂a cosine within ±{ORTHOGONAL})")
-    if result.absent_outputs:
-        print(f"  absent from the data: {', '.join(result.absent_outputs)}")
-    print(f"\n  {'layer':<24}{'units':>7}{'mono':>8}{'shared':>8}{'dead':>8}{'special.':>10}")
-    for layer, roles in {**result.roles, **result.column_roles}.items():
-        fractions = f"{roles.mono_fraction:>8.1%}{roles.shared_fraction:>8.1%}{roles.dead_fraction:>8.1%}"
-        print(f"  {layer:<24}{roles.units:>7}{fractions}{roles.specialization:>10.3f}")
+def _default_out(checkpoint: str) -> Path:
+    run_dir = run_folder_of(checkpoint) or Path(".")
+    return run_dir / f"analysis_{Path(checkpoint).stem}"
+
+
+def _member_path(path: str, index: int) -> Path:
+    path = Path(path)
+    return path.with_name(f"{path.stem}_member_{index:03d}{path.suffix}")
+
+
+def _tensorboard(folder: str | None):
+    if folder is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(folder)
 
 
 def _positive(text: str) -> int:
@@ -59,26 +94,48 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _whole(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}")
+    return int(text)
+
+
+def _add_options(command: argparse.ArgumentParser, analysis: Analysis) -> None:
+    """One flag per declared option, typed and with its default."""
+    hints = typing.get_type_hints(analysis.options)
+    for field in dataclasses.fields(analysis.options):
+        kind = hints[field.name]
+        flag = f"--{field.name.replace('_', '-')}"
+        if typing.get_origin(kind) is typing.Literal:
+            command.add_argument(flag, dest=field.name, choices=typing.get_args(kind), default=field.default)
+        elif kind is bool:
+            command.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default)
+        else:
+            parse = _whole if kind is int else kind
+            command.add_argument(
+                flag, dest=field.name, type=parse, default=field.default, help=f"(default {field.default})"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="analysis", required=True)
-    separation = commands.add_parser("task-separation", help="interference, attribution, neuron roles, orthogonality")
-    activations = commands.add_parser("activations", help="dead, selective and redundant units, in plain words")
-    for command in (separation, activations):
+    for analysis in list_analyses():
+        command = commands.add_parser(analysis.name.replace("_", "-"), help=analysis.title)
+        command.set_defaults(declaration=analysis)
         command.add_argument("checkpoint")
         command.add_argument("--split", choices=["train", "val", "test"], default="train")
         command.add_argument("--max-samples", type=_positive, default=10_000)
         command.add_argument("--layers", nargs="+", default=None, help="hidden layers to analyse (default: all)")
+        command.add_argument("--member", type=_whole, default=None, help="of a population: this member only")
+        command.add_argument("--out", default=None, help="folder for <analysis>/ (default <run>/analysis_<ckpt>/)")
+        command.add_argument("--tensorboard", default=None, help="also log to TensorBoard in this folder")
         command.add_argument("--data-dir", default=None)
         command.add_argument("--json", default=None, help="also write the full result to this JSON file")
         command.add_argument("--cpu", action="store_true", help="stay on the CPU even when a GPU is present")
-    separation.add_argument("--threshold", type=float, default=0.9, help="attribution share of a mono-functional unit")
+        _add_options(command, analysis)
     args = parser.parse_args()
-    try:
-        run(args)
-    except ZooError as error:
-        print(f"analyze: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_failure(lambda: run(args), program="analyze")
 
 
 if __name__ == "__main__":

@@ -103,4 +103,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from zoo.errors import exit_on_failure
+
+    exit_on_failure(main, program="bench")

@@ -1,10 +1,12 @@
 """Callbacks that tests name by class path in configs (so they live in a module, not a test file)."""
 
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 
+from zoo.analyses import Analysis
 from zoo.callbacks.schedule import AnalysisCallback
 from zoo.models import Probe, Record, ZooModule
 
@@ -22,16 +24,18 @@ class SeenSamples(pl.Callback):
         torch.save(torch.cat(self.seen), self.folder / f"seen_rank{trainer.global_rank}.pt")
 
 
-class FailingAnalysis(AnalysisCallback):
-    """An analysis that always fails, to show that a run survives it."""
+def _break(model, samples, options, *, layers, cache):
+    raise RuntimeError("the analysis broke")
 
-    name = "failing"
+
+FAILING = Analysis(name="failing", title="failing", run=_break)
+
+
+class FailingAnalysis(AnalysisCallback):
+    """An analysis that always fails, to show that training survives it and the run says so."""
 
     def __init__(self, every_n_epochs: int = 1) -> None:
-        super().__init__(every_n_epochs, max_samples=10, layers=None, split="train")
-
-    def analyse(self, pl_module, datamodule, inputs, targets):
-        raise RuntimeError("the analysis broke")
+        super().__init__(FAILING, every_n_epochs=every_n_epochs, max_samples=10, split="train")
 
 
 class NoParameters(ZooModule):
@@ -76,3 +80,15 @@ class StopAfter(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.epoch:
             trainer.should_stop = True
+
+
+class WaitAtStart(pl.Callback):
+    """Holds a fit at its start until ``gate`` exists, first writing ``gate.waiting``: a run caught mid-way."""
+
+    def __init__(self, gate: str) -> None:
+        self.gate = Path(gate)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.gate.with_suffix(".waiting").touch()
+        while not self.gate.exists():
+            time.sleep(0.05)

@@ -201,15 +201,19 @@ def test_analyze_script_on_a_checkpoint(run_dir, monkeypatch, capsys):
     assert "FCNet on 30 iris test samples" in out and "fc1: 16 units, judged on 30 test samples" in out
 
 
-def test_an_analysis_that_fails_costs_the_run_nothing(run_dir):
-    """The run goes on, every checkpoint is written, the failure is one line and a log."""
+def test_an_analysis_that_always_fails_costs_training_nothing_and_ends_the_run_non_zero(run_dir, capsys):
+    """Training goes on and every checkpoint is written; the closing summary names the failure; exit 1 (a bug)."""
     broken = "[{class_path: helpers.FailingAnalysis, init_args: {every_n_epochs: 1}}]"
-    cli = fit_with("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", broken)
-    assert cli.trainer.state.finished and cli.trainer.current_epoch == 2
+    with pytest.raises(SystemExit) as exit_:
+        fit_with("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", broken)
+    assert exit_.value.code == 1
     folder = run_dir / "lightning_logs" / "iris" / "version_0"
     assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     log = (folder / "analysis" / "failing" / "errors.log").read_text()
     assert "RuntimeError: the analysis broke" in log and "@ epoch 1" in log
+    out, err = capsys.readouterr()
+    assert "FAILED          failing: the analysis broke (2 attempts, last @ epoch 1)" in out
+    assert "zoo: error: every attempt of an analysis failed" in err and "failing (the analysis broke)" in err
 
 
 def test_layers_are_checked_without_running_the_model(run_dir):
@@ -221,3 +225,31 @@ def test_layers_are_checked_without_running_the_model(run_dir):
     analysis = run_dir / "lightning_logs" / "iris" / "version_0" / "analysis" / "task_separation"
     assert set(json.loads((analysis / "epoch_000.json").read_text())["roles"]) == {"fc1"}
     assert cli.trainer.state.finished
+
+
+@pytest.mark.parametrize("precision", ["64-true", "bf16-true", "bf16-mixed"])
+def test_both_analyses_work_in_the_precision_lightning_trains_in(run_dir, precision):
+    """The analyses follow the model's precision; a run in 64-true or bf16-true gets their results."""
+    light = "{every_n_epochs: null, max_samples: 60, before_training: false}"
+    callbacks = f"[{{class_path: zoo.callbacks.TaskSeparation, init_args: {light}}}, " + (
+        f"{{class_path: zoo.callbacks.ActivationAnalysis, init_args: {light}}}]"
+    )
+    cli = fit_with(
+        "iris.yaml", "--trainer.max_epochs", "1", "--trainer.precision", precision, "--trainer.callbacks", callbacks
+    )
+    assert cli.trainer.state.finished
+    analysis = run_dir / "lightning_logs" / "iris" / "version_0" / "analysis"
+    separation = json.loads((analysis / "task_separation" / "epoch_000.json").read_text())
+    activations = json.loads((analysis / "activations" / "epoch_000.json").read_text())
+    assert -1 <= separation["summary"]["mean_interference"] <= 1 and separation["samples"] == 60
+    assert activations["summary"]["fc1/components_90"] >= 1
+
+
+def test_runs_that_train_nothing_or_write_nothing_say_so_and_leave_no_folder(run_dir, capsys):
+    fit_with("iris.yaml", "--trainer.fast_dev_run", "1")
+    assert "fast_dev_run    checked that every step runs; wrote nothing" in capsys.readouterr().out
+    assert not (run_dir / "lightning_logs").exists()  # not even an empty version_0
+    fit_with("iris.yaml", "--trainer.max_steps", "0")
+    out = capsys.readouterr().out
+    assert "no step trained (see trainer.max_steps, limit_train_batches, max_time)" in out
+    assert not list(run_dir.rglob("*.ckpt")) and not list(run_dir.rglob("analysis"))

@@ -319,6 +319,28 @@ def test_what_a_run_prints(run_dir, capsys):
     assert b"1 training" in layout[0].tensor_proto.string_val[0]
 
 
+def test_closing_summary_of_a_population_works_when_pasted(run_dir, capsys):
+    """A config name with a space and accents: the tensorboard line is one shell word per argument; a population's
+    analysis folders and the metric that picked best.ckpt are named."""
+    import shlex
+
+    config = run_dir / "ïrïs ü.yaml"
+    config.write_text((CONFIGS / "multimult.yaml").read_text())
+    small = ["--data.num_samples", "300", "--trainer.max_epochs", "2", "--population", "2"]
+    cli = main(["fit", "--config", str(config), *QUIET, *small])
+    out = capsys.readouterr().out
+    run = Path("lightning_logs") / "ïrïs ü" / "version_0"
+    watch = next(line for line in out.splitlines() if line.startswith("  watch it"))
+    assert shlex.split(watch.split(maxsplit=2)[2]) == ["tensorboard", "--logdir", str(run.parent)]
+    monitor = cli.trainer.checkpoint_callback.monitor
+    assert re.search(rf"best {monitor}  \d\.\d{{4}} at epoch [01], which picked best\.ckpt", out), out
+    for analysis, results in (("task_separation", 2), ("activations", 1)):  # before training and after
+        folder = run / "analysis" / analysis
+        line = f"analysis        {folder}  ({results} results for each member, in member_000 … member_001)"
+        assert line in out, out
+        assert (folder / "member_001" / "epoch_001.json").is_file()
+
+
 def test_help_says_what_zoo_is(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])

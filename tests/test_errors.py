@@ -25,12 +25,14 @@ import pytest
 from conftest import DATA_DIR
 
 from zoo.errors import EXIT_CODES
+from zoo.runs import lock_run_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 DOC = ROOT / "docs" / "errors.md"
 QUIET = ("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false")
 NO_CALLBACKS = ("--trainer.callbacks", "null")  # right after the config, so a case can still set its own
+BUSY: list = []  # the lock the fixture holds on a run folder, for as long as the tests run
 
 
 @dataclass(frozen=True)
@@ -285,14 +287,14 @@ CASES = [
         "hyper-parameter",
         "a value torch refuses (negative momentum)",
         (*IRIS, "--optimizer", "SGD", "--optimizer.lr", "0.1", "--optimizer.momentum", "-1"),
-        "zoo: error: the optimizer or learning-rate schedule refused its arguments: Invalid momentum value: -1",
+        "zoo: error: the optimizer SGD (lr=0.1, momentum=-1.0) refused its settings: ValueError: Invalid momentum "
+        "value",
     ),
     Case(
         "hyper-parameter",
         "a model with no parameters",
         (*IRIS, "--model", "helpers.NoParameters"),
-        "zoo: error: the optimizer or learning-rate schedule refused its arguments: "
-        "optimizer got an empty parameter list",
+        "zoo: error: the optimizer Adam refused its settings: ValueError: optimizer got an empty parameter list",
     ),
     Case(
         "environment",
@@ -341,6 +343,109 @@ CASES = [
         "resume with another optimizer",
         (*IRIS, "--ckpt_path", "{iris_ckpt}", "--optimizer", "SGD", "--optimizer.lr", "0.1"),
         "was trained with optimizer Adam, and this configuration builds SGD; resume with the same optimizer",
+    ),
+    Case(
+        "run folder",
+        "resume of a run another process is writing",
+        (*IRIS, "--trainer.logger.init_args.save_dir", "{busy_logs}", "--ckpt_path", "last"),
+        "iris/version_0 is being written by another zoo run (pid",
+    ),
+    Case(
+        "hyper-parameter",
+        "a value torch refuses (negative weight decay)",
+        (*IRIS, "--optimizer.weight_decay", "-1"),
+        "zoo: error: the optimizer Adam (lr=0.01, weight_decay=-1.0) refused its settings: ValueError: Invalid "
+        "weight_decay value: -1.0",
+    ),
+    Case(
+        "hyper-parameter",
+        "a schedule that divides by its setting (StepLR step_size 0)",
+        (*IRIS, "--lr_scheduler", "torch.optim.lr_scheduler.StepLR", "--lr_scheduler.step_size", "0"),
+        "zoo: error: the lr_scheduler StepLR (step_size=0) refused its settings: ZeroDivisionError",
+    ),
+    Case(
+        "trainer",
+        "a value Lightning refuses (num_nodes 0)",
+        (*IRIS, "--trainer.num_nodes", "0"),
+        "zoo: error: the trainer refused its settings: ValueError: `num_nodes` must be a positive integer, but got 0",
+    ),
+    Case(
+        "trainer",
+        "a device count Lightning refuses (devices -2)",
+        (*IRIS, "--trainer.devices", "-2"),
+        "zoo: error: the trainer refused its settings: TypeError: `devices` selected with `CPUAccelerator` should "
+        "be an int > 0",
+    ),
+    Case(
+        "trainer",
+        "max_steps below -1",
+        (*IRIS, "--trainer.max_steps", "-5"),
+        "zoo: error: the trainer refused its settings: `max_steps` must be a non-negative integer or -1",
+    ),
+    Case(
+        "trainer",
+        "a count Lightning divides by (accumulate_grad_batches 0)",
+        (*IRIS, "--trainer.accumulate_grad_batches", "0"),
+        "zoo: error: trainer.accumulate_grad_batches must be positive, got 0",
+    ),
+    Case(
+        "trainer",
+        "a count Lightning divides by (check_val_every_n_epoch 0)",
+        (*IRIS, "--trainer.check_val_every_n_epoch", "0"),
+        "zoo: error: trainer.check_val_every_n_epoch must be positive, got 0",
+    ),
+    Case(
+        "trainer",
+        "a count Lightning divides by (val_check_interval 0)",
+        (*IRIS, "--trainer.val_check_interval", "0"),
+        "zoo: error: trainer.val_check_interval must be positive, got 0",
+    ),
+    Case(
+        "trainer",
+        "a duration Lightning refuses (max_time)",
+        (*IRIS, "--trainer.max_time", "00:00:-1:00"),
+        "zoo: error: the callback Timer refused its settings: `Timer(duration='00:00:-1:00')` is not a valid duration",
+    ),
+    Case(
+        "trainer",
+        "a checkpoint setting Lightning refuses (save_top_k -5)",
+        (*IRIS, "--checkpoint.save_top_k", "-5"),
+        "zoo: error: the callback ModelCheckpoint refused its settings: Invalid value for save_top_k=-5",
+    ),
+    Case(
+        "environment",
+        "a GPU on a machine without one",
+        (*IRIS, "--trainer.accelerator", "gpu", "--trainer.devices", "[5]"),
+        "zoo: error: this machine lacks the device asked for: ",  # no GPU backend, or no GPU 5
+        exit_code=4,
+    ),
+    Case(
+        "config",
+        "a seed numpy cannot take",
+        (*IRIS, "--seed_everything", "-5"),
+        "zoo: error: seed_everything must lie in [0, 4294967295] (numpy's seeds) or be true (random), got -5",
+    ),
+    Case(
+        "config",
+        "a run name the file system refuses (300 characters)",
+        (*IRIS, "--trainer.logger.init_args.name", "x" * 300),
+        "xxx: a file or folder name this long is refused by the file system; choose a shorter name",
+    ),
+    Case(
+        "environment",
+        "a model larger than memory (4 TB of weights; the issue's [100000, 100000] asks 40 GB)",
+        (*MNIST, "--model.hidden", "[100000, 10000000]"),
+        "zoo: error: out of memory: the model FCNet (hidden=[100000, 10000000], dropout=0.2) asked for 4.0 TB at "
+        "once, more than this machine could give; choose smaller sizes",
+        exit_code=4,
+    ),
+    Case(
+        "environment",
+        "a synthetic dataset larger than memory",
+        ("--config", "{configs}/multimult.yaml", "--data.num_samples", "100000000000"),
+        "zoo: error: out of memory: the data ZooDataModule (dataset='multimult', batch_size=64, normalize='none', "
+        "num_samples=100000000000) asked for 1.9 TB at once",
+        exit_code=4,
     ),
 ]
 
@@ -410,6 +515,10 @@ def files(tmp_path_factory, data_dir) -> dict[str, str]:
         tiny = ["--model.hidden", "[8]", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
         main(["fit", *[fill(arg, paths) for arg in MNIST], *NO_CALLBACKS, *tiny, "--trainer.max_epochs", "1", *QUIET])
     paths["mnist_ckpt"] = str(run / "lightning_logs" / "fc" / "version_0" / "checkpoints" / "last.ckpt")
+    busy = root / "busy"  # a run another process writes into: this one holds its lock
+    shutil.copytree(run / "lightning_logs" / "iris" / "version_0", busy / "iris" / "version_0")
+    paths["busy_logs"] = str(busy)
+    BUSY.append(lock_run_folder(busy / "iris" / "version_0"))
     return paths
 
 
@@ -531,6 +640,79 @@ def test_environment_faults_on_every_command(files, tmp_path, capsys, monkeypatc
     assert not list((tmp_path / "quick").rglob("version_*"))  # nothing ran: no run folder left behind
 
 
+def test_failures_are_one_hierarchy_classified_by_type():
+    """Each kind of failure is its own type under ZooFailure; library exceptions are mapped by their types."""
+    import argparse
+
+    import torch
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    from zoo.errors import EnvironmentFault, Interrupted, TrainingDiverged, ZooError, ZooFailure, classify
+
+    kinds = {ZooError: 2, TrainingDiverged: 3, EnvironmentFault: 4}
+    for kind, code in kinds.items():
+        assert issubclass(kind, ZooFailure) and kind.exit_code == code
+        assert not any(issubclass(kind, other) for other in kinds if other is not kind)  # none is another's case
+    assert issubclass(Interrupted, ZooFailure) and not issubclass(Interrupted, ZooError)
+
+    def raised(error: BaseException, wrapped_in: type[BaseException] = ValueError) -> BaseException:
+        try:
+            try:
+                raise error
+            except BaseException as cause:
+                raise wrapped_in("a library's wrapper") from cause
+        except BaseException as outer:
+            return outer
+
+    cases = [  # (what a library raised, inside a wrapper, the kind, its exit code)
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), EnvironmentFault, 4),
+        (MemoryError(), EnvironmentFault, 4),
+        (OSError(errno.ENOSPC, "No space left on device", "/run/x.ckpt"), EnvironmentFault, 4),
+        (OSError(errno.ENAMETOOLONG, "File name too long", "x" * 300), ZooError, 2),
+        (MisconfigurationException("`max_steps` must be a non-negative integer"), ZooError, 2),
+        (MisconfigurationException("`MPSAccelerator` can not run on your system"), EnvironmentFault, 4),
+        (argparse.ArgumentError(None, "expected one argument"), ZooError, 2),
+        (_yaml_error(), ZooError, 2),
+        (TrainingDiverged("the loss became nan"), TrainingDiverged, 3),
+        (KeyboardInterrupt(), Interrupted, 130),
+    ]
+    for error, kind, code in cases:
+        failure = classify(raised(error))
+        assert isinstance(failure, kind) and failure.exit_code == code, (error, failure)
+    assert "2.00 GiB at once" in str(classify(raised(cases[0][0])))
+    assert classify(raised(KeyError("a bug in zoo"))) is None  # a bug keeps its traceback
+    assert classify(raised(ValueError("a ValueError outside any configured object"))) is None
+
+
+def _yaml_error() -> Exception:
+    import yaml
+
+    try:
+        yaml.safe_load("a: [1, 2")
+    except yaml.YAMLError as error:
+        return error
+    raise AssertionError("this YAML parses")
+
+
+def test_every_script_ends_through_the_classifier(files, run_dir, monkeypatch, capsys):
+    """analyze.py's fault of the machine is exit 4 (it was 2, or a traceback for an OSError); sweep.py's mistake 2."""
+    import runpy
+
+    def script(name: str, *args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", [name, *args])
+        with pytest.raises(SystemExit) as exit_:
+            runpy.run_path(str(ROOT / "scripts" / name), run_name="__main__")
+        return exit_.value.code, capsys.readouterr().err
+
+    code, error = script("analyze.py", "activations", files["iris_ckpt"], "--json", f"{files['readme']}/out.json")
+    assert code == 4 and "Traceback" not in error, error
+    assert f"analyze: error: {files['readme']} is not a folder (a file or folder is in the way)" in error
+    code, error = script("analyze.py", "activations", files["truncated_ckpt"])
+    assert code == 2 and "analyze: error: " in error and "not a readable checkpoint" in error, error
+    code, error = script("sweep.py", files["broken_yaml"])
+    assert code == 2 and "sweep: error: " in error and "Traceback" not in error, error
+
+
 def render() -> str:
     codes = "\n".join(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items())
     lines = [
@@ -541,7 +723,22 @@ def render() -> str:
         "shown; no case prints a Python traceback (only a bug in zoo may). Failures are",
         "classified in one place, `zoo/errors.py`. Every message starts with `zoo: error:`, the",
         "parser's too (jsonargparse's message comes first, then a pointer to `--help` instead of",
-        "the usage text). This file is generated from the test's lists: `python tests/test_errors.py`.",
+        "the usage text); the scripts' with `analyze: error:`, `sweep: error:`, `bench: error:`, through",
+        "the same classifier. This file is generated from the test's lists: `python tests/test_errors.py`.",
+        "",
+        "Each kind of failure is its own type under `zoo.errors.ZooFailure`: `ZooError` (a mistake in",
+        "the input, exit 2), `TrainingDiverged` (3), `EnvironmentFault` (4), `Interrupted` (130, 143).",
+        "What a library raises is classified by its type: an `OSError` by its errno (a full or read-only",
+        "disk, permission: 4; a name the file system refuses: 2), memory (`MemoryError`, torch's",
+        "`OutOfMemoryError`, and torch's CPU allocator's `RuntimeError`, which only its text tells",
+        "apart) with the size asked for: 4, Lightning's `MisconfigurationException` (a device this",
+        "machine lacks, which only its text tells apart: 4; a value: 2), argparse's and jsonargparse's",
+        "`ArgumentError` and YAML's `YAMLError`: 2. A `ValueError`, `TypeError`, `OverflowError`,",
+        "`ZeroDivisionError` or `RuntimeError` raised by a library while a configured object is built",
+        "(the model, the data, a callback, the logger, the trainer), or by an optimizer or a schedule",
+        "using its settings, is a mistake (2) that names that object and the settings it was given.",
+        "A run folder has one writer: a second `fit --ckpt_path last` of a running run names the",
+        "process that holds the folder (its lock dies with that process) and writes nothing.",
         "",
         "| exit code | meaning |",
         "| ---: | --- |",

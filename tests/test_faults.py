@@ -227,3 +227,34 @@ def test_a_checkpoint_on_another_dataset_only_on_purpose(run_dir):
         main(["test", *mnist, *other])
     tested = main(["test", *mnist, *other, "--allow_other_dataset", "true"])
     assert "test/acc" in tested.trainer.callback_metrics
+
+
+def test_a_run_folder_has_one_writer(run_dir):
+    """Two resumes of one run at once: the second says who writes there, exits 2 and leaves the folder as it was."""
+    from zoo.cli import main
+
+    iris = ["fit", "--config", str(CONFIGS / "iris.yaml"), *QUIET_RUN, "--trainer.max_epochs"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+
+    def resume(epochs: str, callbacks: str = "null") -> subprocess.Popen:
+        command = [sys.executable, "-m", "zoo", *iris, epochs, "--ckpt_path", "last", "--trainer.callbacks", callbacks]
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    main([*iris, "2", "--trainer.callbacks", "null"])
+    run = Path("lightning_logs", "iris", "version_0")
+    gate = run_dir / "gate"
+    holder = resume("3", f"[{{class_path: helpers.WaitAtStart, init_args: {{gate: {gate}}}}}]")
+    wait_for(gate.with_suffix(".waiting"), holder)  # it has written its record and is about to train
+    before = {path: path.stat().st_mtime_ns for path in run.rglob("*")}
+    second = resume("4")
+    assert second.wait(timeout=120) == 2
+    error = second.stderr.read()
+    assert f"zoo: error: {run} is being written by another zoo run (pid {holder.pid} on " in error, error
+    assert "Traceback" not in error
+    assert {path: path.stat().st_mtime_ns for path in run.rglob("*")} == before  # nothing written, nothing removed
+    gate.touch()
+    assert holder.wait(timeout=120) == 0, holder.stderr.read()
+    assert sorted(path.name for path in run.glob("config*.yaml")) == ["config.resume-1.yaml", "config.yaml"]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+    main([*iris, "4", "--ckpt_path", "last", "--trainer.callbacks", "null"])  # the lock died with its holder
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 3

@@ -30,7 +30,9 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
 
 
 def test_heatmap_renders_with_labels():
-    figure = heatmap(torch.rand(3, 4), "title", ["a", "b", "c"], ["w", "x", "y", "z"], "cols", "rows", 0, 1)
+    figure = heatmap(
+        torch.rand(3, 4), "title", ["a", "b", "c"], ["w", "x", "y", "z"], xlabel="cols", ylabel="rows", limits=(0, 1)
+    )
     axes = figure.axes[0]
     assert [label.get_text() for label in axes.get_xticklabels()] == ["w", "x", "y", "z"]
     assert axes.get_title() == "title" and len(figure.axes) == 2  # the image and its colour bar

@@ -264,11 +264,11 @@ def test_a_failure_to_log_costs_the_run_nothing(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no figure today")
 
-    monkeypatch.setattr("zoo.callbacks.set.degree_histograms", broken)
+    monkeypatch.setattr("zoo.analyses.topology.degree_histograms", broken)
     trainer = SimpleNamespace(fast_dev_run=False, log_dir=str(tmp_path), global_step=0, loggers=[], is_global_zero=True)
     model = SparseNet(hidden=[8], density=0.5, input_shape=(4,), num_outputs=3)
     with pytest.warns(UserWarning, match="SET's logs after epoch 3 failed, training goes on: no figure today"):
-        SET().write(trainer, model, 3, {}, 0.0)
+        SET().write(trainer, model, 3)
     assert "RuntimeError: no figure today" in (tmp_path / "analysis" / "set" / "errors.log").read_text()
 
 
@@ -356,7 +356,7 @@ def test_callback_from_the_cli_writes_its_logs(run_dir, data_dir, capsys):
         assert sum(result["input_connections"]) == connections and len(result["input_connections"]) == 784
         assert sum(layer["fan_in"]["counts"]) == 32
         assert sum(degree * units for degree, units in enumerate(layer["fan_in"]["counts"])) == connections
-    assert "changed_fraction" not in initial and step["epoch"] == 1
+    assert initial["changed_fraction"] is None and step["epoch"] == 1  # no step before training
     removed = step["layers"]["layer1"]["removed"]
     assert step["layers"]["layer1"]["regrown"] == removed["positive"] + removed["negative"] + removed["zero"]
     assert 0.2 < step["changed_fraction"] <= step["layers"]["layer1"]["regrown"] / connections

@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 import yaml
 from jsonargparse import DefaultHelpFormatter, Namespace
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar, TQDMProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -38,6 +39,7 @@ from zoo.runs import (
     RunStarted,
     flat_hyperparameters,
     latest_checkpoint,
+    lock_run_folder,
     record_environment,
     released_on_failure,
     reserve_version,
@@ -52,6 +54,8 @@ LIGHTNING_CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
 # a ~9 ms CPU step for a display tqdm refreshes 10 times a second anyway.
 PROGRESS_BAR_REFRESH_STEPS = 20
 LINKED = ("input_shape", "num_outputs", "task")  # the data module tells the model
+COUNTS_DIVIDED_BY = ("accumulate_grad_batches", "check_val_every_n_epoch", "val_check_interval")  # must be > 0
+SEED_RANGE = 2**32 - 1  # numpy's seeds, which Lightning's seed_everything sets too
 
 
 class ZooArgumentParser(LightningArgumentParser):
@@ -101,7 +105,8 @@ class ZooCLI(LightningCLI):
         own record (``config.resume-<K>.yaml``, ``environment.resume-<K>.json``); validate, test
         and predict of a checkpoint write into ``<run>/<subcommand>/version_<N>`` next to it. A
         run folder's record is never rewritten. A new run claims its ``version_<N>``
-        atomically, so runs started together never share a folder. A checkpoint that is
+        atomically, so runs started together never share a folder, and every run locks its
+        folder before writing in it (a second resume of a running run is refused). A checkpoint that is
         missing, unreadable, not zoo's or of another architecture is refused here.
         """
         super().parse_arguments(parser, args)
@@ -128,11 +133,17 @@ class ZooCLI(LightningCLI):
             if subcommand != "fit" and logger is not None and origin is not None:
                 logger.save_dir, logger.name, logger.version = str(origin), subcommand, None
                 root = origin / subcommand
-        if logger is None:
+        self.run_lock = None
+        # Lightning's check run writes nothing, and a DDP run's other ranks (which rerun this command) write
+        # through rank 0: neither takes the folder's lock
+        writes = not config.trainer.get("fast_dev_run") and rank_zero_only.rank == 0
+        if logger is None or config.trainer.get("fast_dev_run"):  # a check that writes nothing claims no folder
             self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}  # no run folder to keep
         elif logger.version is None:
             logger.version = reserve_version(root)
-        else:  # resuming in the run's own folder: its record stays, the resume adds its own
+            self.run_lock = lock_run_folder(root / f"version_{logger.version}") if writes else None
+        else:  # resuming in the run's own folder, its one writer: its record stays, the resume adds its own
+            self.run_lock = lock_run_folder(root / f"version_{logger.version}") if writes else None
             resume = resume_number(root / f"version_{logger.version}") + 1
             self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": f"config.resume-{resume}.yaml"}
             self.environment_file = f"environment.resume-{resume}.json"
@@ -290,7 +301,7 @@ def main(args: ArgsType = None, run: bool = True) -> ZooCLI:
             run=run,
         )
 
-    with released_on_failure():
+    with released_on_failure(keep_locks=not run):  # run=False: the caller fits; the CLI holds the lock
         return exit_on_failure(build)
 
 
@@ -393,6 +404,13 @@ def _complete(config: Namespace) -> None:
     epochs = config.trainer.max_epochs
     if epochs is not None and epochs < -1:
         raise ZooError(f"trainer.max_epochs must be -1 (no limit) or a number of epochs ≥ 0, got {epochs}")
+    for key in COUNTS_DIVIDED_BY:  # Lightning takes 0 and divides by it mid-epoch (a ZeroDivisionError)
+        count = config.trainer.get(key)
+        if isinstance(count, int | float) and not count > 0:
+            raise ZooError(f"trainer.{key} must be positive, got {count}")
+    seed = config.get("seed_everything")
+    if isinstance(seed, int) and not isinstance(seed, bool) and not 0 <= seed <= SEED_RANGE:
+        raise ZooError(f"seed_everything must lie in [0, {SEED_RANGE}] (numpy's seeds) or be true (random), got {seed}")
     optimizer = config.get("optimizer")
     if isinstance(optimizer, Namespace) and "lr" in optimizer.get("init_args", {}):
         lr = optimizer.init_args.lr

@@ -4,7 +4,7 @@ Lightning's own model summary lists the metric collections as layers and a FLOPs
 of zeros; ``LayerSummary`` replaces it with the layers' stored and nonzero parameters and
 the probe points the analyses read. ``RunSummary`` ends every command with the few lines
 a researcher needs next: the best metric and its epoch, the checkpoints, the run folder,
-the analysis files, and the ``tensorboard`` command.
+the analysis files, and the ``tensorboard`` command (shell-quoted, so that it works when pasted).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shlex
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from pytorch_lightning.callbacks import BasePredictionWriter, ModelSummary
 from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import Metric, MetricCollection
 
+from zoo.analyses import list_analyses
+from zoo.errors import ZooError, classify
 from zoo.io import atomic_file, write_text
 from zoo.models.base import count_parameters
 
@@ -57,6 +60,7 @@ class RunSummary(pl.Callback):
 
     def __init__(self, monitor: str, mode: str) -> None:
         self.monitor, self.mode = monitor, mode
+        self.picks: str | None = None  # the checkpoint the monitored metric picks, if one does
         self.best: tuple[float, int] | None = None
         self.started = time.perf_counter()
 
@@ -69,7 +73,10 @@ class RunSummary(pl.Callback):
         self.best = (float(best[0]), int(best[1])) if best is not None else None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.started = time.perf_counter()
+        self.started = time.perf_counter()  # best is not reset: a resumed fit restored it just before
+        picker = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)
+        if picker is not None:  # the summary's best is the one that picks best.ckpt
+            self.monitor, self.mode, self.picks = picker.monitor, picker.mode, Path(picker.filename or "best").name
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.monitor)
@@ -84,10 +91,19 @@ class RunSummary(pl.Callback):
         seconds = time.perf_counter() - self.started
         lines = [f"Done: {trainer.current_epoch} epochs in {_duration(seconds)}."]
         if self.best is not None:
-            lines.append(f"  best {self.monitor}  {self.best[0]:.4f} at epoch {self.best[1]}")
+            picked = f", which picked {self.picks}.ckpt" if self.picks else ""
+            lines.append(f"  best {self.monitor}  {self.best[0]:.4f} at epoch {self.best[1]}{picked}")
         checkpoints = sorted({Path(path) for callback in trainer.checkpoint_callbacks for path in _paths(callback)})
         if checkpoints:
             lines.append("  checkpoints     " + ", ".join(str(path) for path in checkpoints))
+        if trainer.fast_dev_run:
+            lines.append(
+                "  fast_dev_run    checked that every step runs; wrote nothing (no run folder, checkpoint or analysis)"
+            )
+        elif trainer.global_step == 0:
+            lines.append(
+                "  no step trained (see trainer.max_steps, limit_train_batches, max_time): no checkpoint, no analysis"
+            )
         self._where(trainer, lines)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -103,11 +119,44 @@ class RunSummary(pl.Callback):
             lines.append(f"  run folder      {folder}")
             written = [callback.written for callback in trainer.callbacks if getattr(callback, "written", None)]
             for files in written:
-                lines.append(
-                    f"  analysis        {Path(files[-1]).parent}  ({len(files)} results, last {Path(files[-1]).name})"
-                )
-            lines.append(f"  watch it        tensorboard --logdir {folder.parent}")
+                last = Path(files[-1])
+                if last.is_dir():  # a population's: the analysis folder, one folder per member in it
+                    members = sorted(entry.name for entry in last.iterdir() if entry.is_dir())
+                    each = f"{members[0]} … {members[-1]}" if members else "no member folder"
+                    lines.append(f"  analysis        {last}  ({len(files)} results for each member, in {each})")
+                else:
+                    lines.append(f"  analysis        {last.parent}  ({len(files)} results, last {last.name})")
+            lines.append(f"  watch it        tensorboard --logdir {shlex.quote(str(folder.parent))}")
+        failed = failed_analyses(trainer)
+        for callback in failed:
+            when, error = callback.failures[-1]
+            attempts = f"{len(callback.failures)} attempt{'s' * (len(callback.failures) > 1)}, last {when}"
+            lines.append(f"  FAILED          {callback.name}: {_first_line(error)} ({attempts})")
         print("\n".join(lines), flush=True)
+        if failed:
+            raise analyses_failed(failed)
+
+
+def failed_analyses(trainer: pl.Trainer) -> list:
+    """The analysis callbacks of ``trainer`` that failed at every attempt."""
+    return [callback for callback in trainer.callbacks if getattr(callback, "failed", False)]
+
+
+def analyses_failed(callbacks: list) -> ZooError:
+    """The run's failure when configured analyses produced nothing, with the code of the first one's cause.
+
+    A mistake in the input (2) or a fault of the environment (4) keeps its code; anything else
+    is a bug in zoo (1), its traceback in the analysis's ``errors.log``.
+    """
+    causes = [classify(callback.failures[-1][1]) for callback in callbacks]
+    names = ", ".join(f"{callback.name} ({_first_line(callback.failures[-1][1])})" for callback in callbacks)
+    failure = ZooError(f"every attempt of an analysis failed, so the run has no result for it: {names}")
+    failure.exit_code = next((cause.exit_code for cause in causes if cause is not None), 1)
+    return failure
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def _aligned(cell: str, width: int, left: bool) -> str:
@@ -182,17 +231,11 @@ class DashboardLayout(pl.Callback):
         training.update(
             {f"{metric} (train, val)": ["Multiline", [rf"^(train|val)/{metric}$"]] for metric in self.metrics}
         )
-        separation = {
-            "gradient interference": ["Multiline", [r"^task_separation/(mean_interference|conflict_fraction)$"]],
-            "orthogonal output pairs": ["Multiline", [r"^task_separation/(signed_)?orthogonal_fraction$"]],
-            "specialization per layer": ["Multiline", [r"^task_separation/.*/specialization$"]],
-            "dead neurons per layer": ["Multiline", [r"^task_separation/.*/dead_fraction$"]],
-        }
-        activations = {
-            "dead units per layer": ["Multiline", [r"^activations/.*/dead_fraction$"]],
-            "components for 90% of variance": ["Multiline", [r"^activations/.*/components_90$"]],
-        }
-        return {"1 training": training, "2 task separation": separation, "3 activations": activations}
+        layout = {"1 training": training}
+        for number, analysis in enumerate((a for a in list_analyses() if a.layout), start=2):
+            charts = {title: ["Multiline", [rf"^{analysis.name}/{regex}$"]] for title, regex in analysis.layout.items()}
+            layout[f"{number} {analysis.title}"] = charts
+        return layout
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         from pytorch_lightning.loggers import TensorBoardLogger

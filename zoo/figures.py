@@ -50,6 +50,7 @@ def heatmap(
     title: str,
     row_labels: Sequence[str] | None = None,
     col_labels: Sequence[str] | None = None,
+    *,
     xlabel: str = "",
     ylabel: str = "",
     signed: bool | None = None,
@@ -135,8 +136,8 @@ def correlation_map(correlation: torch.Tensor, layer: str) -> Figure:
         f"Correlation between the units of {layer} (ordered by clustering)",
         ids,
         ids,
-        "unit",
-        "unit",
+        xlabel="unit",
+        ylabel="unit",
         signed=True,
         colorbar="Pearson r",
         annotate=False,
@@ -153,8 +154,8 @@ def class_profile_map(profile: torch.Tensor, names: Sequence[str], layer: str) -
         f"Mean activation per class, {layer} (units grouped by preferred class)",
         [str(unit) for unit in order.tolist()],
         names,
-        "class",
-        "unit",
+        xlabel="class",
+        ylabel="unit",
         colorbar="mean activation",
         annotate=False,
     )
@@ -197,9 +198,16 @@ def unit_gallery(generated: torch.Tensor, examples: torch.Tensor, captions: Sequ
 
 
 def pca_and_compression(
-    explained: torch.Tensor, ks: Sequence[int], scores: Sequence[float], full: float, tolerance: float,
-    smallest_k: int, metric: str, layer: str,
-) -> Figure:  # fmt: skip
+    explained: torch.Tensor,
+    *,
+    ks: Sequence[int],
+    scores: Sequence[float],
+    full: float,
+    tolerance: float,
+    smallest_k: int,
+    metric: str,
+    layer: str,
+) -> Figure:
     """Two panels: the cumulative share of variance of the top-k components, and the metric at each k."""
     figure = Figure(figsize=(10, 4), layout="constrained")
     spectrum, curve = figure.subplots(1, 2)
@@ -227,7 +235,7 @@ def pca_and_compression(
     return figure
 
 
-def roles_chart(roles: dict, threshold: float) -> Figure:
+def roles_chart(roles: dict, *, threshold: float) -> Figure:
     """Neuron roles as stacked bars per layer, beside each layer's distribution of largest shares."""
     figure = Figure(figsize=(10.5, 4.2), layout="constrained")
     bars, histogram = figure.subplots(1, 2)
@@ -243,7 +251,7 @@ def roles_chart(roles: dict, threshold: float) -> Figure:
     bars.legend(fontsize=9)
     bars.tick_params(axis="x", rotation=30 if len(layers) > 3 else 0)
     for layer in layers:
-        shares = roles[layer].largest_share.detach().cpu().numpy()
+        shares = roles[layer].largest_share.detach().float().cpu().numpy()
         if shares.size:
             histogram.hist(shares, bins=20, range=(0, 1), histtype="step", linewidth=1.5, label=layer)
     histogram.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")

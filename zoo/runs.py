@@ -3,16 +3,20 @@
 A run folder is ``<save_dir>/<name>/version_<N>/`` as Lightning's TensorBoard
 logger lays it out. Lightning picks N as "one more than the largest", which two
 fits started at the same moment can both pick; :func:`reserve_version` claims
-N with ``mkdir``, which only one process can win.
+N with ``mkdir``, which only one process can win. A folder has one writer at a
+time: :func:`lock_run_folder` takes a lock that dies with its process, so two
+resumes of one run started together cannot both write into it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,9 +29,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from zoo.io import atomic_file, write_json
+from zoo.errors import ZooError
+from zoo.io import FILE_MODE, atomic_file, write_json
 
 VERSION = re.compile(r"version_(\d+)$")
+LOCK_FILE = ".lock"  # in the run folder; its content names the holder (pid and host)
 PACKAGES = (
     "zoo",
     "torch",
@@ -51,6 +57,7 @@ def versions(root: Path) -> list[int]:
 
 
 _claims: list[list[Path]] = []  # run folders claimed inside each active released_on_failure() block
+_locks: list[list[RunLock]] = []  # run-folder locks taken inside each active released_on_failure() block
 _started: set[Path] = set()  # run folders in which a loop began (RunStarted)
 
 
@@ -69,14 +76,60 @@ def reserve_version(root: Path) -> int:
         return candidate
 
 
+class RunLock:
+    """A run folder's writer lock: held until :meth:`release`, until this object goes, or until its process ends."""
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor: int | None = descriptor
+
+    def release(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)  # closing the file drops its flock
+            self.descriptor = None
+
+    __del__ = release
+
+
+def lock_run_folder(folder: Path) -> RunLock:
+    """Take ``folder``'s writer lock, or refuse naming the process that holds it; keep the lock object to hold it.
+
+    ``flock`` on ``<folder>/.lock``: the kernel drops it when its process ends, however it
+    ends, so a killed run never leaves a stale lock. Taken before anything is written: a
+    second writer leaves the folder as it found it.
+    """
+    if not folder.is_dir():  # a version the user named that does not exist yet: claimed as reserve_version does
+        folder.mkdir(parents=True, exist_ok=True)
+        if _claims:
+            _claims[-1].append(folder)
+    descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(descriptor, 1000).decode(errors="replace").strip() or "a process that has just started"
+        os.close(descriptor)
+        raise ZooError(
+            f"{folder} is being written by another zoo run ({holder}); a run folder has one writer at a time: "
+            "wait for that run to end, or start a new run (leave out --ckpt_path last)"
+        ) from None
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    lock = RunLock(descriptor)
+    if _locks:
+        _locks[-1].append(lock)
+    return lock
+
+
 @contextmanager
-def released_on_failure() -> Iterator[None]:
+def released_on_failure(*, keep_locks: bool = False) -> Iterator[None]:
     """Run folders claimed in the block are removed again if it fails before a loop began in them.
 
     A run that diverged at step 10 keeps its folder (its curves show how); one whose data
     could not be read, or whose optimizer refused its arguments, leaves no ``version_N`` behind.
+    The run-folder locks taken in the block are released when it ends, unless it succeeds
+    with ``keep_locks`` (the caller runs in the folder afterwards, and keeps the lock).
     """
     _claims.append([])
+    _locks.append([])
     try:
         yield
     except BaseException as error:
@@ -84,9 +137,12 @@ def released_on_failure() -> Iterator[None]:
             for folder in _claims[-1]:
                 if folder.resolve() not in _started:
                     shutil.rmtree(folder, ignore_errors=True)
+        keep_locks = False
         raise
     finally:
         _claims.pop()
+        for lock in _locks.pop() if not keep_locks else ():
+            lock.release()
 
 
 class RunStarted(pl.Callback):

@@ -1,58 +1,107 @@
 """The one place where analysis results become files and TensorBoard entries.
 
-An analysis callback hands its result to an :class:`AnalysisWriter`, which knows
-where one analysis of one run writes: ``<run dir>/analysis/<name>/`` for JSON and
-PNG files, and the run's loggers for scalars, images, text and histograms.
+An :class:`AnalysisWriter` knows where one analysis writes: a folder for JSON and PNG
+files, and optionally TensorBoard (a ``SummaryWriter``) and Lightning loggers for scalars.
+A run's callbacks make one with :meth:`AnalysisWriter.of_run`; ``scripts/analyze.py`` makes
+one from a folder alone, and writes the same files.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
-from pytorch_lightning.loggers import TensorBoardLogger
 
+from zoo.analyses import Analysis
 from zoo.figures import render, save_png
-from zoo.io import write_json
+from zoo.io import to_jsonable, write_json
 
 
 class AnalysisWriter:
-    """Writes one analysis of one run: ``<run dir>/analysis/<name>/`` and the run's loggers.
+    """Writes one analysis: ``folder`` for JSON and PNG, ``tensorboard`` and ``loggers`` for the rest.
 
     Every figure goes to TensorBoard and, as ``<tag>_epoch_<label>.png``, to the folder; the
-    result as ``epoch_<label>.json`` (label ``007``, or ``init`` before training). Under
-    ``fast_dev_run`` (a check that everything runs) it writes no file, as Lightning writes no
-    checkpoint or log then. For one member of a population, files go to
-    ``analysis/<name>/member_<i>/``; only member 0 draws its figures (PNG, and TensorBoard under
-    ``<name>/member_000/``), and scalars are left to the population's summary.
+    result as ``epoch_<label>.json`` (label ``007``, or ``init`` before training). ``folder``
+    ``None`` writes no file (a run under ``fast_dev_run``). For one member of a population
+    (``member``), files go to ``<folder>/member_<i>/``; only member 0 draws its figures (PNG,
+    and TensorBoard under ``<prefix>/member_000/``), and scalars are left to the population's summary.
     """
 
-    def __init__(self, trainer: pl.Trainer, name: str, label: str = "000", member: int | None = None) -> None:
-        self.trainer, self.name, self.label, self.member = trainer, name, label, member
-        run_dir = None if trainer.fast_dev_run else trainer.log_dir or trainer.default_root_dir
-        self.folder = Path(run_dir) / "analysis" / name if run_dir else None
+    def __init__(
+        self,
+        folder: str | Path | None,
+        *,
+        prefix: str,
+        label: str = "000",
+        step: int = 0,
+        tensorboard: Any = None,
+        loggers: Sequence[Any] = (),
+        member: int | None = None,
+    ) -> None:
+        self.folder = Path(folder) if folder is not None else None
         if self.folder is not None and member is not None:
             self.folder /= f"member_{member:03d}"
-        self.step = trainer.global_step
+        self.label, self.step, self.member, self.loggers = label, step, member, list(loggers)
+        self.tensorboard = tensorboard if member in (None, 0) else None
+        self.prefix = prefix if member is None else f"{prefix}/member_{member:03d}"
+        self.name = prefix
+
+    @classmethod
+    def of_run(cls, trainer: Any, name: str, label: str = "000", *, member: int | None = None) -> AnalysisWriter:
+        """The writer of analysis ``name`` in a run: ``<run dir>/analysis/<name>/`` and the run's loggers."""
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        run_dir = None if trainer.fast_dev_run else trainer.log_dir or trainer.default_root_dir
         boards = (logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger))
-        self.tensorboard = next(boards, None) if member in (None, 0) else None
-        self.prefix = name if member is None else f"{name}/member_{member:03d}"
+        return cls(
+            Path(run_dir) / "analysis" / name if run_dir else None,
+            prefix=name,
+            label=label,
+            step=trainer.global_step,
+            tensorboard=next(boards, None),
+            loggers=trainer.loggers,
+            member=member,
+        )
+
+    def write(self, analysis: Analysis, result: Any, *, epoch: int) -> Path | None:
+        """Everything ``analysis`` declares for ``result``: scalars, histograms, texts, figures, then the JSON."""
+        summary = analysis.summary(result)
+        data = {"epoch": epoch, **to_jsonable(result), "summary": to_jsonable(summary)}
+        self.scalars(summary)
+        for tag, values in analysis.histograms(result).items():
+            self.histogram(tag, values)
+        for tag, text in analysis.texts(result).items():
+            self.text(tag, text)
+        if self.draws:  # drawing is the costly part: only where a figure goes
+            history = [*(earlier for earlier in self.earlier_results() if earlier["epoch"] != epoch), data]
+            for tag, figure in analysis.figures_for(result, history=history).items():
+                self.figure(tag, figure)
+        return self.json(data)
+
+    @property
+    def draws(self) -> bool:
+        """Whether a figure goes anywhere: TensorBoard, or a PNG (member 0's only)."""
+        return self.tensorboard is not None or (self.folder is not None and self.member in (None, 0))
 
     def scalars(self, values: dict[str, float]) -> None:
         if self.member is not None:
             return
-        for logger in self.trainer.loggers:
-            logger.log_metrics({f"{self.name}/{key}": value for key, value in values.items()}, step=self.step)
+        if self.loggers:
+            for logger in self.loggers:
+                logger.log_metrics({f"{self.name}/{key}": value for key, value in values.items()}, step=self.step)
+        elif self.tensorboard is not None:
+            for key, value in values.items():
+                self.tensorboard.add_scalar(f"{self.name}/{key}", value, global_step=self.step)
 
     def figure(self, tag: str, figure: Figure) -> None:
         """Log a figure as a TensorBoard image and save it as PNG beside the JSON (one member's only)."""
         png = self.folder is not None and self.member in (None, 0)
         if self.tensorboard is None and not png:
-            return  # nowhere to put it: skip the drawing, the costly part
+            return
         image = render(figure)
         if self.tensorboard is not None:
             self.tensorboard.add_image(f"{self.prefix}/{tag}", image[..., :3], global_step=self.step, dataformats="HWC")
@@ -65,11 +114,11 @@ class AnalysisWriter:
 
     def histogram(self, tag: str, values: torch.Tensor) -> None:
         if self.tensorboard is not None:
-            values = values.detach().flatten().cpu()
+            values = values.detach().flatten().float().cpu()
             self.tensorboard.add_histogram(f"{self.prefix}/{tag}", values, global_step=self.step)
 
     def json(self, data: Any) -> Path | None:
-        """The result as ``epoch_<label>.json``; returns its path (None under fast_dev_run)."""
+        """The result as ``epoch_<label>.json``; returns its path (None without a folder)."""
         return write_json(self.folder / f"epoch_{self.label}.json", data) if self.folder is not None else None
 
     def earlier_results(self) -> list[dict]:

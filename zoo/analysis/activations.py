@@ -127,6 +127,8 @@ class ActivationAnalysisResult:
     maximized_values: dict[str, list[float]] = field(default_factory=dict)  # what each unit reaches on its image
     top_samples: dict[str, list[list[int]]] = field(default_factory=dict)  # per image: the analysed samples that
     # activate its unit (or class logit) most, best first, indices into the analysed inputs
+    examples: dict[str, torch.Tensor] = field(default_factory=dict, metadata={"json": False})  # those samples,
+    # (U, E, *input_shape) pixels in [0, 1], for the figures
 
     def summary(self) -> dict[str, float]:
         """The scalar numbers, flat: for TensorBoard scalars and the rows of a study."""
@@ -145,6 +147,7 @@ def activation_analysis(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     output_names: Sequence[str] | None = None,
+    *,
     layers: Sequence[str] | None = None,
     maximize: int = 8,
     prior: ImagePrior | None = None,
@@ -176,14 +179,17 @@ def activation_analysis(
     described = f"{len(inputs):,} {data} samples".replace("  ", " ")
     with model.analysis_mode(), torch.no_grad():
         device = next(model.parameters()).device
-        inputs, targets = inputs.to(device), targets.to(device)
+        dtype = next(model.parameters()).dtype  # the model's precision (it may train in 64-true or bf16-true)
+        inputs = inputs.to(device, dtype)
+        targets = targets.to(device, dtype) if targets.is_floating_point() else targets.to(device)
         activations = collect_activations(model, inputs, probes, chunk_size)
         results = {}
         for layer, values in activations.items():
             mean, eigenvalues, eigenvectors = principal_components(values)
+            axes = eigenvectors.to(values.dtype)  # projected in the model's precision
             tolerance = thresholds.compression_tolerance
             compressed = compression(
-                model, inputs, targets, layer, mean, eigenvectors, chunk_size=chunk_size, tolerance=tolerance
+                model, inputs, targets, layer, mean, axes, chunk_size=chunk_size, tolerance=tolerance
             )
             results[layer] = describe_layer(
                 layer,
@@ -267,26 +273,20 @@ def finish_analysis(
     absent = []
     if model.task == "classification":
         absent = (torch.bincount(targets.cpu(), minlength=model.num_outputs) == 0).nonzero().flatten().tolist()
-    maximization, units, reached, top = {}, {}, {}, {}
+    maximization, units, reached, top, examples = {}, {}, {}, {}, {}
     if maximize and prior is not None and len(model.input_shape) >= 2:
         maximization, units = _maximize_layers(
             model, results, activations, inputs, targets, maximize, prior, input_range
         )
         reached, top = _what_maximizes(model, maximization, units, activations, inputs, input_range)
+        low, high = (torch.as_tensor(bound, device=inputs.device) for bound in input_range)
+        pixels = ((inputs - low) / (high - low)).clamp(0, 1)
+        examples = {layer: pixels[torch.as_tensor(rows, device=inputs.device)] for layer, rows in top.items()}
     absent_names = [output_names[k] for k in absent]
     return ActivationAnalysisResult(
-        output_names,
-        len(inputs),
-        data,
-        absent_names,
-        thresholds,
-        results,
-        activations,
-        maximization,
-        units,
-        reached,
-        top,
-    )
+        output_names, len(inputs), data, absent_names, thresholds, results, activations, maximization, units, reached,
+        top, examples,
+    )  # fmt: skip
 
 
 def _what_maximizes(
@@ -306,7 +306,7 @@ def _what_maximizes(
         logits = torch.cat([model(chunk) for chunk in inputs.split(4096)])
         for layer, images in maximization.items():
             chosen = torch.as_tensor(units[layer], device=device)
-            outputs, hidden = model.forward_with_hidden(low + images.to(device) * (high - low))
+            outputs, hidden = model.forward_with_hidden((low + images.to(device) * (high - low)).to(inputs.dtype))
             values = outputs if layer == OUTPUT else hidden[layer]
             reached[layer] = values[torch.arange(len(chosen), device=device), chosen].tolist()
             responses = (logits if layer == OUTPUT else activations[layer])[:, chosen]  # (N, U)
@@ -499,6 +499,7 @@ def activation_maximization(
     units: Sequence[int],
     prior: ImagePrior,
     input_range: tuple[float | torch.Tensor, float | torch.Tensor] = (0.0, 1.0),
+    *,
     steps: int = 300,
     lr: float = 0.1,
     weight: float = 0.05,
@@ -514,7 +515,7 @@ def activation_maximization(
     prior, plus fixed-seed noise. Returns ``(U, *input_shape)``
     images with pixels in [0, 1]; ``input_range`` maps them to the model's inputs.
     """
-    device = next(model.parameters()).device
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
     prior = prior.to(device)
     low, high = (torch.as_tensor(bound, dtype=torch.float32, device=device) for bound in input_range)
     generator = torch.Generator().manual_seed(seed)
@@ -522,7 +523,7 @@ def activation_maximization(
     offset = (
         torch.zeros_like(noise)
         if start is None
-        else ((start.flatten(1).to(device) - prior.center) @ prior.axes) / prior.scales
+        else ((start.flatten(1).to(device, torch.float32) - prior.center) @ prior.axes) / prior.scales
     )
     coefficients = (offset + noise).requires_grad_()
     optimizer = torch.optim.Adam([coefficients], lr=lr)
@@ -539,7 +540,8 @@ def activation_maximization(
     with model.analysis_mode(), torch.inference_mode(False), torch.enable_grad():
         for _ in range(steps):
             dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=generator).tolist()
-            outputs, hidden = model.forward_with_hidden((low + pixels() * (high - low)).roll((dy, dx), dims=(-2, -1)))
+            shifted = (low + pixels() * (high - low)).roll((dy, dx), dims=(-2, -1))
+            outputs, hidden = model.forward_with_hidden(shifted.to(dtype))  # the images stay in float32
             objective = (outputs if layer == OUTPUT else hidden[layer])[index, chosen]
             loss = (weight * coefficients.square().sum(1) - objective).sum()
             optimizer.zero_grad()

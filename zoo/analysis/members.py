@@ -29,6 +29,7 @@ from zoo.analysis.activations import (
 from zoo.analysis.task_separation import (
     TaskSeparationResult,
     _chunks,
+    _on_model,
     separation_result,
     task_losses,
     task_separation,
@@ -48,6 +49,7 @@ def task_separation_of_members(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     output_names: Sequence[str] | None = None,
+    *,
     layers: Sequence[str] | None = None,
     threshold: float = 0.9,
     dead_tolerance: float = DEAD_TOLERANCE,
@@ -75,7 +77,7 @@ def task_separation_of_members(
         gradients, attribution, signed, activations = _member_gradients_and_attribution(
             model, inputs, targets, probes, chunk_size
         )
-    targets = targets.to(next(iter(gradients.values())).device)
+    targets = _on_model(model, targets)
     return [
         separation_result(
             model,
@@ -98,11 +100,11 @@ def _member_gradients_and_attribution(
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """As the single model's, each with the members first: ``{param: (M, K, ...)}``, ``{layer: (M, H, K)}``, ..."""
     params = {name: p for name, p in model.member_parameters().items() if p.requires_grad}
-    device = next(iter(params.values())).device
-    inputs, targets = (t.to(device).clone() if t.is_inference() else t.to(device) for t in (inputs, targets))
+    inputs, targets = (_on_model(model, tensor) for tensor in (inputs, targets))
+    device, dtype = inputs.device, next(model.parameters()).dtype
     members, num_outputs = model.size, model.num_outputs
     counts = torch.bincount(targets, minlength=num_outputs).float() if model.task == "classification" else None
-    eye = torch.eye(num_outputs, device=device)
+    eye = torch.eye(num_outputs, device=device, dtype=dtype)
     gradients = {name: p.new_zeros(members, num_outputs, *p.shape[1:]) for name, p in params.items()}
     magnitude: dict[str, torch.Tensor] = {}
     signed: dict[str, torch.Tensor] = {}
@@ -143,6 +145,7 @@ def activation_analysis_of_members(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     output_names: Sequence[str] | None = None,
+    *,
     layers: Sequence[str] | None = None,
     maximize: int = 8,
     prior: ImagePrior | None = None,
@@ -174,15 +177,14 @@ def activation_analysis_of_members(
     described = f"{len(inputs):,} {data} samples".replace("  ", " ")
     per_pass = max(1, chunk_size // model.size)
     with model.analysis_mode(), torch.no_grad():
-        device = next(iter(model.member_parameters().values())).device
-        inputs, targets = inputs.to(device), targets.to(device)
+        inputs, targets = (_on_model(model, tensor) for tensor in (inputs, targets))  # the model's device, precision
         parts = [model.forward_with_hidden(chunk)[1] for chunk in inputs.split(per_pass)]
         activations = {layer: torch.cat([part[layer] for part in parts], dim=1) for layer in probes}  # (M, N, H)
         principal, compressed = {}, {}
         for layer, values in activations.items():
             principal[layer] = [principal_components(member_values) for member_values in values]
             means = torch.stack([mean for mean, _, _ in principal[layer]])
-            axes = torch.stack([vectors for _, _, vectors in principal[layer]])
+            axes = torch.stack([vectors for _, _, vectors in principal[layer]]).to(values.dtype)
             compressed[layer] = _member_compression(
                 model,
                 inputs,
@@ -258,11 +260,9 @@ def _member_compression(
         edit, member_data = (project, (means, bases)) if bases is not None else (None, None)
         chunks = inputs.split(per_pass)
         outputs = torch.cat([model.forward_with_hidden(x, edit, member_data=member_data)[0] for x in chunks], dim=1)
-        if classification:
-            return (outputs.argmax(-1) == targets).double().mean(1)
-        residual = (outputs - targets).double().square().sum(1)  # (members, outputs)
-        total = (targets - targets.mean(0)).double().square().sum(0)
-        return (1 - residual / total).mean(1)
+        if classification:  # micro accuracy, as torchmetrics computes it for one model (to the bit)
+            return (outputs.argmax(-1) == targets).sum(-1).float() / len(targets)
+        return _r2_of_members(outputs, targets)
 
     full = score().tolist()
     scores: list[dict[int, float]] = [{} for _ in range(members)]
@@ -307,3 +307,19 @@ def _member_compression(
         )
         for index in range(members)
     ]
+
+
+def _r2_of_members(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(members,)``: each member's R² averaged over outputs, computed as torchmetrics' ``r2_score`` does (to the bit).
+
+    Near-constant targets and perfect fits follow its rules: R² 0 where the targets do not vary
+    (within 1e-4) and the residuals do, 1 where the residuals vanish.
+    """
+    sum_obs, sum_squares = targets.sum(0), (targets * targets).sum(0)
+    residual = targets - outputs
+    rss = (residual * residual).sum(1)  # (members, outputs)
+    tss = sum_squares - sum_obs * (sum_obs / len(targets))
+    zero = torch.zeros((), dtype=rss.dtype, device=rss.device)
+    varied, unexplained = ~torch.isclose(tss, zero, atol=1e-4), ~torch.isclose(rss, zero, atol=1e-4)
+    raw = torch.where(unexplained & varied, 1 - rss / tss, torch.where(unexplained, 0.0, 1.0))
+    return raw.mean(-1)

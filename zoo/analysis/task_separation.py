@@ -109,6 +109,7 @@ class TaskSeparationResult:
     signed_orthogonality: torch.Tensor  # (K, K) cosine of signed attribution columns
     orthogonality_per_layer: dict[str, torch.Tensor] = field(default_factory=dict)
     signed_orthogonality_per_layer: dict[str, torch.Tensor] = field(default_factory=dict)
+    threshold: float = 0.9  # the attribution share that made a neuron mono-functional
 
     @property
     def mean_interference(self) -> float:
@@ -176,6 +177,7 @@ def task_separation(
     inputs: torch.Tensor,
     targets: torch.Tensor,
     output_names: Sequence[str] | None = None,
+    *,
     layers: Sequence[str] | None = None,
     threshold: float = 0.9,
     dead_tolerance: float = DEAD_TOLERANCE,
@@ -264,6 +266,7 @@ def separation_result(
         signed_orthogonality=signed_overall,
         orthogonality_per_layer=magnitude_per_layer,
         signed_orthogonality_per_layer=signed_per_layer,
+        threshold=threshold,
     )
 
 
@@ -323,17 +326,26 @@ def orthogonality(attribution: dict[str, torch.Tensor]) -> tuple[torch.Tensor, d
     return overall, per_layer
 
 
+def _on_model(model: Analysable, tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` on the model's device, real numbers in its precision (it may train in 64-true or bf16-true).
+
+    Tensors made under inference mode cannot enter autograd; a copy made here (outside it) can.
+    """
+    parameter = next(model.parameters())
+    moved = tensor.to(parameter.device, parameter.dtype) if tensor.is_floating_point() else tensor.to(parameter.device)
+    return moved.clone() if moved.is_inference() else moved
+
+
 def _gradients_and_attribution(
     model: Analysable, inputs: torch.Tensor, targets: torch.Tensor, probes: list[str], chunk_size: int
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Task gradients ``{param: (K, ...)}``, magnitude and signed attribution ``{layer: (H, K)}``, activations."""
-    device = next(model.parameters()).device
-    # tensors made under inference mode cannot enter autograd; a copy made here (outside it) can
-    inputs, targets = (t.to(device).clone() if t.is_inference() else t.to(device) for t in (inputs, targets))
+    inputs, targets = (_on_model(model, tensor) for tensor in (inputs, targets))
+    device, dtype = inputs.device, next(model.parameters()).dtype
     num_outputs = model.num_outputs
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     counts = torch.bincount(targets, minlength=num_outputs).float() if model.task == "classification" else None
-    eye = torch.eye(num_outputs, device=device)
+    eye = torch.eye(num_outputs, device=device, dtype=dtype)
     gradients = {name: torch.zeros(num_outputs, *p.shape, device=device) for name, p in params.items()}
     magnitude: dict[str, torch.Tensor] = {}
     signed: dict[str, torch.Tensor] = {}

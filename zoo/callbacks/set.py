@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
+from zoo.analyses.topology import TOPOLOGY
+from zoo.analysis.topology import named_sparse_layers, sparse_topology
 from zoo.callbacks.schedule import BEFORE_TRAINING, epoch_label
 from zoo.errors import ZooError
-from zoo.figures import degree_histograms, pixel_map
-from zoo.models.set import SETStep, fan_in, fan_out, set_step, step_generator
+from zoo.models.set import SETStep, set_step, step_generator
 from zoo.models.sparse import ConnectionMove, SparseLinear
 from zoo.writer import AnalysisWriter
 
@@ -82,7 +81,7 @@ class SET(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step == 0:
-            self.write(trainer, pl_module, BEFORE_TRAINING, {}, 0.0)
+            self.write(trainer, pl_module, BEFORE_TRAINING)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
@@ -96,10 +95,16 @@ class SET(pl.Callback):
                 carry_optimizer_state(optimizer, layer.connection_parameter, step.move)
             steps[name] = step
         seconds = time.perf_counter() - start
-        self.write(trainer, pl_module, epoch - 1, steps, seconds)
+        self.write(trainer, pl_module, epoch - 1, steps=steps, seconds=seconds)
 
     def write(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, steps: dict[str, SETStep], seconds: float
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        epoch: int,
+        *,
+        steps: dict[str, SETStep] | None = None,
+        seconds: float = 0.0,
     ) -> None:
         """Log the topology after epoch ``epoch`` (and the steps that made it), on rank zero.
 
@@ -108,93 +113,27 @@ class SET(pl.Callback):
         """
         if not trainer.is_global_zero:
             return
-        writer = AnalysisWriter(trainer, self.name, epoch_label(epoch))
+        writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch))
+        when = "before training" if epoch == BEFORE_TRAINING else f"after epoch {epoch}"
         try:
-            self._write(writer, pl_module, epoch, steps, seconds)
+            result = sparse_topology(pl_module, steps=steps, zeta=self.zeta, seconds=seconds, epoch=epoch)
+            written = writer.write(TOPOLOGY, result, epoch=epoch)
         except Exception as error:
-            when = "before training" if epoch == BEFORE_TRAINING else f"after epoch {epoch}"
             log = writer.log_error(f"{when}: {traceback.format_exc()}")
             rank_zero_warn(
                 f"SET's logs {when} failed, training goes on: {error}" + (f"; traceback in {log}" if log else "")
             )
-
-    def _write(
-        self,
-        writer: AnalysisWriter,
-        pl_module: pl.LightningModule,
-        epoch: int,
-        steps: dict[str, SETStep],
-        seconds: float,
-    ) -> None:
-        named = _named_sparse_layers(pl_module)
-        layers = {name: layer for name, (_, layer) in named.items()}
-        result: dict[str, Any] = {"epoch": epoch, "zeta": self.zeta, "seconds": seconds, "layers": {}}
-        if steps:
-            changed = sum(step.new for step in steps.values()) / sum(step.connections for step in steps.values())
-            result["changed_fraction"] = changed
-            writer.scalars({"changed_fraction": changed, "seconds": seconds})
-        fan_ins = {}
-        for name, layer in layers.items():
-            degrees = fan_in(layer).cpu()
-            fan_ins[f"{name} ({layer.in_features}→{layer.out_features})"] = degrees
-            entry: dict[str, Any] = {
-                "module": named[name][0],
-                "shape": [layer.out_features, layer.in_features],
-                "connections": layer.connections,
-                "fan_in": {
-                    "min": int(degrees.min()),
-                    "max": int(degrees.max()),
-                    "mean": float(degrees.float().mean()),
-                    "std": float(degrees.float().std()) if len(degrees) > 1 else 0.0,
-                    "counts": torch.bincount(degrees).tolist(),  # units with fan-in 0, 1, 2, ...
-                },
-            }
-            if name in steps:
-                step = steps[name]
-                entry.update(
-                    removed={
-                        "positive": step.removal.positive,
-                        "negative": step.removal.negative,
-                        "zero": step.removal.zero,
-                    },
-                    regrown=step.regrown,
-                    new=step.new,
-                    changed_fraction=step.changed_fraction,
-                )
-                writer.scalars({f"{name}/changed_fraction": step.changed_fraction})
-            writer.histogram(f"{name}/fan_in", degrees)
-            result["layers"][name] = entry
-        result["connections"] = sum(entry["connections"] for entry in result["layers"].values())
-        first_name, first = next(iter(layers.items()))
-        pixels = fan_out(first).cpu()
-        result["input_connections"] = pixels.tolist()
-        shape = tuple(pl_module.input_shape)
-        when = "before training" if epoch == BEFORE_TRAINING else f"after epoch {epoch}"
-        if len(shape) >= 2 and math.prod(shape) == first.in_features:
-            image = pixels.view(-1, *shape[-2:]).sum(0)
-            title = f"Connections per input pixel\n{first_name} ({first.in_features}→{first.out_features}), {when}"
-            figure = pixel_map(image, title, "connections")
-            writer.figure("input_connections", figure)
-        figure = degree_histograms(fan_ins, f"Fan-in per unit, {when}", "fan-in (connections into a unit)")
-        writer.figure("fan_in", figure)
-        written = writer.json(result)
+            return
         if written is not None:
             self.written.append(str(written))
         if steps:
-            rank_zero_info(
-                f"SET {when}: {result['changed_fraction']:.1%} of {result['connections']:,} connections moved "
-                f"({seconds:.2f} s)"
-            )
+            moved = f"{result.changed_fraction:.1%} of {result.connections:,} connections moved"
+            rank_zero_info(f"SET {when}: {moved} ({seconds:.2f} s)")
 
 
 def sparse_layers(model: torch.nn.Module) -> dict[str, SparseLinear]:
     """The model's sparse layers, input side first, named ``layer1``, ``layer2``, ..."""
-    return {name: layer for name, (_, layer) in _named_sparse_layers(model).items()}
-
-
-def _named_sparse_layers(model: torch.nn.Module) -> dict[str, tuple[str, SparseLinear]]:
-    found = [(path, module) for path, module in model.named_modules() if isinstance(module, SparseLinear)]
-    return {f"layer{index}": (path, module) for index, (path, module) in enumerate(found, start=1)}
+    return {name: layer for name, (_, layer) in named_sparse_layers(model).items()}
 
 
 def carry_optimizer_state(optimizer: torch.optim.Optimizer, parameter: torch.nn.Parameter, move: ConnectionMove) -> int:

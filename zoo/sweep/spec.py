@@ -20,28 +20,71 @@ from typing import Any
 
 import yaml
 
+from zoo.analyses import Analysis, build_options, get_analysis, list_analyses
 from zoo.errors import ZooError
 
 
 @dataclass(frozen=True)
-class TaskSeparationOptions:
-    split: typing.Literal["train", "val", "test"] = "test"
-    max_samples: int = 10_000
-    threshold: float = 0.9
+class Sampling:
+    """Which samples a sweep's analysis looks at (the declaration's options say how)."""
 
-
-@dataclass(frozen=True)
-class ActivationOptions:
     split: typing.Literal["train", "val", "test"] = "test"
     max_samples: int = 10_000
 
 
-@dataclass(frozen=True)
 class Analyses:
-    """The analyses run on each trial's final model; a key left out is not run."""
+    """The analyses run on each trial's final model, by registered name (``zoo.analyses``); one left out is not run.
 
-    task_separation: TaskSeparationOptions | None = None
-    activations: ActivationOptions | None = None
+    Each takes ``split`` and ``max_samples`` and its declaration's own options, e.g.
+    ``task_separation: {split: test, threshold: 0.8}``; a key may also be the import path of a
+    declaration (``my_module.WEIGHT_NORMS``).
+    """
+
+    def __init__(self, chosen: dict[str, tuple[Analysis, Sampling, Any]] | None = None) -> None:
+        self.chosen = dict(chosen or {})
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> Analyses:
+        """From a sweep file's ``analyses:`` mapping; one message for the first key or value that is wrong."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ZooError(f"{where}: expected a mapping of analyses ({', '.join(_names())}); got {raw!r}")
+        chosen = {}
+        for name, settings in raw.items():
+            if name not in _names() and "." not in name:
+                raise ZooError(
+                    f"{where}: unknown key {name!r}; accepted: {', '.join(_names())} (or a declaration's import path)"
+                )
+            analysis, settings = get_analysis(name), settings or {}
+            if not isinstance(settings, dict):
+                raise ZooError(f"{where}: {name} takes a mapping of its settings; got {settings!r}")
+            sampled = [option.name for option in dataclasses.fields(Sampling)]
+            own = [option.name for option in dataclasses.fields(analysis.options)]
+            unknown = next((key for key in settings if key not in sampled + own), None)
+            if unknown is not None:
+                raise ZooError(f"{where}: {name}: unknown key {unknown!r}; accepted: {', '.join(sampled + own)}")
+            here = f"{where}: {name}"
+            sampling = build_options(Sampling, {k: v for k, v in settings.items() if k in sampled}, here)
+            options = build_options(analysis.options, {k: v for k, v in settings.items() if k in own}, here)
+            chosen[analysis.name] = (analysis, sampling, options)
+        return cls(chosen)
+
+    def __iter__(self):
+        return iter(self.chosen.values())
+
+    def __bool__(self) -> bool:
+        return bool(self.chosen)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Analyses) and self.chosen == other.chosen
+
+    def __repr__(self) -> str:
+        return f"Analyses({', '.join(self.chosen)})"
+
+
+def _names() -> list[str]:
+    return [analysis.name for analysis in list_analyses()]
 
 
 @dataclass(frozen=True)
@@ -97,6 +140,8 @@ def read_sweep(path: str | Path) -> SweepSpec:
         raise ZooError(f"{path} is empty; a sweep names at least trials: [{{config: configs/fc.yaml}}]")
     if isinstance(raw.get("seeds") if isinstance(raw, dict) else None, dict):
         raw = {**raw, "seeds": _seed_range(raw["seeds"], path)}
+    if isinstance(raw, dict) and "analyses" in raw:  # checked against the registered declarations
+        raw = {**raw, "analyses": Analyses.parse(raw["analyses"], f"{path}: analyses")}
     spec = _build(SweepSpec, raw, f"{path}")
     if not spec.trials and spec.search is None:
         raise ZooError(f"{path}: lists no trials; give 'trials: [{{config: configs/fc.yaml, grid: {{...}}}}]'")

@@ -22,23 +22,22 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from zoo.analysis.task_separation import ORTHOGONAL
+from zoo.analyses import declared_number, list_analyses
 from zoo.figures import render, save_png
 from zoo.io import write_text
 from zoo.sweep.spec import Figures, settings_text
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-STRUCTURE = {  # network-level numbers compared side by side; per-layer numbers are averaged over layers
-    "task_separation.mean_interference": "mean interference (cosine of task gradients)",
-    "task_separation.conflict_fraction": "conflicting task pairs",
-    "task_separation.orthogonal_fraction": "pairs orthogonal: magnitude cosine ≤ 0.05",
-    "task_separation.signed_orthogonal_fraction": "pairs orthogonal: signed cosine within ±0.05",
-    "task_separation.*/specialization": "specialization (mean over layers)",
-    "task_separation.*/mono_fraction": "mono-functional neurons (mean over layers)",
-    "task_separation.*/dead_fraction": "dead neurons (mean over layers)",
-    "activations.*/components_90": "components for 90% of variance (mean over layers)",
-    "activations.*/compressed_width": "smallest k keeping the metric (mean over layers)",
-}
+
+
+def structure() -> dict[str, str]:
+    """The network-level numbers compared side by side, as the analyses declare them; ``*`` ones averaged."""
+    return {
+        f"{analysis.name}.{number.key}": number.label
+        for analysis in list_analyses()
+        for number in analysis.numbers
+        if number.compared
+    }
 
 
 def write_summary(output: str | Path, rows: list[dict[str, Any]], figures: Figures | None = None) -> list[Path]:
@@ -124,7 +123,7 @@ def summary_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
 
 def _structure_table(groups: dict[str, list[dict[str, Any]]], order: list[str]) -> list[str]:
     rows = []
-    for pattern, label in STRUCTURE.items():
+    for pattern, label in structure().items():
         cells = [spread([_aggregate(row, pattern) for row in groups[name]], 3) for name in order]
         if any(cell != "–" for cell in cells):
             rows.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -185,8 +184,10 @@ def _distribution(groups: dict, key: str) -> Figure:
             axes.hist(numbers, bins=min(30, max(5, len(numbers) // 4)), alpha=0.6, label=f"{name} (n={len(numbers)})")
         axes.set_xlabel(key)
         axes.set_ylabel("seeds")
-        if "orthogonal" in key:
-            axes.axvspan(-ORTHOGONAL, ORTHOGONAL, color="grey", alpha=0.15, label=f"within ±{ORTHOGONAL}")
+        declared = declared_number(key)
+        band = declared[1].band if declared else None
+        if band is not None:
+            axes.axvspan(-band, band, color="grey", alpha=0.15, label=f"within ±{band}")
         axes.legend(fontsize=8)
     else:
         rng = np.random.default_rng(0)
@@ -225,20 +226,18 @@ def _over_epochs(groups: dict, key: str) -> Figure:
 
 
 def _default_distributions(rows: list[dict[str, Any]]) -> list[str]:
-    keys = {key for row in rows for key in row}
-    wanted = [key for key in keys if key.startswith("task_separation.pair/") and key.endswith("orthogonality")]
-    wanted += [
-        key
-        for key in ("task_separation.orthogonal_fraction", "task_separation.signed_orthogonal_fraction")
-        if key in keys and not wanted
-    ]
-    return sorted(wanted) + [key for key in ("task_separation.mean_interference",) if key in keys]
+    """The columns whose declared number is drawn as a distribution over seeds."""
+    return sorted(key for key in {key for row in rows for key in row} if _drawn(key, "distribution"))
 
 
 def _default_over_epochs(rows: list[dict[str, Any]]) -> list[str]:
-    keys = {key for row in rows for key in row.get("history", {})}
-    pairs = sorted(key for key in keys if key.endswith("/interference"))
-    return ["task_separation.mean_interference", *pairs] if keys else []
+    """The history numbers declared to be drawn over epochs."""
+    return sorted(key for key in {key for row in rows for key in row.get("history", {})} if _drawn(key, "over_epochs"))
+
+
+def _drawn(column: str, figure: str) -> bool:
+    declared = declared_number(column)
+    return declared is not None and figure in declared[1].drawn
 
 
 def _number(value: Any) -> float | None:
@@ -263,4 +262,7 @@ def _short(name: str, width: int = 40) -> str:
 
 
 def _file_name(key: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", key.removeprefix("task_separation.").removeprefix("activations."))
+    """A column as a file name, without its analysis's name: ``pair_x0_x1_orthogonality``."""
+    declared = declared_number(key)
+    short = key.split(".", 1)[1] if declared else key
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", short)

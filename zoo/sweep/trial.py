@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from zoo.analysis import activation_analysis, task_separation
+from zoo.analyses import Samples, list_analyses
 from zoo.callbacks.schedule import AnalysisCallback
 from zoo.io import to_jsonable, write_json
 from zoo.sweep.spec import Analyses, Trial
@@ -116,37 +116,33 @@ def _analyse(model, data, analyses: Analyses, run_dir: Path, member: int | None)
     """The analyses the sweep names, on the tested model; summary numbers for the row, the rest as JSON."""
     row: dict[str, float] = {}
     suffix = "" if member is None else f"_member_{member:03d}"
-    names = list(data.output_names)
-    for kind, options in (("task_separation", analyses.task_separation), ("activations", analyses.activations)):
-        if options is None:
-            continue
-        inputs, targets = (tensor[: options.max_samples] for tensor in data.split(options.split))
-        if kind == "task_separation":
-            result = task_separation(model, inputs, targets, names, threshold=options.threshold, data=options.split)
-        else:
-            result = activation_analysis(model, inputs, targets, names, maximize=0, data=options.split)
-        write_json(run_dir / "analysis" / "final" / f"{kind}{suffix}.json", to_jsonable(result))
-        row.update({f"{kind}.{key}": value for key, value in result.summary().items()})
+    for analysis, sampling, options in analyses:
+        samples = Samples.of(data, sampling.split, sampling.max_samples, images=False)  # a row draws no figure
+        result = analysis.run(model, samples, options, layers=None, cache={})
+        write_json(run_dir / "analysis" / "final" / f"{analysis.name}{suffix}.json", to_jsonable(result))
+        row.update({f"{analysis.name}.{key}": value for key, value in analysis.summary(result).items()})
     return row
 
 
 def _history(run_dir: Path, member: int | None) -> dict[str, list]:
-    """Task separation's numbers at every epoch the training-time callback analysed, if it ran."""
-    folder = run_dir / "analysis" / "task_separation"
-    if member is not None:
-        folder /= f"member_{member:03d}"
-    results = sorted((json.loads(path.read_text()) for path in folder.glob("epoch_*.json")), key=lambda r: r["epoch"])
-    history: dict[str, list] = {}
-    for result in results:
-        numbers = {
-            "epoch": result["epoch"],
-            "task_separation.mean_interference": result["mean_interference"],
-            "task_separation.conflict_fraction": result["conflict_fraction"],
-        }
-        for pair in result["pairs"] if len(result["output_names"]) <= 4 else []:
-            name = "_".join(pair["outputs"])
-            for key in ("interference", "orthogonality", "signed_orthogonality"):
-                numbers[f"task_separation.pair/{name}/{key}"] = pair[key]
-        for key, value in numbers.items():
-            history.setdefault(key, []).append(value)
+    """The numbers each analysis declares ``over_epochs``, at every epoch its training-time callback analysed.
+
+    ``epoch`` lists the epochs; a number an analysis did not produce at an epoch is ``None``.
+    """
+    at: dict[int, dict[str, Any]] = {}
+    for analysis in list_analyses():
+        kept = [number for number in analysis.numbers if number.over_epochs]
+        folder = run_dir / "analysis" / analysis.name
+        if member is not None:
+            folder /= f"member_{member:03d}"
+        for path in folder.glob("epoch_*.json") if kept else ():
+            result = json.loads(path.read_text())
+            numbers = at.setdefault(result["epoch"], {})
+            for key, value in result.get("summary", {}).items():
+                if any(number.matches(key) for number in kept):
+                    numbers[f"{analysis.name}.{key}"] = value
+    keys = sorted({key for numbers in at.values() for key in numbers})
+    epochs = sorted(at)
+    history: dict[str, list] = {"epoch": epochs} if epochs else {}
+    history.update({key: [at[epoch].get(key) for epoch in epochs] for key in keys})
     return history
