@@ -7,9 +7,11 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
+from conftest import CONFIGS
 
 from zoo.analysis import activation_analysis, task_separation
 from zoo.analysis.members import activation_analysis_of_members, task_separation_of_members
@@ -154,3 +156,35 @@ def test_a_wide_input_layer_computed_for_all_members_at_once_gives_each_members_
         for name, parameter in member.named_parameters():
             stacked = population.member_parameters()[name].grad[index]
             assert torch.allclose(stacked, parameter.grad, atol=1e-6), (index, name)
+
+
+def test_figures_drawn_in_the_background_are_complete_when_a_run_is_interrupted(run_dir, monkeypatch):
+    """Figures lag behind training (drawing made slow here); a run stopped right after an analysis keeps them all."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from zoo.cli import main
+    from zoo.writer import FIGURES, AnalysisWriter
+
+    drawn = []
+    figure = AnalysisWriter.figure
+
+    def slow_figure(self, tag, image):
+        time.sleep(0.3)  # still drawing when training is interrupted
+        figure(self, tag, image)
+        drawn.append(f"{tag.replace('/', '_')}_epoch_{self.label}.png")
+
+    monkeypatch.setattr(AnalysisWriter, "figure", slow_figure)
+    callbacks = "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 1}}, "
+    callbacks += "{class_path: helpers.InterruptAt, init_args: {step: 8}}]"  # epoch 1's 3rd step (6 steps an epoch)
+    iris = ["--config", str(CONFIGS / "iris.yaml"), "--trainer.enable_progress_bar", "false"]
+    with pytest.raises(SystemExit):
+        main(["fit", *iris, "--trainer.max_epochs", "3", "--trainer.callbacks", callbacks])
+    assert not FIGURES.pending
+    assert {"roles_epoch_init.png", "roles_epoch_000.png", "over_epochs_epoch_000.png"} <= set(drawn)
+    folder = run_dir / "lightning_logs" / "iris" / "version_0"
+    pngs = sorted(path.name for path in (folder / "analysis" / "task_separation").glob("*.png"))
+    assert pngs == sorted(drawn)  # every figure of both analyses (before training, epoch 0), and only those
+    events = EventAccumulator(str(folder), size_guidance={"images": 0})
+    events.Reload()
+    images = sum(len(events.Images(tag)) for tag in events.Tags()["images"] if tag.startswith("task_separation/"))
+    assert images == len(drawn)

@@ -8,8 +8,11 @@ one from a folder alone, and writes the same files.
 
 from __future__ import annotations
 
+import atexit
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,50 @@ from zoo.figures import render, save_png
 from zoo.io import to_jsonable, write_json
 
 
+class FigureWorker:
+    """Draws and encodes figures on one background thread, in the order given, while training goes on.
+
+    Drawing is the costly part of an analysis (matplotlib, then PNG encoding); the numbers and
+    the JSON are written at once, the figures when the worker gets to them. :meth:`flush` waits
+    for every figure handed over so far: callbacks call it when training ends, fails or is
+    stopped (SIGTERM reaches them as an exception), and at interpreter exit, so a run's figures
+    are complete whenever it ends. A figure that fails to draw is reported by ``on_error``.
+    ``inline`` draws each figure at once instead (what the benchmarks compare against).
+    """
+
+    def __init__(self) -> None:
+        self.inline = False
+        self.executor: ThreadPoolExecutor | None = None
+        self.pending: list[Future] = []
+        self.lock = threading.Lock()
+
+    def submit(self, draw: Callable[[], None], on_error: Callable[[BaseException], None]) -> None:
+        def job() -> None:
+            try:
+                draw()
+            except Exception as error:  # reported, as an analysis failure is
+                on_error(error)
+
+        if self.inline:
+            return job()
+        with self.lock:
+            if self.executor is None:
+                self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-figures")
+            self.pending = [future for future in self.pending if not future.done()]
+            self.pending.append(self.executor.submit(job))
+
+    def flush(self) -> None:
+        """Wait until every figure handed over so far is drawn and written."""
+        with self.lock:
+            pending, self.pending = self.pending, []
+        for future in pending:
+            future.result()
+
+
+FIGURES = FigureWorker()
+atexit.register(FIGURES.flush)
+
+
 class AnalysisWriter:
     """Writes one analysis: ``folder`` for JSON and PNG, ``tensorboard`` and ``loggers`` for the rest.
 
@@ -29,6 +76,8 @@ class AnalysisWriter:
     ``None`` writes no file (a run under ``fast_dev_run``). For one member of a population
     (``member``), files go to ``<folder>/member_<i>/``; only member 0 draws its figures (PNG,
     and TensorBoard under ``<prefix>/member_000/``), and scalars are left to the population's summary.
+    With ``background``, figures are drawn by :data:`FIGURES` (a run's writers: training goes on
+    meanwhile; :meth:`FigureWorker.flush` waits for them).
     """
 
     def __init__(
@@ -41,7 +90,9 @@ class AnalysisWriter:
         tensorboard: Any = None,
         loggers: Sequence[Any] = (),
         member: int | None = None,
+        background: bool = False,
     ) -> None:
+        self.background = background
         self.folder = Path(folder) if folder is not None else None
         if self.folder is not None and member is not None:
             self.folder /= f"member_{member:03d}"
@@ -65,6 +116,7 @@ class AnalysisWriter:
             tensorboard=next(boards, None),
             loggers=trainer.loggers,
             member=member,
+            background=True,
         )
 
     def write(self, analysis: Analysis, result: Any, *, epoch: int) -> Path | None:
@@ -78,9 +130,25 @@ class AnalysisWriter:
             self.text(tag, text)
         if self.draws:  # drawing is the costly part: only where a figure goes
             history = [*(earlier for earlier in self.earlier_results() if earlier["epoch"] != epoch), data]
-            for tag, figure in analysis.figures_for(result, history=history).items():
-                self.figure(tag, figure)
+
+            def draw() -> None:
+                for tag, figure in analysis.figures_for(result, history=history).items():
+                    self.figure(tag, figure)
+
+            if self.background:
+                FIGURES.submit(draw, on_error=lambda error: self._figure_failed(error, epoch))
+            else:
+                draw()
         return self.json(data)
+
+    def _figure_failed(self, error: BaseException, epoch: int) -> None:
+        """A figure drawn in the background failed: say so, and keep the traceback in ``errors.log``."""
+        import traceback
+
+        from pytorch_lightning.utilities import rank_zero_warn
+
+        log = self.log_error(f"figures of epoch {epoch}: {''.join(traceback.format_exception(error))}")
+        rank_zero_warn(f"{self.name}: a figure of epoch {epoch} failed to draw: {error}; traceback in {log}")
 
     @property
     def draws(self) -> bool:

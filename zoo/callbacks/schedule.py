@@ -14,7 +14,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from zoo.analyses import Analysis, Samples, get_analysis
 from zoo.errors import ZooError, ZooFailure
 from zoo.models.contract import select_probes
-from zoo.writer import AnalysisWriter
+from zoo.writer import FIGURES, AnalysisWriter
 
 BEFORE_TRAINING = -1  # the epoch number of the initialized network, analysed before the first step
 
@@ -91,6 +91,10 @@ class AnalysisCallback(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.completed_epoch is not None and self.analysed_epoch != self.completed_epoch:
             self.run(trainer, pl_module, self.completed_epoch)
+        FIGURES.flush()  # the run's figures are complete before its loggers close
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        FIGURES.flush()  # a failed or stopped (SIGTERM) run keeps every figure of the analyses it made
 
     @property
     def failed(self) -> bool:

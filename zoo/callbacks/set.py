@@ -15,7 +15,7 @@ from zoo.callbacks.schedule import BEFORE_TRAINING, epoch_label
 from zoo.errors import ZooError
 from zoo.models.set import SETStep, set_step, step_generator
 from zoo.models.sparse import ConnectionMove, SparseLinear
-from zoo.writer import AnalysisWriter
+from zoo.writer import FIGURES, AnalysisWriter
 
 
 class SET(pl.Callback):
@@ -82,6 +82,12 @@ class SET(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step == 0:
             self.write(trainer, pl_module, BEFORE_TRAINING)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        FIGURES.flush()  # its figures are drawn in the background: complete before the loggers close
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        FIGURES.flush()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
