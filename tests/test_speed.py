@@ -188,3 +188,22 @@ def test_figures_drawn_in_the_background_are_complete_when_a_run_is_interrupted(
     events.Reload()
     images = sum(len(events.Images(tag)) for tag in events.Tags()["images"] if tag.startswith("task_separation/"))
     assert images == len(drawn)
+
+
+def test_a_figure_failing_in_the_background_is_the_analysis_failing(run_dir, monkeypatch, capsys):
+    """Drawn after training went on, a broken figure is still reported as the analysis's failure, and counted."""
+    from zoo.cli import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no chart today")
+
+    monkeypatch.setattr("zoo.analyses.task_separation.roles_chart", broken)
+    callbacks = "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 1}}]"
+    iris = ["--config", str(CONFIGS / "iris.yaml"), "--trainer.enable_progress_bar", "false"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *iris, "--trainer.max_epochs", "1", "--trainer.callbacks", callbacks])
+    assert exit_.value.code != 0
+    err = capsys.readouterr().err
+    assert "every attempt of an analysis failed" in err and "no chart today" in err
+    log = run_dir / "lightning_logs" / "iris" / "version_0" / "analysis" / "task_separation" / "errors.log"
+    assert "RuntimeError: no chart today" in log.read_text()

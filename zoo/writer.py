@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -41,12 +42,14 @@ class FigureWorker:
         self.pending: list[Future] = []
         self.lock = threading.Lock()
 
-    def submit(self, draw: Callable[[], None], on_error: Callable[[BaseException], None]) -> None:
+    def submit(self, draw: Callable[[], None], on_error: Callable[[BaseException, str], None]) -> None:
+        """Run ``draw`` on the worker; a failure goes to ``on_error(error, traceback)``."""
+
         def job() -> None:
             try:
                 draw()
-            except Exception as error:  # reported, as an analysis failure is
-                on_error(error)
+            except Exception as error:  # reported as the analysis's own failure would be
+                on_error(error, traceback.format_exc())
 
         if self.inline:
             return job()
@@ -102,8 +105,13 @@ class AnalysisWriter:
         self.name = prefix
 
     @classmethod
-    def of_run(cls, trainer: Any, name: str, label: str = "000", *, member: int | None = None) -> AnalysisWriter:
-        """The writer of analysis ``name`` in a run: ``<run dir>/analysis/<name>/`` and the run's loggers."""
+    def of_run(
+        cls, trainer: Any, name: str, label: str = "000", *, member: int | None = None, background: bool = True
+    ) -> AnalysisWriter:
+        """The writer of analysis ``name`` in a run: ``<run dir>/analysis/<name>/`` and the run's loggers.
+
+        Its figures are drawn in the background (:data:`FIGURES`) unless ``background`` is false.
+        """
         from pytorch_lightning.loggers import TensorBoardLogger
 
         run_dir = None if trainer.fast_dev_run else trainer.log_dir or trainer.default_root_dir
@@ -116,11 +124,22 @@ class AnalysisWriter:
             tensorboard=next(boards, None),
             loggers=trainer.loggers,
             member=member,
-            background=True,
+            background=background,
         )
 
-    def write(self, analysis: Analysis, result: Any, *, epoch: int) -> Path | None:
-        """Everything ``analysis`` declares for ``result``: scalars, histograms, texts, figures, then the JSON."""
+    def write(
+        self,
+        analysis: Analysis,
+        result: Any,
+        *,
+        epoch: int,
+        on_figure_error: Callable[[BaseException, str], None] | None = None,
+    ) -> Path | None:
+        """Everything ``analysis`` declares for ``result``: scalars, histograms, texts, figures, then the JSON.
+
+        Drawn in the background, a figure that fails is reported to ``on_figure_error(error, traceback)``
+        (default: a warning, the traceback in ``errors.log``); drawn here, it raises.
+        """
         summary = analysis.summary(result)
         data = {"epoch": epoch, **to_jsonable(result), "summary": to_jsonable(summary)}
         self.scalars(summary)
@@ -136,19 +155,17 @@ class AnalysisWriter:
                     self.figure(tag, figure)
 
             if self.background:
-                FIGURES.submit(draw, on_error=lambda error: self._figure_failed(error, epoch))
+                FIGURES.submit(draw, on_error=on_figure_error or self._figure_failed)
             else:
                 draw()
         return self.json(data)
 
-    def _figure_failed(self, error: BaseException, epoch: int) -> None:
+    def _figure_failed(self, error: BaseException, trace: str) -> None:
         """A figure drawn in the background failed: say so, and keep the traceback in ``errors.log``."""
-        import traceback
-
         from pytorch_lightning.utilities import rank_zero_warn
 
-        log = self.log_error(f"figures of epoch {epoch}: {''.join(traceback.format_exception(error))}")
-        rank_zero_warn(f"{self.name}: a figure of epoch {epoch} failed to draw: {error}; traceback in {log}")
+        log = self.log_error(f"figures of {self.label}: {trace}")
+        rank_zero_warn(f"{self.name}: a figure of {self.label} failed to draw: {error}; traceback in {log}")
 
     @property
     def draws(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,16 +117,25 @@ class AnalysisCallback(pl.Callback):
         rank_zero_info(f"{type(self).__name__} {when} on {len(samples.inputs):,} {self.split} samples{each} ...")
         start = time.perf_counter()
         writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch))
-        try:
-            if population:
-                written = self._run_members(pl_module, samples, trainer, epoch)
-            else:
-                written = writer.write(self.analysis, self.analyse(pl_module, samples), epoch=epoch)
-        except Exception as error:  # an analysis must not end training nor cost it a checkpoint
-            log = writer.log_error(f"{when}: {traceback.format_exc()}")
+
+        def failed(error: BaseException, trace: str) -> None:  # here, or drawing its figures in the background
+            log = writer.log_error(f"{when}: {trace}")
             self.failures.append((when, error))
             where = f"; traceback in {log}" if log and not isinstance(error, ZooFailure) else ""
             rank_zero_warn(f"{type(self).__name__} {when} failed, training goes on: {error}{where}")
+
+        def figure_failed(error: BaseException, trace: str) -> None:
+            self.succeeded -= 1  # counted below when the numbers were written
+            failed(error, trace)
+
+        try:
+            if population:
+                written = self._run_members(pl_module, samples, trainer, epoch, figure_failed)
+            else:
+                result = self.analyse(pl_module, samples)
+                written = writer.write(self.analysis, result, epoch=epoch, on_figure_error=figure_failed)
+        except Exception as error:  # an analysis must not end training nor cost it a checkpoint
+            failed(error, traceback.format_exc())
             return
         self.succeeded += 1
         if written is not None:
@@ -138,7 +148,12 @@ class AnalysisCallback(pl.Callback):
         return self.analysis.run(model, samples, self.options, layers=self.layers, cache=self.cache)
 
     def _run_members(
-        self, population: pl.LightningModule, samples: Samples, trainer: pl.Trainer, epoch: int
+        self,
+        population: pl.LightningModule,
+        samples: Samples,
+        trainer: pl.Trainer,
+        epoch: int,
+        figure_failed: Callable[[BaseException, str], None],
     ) -> Path | None:
         """Every member analysed (at once where the analysis can), its files its own; TensorBoard gets the spread."""
         options = self.options
@@ -146,7 +161,7 @@ class AnalysisCallback(pl.Callback):
         summaries, written = [], None
         for index, result in enumerate(results):
             writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch), member=index)
-            written = writer.write(self.analysis, result, epoch=epoch)
+            written = writer.write(self.analysis, result, epoch=epoch, on_figure_error=figure_failed)
             summaries.append(self.analysis.summary(result))
         AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch)).scalars(spread(summaries))
         return Path(written).parent.parent if written is not None else None

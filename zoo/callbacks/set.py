@@ -119,7 +119,7 @@ class SET(pl.Callback):
         """
         if not trainer.is_global_zero:
             return
-        writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch))
+        writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch), background=False)  # a few, small
         when = "before training" if epoch == BEFORE_TRAINING else f"after epoch {epoch}"
         try:
             result = sparse_topology(pl_module, steps=steps, zeta=self.zeta, seconds=seconds, epoch=epoch)
