@@ -309,7 +309,7 @@ def _speed(speed: dict) -> list[str]:
             f"({row['overhead_ms_per_step']:.3f} ms a step on top) |"
         )
     lines += [
-        f"| multimult population of {population['members']}: wall step ÷ arithmetic step "
+        f"| multimult population of {population['members']}, {population['epochs']} epochs: wall step ÷ arithmetic "
         f"| {population['wall_vs_arithmetic']:.2f}× ({population['wall_ms_per_step']['population']:.2f} ms ÷ "
         f"{population['arithmetic_ms_per_step']['population']:.2f} ms) |",
         f"| … its speed-up over {population['members']} single runs (their wall steps) "

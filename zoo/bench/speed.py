@@ -95,10 +95,15 @@ def per_step(*, repeats: int, device: torch.device, log_dir: str) -> dict[str, d
     return rows
 
 
-def population_step(*, members: int, repeats: int, log_dir: str, epochs: int = 2) -> dict:
-    """A multimult population's wall step (fit, no analyses) against its arithmetic and a single run's wall step."""
+def population_step(*, members: int, repeats: int, log_dir: str, epochs: int | None = None) -> dict:
+    """A multimult population's wall step against its arithmetic and a single run's wall step.
+
+    A wall step is a whole fit's wall time (set-up, validation and checkpoints included; no
+    analyses) over its training steps, as in the populations' section; ``epochs``: the config's.
+    """
     common = ["fit", "--config", str(CONFIGS / "multimult.yaml"), "--trainer.callbacks", "null", *QUIET]
-    common += ["--trainer.max_epochs", str(epochs), "--trainer.logger.init_args.save_dir", log_dir]
+    common += ["--trainer.logger.init_args.save_dir", log_dir]
+    common += ["--trainer.max_epochs", str(epochs)] if epochs else []
     fits = {}
 
     def fit(arguments: list[str]) -> float:
@@ -116,6 +121,7 @@ def population_step(*, members: int, repeats: int, log_dir: str, epochs: int = 2
     arithmetic = {"population": step_ms(population.model, *batch), "single": step_ms(single.model, *batch)}
     row = {
         "members": members,
+        "epochs": population.trainer.max_epochs,
         "wall_ms_per_step": wall,
         "arithmetic_ms_per_step": arithmetic,
         "wall_vs_arithmetic": wall["population"] / arithmetic["population"],
