@@ -207,3 +207,17 @@ def test_a_figure_failing_in_the_background_is_the_analysis_failing(run_dir, mon
     assert "every attempt of an analysis failed" in err and "no chart today" in err
     log = run_dir / "lightning_logs" / "iris" / "version_0" / "analysis" / "task_separation" / "errors.log"
     assert "RuntimeError: no chart today" in log.read_text()
+
+
+def test_the_light_accuracy_is_torchmetrics_micro_accuracy_to_the_bit():
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from zoo.models.base import Accuracy
+
+    generator = torch.Generator().manual_seed(0)
+    ours, theirs = Accuracy(), MulticlassAccuracy(num_classes=7, average="micro")
+    for size in (1, 37, 128):
+        outputs, targets = torch.randn(size, 7, generator=generator), torch.randint(0, 7, (size,), generator=generator)
+        ours.update(outputs, targets)
+        theirs.update(outputs, targets)
+        assert ours.compute().item() == theirs.compute().item()

@@ -20,8 +20,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.regression import MeanSquaredError, R2Score
 
 from zoo.errors import TrainingDiverged, ZooError
@@ -73,6 +72,28 @@ class FiniteWatch:
             bad = (~self.finite).nonzero().flatten().tolist()
             self.failure = (bad, self.bad_step[bad].tolist(), self.first_bad[bad].tolist())
         return self.failure
+
+
+class Accuracy(Metric):
+    """The share of samples whose largest output is their class (torchmetrics' micro accuracy, to the bit).
+
+    Updated on every training step, so kept to two counts: torchmetrics' ``MulticlassAccuracy``
+    validates its arguments and keeps per-class statistics, 40 µs a step instead of 16.
+    """
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("correct", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.correct += (outputs.argmax(-1) == targets).sum()
+        self.total += len(targets)
+
+    def compute(self) -> torch.Tensor:
+        return self.correct.float() / self.total
 
 
 def count_parameters(module: torch.nn.Module) -> dict[str, int]:
@@ -347,7 +368,7 @@ class ZooModule(pl.LightningModule):
 
     def _metrics(self, stage: str) -> MetricCollection:
         if self.task == "classification":
-            metrics = {"acc": MulticlassAccuracy(num_classes=self.num_outputs, average="micro")}
+            metrics = {"acc": Accuracy()}
         else:
             metrics = {"mse": MeanSquaredError(), "r2": R2Score(multioutput="uniform_average")}
-        return MetricCollection(metrics, prefix=f"{stage}/")
+        return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)  # groups: bookkeeping per step
