@@ -13,6 +13,7 @@ import math
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -29,6 +30,8 @@ from zoo.task import TASKS, Monitor, Task, monitor_for
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 PLAIN_VALUES = frozenset({str, int, float, bool, type(None)})
+TRAINABLE = ContextVar("TRAINABLE", default=True)
+"""False while a population builds members only for their weights: they get no metrics (90% of building one)."""
 
 
 class FiniteWatch:
@@ -138,9 +141,10 @@ class ZooModule(pl.LightningModule):
         self.input_shape = tuple(input_shape)
         self.num_outputs = num_outputs
         self.task = task
-        self.train_metrics = self._metrics("train")
-        self.val_metrics = self._metrics("val")
-        self.test_metrics = self._metrics("test")
+        trainable = TRAINABLE.get()
+        self.train_metrics = self._metrics("train") if trainable else MetricCollection({})
+        self.val_metrics = self._metrics("val") if trainable else MetricCollection({})
+        self.test_metrics = self._metrics("test") if trainable else MetricCollection({})
         self.finite_watch = FiniteWatch()
 
     def __setattr__(self, name: str, value: object) -> None:

@@ -31,7 +31,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from zoo.errors import TrainingDiverged, ZooError
-from zoo.models.base import Batch, ZooModule
+from zoo.models.base import TRAINABLE, Batch, ZooModule
 from zoo.models.contract import Edit, Probe, Record, SparseLayer
 from zoo.models.registry import create_model, get_model_class, register_model
 from zoo.task import Task, metric_names
@@ -83,7 +83,11 @@ class Population(ZooModule):
             first_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
             self.hparams["first_seed"] = first_seed  # the checkpoint records the seeds actually used
         self.seeds = [first_seed + index for index in range(size)]
-        members = [self._build_member(seed) for seed in self.seeds]
+        token = TRAINABLE.set(False)  # built for their weights alone: stacked below, then dropped
+        try:
+            members = [self._build_member(seed) for seed in self.seeds]
+        finally:
+            TRAINABLE.reset(token)
         if any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in members[0].modules()):
             raise ZooError("a Population cannot hold batch-norm members yet (their running statistics)")
         parameters, buffers = torch.func.stack_module_state(members)
