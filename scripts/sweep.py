@@ -1,14 +1,16 @@
 """Run a sweep or a study of zoo trials described in a YAML file, then summarize and plot it.
 
     python scripts/sweep.py sweeps/architectures.yaml             # run (or finish) the grid
-    python scripts/sweep.py sweeps/architectures.yaml --jobs 2    # two trials at a time
+    python scripts/sweep.py sweeps/architectures.yaml --jobs 2    # two workers here
     python scripts/sweep.py sweeps/multimult_population.yaml      # 100 seeds as one batched model
-    python scripts/sweep.py sweeps/fc_search.yaml --search        # Optuna (TPE) study, SQLite storage
-    python scripts/sweep.py report sweeps/runs/architectures      # redraw summary and figures from the rows
+    python scripts/sweep.py sweeps/fc_search.yaml --search        # Optuna (TPE) search
+    python scripts/sweep.py report sweeps/runs/architectures      # redraw summary and figures from the study
 
-Rerunning skips the trials that have rows; killing it loses no finished trial; two sweep
-processes on one output folder share the trials. Results: results.csv, summary.md, the
-figures, and a run folder per trial (TensorBoard, HParams, analysis JSON).
+A sweep is an Optuna study: SQLite in the output folder by default; with --storage
+postgresql://user:password@host/db, any number of workers on any machines run the same
+command and share its trials. Rerunning continues the study; a killed worker's trial runs
+again; a changed sweep file is refused on an existing study. Results: results.csv,
+summary.md, the figures, and a run folder per trial (TensorBoard, HParams, analysis JSON).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import sys
 from pathlib import Path
 
 from zoo.errors import ZooError, exit_on_failure
-from zoo.sweep import read_rows, read_sweep, run_sweep, write_results, write_summary
-from zoo.sweep.run import default_output
+from zoo.sweep import engine, read_sweep, run_sweep
+from zoo.sweep.run import default_output, report, writable_folder
 from zoo.sweep.search import run_search
 from zoo.sweep.spec import Figures
 
@@ -27,46 +29,94 @@ from zoo.sweep.spec import Figures
 def run(args: argparse.Namespace) -> None:
     if args.jobs < 1:
         raise ZooError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.heartbeat < 1:
+        raise ZooError(f"--heartbeat must be at least 1 (seconds), got {args.heartbeat}")
     spec = read_sweep(args.sweep)
-    output = Path(args.output) if args.output else default_output(args.sweep, spec)
-    output.mkdir(parents=True, exist_ok=True)
-    record = output / "sweep.yaml"
-    if not record.exists():  # what the study ran, beside its rows (the report reads its figures: block)
-        record.write_text(Path(args.sweep).read_text())
-    if args.search:
-        run_search(spec, output, args.storage)
-    else:
-        run_sweep(spec, output, args.jobs)
+    if not args.search and not spec.trials:
+        raise ZooError(f"{args.sweep} has a search: block and no trials: run it with --search")
+    output = writable_folder(Path(args.output) if args.output else default_output(args.sweep, spec))
+    (output / "sweep.yaml").write_text(Path(args.sweep).read_text())  # a readable copy; the study holds the record
+    options = {"study": args.study, "devices": args.devices, "heartbeat": args.heartbeat}
+    try:
+        if args.search:
+            run_search(spec, output, args.storage, **options)
+        else:
+            run_sweep(spec, output, args.jobs, storage=args.storage, retry_failed=args.retry_failed, **options)
+    except KeyboardInterrupt:
+        raise stopped("interrupted", 130) from None
+    except ZooError as error:
+        if error.exit_code in (130, 143):
+            raise stopped(str(error).split(";")[0], error.exit_code) from None
+        raise
     print((output / "summary.md").read_text().split("\n## ")[0].strip())
     print(f"\nresults.csv, summary.md and the figures are in {output}")
 
 
-def report(folder: str) -> None:
-    output = Path(folder)
-    rows = read_rows(output)
-    if not rows:
-        raise ZooError(f"{output}: holds no finished trial (no trials/*/rows.json); is it a sweep's output folder?")
-    figures = read_sweep(output / "sweep.yaml").figures if (output / "sweep.yaml").is_file() else Figures()
-    write_results(output, rows)
-    written = write_summary(output, rows, figures)
-    print(f"{len(rows)} rows → {', '.join(path.name for path in written)} in {output}")
+def stopped(how: str, code: int) -> ZooError:
+    """The worker's trial went back to the queue: the same command resumes the sweep."""
+    error = ZooError(f"{how}; the study is consistent, its running trial waits again: resume with {command()}")
+    error.exit_code = code
+    return error
+
+
+def command() -> str:
+    return " ".join(["python", *sys.argv])
+
+
+def report_command(args: argparse.Namespace) -> None:
+    import optuna
+
+    folder = Path(args.folder) if args.folder else None
+    if args.storage is None:
+        if folder is None:
+            raise ZooError("give the sweep's output folder, or --storage URL")
+        if not (folder / "study.db").is_file():
+            raise ZooError(f"{folder}: holds no study.db; is it a sweep's output folder? (else give --storage URL)")
+    url = engine.storage_url(folder or ".", args.storage)
+    storage = engine.open_storage(url)
+    names = optuna.get_all_study_names(storage)
+    name = args.study or (names[0] if len(names) == 1 else folder.resolve().name if folder else None)
+    if name not in names:
+        raise ZooError(
+            f"study {name!r} is not in {engine.shown(url)}; it holds: {', '.join(names) or 'none'} (--study)"
+        )
+    study = optuna.load_study(study_name=name, storage=storage)
+    output = writable_folder(folder or Path("sweeps") / "runs" / name)
+    figures = study.user_attrs.get("figures") or {}
+    rows = report(study, output, Figures(**figures), say=print)
+    print(f"{len(rows)} rows of study {name!r} → results.csv, summary.md and the figures in {output}")
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "report":
-        parser = argparse.ArgumentParser(prog="sweep.py report", description="redraw a study's summary from its rows")
-        parser.add_argument("folder", help="the sweep's output folder")
+        parser = argparse.ArgumentParser(prog="sweep.py report", description="redraw a study's summary from its record")
+        parser.add_argument("folder", nargs="?", help="the sweep's output folder (where the report goes)")
+        parser.add_argument("--storage", default=None, help="the study's storage URL (default: the folder's study.db)")
+        parser.add_argument("--study", default=None, help="the study's name, if the storage holds several")
         args = parser.parse_args(sys.argv[2:])
-        exit_on_failure(lambda: report(args.folder), program="sweep")
+        exit_on_failure(lambda: report_command(args), program="sweep")
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", help="the sweep file, e.g. sweeps/architectures.yaml")
-    parser.add_argument("--jobs", type=int, default=1, help="trials at the same time (cores / jobs threads each)")
+    parser.add_argument("--jobs", type=int, default=1, help="workers here (cores / jobs threads each)")
     parser.add_argument(
         "--output", default=None, help="results folder (default: the file's output:, else sweeps/runs/<name>)"
     )
     parser.add_argument("--search", action="store_true", help="run the file's search: block as an Optuna study")
-    parser.add_argument("--storage", default=None, help="Optuna storage URL shared by several workers")
+    parser.add_argument(
+        "--storage", default=None, help="the study's storage URL, shared by workers (default: SQLite in the output)"
+    )
+    parser.add_argument("--study", default=None, help="the study's name (default: the output folder's name)")
+    parser.add_argument(
+        "--devices", default=None, help="--trainer.devices of this worker's trials, e.g. [2] for the third GPU"
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        default=engine.HEARTBEAT,
+        help=f"seconds between a running trial's heartbeats; {engine.GRACE} missed: its worker is taken for dead",
+    )
+    parser.add_argument("--retry-failed", action="store_true", help="run the trials that failed once more")
     args = parser.parse_args()
     exit_on_failure(lambda: run(args), program="sweep")
 

@@ -70,3 +70,15 @@ def write_idx(path: Path, tensor: torch.Tensor, **kwargs) -> str:
     data = gzip.compress(idx_bytes(tensor, **kwargs))
     path.write_bytes(data)
     return hashlib.md5(data).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def lightning_log_levels():
+    """A sweep trial run in-process quiets Lightning's loggers for its process: give each test them back."""
+    import logging
+
+    names = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric")
+    levels = {name: logging.getLogger(name).level for name in names}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)

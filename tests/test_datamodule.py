@@ -118,3 +118,21 @@ def test_whole_splits_do_not_need_a_batch_size_that_fits():
     assert len(data.split("train")[0]) == 110
     with pytest.raises(ZooError, match="data.batch_size 500 is larger than the training split"):
         data.setup("fit")
+
+
+def test_outputs_selects_targets_of_a_regression_task():
+    full = ZooDataModule("multimult", num_samples=200)
+    second = ZooDataModule("multimult", num_samples=200, outputs=[1])
+    both = ZooDataModule("multimult", num_samples=200, outputs=[1, 0])
+    assert (second.num_outputs, second.output_names) == (1, ("x2*x3",))
+    for name in ("train", "val", "test"):
+        inputs, targets = full.split(name)
+        assert torch.equal(second.split(name)[0], inputs)
+        assert torch.equal(second.split(name)[1], targets[:, [1]])
+        assert torch.equal(both.split(name)[1], targets[:, [1, 0]])
+
+
+@pytest.mark.parametrize(("dataset", "outputs", "message"), [("iris", [0], "regression"), ("multimult", [2], "0 to 1")])
+def test_outputs_refuses_what_is_not_there(dataset, outputs, message):
+    with pytest.raises(ZooError, match=message):
+        ZooDataModule(dataset, outputs=outputs)

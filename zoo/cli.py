@@ -96,6 +96,13 @@ class ZooCLI(LightningCLI):
             default=False,
             help="use a checkpoint on another dataset than the one it was trained on, on purpose",
         )
+        parser.add_argument(
+            "--weights",
+            type=str | None,
+            default=None,
+            help="fit: a new run starting from this checkpoint's weights, with a fresh optimizer, schedule and "
+            "epoch count (--ckpt_path resumes a run instead)",
+        )
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         """After parsing, before Lightning reads ``--ckpt_path``: complete the config and claim the run's folder.
@@ -120,6 +127,13 @@ class ZooCLI(LightningCLI):
         checkpoint = config.get("ckpt_path")  # absent with run=False: the caller loads what it wants
         if checkpoint in ("last", "best"):
             checkpoint = config.ckpt_path = _resolve_keyword(checkpoint, subcommand, root, logger)
+        self.weights_only = config.get("weights") is not None
+        if self.weights_only:
+            if subcommand != "fit":
+                raise ZooError(f"--weights starts a fit from a checkpoint's weights; {subcommand} takes --ckpt_path")
+            if checkpoint:
+                raise ZooError("give --weights (a new run from a checkpoint's weights) or --ckpt_path (resume one)")
+            checkpoint = config.weights  # checked as a resumed one is, then only its weights are loaded
         self.checkpoint_to_fit = None
         self.checkpoint_path = checkpoint
         self.environment_file = "environment.json"
@@ -162,9 +176,11 @@ class ZooCLI(LightningCLI):
                 action.help = SUBCOMMANDS.get(action.dest, action.help)
 
     def before_fit(self) -> None:
-        if self.checkpoint_to_fit is not None:
+        if self.checkpoint_to_fit is not None and not self.weights_only:
             _check_resume(self.checkpoint_to_fit, self.checkpoint_path, self.run_config)
         self._prepare_run()
+        if self.weights_only:
+            self.model.load_state_dict(self.checkpoint_to_fit["state_dict"])
 
     def before_validate(self) -> None:
         self._prepare_run()
@@ -216,6 +232,8 @@ class ZooCLI(LightningCLI):
         task = get_dataset(config["data"].hparams.dataset).task
         monitor = monitor_for(task)
         hparams = flat_hyperparameters(self.run_config)
+        if self.run_config.get("weights"):
+            hparams["weights"] = self.run_config.weights  # a new run's record says where its weights came from
         callbacks += [
             RunStarted(),
             HParamsRecord(hparams, monitor.of("val"), metric_names(task)),
@@ -385,7 +403,8 @@ def _check_resume(checkpoint: dict, path: str, config: Namespace) -> None:
         if part in saved and saved[part] != name:
             raise ZooError(
                 f"{path}: was trained with {part} {saved[part]}, and this configuration builds "
-                f"{name}; resume with the same {part}, or start a new run from these weights without --ckpt_path"
+                f"{name}; resume with the same {part}, or start a new run from these weights: --weights {path} "
+                "instead of --ckpt_path"
             )
 
 
@@ -473,3 +492,45 @@ def _folder_logger_arguments(trainer: Namespace) -> Namespace | None:
         ):
             return arguments
     return None
+
+
+class _ParseOnly(ZooCLI):
+    """The CLI up to its parser: arguments checked, nothing built, no run folder claimed."""
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        LightningCLI.parse_arguments(self, parser, args)
+
+    def instantiate_classes(self) -> None:
+        pass
+
+
+_checking_parser: list[LightningArgumentParser] = []
+
+
+def check_arguments(args: list[str], what: str) -> None:
+    """Check ``args`` with the CLI's own parser and build nothing; a ``ZooError`` names ``what`` and the first problem.
+
+    Sweeps check every trial this way before any runs: a misspelt key or a value of the wrong
+    type is found in seconds, not when its trial's turn comes.
+    """
+    check_config_files(args)
+    quiet_lightning(logging.WARNING)
+    try:
+        if _checking_parser:
+            _checking_parser[0].parse_args(args)
+        else:  # building the parser takes a second; each check after that, a tenth
+            cli = _ParseOnly(
+                ZooModule,
+                ZooDataModule,
+                subclass_mode_model=True,
+                parser_kwargs={**_parser_defaults(False), "exit_on_error": False},
+                parser_class=ZooArgumentParser,
+                args=args,
+                run=False,
+            )
+            _checking_parser.append(cli.parser)
+    except Exception as error:  # jsonargparse's ArgumentError, with the nested reasons on further lines
+        lines = [line.strip(" -") for line in str(error).splitlines() if line.strip(" -")]
+        reasons = [line for line in lines if "not accepted" in line or line.startswith(("Expected", "Key "))]
+        reason = reasons[0] if reasons else lines[0] if lines else type(error).__name__
+        raise ZooError(f"{what}: {reason}") from None

@@ -8,6 +8,7 @@ slicing batches with a shuffled index tensor removes the per-sample
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,21 @@ class TensorLoader:
             yield self.inputs.index_select(0, batch), self.targets.index_select(0, batch)
 
 
+def select_outputs(info: DatasetInfo, outputs: list[int] | None) -> DatasetInfo:
+    """The dataset as seen through ``data.outputs``: only the chosen targets, in the order given."""
+    if outputs is None:
+        return info
+    if info.task != "regression":
+        raise ZooError(f"data.outputs selects targets of a regression task; {info.name} is a {info.task} task")
+    valid = all(isinstance(index, int) and 0 <= index < info.num_outputs for index in outputs)
+    if not outputs or not valid:
+        raise ZooError(
+            f"data.outputs must list indices of {info.name}'s outputs, 0 to {info.num_outputs - 1} "
+            f"({', '.join(info.output_names)}); got {outputs}"
+        )
+    return dataclasses.replace(info, output_names=tuple(info.output_names[index] for index in outputs))
+
+
 class ZooDataModule(pl.LightningDataModule):
     """One data module for every model.
 
@@ -107,6 +123,8 @@ class ZooDataModule(pl.LightningDataModule):
         download: fetch missing IDX files from the official mirrors.
         shuffle_seed: seed of the batch order; default the run's ``seed_everything``. Fixing it lets
             runs of different seeds see the same batches (as a population's members do).
+        outputs: which targets of a regression task to keep, by index, e.g. ``[0]`` for multimult's
+            first product alone: single-task networks to train, and later merge (``zoo.surgery``).
     """
 
     def __init__(
@@ -121,9 +139,10 @@ class ZooDataModule(pl.LightningDataModule):
         num_samples: int | None = None,
         download: bool = True,
         shuffle_seed: int | None = None,
+        outputs: list[int] | None = None,
     ) -> None:
         super().__init__()
-        self.info: DatasetInfo = get_dataset(dataset)
+        self.info: DatasetInfo = select_outputs(get_dataset(dataset), outputs)
         for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value <= 0:
                 raise ZooError(f"data.{name} must be a positive integer, got {value}")
@@ -212,7 +231,12 @@ class ZooDataModule(pl.LightningDataModule):
                 f"data folder {self.data_dir} is a file; point --data.data_dir (or ZOO_DATA_DIR) at a folder"
             )
         num_samples = self.hparams.num_samples or 10_000
-        return self.info.load(LoadOptions(self.data_dir, self.hparams.download, num_samples, self.hparams.seed))
+        splits = self.info.load(LoadOptions(self.data_dir, self.hparams.download, num_samples, self.hparams.seed))
+        if self.hparams.outputs is None:
+            return splits
+        chosen = torch.tensor(self.hparams.outputs)
+        train, test = splits.train_targets[:, chosen], splits.test_targets[:, chosen]
+        return splits._replace(train_targets=train, test_targets=test)
 
     def _split_and_normalize(self, splits: Splits) -> dict[str, Batch]:
         pool = len(splits.train_inputs)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from zoo.errors import ZooError
 from zoo.models.base import ZooModule
 from zoo.models.contract import Record
 from zoo.models.layers import ActivationName, check_widths, make_dropout, mlp_blocks
@@ -24,6 +25,9 @@ class FCNet(ZooModule):
         activation: nonlinearity of every hidden layer.
         dropout: dropout probability after each hidden layer, in [0, 1).
         batch_norm: insert ``BatchNorm1d`` before each activation.
+        rank: per hidden layer, the number of components it passes on (``None``: all): the layer
+            that reads it is factorized as ``Linear(width, k, bias=False) → Linear(k, next)``.
+            ``zoo.surgery.compress`` writes it, so a compressed network stays an FCNet.
     """
 
     def __init__(
@@ -32,15 +36,25 @@ class FCNet(ZooModule):
         activation: ActivationName = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
+        rank: Sequence[int | None] | None = None,
         input_shape: tuple[int, ...] = (1, 28, 28),
         num_outputs: int = 10,
         task: Task = "classification",
     ) -> None:
         super().__init__(input_shape, num_outputs, task)
         widths = check_widths(hidden, "model.hidden")
-        self.blocks = mlp_blocks(self.in_features, widths, activation, batch_norm)
+        ranks = _check_ranks(rank, widths)
+
+        def linear(fan_in: int, fan_out: int, index: int) -> nn.Module:
+            """The layer reading hidden layer ``index - 1``: low-rank when that layer is compressed."""
+            k = ranks[index - 2] if index >= 2 else None
+            if k is None:
+                return nn.Linear(fan_in, fan_out)
+            return nn.Sequential(nn.Linear(fan_in, k, bias=False), nn.Linear(k, fan_out))
+
+        self.blocks = mlp_blocks(self.in_features, widths, activation, batch_norm, linear=linear)
         self.dropout = make_dropout(dropout)
-        self.head = nn.Linear(widths[-1] if widths else self.in_features, num_outputs)
+        self.head = linear(widths[-1] if widths else self.in_features, num_outputs, len(widths) + 1)
 
     @property
     def input_layer(self) -> str:
@@ -51,3 +65,16 @@ class FCNet(ZooModule):
         for block in self.blocks:
             x = self.dropout(block(x, record))
         return self.head(x)
+
+
+def _check_ranks(rank: Sequence[int | None] | None, widths: list[int]) -> list[int | None]:
+    """One rank (a positive integer, or ``None``) per hidden layer."""
+    if rank is None:
+        return [None] * len(widths)
+    ranks = list(rank)
+    valid = all(k is None or (isinstance(k, int) and not isinstance(k, bool) and k > 0) for k in ranks)
+    if len(ranks) != len(widths) or not valid:
+        raise ZooError(
+            f"model.rank must give one positive integer or null per hidden layer ({len(widths)}), got {ranks}"
+        )
+    return ranks

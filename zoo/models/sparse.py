@@ -102,14 +102,9 @@ class SparseLinear(SparseLayer):
             self.weight = nn.Parameter(weight)
             self.register_buffer("mask", mask)
             return
-        rows, cols = mask.nonzero(as_tuple=True)  # row-major: CSR order
-        self.values = nn.Parameter(weight[rows, cols])
-        self.register_buffer("rows", rows)
-        self.register_buffer("cols", cols)
-        self.register_buffer("crow", _compressed(rows, out_features))
-        transposed = torch.argsort(cols * out_features + rows)  # CSR order of Wᵀ
-        self.register_buffer("transposed", transposed)
-        self.register_buffer("crow_t", _compressed(cols[transposed], in_features))
+        self.values = nn.Parameter(weight[mask])  # row-major: CSR order
+        for name, buffer in _csr_buffers(mask).items():
+            self.register_buffer(name, buffer)
 
     @property
     def connections(self) -> int:
@@ -143,6 +138,19 @@ class SparseLinear(SparseLayer):
         if self.backend == "masked":
             return self.weight.detach().flatten()[self.positions()]
         return self.values.detach()
+
+    @torch.no_grad()
+    def assign(self, weight: torch.Tensor, mask: torch.Tensor) -> None:
+        """Take the connectivity ``mask`` (as many connections as the layer has) and its weights, in place."""
+        if int(mask.sum()) != self.connections or mask.shape != (self.out_features, self.in_features):
+            raise ValueError(f"assign keeps the layer's shape and connection count ({self.connections})")
+        if self.backend == "masked":
+            self.mask.copy_(mask)
+            self.weight.copy_(weight * mask)
+            return
+        for name, buffer in _csr_buffers(mask.to(self.rows.device)).items():
+            getattr(self, name).copy_(buffer)
+        self.values.copy_(weight[mask])
 
     @torch.no_grad()
     def rewire(self, removed: torch.Tensor, regrown: torch.Tensor) -> ConnectionMove:
@@ -279,6 +287,20 @@ class CSRLinearFunction(torch.autograd.Function):
             # strided operands as they come: making them contiguous first costs more than it saves
             grad_values = torch.sparse.sampled_addmm(pattern, grad_output.t(), x, beta=0.0).values()
         return grad_x, grad_values, None, None, None, None, None
+
+
+def _csr_buffers(mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The index buffers of a CSR layer with connectivity ``mask``: rows and columns, and those of Wᵀ."""
+    out_features, in_features = mask.shape
+    rows, cols = mask.nonzero(as_tuple=True)  # row-major: CSR order
+    transposed = torch.argsort(cols * out_features + rows)  # CSR order of Wᵀ
+    return {
+        "rows": rows,
+        "cols": cols,
+        "crow": _compressed(rows, out_features),
+        "transposed": transposed,
+        "crow_t": _compressed(cols[transposed], in_features),
+    }
 
 
 def _compressed(indices: torch.Tensor, length: int) -> torch.Tensor:

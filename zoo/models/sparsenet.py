@@ -33,6 +33,9 @@ class SparseNet(ZooModule):
         backend: ``masked`` (dense weight × mask), ``sparse`` (CSR kernels) or ``torch_sparse``.
         sparse_output: make the output layer sparse too (default: dense, it is small).
         connectivity_seed: seed of the connectivity; layer l uses ``connectivity_seed + l``.
+        connections: exact number of connections of each sparse layer, input side first; replaces
+            ``density`` and ``epsilon``. ``zoo.surgery`` writes it, so that a pruned network's tensors
+            (whose connectivity the checkpoint holds) have the sizes its config builds.
         activation: nonlinearity of every hidden layer.
         dropout: dropout probability after each hidden layer, in [0, 1).
     """
@@ -45,6 +48,7 @@ class SparseNet(ZooModule):
         backend: SparseBackend = "masked",
         sparse_output: bool = False,
         connectivity_seed: int = 0,
+        connections: Sequence[int] | None = None,
         activation: ActivationName = "relu",
         dropout: float = 0.0,
         input_shape: tuple[int, ...] = (1, 28, 28),
@@ -57,9 +61,16 @@ class SparseNet(ZooModule):
         if epsilon is not None and epsilon <= 0:
             raise ZooError(f"model.epsilon must be positive, got {epsilon}")
         widths = check_widths(hidden, "model.hidden")
+        if connections is not None and len(connections) != len(widths) + sparse_output:
+            raise ZooError(
+                f"model.connections must give one count per sparse layer ({len(widths) + sparse_output}), "
+                f"got {list(connections)}"
+            )
 
         def sparse_layer(fan_in: int, fan_out: int, index: int) -> SparseLinear:
             layer_density = density if epsilon is None else erdos_renyi_density(epsilon, fan_in, fan_out)
+            if connections is not None:  # round(density · size) gives back the count exactly
+                layer_density = connections[index - 1] / (fan_in * fan_out)
             if layer_density is None:
                 layer_density = DEFAULT_DENSITY
             if not 0 < layer_density <= 1:

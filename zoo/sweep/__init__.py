@@ -2,7 +2,8 @@
 
 - ``spec``: the sweep file's typed schema and its expansion into trials;
 - ``trial``: one trial in one process (fit, validate, test, analyses) and its rows;
-- ``run``: claiming, running and keeping trials; ``results.csv``;
+- ``engine``: the Optuna study that holds a sweep's queue and record, and its workers;
+- ``run``: a grid sweep's workers and report; ``results.csv``;
 - ``summary``: ``summary.md`` and the figures, from the rows alone;
 - ``search``: Optuna searches over the same kind of trials.
 """

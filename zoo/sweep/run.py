@@ -1,40 +1,35 @@
-"""Running a sweep: each trial claimed atomically, each finished trial's rows kept in a file of their own.
+"""Running a grid sweep: a worker on the sweep's study, and ``results.csv`` from the study's record.
 
-``<output>/trials/<trial>/rows.json`` is the record of a finished trial, written atomically;
-``results.csv``, ``summary.md`` and the figures are rebuilt from all of them. A trial is
-claimed with an exclusive ``flock`` on ``<output>/trials/<trial>/claim``, which the
-operating system releases when its process ends, however it ends. So two sweep processes
-on one folder share the work and never run a trial twice, a failing trial under
-``--jobs N`` costs the others nothing, and a killed sweep, restarted, runs exactly the
-trials that have no rows yet.
+The study (``zoo.sweep.engine``) holds the queue and the record: the worker that creates it
+enqueues every combination x seed once; each worker (``--jobs N`` starts N here; any number
+on other machines with ``--storage URL``) takes waiting trials until none is left, then
+rebuilds ``results.csv``, ``summary.md`` and the figures from the storage.
 """
 
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
-import json
 import os
-import time
-import traceback
+import signal
+import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
-from zoo.io import write_json, write_text
-from zoo.sweep.spec import Analyses, SweepSpec, Trial, expand
+from zoo.errors import Interrupted, ZooError
+from zoo.io import to_jsonable, write_text
+from zoo.sweep import engine
+from zoo.sweep.spec import SweepSpec, Trial, check_trials, expand
 from zoo.sweep.summary import write_summary
 
 BASE_COLUMNS = [
     "trial", "config", "family", "overrides", "seed", "member", "batched", "params_nonzero", "metric",
     "val_loss", "val_acc", "val_mse", "val_r2", "test_loss", "test_acc", "test_mse", "test_r2",
-    "train_seconds", "eval_seconds", "train_samples_per_second", "run_dir",
+    "train_seconds", "eval_seconds", "train_samples_per_second", "host", "run_dir",
 ]  # fmt: skip
-MEASURED = {"train_seconds", "eval_seconds", "train_samples_per_second", "run_dir"}  # never identical twice
+MEASURED = {"train_seconds", "eval_seconds", "train_samples_per_second", "run_dir", "host"}  # never identical twice
 
 
 def trial_devices(slot: int, gpus: int) -> str:
@@ -53,96 +48,159 @@ def _usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def run_sweep(spec: SweepSpec, output: str | Path, jobs: int = 1, say: Callable[[str], None] = print) -> list[dict]:
-    """Run every trial without rows yet, ``jobs`` at a time; then rebuild the table, summary and figures."""
+def writable_folder(path: Path) -> Path:
+    """The output folder, made; a file in its place is the user's mistake (exit 2), not the machine's."""
+    for folder in (path, *path.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ZooError(f"the output {path} cannot be a folder: {folder} is a file; give another --output")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def study_name(output: str | Path, study: str | None = None) -> str:
+    return study or Path(output).resolve().name
+
+
+def run_sweep(
+    spec: SweepSpec,
+    output: str | Path,
+    jobs: int = 1,
+    say: Callable[[str], None] = print,
+    *,
+    storage: str | None = None,
+    study: str | None = None,
+    devices: str | None = None,
+    heartbeat: int = engine.HEARTBEAT,
+    retry_failed: bool = False,
+) -> list[dict]:
+    """Work on the sweep's study until no trial waits or runs (``jobs`` workers here); then the report."""
     import torch
 
-    output = Path(output)
+    output = writable_folder(Path(output))
     trials = expand(spec, str(output))
-    pending = [trial for trial in trials if not _rows_file(trial).is_file()]
-    say(f"{len(trials)} trials, {len(trials) - len(pending)} done, {len(pending)} to run, {jobs} at a time → {output}")
-    threads = max(1, _usable_cores() // jobs)
+    check_trials(trials)
+    url = engine.storage_url(output, storage)
+    opened = engine.open_study(
+        engine.open_storage(url, heartbeat),
+        study_name(output, study),
+        engine.definition(spec, "grid"),
+        "maximize",
+        trials,
+    )
+    opened.set_user_attr("figures", to_jsonable(spec.figures))
+    if retry_failed:
+        failed = engine.failures(opened)
+        say(f"{engine.retry_failed(opened, sorted(failed))} failed trial(s) enqueued again")
+    done = len({row["trial"] for row in engine.read_record(opened)[0]})
+    say(f"{len(trials)} trials, {done} done, {len(trials) - done} to do, {jobs} worker(s) here → {output}")
+    say(f"study {opened.study_name!r} in {engine.shown(url)}")
+    if done == len(trials):
+        say("the study is done: every trial has its rows, nothing to run; the report is rebuilt from the study")
     gpus = torch.cuda.device_count()
-    start, failures, finished = time.perf_counter(), [], 0
-
-    def report(trial: Trial, number: int, outcome: tuple[str, str]) -> None:
-        nonlocal finished
-        status, message = outcome
-        finished += status == "done"
-        elapsed = time.perf_counter() - start
-        left = (elapsed / max(finished, 1)) * (len(pending) - finished - len(failures) - (status == "failed"))
-        if status == "failed":
-            failures.append(f"{trial.id}: {message}")
-        eta = f"; about {_duration(left)} left" if status == "done" and left > 0 else ""
-        say(f"trial {number}/{len(trials)} {trial.label}: {message}{eta}")
-
-    numbers = {trial.id: trials.index(trial) + 1 for trial in pending}
+    slots = [devices or trial_devices(slot, gpus) for slot in range(jobs)]
+    threads = max(1, _usable_cores() // jobs)
+    work = (spec, str(output), url, opened.study_name, threads, heartbeat)
     if jobs == 1:
-        for trial in pending:
-            say(f"trial {numbers[trial.id]}/{len(trials)} {trial.label} ...")
-            report(trial, numbers[trial.id], attempt(trial, spec.analyses, threads, "1"))
+        work_on(*work, slots[0], say=say)
     else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {}
-            for slot, trial in enumerate(pending):
-                where = (threads, trial_devices(slot, gpus), numbers[trial.id], len(trials))
-                futures[pool.submit(attempt, trial, spec.analyses, *where)] = trial
-            for future in as_completed(futures):
-                trial = futures[future]
-                report(trial, numbers[trial.id], future.result())
-    rows = read_rows(output)
+        _work_in_processes([(*work, slot) for slot in slots])
+    return report(opened, output, spec.figures, say=say)
+
+
+def work_on(
+    spec: SweepSpec,
+    output: str,
+    url: str,
+    name: str,
+    threads: int,
+    heartbeat: int,
+    devices: str,
+    say: Callable[[str], None] = lambda line: print(line, flush=True),
+) -> engine.Outcome:
+    """One worker: take the grid's waiting trials until none is waiting or running."""
+    import optuna
+
+    signal.signal(signal.SIGTERM, _stop)
+    study = optuna.load_study(study_name=name, storage=engine.open_storage(url, heartbeat))
+    trials = {trial.id: trial for trial in expand(spec, output)}
+    numbers = {key: index for index, key in enumerate(trials, start=1)}
+
+    def take() -> tuple[Any, Trial, str] | None:
+        optuna_trial = engine.take_waiting(study)
+        if optuna_trial is None:
+            return None
+        trial = trials[optuna_trial.user_attrs[engine.KEY]]
+        label = f"trial {numbers[trial.id]}/{len(trials)} {trial.label}"
+        say(f"{label} ...")
+        return optuna_trial, trial, label
+
+    worker = engine.Worker(study, analyses=spec.analyses, threads=threads, devices=devices, say=say)
+    return worker.run(take, lambda rows: engine.mean(row.get(f"test_{row['metric']}") for row in rows))
+
+
+def _work_in_processes(arguments: list[tuple]) -> None:
+    """``--jobs N``: N workers in processes of their own; SIGTERM here stops them too (each gives its trial back)."""
+    context = get_context("spawn")
+    processes = [context.Process(target=_worker_process, args=work) for work in arguments]
+    signal.signal(signal.SIGTERM, _stop)
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except Interrupted:  # Ctrl-C reaches the workers by itself; a SIGTERM to this process alone does not
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join()
+        raise
+    codes = sorted({process.exitcode for process in processes} - {0})
+    if codes:
+        raise ZooError(f"a worker ended with exit code {codes[0]} (its message is above)")
+
+
+def _worker_process(*work) -> None:
+    from zoo.errors import exit_on_failure
+
+    def run() -> None:
+        try:
+            work_on(*work)
+        except Interrupted as stopped:
+            sys.exit(stopped.exit_code)  # quietly: the sweep's own process says how to resume
+
+    exit_on_failure(run, program="sweep worker")
+
+
+def _stop(signum, frame) -> None:
+    raise Interrupted("stopped by SIGTERM", 143)
+
+
+def read_rows(output: str | Path, storage: str | None = None, study: str | None = None) -> list[dict[str, Any]]:
+    """The rows of a sweep's study (by default the SQLite one in ``output``), in the study's order."""
+    import optuna
+
+    name, url = study_name(output, study), engine.storage_url(output, storage)
+    try:
+        opened = optuna.load_study(study_name=name, storage=engine.open_storage(url))
+    except KeyError:
+        raise ZooError(f"no study {name!r} in {engine.shown(url)}") from None
+    return engine.read_record(opened)[0]
+
+
+def report(study, output: str | Path, figures=None, say: Callable[[str], None] = print) -> list[dict]:
+    """``results.csv``, ``summary.md`` and the figures from the study's record; failed trials end in one message."""
+    rows, problems = engine.read_record(study)
+    for problem in problems:
+        say(problem)
     write_results(output, rows)
-    write_summary(output, rows, spec.figures)
-    if failures:
+    write_summary(output, rows, figures)
+    failed = engine.failures(study)
+    if failed:
         raise ZooError(
-            f"{len(failures)} of {len(pending)} trials failed (their messages are above, tracebacks in "
-            f"{output}/trials/<trial>/error.txt); the other rows are in {output}/results.csv, and running the "
-            "sweep again retries only the failed trials:\n  " + "\n  ".join(failures)
+            f"{len(failed)} trial(s) failed (their messages are above and in the study); the other rows are in "
+            f"{Path(output) / 'results.csv'}. Fix what failed, then add --retry-failed to run them again:\n  "
+            + "\n  ".join(f"{key}: {message}" for key, message in failed.items())
         )
-    return rows
-
-
-def attempt(
-    trial: Trial, analyses: Analyses, threads: int, devices: str, number: int = 0, total: int = 0
-) -> tuple[str, str]:
-    """Claim ``trial`` and run it unless another process holds it; ``(status, one-line message)``."""
-    from zoo.errors import classify
-    from zoo.sweep.trial import run_trial
-
-    folder = _rows_file(trial).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "claim", "a") as claim:
-        try:
-            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return "busy", "run by another sweep process"
-        if _rows_file(trial).is_file():
-            return "done", "finished by another sweep process"
-        if number:  # a worker of --jobs N says when it starts
-            print(f"trial {number}/{total} {trial.label} ...", flush=True)
-        started = time.perf_counter()
-        try:
-            rows = run_trial(trial, analyses, threads, devices)
-        except (Exception, SystemExit) as error:  # a failing trial must not end the sweep
-            failure = classify(error)
-            message = str(failure) if failure else f"{type(error).__name__}: {error}"
-            if isinstance(error, SystemExit):
-                message = f"exit code {error.code} (its message is above)"
-            write_text(folder / "error.txt", traceback.format_exc())
-            return "failed", f"failed, {message}"
-        write_json(_rows_file(trial), rows)
-        (folder / "error.txt").unlink(missing_ok=True)
-    metric = rows[0]["metric"]
-    value = _mean([row.get(f"test_{metric}") for row in rows])
-    mean = " (mean of the members)" if len(rows) > 1 else ""
-    return "done", f"test/{metric} {value:.4f}{mean}, {_duration(time.perf_counter() - started)}"
-
-
-def read_rows(output: str | Path) -> list[dict[str, Any]]:
-    """Every finished trial's rows, in trial-name order (the record ``results.csv`` is rebuilt from)."""
-    rows = []
-    for path in sorted(Path(output).glob("trials/*/rows.json")):
-        rows += json.loads(path.read_text())
     return rows
 
 
@@ -173,16 +231,3 @@ def comparable(rows: list[dict]) -> list[dict]:
 
 def default_output(path: str | Path, spec: SweepSpec) -> Path:
     return Path(spec.output or Path("sweeps") / "runs" / Path(path).stem)
-
-
-def _rows_file(trial: Trial) -> Path:
-    return Path(trial.output) / "trials" / trial.id / "rows.json"
-
-
-def _mean(values: list) -> float:
-    numbers = [float(value) for value in values if value not in (None, "")]
-    return sum(numbers) / len(numbers) if numbers else float("nan")
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

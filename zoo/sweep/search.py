@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,61 +12,83 @@ import yaml
 
 from zoo.data import get_dataset
 from zoo.errors import ZooError
-from zoo.sweep.run import attempt, read_rows, write_results
-from zoo.sweep.spec import SweepSpec, Trial
-from zoo.sweep.summary import write_summary
+from zoo.io import to_jsonable
+from zoo.sweep import engine
+from zoo.sweep.run import report, study_name, trial_devices, writable_folder
+from zoo.sweep.spec import SweepSpec, Trial, check_trials
 from zoo.task import monitor_for
 
 SPACE_KINDS = ("float", "int", "categorical")
+FAILURES_IN_A_ROW = 5  # a search whose trials keep failing stops: something common to them is wrong
 
 
-def run_search(spec: SweepSpec, output: str | Path, storage: str | None = None, say: Callable[[str], None] = print):
+def run_search(
+    spec: SweepSpec,
+    output: str | Path,
+    storage: str | None = None,
+    say: Callable[[str], None] = print,
+    *,
+    study: str | None = None,
+    devices: str | None = None,
+    heartbeat: int = engine.HEARTBEAT,
+) -> list[dict]:
     """An Optuna study (TPE) toward the task's own metric: best val/acc up, or val/loss (MSE) down.
 
-    The study lives in ``storage``: by default SQLite in the output folder; with a database URL
-    (``postgresql://user:password@host/db``) workers on several machines share one study. Each
-    worker runs until the study holds ``trials`` finished trials, so a restart continues it.
+    The study lives in the sweep's storage (``zoo.sweep.engine``), as a grid's does. Each
+    worker runs until the study holds ``trials`` finished trials, so a restart continues it and
+    workers on several machines share it; a trial whose worker vanished runs again.
     """
     import optuna
 
     search = spec.search
     if search is None:
         raise ZooError("this sweep file has no search: block; run it without --search")
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    output = writable_folder(Path(output))
     space = {key: _parse_space(key, value) for key, value in search.space.items()}
+    corner = {key: _first_value(value) for key, value in search.space.items()}  # the space's keys and kinds
+    check_trials([Trial(search.config, corner, (search.seed,), str(output), spec.common)])
     monitor = monitor_for(_task(search.config, spec.common))
-    study = optuna.create_study(
-        study_name=search.study or output.name,
-        storage=storage or search.storage or f"sqlite:///{output.resolve() / 'study.db'}",
-        direction="maximize" if monitor.mode == "max" else "minimize",
-        load_if_exists=True,
+    url = engine.storage_url(output, storage or search.storage)
+    direction = "maximize" if monitor.mode == "max" else "minimize"
+    what = engine.definition(spec, "search")
+    opened = engine.open_study(
+        engine.open_storage(url, heartbeat), search.study or study_name(output, study), what, direction
     )
+    opened.set_user_attr("figures", to_jsonable(spec.figures))
     # A sampler seeded alike on every start would replay its first draws in a resumed study and
     # in every worker; by default it is unseeded, and a sampler_seed is offset by the trials so far.
-    seed = None if search.sampler_seed is None else search.sampler_seed + len(study.trials)
-    study.sampler = optuna.samplers.TPESampler(seed=seed)
+    seed = None if search.sampler_seed is None else search.sampler_seed + len(opened.trials)
+    opened.sampler = optuna.samplers.TPESampler(seed=seed)
     key = f"val_{monitor.metric}"
+    states = optuna.trial.TrialState
 
-    def objective(optuna_trial) -> float:
+    def take():
+        optuna_trial = engine.take_waiting(opened)  # a trial whose worker vanished, first
+        if optuna_trial is None:
+            counts = [
+                opened._storage.get_n_trials(opened._study_id, state) for state in (states.COMPLETE, states.RUNNING)
+            ]
+            if sum(counts) >= search.trials:
+                return None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna advises optimize() for heartbeats; the worker sends them
+                optuna_trial = opened.ask()
+            opened._storage.record_heartbeat(optuna_trial._trial_id)
         overrides = {name: suggest(optuna_trial) for name, suggest in space.items()}
+        if engine.KEY not in optuna_trial.user_attrs:
+            optuna_trial.set_user_attr(engine.KEY, f"search-{optuna_trial.number}")
         trial = Trial(search.config, overrides, (search.seed,), str(output), spec.common)
-        status, message = attempt(trial, spec.analyses, threads=0, devices="1")
-        say(f"search trial {optuna_trial.number} {trial.label}: {message}")
-        if status != "done":
-            raise optuna.TrialPruned(message)
-        rows = json.loads((output / "trials" / trial.id / "rows.json").read_text())
-        return float(rows[0][key])
+        label = f"search trial {optuna_trial.number} {trial.label}"
+        say(f"{label} ...")
+        return optuna_trial, trial, label
 
-    finished = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
-    say(f"study {study.study_name}: {finished} of {search.trials} trials finished; objective: {monitor.of('val')}")
-    if finished < search.trials:
-        done = optuna.study.MaxTrialsCallback(search.trials, states=(optuna.trial.TrialState.COMPLETE,))
-        study.optimize(objective, callbacks=[done])
-    rows = read_rows(output)
-    write_results(output, rows)
-    write_summary(output, rows, spec.figures)
-    say(f"best: {study.best_params} → {monitor.of('val')} {study.best_value:.4f}")
+    finished = opened._storage.get_n_trials(opened._study_id, states.COMPLETE)
+    say(f"study {opened.study_name}: {finished} of {search.trials} trials finished; objective: {monitor.of('val')}")
+    worker = engine.Worker(opened, analyses=spec.analyses, threads=0, devices=devices or trial_devices(0, 0), say=say)
+    worker.run(take, lambda rows: float(rows[0][key]), give_up_after=FAILURES_IN_A_ROW)
+    rows = report(opened, output, spec.figures, say=say)
+    if any(trial.state == states.COMPLETE for trial in opened.trials):
+        say(f"best: {opened.best_params} → {monitor.of('val')} {opened.best_value:.4f}")
     return rows
 
 
@@ -75,6 +98,12 @@ def _task(config: str, common: dict[str, Any]) -> str:
         "dataset", "mnist"
     )
     return get_dataset(dataset).task
+
+
+def _first_value(value: dict) -> Any:
+    """A value of the space, to check its key with the CLI's parser before the search starts."""
+    kind = next(kind for kind in SPACE_KINDS if kind in value)
+    return value[kind][0] if kind == "categorical" else (float if kind == "float" else int)(value[kind][0])
 
 
 def _parse_space(key: str, value: dict) -> Callable:

@@ -23,6 +23,9 @@ import yaml
 from zoo.analyses import Analysis, build_options, get_analysis, list_analyses
 from zoo.errors import ZooError
 
+TIMER = "{class_path: pytorch_lightning.callbacks.Timer, init_args: {interval: epoch}}"  # text: its Enum won't save
+RUN_FOLDER = ("trainer.logger", "trainer.default_root_dir")  # the sweep names each trial's run folder
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -152,13 +155,26 @@ def read_sweep(path: str | Path) -> SweepSpec:
                 "(paths are relative to where the sweep runs)"
             )
         for key, values in trial.grid.items():
+            _check_key(key, f"{path}: trials[{index}].grid")
             if not values:
                 raise ZooError(f"{path}: trials[{index}].grid.{key} is an empty list; give at least one value")
+    for key in spec.common:
+        _check_key(key, f"{path}: common")
+    for key in spec.search.space if spec.search else ():
+        _check_key(key, f"{path}: search.space")
     if len(set(spec.seeds)) != len(spec.seeds):
         raise ZooError(f"{path}: seeds repeat: {spec.seeds}")
     if spec.batch_seeds and spec.seeds != list(range(spec.seeds[0], spec.seeds[0] + len(spec.seeds))):
         raise ZooError(f"{path}: batch_seeds trains seeds s, s+1, ...; give consecutive seeds, got {spec.seeds}")
     return spec
+
+
+def _check_key(key: str, where: str) -> None:
+    if key.startswith(RUN_FOLDER):
+        raise ZooError(
+            f"{where}.{key}: a sweep puts each trial's run in <output>/runs/<trial>/version_N; "
+            f"leave {', '.join(name + '.*' for name in RUN_FOLDER)} out"
+        )
 
 
 def _seed_range(value: dict, path: Path) -> list[int]:
@@ -260,8 +276,38 @@ class Trial:
         return " ".join(part for part in (self.family or Path(self.config).stem, settings, seeds) if part)
 
     def flags(self) -> list[str]:
+        """The overrides as CLI flags; text goes as typed (the CLI reads other values as YAML, text as it is)."""
         values = {**self.common, **self.overrides}
-        return [f"--{key}={json.dumps(value)}" for key, value in values.items()]
+        return [f"--{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in values.items()]
+
+    def arguments(self, devices: str = "1") -> list[str]:
+        """The trial's whole command line: its config, the sweep's flags, and its run folder under the output."""
+        args = [
+            "--config",
+            self.config,
+            f"--trainer.devices={devices}",
+            *self.flags(),
+            f"--trainer.callbacks+={TIMER}",  # after the sweep's own trainer.callbacks, which replace the list
+            f"--seed_everything={self.seeds[0]}",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+            f"--trainer.logger.init_args.save_dir={Path(self.output) / 'runs'}",
+            f"--trainer.logger.init_args.name={self.id}",
+            "--trainer.logger.init_args.version=null",  # a fresh version_N in <output>/runs/<trial>/, never elsewhere
+        ]
+        return args + ([f"--population={len(self.seeds)}"] if len(self.seeds) > 1 else [])
+
+
+def check_trials(trials: list[Trial]) -> None:
+    """Every trial's whole configuration, checked by the CLI's own parser before anything runs (nothing built)."""
+    from zoo.cli import check_arguments
+
+    seen = set()
+    for trial in trials:
+        settings = (trial.config, json.dumps(trial.overrides, sort_keys=True), len(trial.seeds) > 1)
+        if settings not in seen:  # the seeds do not change what is checked
+            seen.add(settings)
+            check_arguments(trial.arguments(), f"trial {trial.label}")
 
 
 def settings_text(overrides: dict[str, Any]) -> str:

@@ -25,8 +25,6 @@ from zoo.io import to_jsonable, write_json
 from zoo.sweep.spec import Analyses, Trial
 from zoo.task import metric_names
 
-TIMER = "{class_path: pytorch_lightning.callbacks.Timer, init_args: {interval: epoch}}"  # text: its Enum won't save
-
 
 def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devices: str = "1") -> list[dict[str, Any]]:
     """Run ``trial`` and return its rows (one, or one per member of a batch of seeds)."""
@@ -40,19 +38,7 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     if threads:
         torch.set_num_threads(threads)
     settings = {**trial.common, **trial.overrides}
-    args = ["--config", trial.config]
-    args += [
-        f"--trainer.devices={devices}",
-        *trial.flags(),
-        f"--trainer.callbacks+={TIMER}",  # after the sweep's own trainer.callbacks, which replace the list
-        f"--seed_everything={trial.seeds[0]}",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-        f"--trainer.logger.init_args.save_dir={Path(trial.output) / 'runs'}",
-        f"--trainer.logger.init_args.name={trial.id}",
-    ]
-    if len(trial.seeds) > 1:
-        args.append(f"--population={len(trial.seeds)}")
+    args = trial.arguments(devices)
     cli = main(args, run=False)
     trainer, data = cli.trainer, cli.datamodule
     # The sweep says one line per trial, so the run's closing summary goes. Analyses during training

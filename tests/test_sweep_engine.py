@@ -1,0 +1,248 @@
+"""The sweep engine on real storages: SQLite in the output folder and a real PostgreSQL server (pgserver).
+
+Several worker processes on one study share its trials, none lost, none run twice; a worker
+killed mid-trial has its trial taken again by another; a host that vanishes (no heartbeat)
+likewise; the report from the storage alone equals what the workers wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from conftest import CONFIGS, ROOT
+
+from zoo.errors import ZooError
+from zoo.sweep import engine, read_results
+from zoo.sweep.spec import Trial, expand, read_sweep
+
+HEARTBEAT = "1"  # seconds: a dead worker's trial is taken again after 3 s
+
+
+@pytest.fixture(scope="session")
+def postgresql(tmp_path_factory) -> str:
+    """A real PostgreSQL server for the session, in a scratch folder; its URL."""
+    pgserver = pytest.importorskip("pgserver", reason="pgserver (part of the dev extra) bundles PostgreSQL")
+    folder = Path(tempfile.mkdtemp(prefix="zoo-postgresql-"))
+    folder.chmod(0o755)  # run as root, pgserver runs the server as its own user, who must reach the folder
+    server = pgserver.get_server(folder / "data", cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def grid_file(tmp_path: Path, name: str, epochs: int = 2, **extra) -> Path:
+    """Six iris trials: three widths x two seeds."""
+    spec = {
+        "output": str(tmp_path / name),
+        "seeds": [0, 1],
+        "common": {"trainer.max_epochs": epochs},
+        "trials": [{"config": str(CONFIGS / "iris.yaml"), "grid": {"model.init_args.hidden": [[4], [8], [16]]}}],
+        **extra,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def sweep_py(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(ROOT / "scripts" / "sweep.py"), *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def worker(sweep: Path, *extra: str) -> subprocess.Popen:
+    return sweep_py(str(sweep), "--heartbeat", HEARTBEAT, *extra)
+
+
+def load(url: str, name: str) -> optuna.Study:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            study = optuna.load_study(study_name=name, storage=engine.open_storage(url))
+            if study.user_attrs.get("ready"):
+                return study
+        except (KeyError, ZooError):  # no folder, no tables or no study yet
+            pass
+        assert time.monotonic() < deadline, "no worker made the study"
+        time.sleep(0.1)
+
+
+def running_on(study: optuna.Study, pid: int) -> optuna.trial.FrozenTrial | None:
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if str(trial.user_attrs.get(engine.WORKER, "")).endswith(f":{pid}"):
+            return trial
+    return None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_three_workers_share_one_study_and_survive_a_killed_one(tmp_path, request, kind):
+    """Three workers on one study of six trials, one SIGKILLed mid-trial: six rows, each trial once."""
+    name = f"grid_{kind}"
+    sweep = grid_file(tmp_path, name)
+    output = tmp_path / name
+    url = request.getfixturevalue("postgresql") if kind == "postgresql" else engine.storage_url(output, None)
+    storage = ["--storage", url] if kind == "postgresql" else []
+    workers = [worker(sweep, *storage) for _ in range(3)]
+    study = load(url, name)
+    deadline = time.monotonic() + 120
+    while (killed := running_on(study, workers[0].pid)) is None:
+        assert time.monotonic() < deadline and workers[0].poll() is None, "the first worker never ran a trial"
+        time.sleep(0.05)
+    workers[0].send_signal(signal.SIGKILL)
+    assert workers[0].wait(timeout=30) == -signal.SIGKILL
+    for process in workers[1:]:
+        out, error = process.communicate(timeout=300)
+        assert process.returncode == 0, error
+    states = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    complete = [trial for trial in trials if trial.state == states.COMPLETE]
+    keys = sorted(trial.user_attrs[engine.KEY] for trial in complete)
+    assert keys == sorted(trial.id for trial in expand(read_sweep(sweep), "")), "lost or duplicated"
+    assert {trial.state for trial in trials} == {states.COMPLETE, states.FAIL}  # nothing left waiting or running
+    again = next(trial for trial in complete if trial.user_attrs[engine.KEY] == killed.user_attrs[engine.KEY])
+    assert not again.user_attrs[engine.WORKER].endswith(f":{workers[0].pid}")  # completed by another worker
+    rows = engine.read_record(study)[0]
+    assert len(rows) == 6 and len({row["trial"] for row in rows}) == 6
+    for row in rows:
+        assert (Path(row["run_dir"]) / "checkpoints" / "best.ckpt").is_file() and row["host"] == engine.HOST
+
+    written = read_results(output)  # by the last worker to finish
+    report = sweep_py("report", str(tmp_path / "report"), "--storage", url, "--study", name)
+    assert report.wait(timeout=120) == 0, report.stderr.read()
+    assert len(written) == 6 and read_results(tmp_path / "report") == written
+
+
+def test_a_vanished_hosts_trial_runs_again_after_the_grace_period(tmp_path):
+    """A trial held by a worker on another machine that stopped sending heartbeats is failed and retried."""
+    sweep = grid_file(tmp_path, "vanished", epochs=1, seeds=[0])
+    output = tmp_path / "vanished"
+    first = worker(sweep)  # makes the study; its trials are taken before the vanished host's
+    study = load(engine.storage_url(output, None), "vanished")
+    first.kill()
+    first.wait()
+    study = optuna.load_study(study_name="vanished", storage=engine.open_storage(engine.storage_url(output, None), 1))
+    taken = engine.take_waiting(study)  # as a worker on another machine
+    study._storage.set_trial_user_attr(taken._trial_id, engine.WORKER, "elsewhere/1:4242")
+    second = worker(sweep)
+    with engine._heartbeat(study._storage, taken._trial_id):  # alive until the second worker runs a trial
+        lines = [second.stdout.readline()]
+        while not lines[-1].startswith("trial ") and lines[-1]:
+            lines.append(second.stdout.readline())
+    vanished = datetime.now()  # then the machine vanishes (Optuna's times are local)
+    out, error = second.communicate(timeout=300)
+    assert second.returncode == 0, error
+    attempts = [trial for trial in study.get_trials() if trial.user_attrs[engine.KEY] == taken.user_attrs["trial"]]
+    assert [trial.state for trial in attempts] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    assert engine.ERROR not in attempts[0].user_attrs  # failed for its silence, not by itself
+    assert (attempts[1].datetime_start - vanished).total_seconds() >= 2  # the grace period from its last beat
+    assert len(engine.read_record(study)[0]) == 3
+
+
+def test_a_worker_after_the_end_says_so_and_a_changed_file_is_refused(tmp_path):
+    sweep = grid_file(tmp_path, "ended", epochs=1, seeds=[0])
+    assert worker(sweep).wait(timeout=300) == 0
+    late = worker(sweep)
+    out, error = late.communicate(timeout=120)
+    assert late.returncode == 0, error
+    assert "the study is done" in out and "trial 1/3" not in out
+    sweep.write_text(sweep.read_text().replace("max_epochs: 1", "max_epochs: 3"))
+    changed = worker(sweep)
+    out, error = changed.communicate(timeout=120)
+    assert changed.returncode == 2
+    assert "common.trainer.max_epochs: 1 in the study, 3 now" in error and "Traceback" not in error
+
+
+def test_values_reach_the_trial_as_typed_and_runs_stay_in_the_output(tmp_path, monkeypatch):
+    """Text in a grid reaches the CLI without JSON quotes; a run folder never leaves <output>/runs."""
+    monkeypatch.chdir(ROOT)
+    trial = Trial("configs/iris.yaml", {"model.init_args.activation": "tanh", "data.data_dir": "/a b"}, (0,), "out")
+    assert "--model.init_args.activation=tanh" in trial.arguments() and "--data.data_dir=/a b" in trial.arguments()
+    assert trial.arguments()[-1] == "--trainer.logger.init_args.version=null"
+    escape = {"trainer.logger.init_args.version": ["../../escape"]}
+    with pytest.raises(Exception, match=r"grid.trainer.logger.init_args.version: a sweep puts each trial's run"):
+        read_sweep(grid_file(tmp_path, "escape", trials=[{"config": "configs/iris.yaml", "grid": escape}]))
+
+
+def test_a_misspelt_key_is_found_before_anything_runs(tmp_path):
+    misspelt = [{"config": str(CONFIGS / "iris.yaml"), "grid": {"model.init_args.hiden": [[8]]}}]
+    process = worker(grid_file(tmp_path, "misspelt", trials=misspelt))
+    out, error = process.communicate(timeout=120)
+    assert process.returncode == 2 and "Option 'hiden' is not accepted" in error
+    assert not (tmp_path / "misspelt" / "runs").exists()
+
+
+def test_an_output_that_is_a_file_is_a_mistake(tmp_path):
+    (tmp_path / "taken").write_text("")
+    process = worker(grid_file(tmp_path, "taken"))
+    assert process.wait(timeout=120) == 2 and "is a file" in process.stderr.read()
+
+
+def test_a_corrupt_study_never_tracebacks(tmp_path):
+    folder = tmp_path / "corrupt"
+    folder.mkdir()
+    (folder / "study.db").write_bytes(b"SQLite format 3\x00" + b"\x07" * 300)
+    report = sweep_py("report", str(folder))
+    error = report.communicate(timeout=120)[1]
+    assert report.returncode == 2 and "Traceback" not in error, error
+    assert "study.db is not a readable study database" in error
+
+
+def test_a_search_whose_trials_always_fail_stops(tmp_path):
+    spec = {
+        "output": str(tmp_path / "hopeless"),
+        "common": {"trainer.max_epochs": 1, "model.init_args.hidden": [0]},
+        "search": {
+            "config": str(CONFIGS / "iris.yaml"),
+            "trials": 50,
+            "space": {"optimizer.init_args.lr": {"float": [1.0e-3, 1.0e-2], "log": True}},
+        },
+    }
+    path = tmp_path / "hopeless.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    process = worker(path, "--search")
+    out, error = process.communicate(timeout=300)
+    assert process.returncode == 2
+    assert "5 trials in a row failed, so the search stops; the first: model.hidden must be positive" in error
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_worker_leaves_its_trial_waiting_and_says_how_to_resume(tmp_path, stop, code):
+    sweep = grid_file(tmp_path, "stopped", epochs=50, seeds=[0])
+    process = worker(sweep)
+    study = load(engine.storage_url(tmp_path / "stopped", None), "stopped")
+    deadline = time.monotonic() + 120
+    while running_on(study, process.pid) is None:
+        assert time.monotonic() < deadline and process.poll() is None, "the worker never ran a trial"
+        time.sleep(0.05)
+    time.sleep(1)  # into the training
+    process.send_signal(stop)
+    out, error = process.communicate(timeout=120)
+    assert process.returncode == code, error
+    assert f"its running trial waits again: resume with python {ROOT / 'scripts' / 'sweep.py'} {sweep}" in error
+    assert "Traceback" not in error
+    assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
+
+
+def test_a_truncated_record_is_one_message(tmp_path):
+    """One trial's rows cut short inside the SQLite file: report and worker say so in one line."""
+    import sqlite3
+
+    sweep = grid_file(tmp_path, "truncated", epochs=1, seeds=[0], trials=[{"config": str(CONFIGS / "iris.yaml")}])
+    assert worker(sweep).wait(timeout=300) == 0
+    with sqlite3.connect(tmp_path / "truncated" / "study.db") as database:
+        database.execute("UPDATE trial_user_attributes SET value_json = substr(value_json, 1, 40) WHERE key = 'rows'")
+    for process in (worker(sweep), sweep_py("report", str(tmp_path / "truncated"))):
+        out, error = process.communicate(timeout=120)
+        assert process.returncode == 2 and "a trial's record in the storage is not valid JSON" in error, error
+        assert "Traceback" not in error

@@ -1,0 +1,65 @@
+"""Write a model made by surgery as an ordinary zoo checkpoint and the config that builds it.
+
+``OUT.ckpt`` holds what Lightning and ``zoo.load_model`` read (weights, hyper-parameters,
+the architecture's name, the data it was trained on) plus ``surgery``: what was done, to
+which checkpoints. ``OUT.yaml`` holds ``model:`` and ``data:``, so that ``python -m zoo test
+--config OUT.yaml --ckpt_path OUT.ckpt`` evaluates it and ``fit --config OUT.yaml --weights
+OUT.ckpt`` trains it further. Both files are written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import yaml
+
+from zoo.data import ZooDataModule
+from zoo.io import write_bytes, write_text
+from zoo.models import ZooModule
+from zoo.surgery.layout import init_arguments
+
+LINKED = ("input_shape", "num_outputs", "task")  # the data module gives these (zoo.cli links them)
+
+
+def export(model: ZooModule, path: str | Path, *, data: dict[str, Any], record: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``path`` (a checkpoint) and ``path`` with suffix ``.yaml`` (its config); returns both paths."""
+    path = Path(path)
+    class_path = f"zoo.models.{type(model).__name__}"
+    hyperparameters = _plain(init_arguments(type(model), dict(model.hparams)))
+    data = init_arguments(ZooDataModule, data)
+    checkpoint = {
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "hyper_parameters": {"_class_path": class_path, **hyperparameters},  # as LightningCLI records them
+        "datamodule_hyper_parameters": _plain(data),
+        "pytorch-lightning_version": pl.__version__,
+        "epoch": 0,
+        "global_step": 0,
+        "zoo": {"model": type(model).__name__, "training": {}},
+        "surgery": _plain(record),
+    }
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes(path, buffer.getvalue())
+    config = {
+        "model": {
+            "class_path": class_path,
+            "init_args": {key: value for key, value in hyperparameters.items() if key not in LINKED},
+        },
+        "data": {key: value for key, value in _plain(data).items() if value is not None},
+    }
+    header = f"# {record.get('operation', 'surgery')} of {', '.join(map(str, record.get('sources', [])))}\n"
+    config_path = write_text(path.with_suffix(".yaml"), header + yaml.safe_dump(config, sort_keys=False))
+    return path, config_path
+
+
+def _plain(value: Any) -> Any:
+    """Lists for tuples, all the way down: what YAML and ``torch.load(weights_only=True)`` read back alike."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
