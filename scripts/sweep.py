@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from zoo.errors import ZooError, exit_on_failure
+from zoo.errors import Interrupted, ZooError, ZooFailure, exit_on_failure
 from zoo.sweep import engine, read_sweep, run_sweep
 from zoo.sweep.run import default_output, report, writable_folder
 from zoo.sweep.search import run_search
@@ -44,17 +44,15 @@ def run(args: argparse.Namespace) -> None:
             run_sweep(spec, output, args.jobs, storage=args.storage, retry_failed=args.retry_failed, **options)
     except KeyboardInterrupt:
         raise stopped("interrupted", 130) from None
-    except ZooError as error:
-        if error.exit_code in (130, 143):
-            raise stopped(str(error).split(";")[0], error.exit_code) from None
-        raise
+    except Interrupted as error:
+        raise stopped(str(error).split(";")[0], error.exit_code) from None
     print((output / "summary.md").read_text().split("\n## ")[0].strip())
     print(f"\nresults.csv, summary.md and the figures are in {output}")
 
 
-def stopped(how: str, code: int) -> ZooError:
+def stopped(how: str, code: int) -> ZooFailure:
     """The worker's trial went back to the queue: the same command resumes the sweep."""
-    error = ZooError(f"{how}; the study is consistent, its running trial waits again: resume with {command()}")
+    error = ZooFailure(f"{how}; the study is consistent, its running trial waits again: resume with {command()}")
     error.exit_code = code
     return error
 

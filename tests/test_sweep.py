@@ -16,7 +16,7 @@ import yaml
 from conftest import CONFIGS, ROOT
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, ZooFailure
 from zoo.sweep import comparable, expand, read_rows, read_sweep, run_sweep, trial_devices
 
 TINY = {"trainer.max_epochs": 1}
@@ -45,7 +45,7 @@ def rows_so_far(output: Path) -> list[dict]:
     """The study's rows, or none while its first worker is still making it."""
     try:
         return read_rows(output) if (output / "study.db").is_file() else []
-    except ZooError:
+    except ZooFailure:
         return []
 
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from conftest import CONFIGS, ROOT
 
-from zoo.errors import ZooError
+from zoo.errors import ZooFailure
 from zoo.sweep import engine, read_results
 from zoo.sweep.spec import Trial, expand, read_sweep
 
@@ -72,7 +72,7 @@ def load(url: str, name: str) -> optuna.Study:
             study = optuna.load_study(study_name=name, storage=engine.open_storage(url))
             if study.user_attrs.get("ready"):
                 return study
-        except (KeyError, ZooError):  # no folder, no tables or no study yet
+        except (KeyError, ZooFailure):  # no folder, no tables or no study yet
             pass
         assert time.monotonic() < deadline, "no worker made the study"
         time.sleep(0.1)
@@ -218,7 +218,7 @@ def test_a_search_whose_trials_always_fail_stops(tmp_path):
 
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_stopped_worker_leaves_its_trial_waiting_and_says_how_to_resume(tmp_path, stop, code):
-    sweep = grid_file(tmp_path, "stopped", epochs=50, seeds=[0])
+    sweep = grid_file(tmp_path, "stopped", epochs=1000, seeds=[0])  # still training when stopped
     process = worker(sweep)
     study = load(engine.storage_url(tmp_path / "stopped", None), "stopped")
     deadline = time.monotonic() + 120

@@ -156,7 +156,7 @@ def definition(spec: SweepSpec, kind: str) -> dict[str, Any]:
     number of search trials (a search may be extended).
     """
     configs = [entry.config for entry in spec.trials] if kind == "grid" else [spec.search.config]
-    what: dict[str, Any] = {"kind": kind, "common": spec.common, "analyses": to_jsonable(spec.analyses)}
+    what: dict[str, Any] = {"kind": kind, "common": spec.common, "analyses": to_jsonable(spec.analyses.settings())}
     if kind == "grid":
         what.update(seeds=spec.seeds, batch_seeds=spec.batch_seeds, trials=[to_jsonable(t) for t in spec.trials])
     else:

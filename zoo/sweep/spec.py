@@ -79,6 +79,13 @@ class Analyses:
     def __bool__(self) -> bool:
         return bool(self.chosen)
 
+    def settings(self) -> dict[str, dict[str, Any]]:
+        """Every chosen analysis's settings by name, as plain data (what a study's definition records)."""
+        return {
+            name: {**dataclasses.asdict(sampling), **dataclasses.asdict(options)}
+            for name, (_, sampling, options) in self.chosen.items()
+        }
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Analyses) and self.chosen == other.chosen
 
