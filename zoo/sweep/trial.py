@@ -72,11 +72,12 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
         "train_samples_per_second": round(samples / train_seconds, 1) if train_seconds else math.nan,
         "run_dir": str(run_dir),
     }
+    analysed = _analyse(model, data, analyses, run_dir, population=len(members) > 1)  # every member at once
     rows = []
-    for index, member in enumerate(members):
+    for index in range(len(members)):
         row = {**shared, "seed": trial.seeds[index], "member": index if len(members) > 1 else ""}
         row.update(_metrics(metrics, model.task, index if len(members) > 1 else None))
-        row.update(_analyse(member, data, analyses, run_dir, index if len(members) > 1 else None))
+        row.update(analysed[index])
         row["history"] = _history(run_dir, index if len(members) > 1 else None)
         rows.append(row)
     return rows
@@ -98,16 +99,21 @@ def _metrics(metrics: dict[str, float], task: str, member: int | None) -> dict[s
     return row
 
 
-def _analyse(model, data, analyses: Analyses, run_dir: Path, member: int | None) -> dict[str, float]:
-    """The analyses the sweep names, on the tested model; summary numbers for the row, the rest as JSON."""
-    row: dict[str, float] = {}
-    suffix = "" if member is None else f"_member_{member:03d}"
+def _analyse(model, data, analyses: Analyses, run_dir: Path, *, population: bool) -> list[dict[str, float]]:
+    """The analyses the sweep names, on the tested model's every member (batched where an analysis can).
+
+    Per member: the summary numbers for its row; the rest as JSON.
+    """
+    rows: list[dict[str, float]] = []
     for analysis, sampling, options in analyses:
         samples = Samples.of(data, sampling.split, sampling.max_samples, images=False)  # a row draws no figure
-        result = analysis.run(model, samples, options, layers=None, cache={})
-        write_json(run_dir / "analysis" / "final" / f"{analysis.name}{suffix}.json", to_jsonable(result))
-        row.update({f"{analysis.name}.{key}": value for key, value in analysis.summary(result).items()})
-    return row
+        results = analysis.run_each_member(model, samples, options, layers=None, cache={})
+        rows = rows or [{} for _ in results]
+        for index, result in enumerate(results):
+            suffix = f"_member_{index:03d}" if population else ""
+            write_json(run_dir / "analysis" / "final" / f"{analysis.name}{suffix}.json", to_jsonable(result))
+            rows[index].update({f"{analysis.name}.{key}": value for key, value in analysis.summary(result).items()})
+    return rows or [{} for _ in model.members()]
 
 
 def _history(run_dir: Path, member: int | None) -> dict[str, list]:
