@@ -47,9 +47,8 @@ def run(args: argparse.Namespace) -> None:
     population = members[0] is not model
     tensorboard = _tensorboard(args.tensorboard)
     print(f"{type(members[0]).__name__} on {len(samples.inputs):,} {data.info.name} {args.split} samples ({device})")
-    cache: dict = {}
-    for index, member in enumerate(members):
-        result = analysis.run(member, samples, options, layers=args.layers, cache=cache)
+    results = analysis.run_each_member(model, samples, options, layers=args.layers, cache={})  # batched if it can
+    for index, result in enumerate(results):
         where = folder / analysis.name if args.member is None else folder / analysis.name / f"member_{args.member:03d}"
         writer = AnalysisWriter(
             where,

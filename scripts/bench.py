@@ -6,6 +6,7 @@
     python scripts/bench.py task-separation  # the analysis on 10,000 MNIST test images vs the per-sample loop
     python scripts/bench.py activations      # the activation analysis on 10,000 MNIST test images
     python scripts/bench.py population       # N seeds as one Population vs N single runs → docs/benchmarks.*
+    python scripts/bench.py speed            # start-up, per-step work, populations, analyses → docs/benchmarks.*
     python scripts/bench.py report           # training, analyses, kernels in one run → docs/benchmarks.md and .json
 
 ``pipeline`` runs the same model, optimizer and batches of the same tensors in
@@ -32,6 +33,7 @@ from zoo.bench.population import POPULATIONS, population
 from zoo.bench.report import report
 from zoo.bench.sparse import sparse
 from zoo.bench.sparse_epoch import sparse_epoch
+from zoo.bench.speed import speed
 from zoo.bench.task_separation import task_separation_speed
 from zoo.bench.timing import default_device
 from zoo.errors import exit_on_failure
@@ -48,6 +50,9 @@ BENCHMARKS = {
     "activations": lambda args: activations_speed(hidden=args.hidden),
     "population": lambda args: population(
         names=args.populations, members=args.members, epochs=args.epochs, threads=args.threads, log_dir=args.log_dir
+    ),
+    "speed": lambda args: speed(
+        repeats=args.repeats, device=args.device, log_dir=args.log_dir, members=args.members or 100
     ),
     "report": lambda args: report(
         batch_size=args.batch_size,

@@ -8,8 +8,12 @@ one from a folder alone, and writes the same files.
 
 from __future__ import annotations
 
+import atexit
 import json
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,52 @@ from zoo.figures import noted, render, save_png
 from zoo.io import to_jsonable, write_json
 
 
+class FigureWorker:
+    """Draws and encodes figures on one background thread, in the order given, while training goes on.
+
+    Drawing is the costly part of an analysis (matplotlib, then PNG encoding); the numbers and
+    the JSON are written at once, the figures when the worker gets to them. :meth:`flush` waits
+    for every figure handed over so far: callbacks call it when training ends, fails or is
+    stopped (SIGTERM reaches them as an exception), and at interpreter exit, so a run's figures
+    are complete whenever it ends. A figure that fails to draw is reported by ``on_error``.
+    ``inline`` draws each figure at once instead (what the benchmarks compare against).
+    """
+
+    def __init__(self) -> None:
+        self.inline = False
+        self.executor: ThreadPoolExecutor | None = None
+        self.pending: list[Future] = []
+        self.lock = threading.Lock()
+
+    def submit(self, draw: Callable[[], None], on_error: Callable[[BaseException, str], None]) -> None:
+        """Run ``draw`` on the worker; a failure goes to ``on_error(error, traceback)``."""
+
+        def job() -> None:
+            try:
+                draw()
+            except Exception as error:  # reported as the analysis's own failure would be
+                on_error(error, traceback.format_exc())
+
+        if self.inline:
+            return job()
+        with self.lock:
+            if self.executor is None:
+                self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-figures")
+            self.pending = [future for future in self.pending if not future.done()]
+            self.pending.append(self.executor.submit(job))
+
+    def flush(self) -> None:
+        """Wait until every figure handed over so far is drawn and written."""
+        with self.lock:
+            pending, self.pending = self.pending, []
+        for future in pending:
+            future.result()
+
+
+FIGURES = FigureWorker()
+atexit.register(FIGURES.flush)
+
+
 class AnalysisWriter:
     """Writes one analysis: ``folder`` for JSON and PNG, ``tensorboard`` and ``loggers`` for the rest.
 
@@ -29,6 +79,8 @@ class AnalysisWriter:
     ``None`` writes no file (a run under ``fast_dev_run``). For one member of a population
     (``member``), files go to ``<folder>/member_<i>/``; only member 0 draws its figures (PNG,
     and TensorBoard under ``<prefix>/member_000/``), and scalars are left to the population's summary.
+    With ``background``, figures are drawn by :data:`FIGURES` (a run's writers: training goes on
+    meanwhile; :meth:`FigureWorker.flush` waits for them).
     """
 
     def __init__(
@@ -41,7 +93,9 @@ class AnalysisWriter:
         tensorboard: Any = None,
         loggers: Sequence[Any] = (),
         member: int | None = None,
+        background: bool = False,
     ) -> None:
+        self.background = background
         self.folder = Path(folder) if folder is not None else None
         if self.folder is not None and member is not None:
             self.folder /= f"member_{member:03d}"
@@ -51,8 +105,13 @@ class AnalysisWriter:
         self.name = prefix
 
     @classmethod
-    def of_run(cls, trainer: Any, name: str, label: str = "000", *, member: int | None = None) -> AnalysisWriter:
-        """The writer of analysis ``name`` in a run: ``<run dir>/analysis/<name>/`` and the run's loggers."""
+    def of_run(
+        cls, trainer: Any, name: str, label: str = "000", *, member: int | None = None, background: bool = True
+    ) -> AnalysisWriter:
+        """The writer of analysis ``name`` in a run: ``<run dir>/analysis/<name>/`` and the run's loggers.
+
+        Its figures are drawn in the background (:data:`FIGURES`) unless ``background`` is false.
+        """
         from pytorch_lightning.loggers import TensorBoardLogger
 
         run_dir = None if trainer.fast_dev_run else trainer.log_dir or trainer.default_root_dir
@@ -65,10 +124,22 @@ class AnalysisWriter:
             tensorboard=next(boards, None),
             loggers=trainer.loggers,
             member=member,
+            background=background,
         )
 
-    def write(self, analysis: Analysis, result: Any, *, epoch: int) -> Path | None:
-        """Everything ``analysis`` declares for ``result``: scalars, histograms, texts, figures, then the JSON."""
+    def write(
+        self,
+        analysis: Analysis,
+        result: Any,
+        *,
+        epoch: int,
+        on_figure_error: Callable[[BaseException, str], None] | None = None,
+    ) -> Path | None:
+        """Everything ``analysis`` declares for ``result``: scalars, histograms, texts, figures, then the JSON.
+
+        Drawn in the background, a figure that fails is reported to ``on_figure_error(error, traceback)``
+        (default: a warning, the traceback in ``errors.log``); drawn here, it raises.
+        """
         summary = analysis.summary(result)
         data = {"epoch": epoch, **to_jsonable(result), "summary": to_jsonable(summary)}
         self.scalars(summary)
@@ -78,14 +149,28 @@ class AnalysisWriter:
             self.text(tag, text)
         if self.draws:  # drawing is the costly part: only where a figure goes
             history = [*(earlier for earlier in self.earlier_results() if earlier["epoch"] != epoch), data]
-            for tag, figure in analysis.figures_for(result, history=history).items():
-                self.figure(tag, noted(figure, self.note(epoch)))
+
+            def draw() -> None:
+                for tag, figure in analysis.figures_for(result, history=history).items():
+                    self.figure(tag, noted(figure, self.note(epoch)))
+
+            if self.background:
+                FIGURES.submit(draw, on_error=on_figure_error or self._figure_failed)
+            else:
+                draw()
         return self.json(data)
 
     def note(self, epoch: int) -> str:
         """What a figure's title says it shows: the epoch (or before training), and the member of a population."""
         when = "before training" if epoch < 0 else f"epoch {epoch}"
         return when if self.member is None else f"{when}, member {self.member}"
+
+    def _figure_failed(self, error: BaseException, trace: str) -> None:
+        """A figure drawn in the background failed: say so, and keep the traceback in ``errors.log``."""
+        from pytorch_lightning.utilities import rank_zero_warn
+
+        log = self.log_error(f"figures of {self.label}: {trace}")
+        rank_zero_warn(f"{self.name}: a figure of {self.label} failed to draw: {error}; traceback in {log}")
 
     @property
     def draws(self) -> bool:

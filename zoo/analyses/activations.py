@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from zoo.analyses.declaration import Analysis, Number, Samples, register_analysis
 from zoo.analysis.activations import OUTPUT, ActivationAnalysisResult, ImagePrior, activation_analysis
+from zoo.analysis.members import activation_analysis_of_members
 from zoo.errors import ZooError
 from zoo.figures import class_profile_map, correlation_map, pca_and_compression, unit_gallery
 
@@ -34,13 +35,25 @@ class ActivationOptions:
 def run(
     model: Any, samples: Samples, options: ActivationOptions, *, layers: list[str] | None, cache: dict
 ) -> ActivationAnalysisResult:
+    return _run(activation_analysis, model, samples, options, layers=layers, cache=cache)
+
+
+def run_members(
+    model: Any, samples: Samples, options: ActivationOptions, *, layers: list[str] | None, cache: dict
+) -> list[ActivationAnalysisResult]:
+    return _run(activation_analysis_of_members, model, samples, options, layers=layers, cache=cache)
+
+
+def _run(
+    analysis: Any, model: Any, samples: Samples, options: ActivationOptions, *, layers: list[str] | None, cache: dict
+) -> Any:
     prior = None
     if options.maximize and samples.images is not None and len(model.input_shape) >= 2:
         if "prior" not in cache:  # once per run, on 10,000 training images (the split is shuffled): plenty
             low, high = samples.input_range
             cache["prior"] = ImagePrior.fit((samples.images()[:PRIOR_IMAGES] - low) / (high - low))
         prior = cache["prior"]
-    return activation_analysis(
+    return analysis(
         model,
         samples.inputs,
         samples.targets,
@@ -116,6 +129,7 @@ ACTIVATIONS = register_analysis(
         name="activations",
         title="activations",
         run=run,
+        run_members=run_members,
         options=ActivationOptions,
         numbers=(
             Number("*/dead_fraction", "dead units (share, mean over layers)", "lower", bounds=(0.0, 1.0)),

@@ -109,6 +109,9 @@ class Analysis:
         options: a frozen dataclass of its settings, every one with a default.
         run: ``run(model, samples, options, *, layers, cache) -> result``: the pure function
             (``cache`` keeps what is worth computing once per run).
+        run_members: the same for every member of a population at once, ``-> [result, ...]`` in
+            member order, each equal to ``run`` of that member (batched over members); ``None``:
+            members are run one by one.
         numbers: what ``result.summary()`` holds that tables, figures and studies show.
         figures: ``figures(result, *, history) -> {tag: Figure}``; ``history`` is every result of
             the run so far as JSON, this one last.
@@ -121,6 +124,7 @@ class Analysis:
     title: str
     run: Callable[..., Any]
     options: type = NoOptions
+    run_members: Callable[..., list[Any]] | None = None
     numbers: tuple[Number, ...] = ()
     figures: Callable[..., dict[str, Figure]] = _no_figures
     texts: Callable[[Any], dict[str, str]] = _nothing
@@ -131,6 +135,12 @@ class Analysis:
     def summary(self, result: Any) -> dict[str, float]:
         """The result's scalar numbers, flat: TensorBoard scalars, a study's columns."""
         return result.summary()
+
+    def run_each_member(self, model: Any, samples: Samples, options: Any, *, layers: Any, cache: dict) -> list[Any]:
+        """``run`` of every member of ``model`` (a single model is its own only member), batched where declared."""
+        if self.run_members is not None:
+            return self.run_members(model, samples, options, layers=layers, cache=cache)
+        return [self.run(member, samples, options, layers=layers, cache=cache) for member in model.members()]
 
     def make_options(self, raw: Any = None, *, where: str = "") -> Any:
         """The options from a mapping (a config's, a sweep file's), checked: one message for the first wrong key."""

@@ -10,6 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from zoo.analyses.declaration import Analysis, Number, Samples, register_analysis
+from zoo.analysis.members import task_separation_of_members
 from zoo.analysis.task_separation import ORTHOGONAL, TaskSeparationResult, task_separation
 from zoo.figures import by_preferred_class, heatmap, over_epochs, roles_chart
 
@@ -25,6 +26,20 @@ def run(
     model: Any, samples: Samples, options: TaskSeparationOptions, *, layers: list[str] | None, cache: dict
 ) -> TaskSeparationResult:
     return task_separation(
+        model,
+        samples.inputs,
+        samples.targets,
+        samples.output_names,
+        layers=layers,
+        threshold=options.threshold,
+        data=samples.split,
+    )
+
+
+def run_members(
+    model: Any, samples: Samples, options: TaskSeparationOptions, *, layers: list[str] | None, cache: dict
+) -> list[TaskSeparationResult]:
+    return task_separation_of_members(
         model,
         samples.inputs,
         samples.targets,
@@ -130,6 +145,7 @@ TASK_SEPARATION = register_analysis(
         name="task_separation",
         title="task separation",
         run=run,
+        run_members=run_members,
         options=TaskSeparationOptions,
         numbers=(
             Number(

@@ -176,10 +176,6 @@ def activation_analysis(
     require_one_model(model, "the activation analysis")
     probes = select_probes(model, layers)
     names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
-    classification = model.task == "classification"
-    absent = []
-    if classification:
-        absent = (torch.bincount(targets.cpu(), minlength=model.num_outputs) == 0).nonzero().flatten().tolist()
     described = f"{len(inputs):,} {data} samples".replace("  ", " ")
     with model.analysis_mode(), torch.no_grad():
         device = next(model.parameters()).device
@@ -189,34 +185,94 @@ def activation_analysis(
         activations = collect_activations(model, inputs, probes, chunk_size)
         results = {}
         for layer, values in activations.items():
-            dead = dead_units(values, thresholds.dead_tolerance)
-            profile = class_profile(values, targets, model.num_outputs) if classification else None
             mean, eigenvalues, eigenvectors = principal_components(values)
-            cumulative = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
-            correlation, redundant = redundancy(values, thresholds.redundancy)
             axes = eigenvectors.to(values.dtype)  # projected in the model's precision
             tolerance = thresholds.compression_tolerance
             compressed = compression(
                 model, inputs, targets, layer, mean, axes, chunk_size=chunk_size, tolerance=tolerance
             )
-            results[layer] = LayerActivations(
-                units=values.shape[1],
-                never_active=dead.never_active,
-                constant=dead.constant,
-                firing_rate=(values > 0).float().mean(0),
-                class_profile=profile,
-                selectivity=selectivity(profile) if profile is not None and values.min() >= 0 else None,
-                correlation=correlation,
-                redundant_pairs=redundant,
-                explained_variance=cumulative,
-                components_90=_components_for(cumulative, 0.90),
-                components_99=_components_for(cumulative, 0.99),
-                compression=compressed,
+            results[layer] = describe_layer(
+                layer,
+                values,
+                targets,
+                task=model.task,
+                num_outputs=model.num_outputs,
+                eigenvalues=eigenvalues,
+                compressed=compressed,
+                output_names=names,
+                thresholds=thresholds,
+                described=described,
             )
-            signed = bool(profile is not None and values.min() < 0)
-            results[layer].report = unit_report(
-                layer, results[layer], names, thresholds=thresholds, data=described, signed=signed
-            )
+    return finish_analysis(
+        model,
+        results,
+        activations,
+        inputs,
+        targets,
+        output_names=names,
+        maximize=maximize,
+        prior=prior,
+        input_range=input_range,
+        thresholds=thresholds,
+        data=data,
+    )
+
+
+def describe_layer(
+    layer: str,
+    values: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    task: str,
+    num_outputs: int,
+    eigenvalues: torch.Tensor,
+    compressed: Compression,
+    output_names: Sequence[str],
+    thresholds: Thresholds,
+    described: str,
+) -> LayerActivations:
+    """One layer's numbers and report from its ``(N, H)`` activations, principal variances and compression check."""
+    dead = dead_units(values, thresholds.dead_tolerance)
+    profile = class_profile(values, targets, num_outputs) if task == "classification" else None
+    cumulative = eigenvalues.cumsum(0) / eigenvalues.sum().clamp_min(torch.finfo(eigenvalues.dtype).tiny)
+    correlation, redundant = redundancy(values, thresholds.redundancy)
+    result = LayerActivations(
+        units=values.shape[1],
+        never_active=dead.never_active,
+        constant=dead.constant,
+        firing_rate=(values > 0).float().mean(0),
+        class_profile=profile,
+        selectivity=selectivity(profile) if profile is not None and values.min() >= 0 else None,
+        correlation=correlation,
+        redundant_pairs=redundant,
+        explained_variance=cumulative,
+        components_90=_components_for(cumulative, 0.90),
+        components_99=_components_for(cumulative, 0.99),
+        compression=compressed,
+    )
+    signed = bool(profile is not None and values.min() < 0)
+    result.report = unit_report(layer, result, output_names, thresholds=thresholds, data=described, signed=signed)
+    return result
+
+
+def finish_analysis(
+    model: Analysable,
+    results: dict[str, LayerActivations],
+    activations: dict[str, torch.Tensor],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    output_names: list[str],
+    maximize: int,
+    prior: ImagePrior | None,
+    input_range: tuple[float | torch.Tensor, float | torch.Tensor],
+    thresholds: Thresholds,
+    data: str,
+) -> ActivationAnalysisResult:
+    """The result of one model from its layers' numbers: activation maximization added where asked."""
+    absent = []
+    if model.task == "classification":
+        absent = (torch.bincount(targets.cpu(), minlength=model.num_outputs) == 0).nonzero().flatten().tolist()
     maximization, units, reached, top, examples = {}, {}, {}, {}, {}
     if maximize and prior is not None and len(model.input_shape) >= 2:
         maximization, units = _maximize_layers(
@@ -226,10 +282,10 @@ def activation_analysis(
         low, high = (torch.as_tensor(bound, device=inputs.device) for bound in input_range)
         pixels = ((inputs - low) / (high - low)).clamp(0, 1)
         examples = {layer: pixels[torch.as_tensor(rows, device=inputs.device)] for layer, rows in top.items()}
-    absent_names = [names[k] for k in absent]
+    absent_names = [output_names[k] for k in absent]
     return ActivationAnalysisResult(
-        names, len(inputs), data, absent_names, thresholds, results, activations, maximization, units, reached, top,
-        examples,
+        output_names, len(inputs), data, absent_names, thresholds, results, activations, maximization, units, reached,
+        top, examples,
     )  # fmt: skip
 
 

@@ -207,6 +207,38 @@ def task_separation(
         gradients, attribution, signed, activations = _gradients_and_attribution(
             model, inputs, targets, probes, chunk_size
         )
+    return separation_result(
+        model,
+        gradients=gradients,
+        attribution=attribution,
+        signed=signed,
+        activations=activations,
+        targets=targets,
+        output_names=names,
+        threshold=threshold,
+        dead_tolerance=dead_tolerance,
+        data=data,
+    )
+
+
+def separation_result(
+    model: Analysable,
+    *,
+    gradients: dict[str, torch.Tensor],
+    attribution: dict[str, torch.Tensor],
+    signed: dict[str, torch.Tensor],
+    activations: dict[str, torch.Tensor],
+    targets: torch.Tensor,
+    output_names: list[str],
+    threshold: float,
+    dead_tolerance: float,
+    data: str,
+) -> TaskSeparationResult:
+    """The four views of one model from its task gradients, attributions and activations on ``targets``' samples.
+
+    ``model`` is read for its task, number of outputs and probes' columns only, so a population's
+    members, computed together (:mod:`zoo.analysis.members`), come here one at a time.
+    """
     absent: list[int] = []
     if model.task == "classification":
         absent = (torch.bincount(targets.cpu(), minlength=model.num_outputs) == 0).nonzero().flatten().tolist()
@@ -221,10 +253,10 @@ def task_separation(
     magnitude, magnitude_per_layer = orthogonality(attribution)
     signed_overall, signed_per_layer = orthogonality(signed)
     return TaskSeparationResult(
-        output_names=names,
-        samples=len(inputs),
+        output_names=output_names,
+        samples=len(targets),
         data=data,
-        absent_outputs=[names[k] for k in absent],
+        absent_outputs=[output_names[k] for k in absent],
         interference=overall,
         interference_per_layer=per_group,
         attribution=attribution,
@@ -246,12 +278,14 @@ def task_losses(
     """``(n, K)``: each sample's share of each task's loss, so that a column sums to that task's loss.
 
     Classification: L_k is the mean cross-entropy over the samples of class k.
-    Regression: L_k is the mean squared error of output k.
+    Regression: L_k is the mean squared error of output k. Outputs ``(members, n, K)`` give
+    ``(members, n, K)``, each member's own.
     """
     if task == "classification":
-        per_sample = F.cross_entropy(outputs, targets, reduction="none")
-        membership = F.one_hot(targets, outputs.shape[1]).to(outputs.dtype)
-        return per_sample[:, None] * membership / class_counts.clamp_min(1)
+        flat = targets.expand(outputs.shape[:-1]).flatten()
+        per_sample = F.cross_entropy(outputs.flatten(0, -2), flat, reduction="none").view(outputs.shape[:-1])
+        membership = F.one_hot(targets, outputs.shape[-1]).to(outputs.dtype)
+        return per_sample[..., None] * membership / class_counts.clamp_min(1)
     return (outputs - targets).square() / total
 
 

@@ -2,8 +2,8 @@
 
 Every figure of ``docs/benchmarks.md`` is drawn from ``docs/benchmarks.json`` by :func:`markdown`
 (a test checks that the page is what the JSON makes), so the page can be redrawn without
-measuring again. The populations' section is written by :mod:`zoo.bench.population`; a new
-report keeps it.
+measuring again. The populations' section is written by :mod:`zoo.bench.population`, the
+speed section by :mod:`zoo.bench.speed`; a new report keeps them.
 """
 
 from __future__ import annotations
@@ -43,8 +43,7 @@ def report(
         "sparse_ms": kernel_ms(features=1000, batch_size=batch_size, densities=densities),
     }
     previous = read_benchmarks(docs)
-    if "population" in previous:
-        results["population"] = previous["population"]
+    results.update({key: previous[key] for key in ("population", "speed") if key in previous})
     write_benchmarks(results, docs=docs)
     print(f"wrote {docs / 'benchmarks.md'} and benchmarks.json")
     return results
@@ -127,6 +126,7 @@ def markdown(results: dict) -> str:
     else:
         lines += ["# Benchmarks"]
     lines += _populations(results.get("population", {}))
+    lines += _speed(results["speed"]) if "speed" in results else []
     return "\n".join(lines) + "\n"
 
 
@@ -285,3 +285,44 @@ def _population_steps(populations: dict) -> list[str]:
             f"wall step ÷ the population's arithmetic step); it is {row['speedup']:.1f}×."
         )
     return lines + ceilings
+
+
+def _speed(speed: dict) -> list[str]:
+    """Issue 25's figures: start-up, per-step work, a population's step, analyses over members and in a run."""
+    steps, population = speed["per_step"], speed["population"]
+    analyses, iris = speed["member_analyses"], speed["iris_analyses"]
+    lines = [
+        "",
+        f"## Small networks at the speed of their arithmetic (`python scripts/bench.py speed --repeats "
+        f"{speed['repeats']}`)",
+        "",
+        f"On {speed['machine']}, load average {speed['load_average']:.1f} when it started; every ratio from one run,",
+        f"its sides alternating, best of {speed['repeats']}.",
+        "",
+        "| what | figure |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| `{name}` | {value:.2f} s |" for name, value in speed["startup_seconds"].items()]
+    for name, row in steps.items():
+        lines.append(
+            f"| zoo ÷ plain, {name} (one MNIST epoch) | {row['zoo_vs_plain']:.2f}× "
+            f"({row['overhead_ms_per_step']:.3f} ms a step on top) |"
+        )
+    lines += [
+        f"| multimult population of {population['members']}, {population['epochs']} epochs: wall step ÷ arithmetic "
+        f"| {population['wall_vs_arithmetic']:.2f}× ({population['wall_ms_per_step']['population']:.2f} ms ÷ "
+        f"{population['arithmetic_ms_per_step']['population']:.2f} ms) |",
+        f"| … its speed-up over {population['members']} single runs (their wall steps) "
+        f"| {population['speedup_vs_single_runs']:.1f}× |",
+    ]
+    for name, row in analyses.items():
+        lines.append(
+            f"| {name.replace('_', ' ')} of {population['members']} members, 2,000 samples: at once "
+            f"| {row['batched']:.2f} s ({row['speedup']:.1f}× member by member's {row['member_by_member']:.2f} s) |"
+        )
+    lines += [
+        f"| `configs/iris.yaml` fit with its analyses ÷ without (figures in the background) "
+        f"| {iris['ratio_background']:.1f}× ({iris['background']:.1f} s ÷ {iris['without']:.1f} s) |",
+        f"| … figures drawn inline instead | {iris['ratio_inline']:.1f}× ({iris['inline']:.1f} s) |",
+    ]
+    return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from zoo.analyses import Analysis, Samples, get_analysis
 from zoo.errors import ZooError, ZooFailure
 from zoo.models.contract import select_probes
-from zoo.writer import AnalysisWriter
+from zoo.writer import FIGURES, AnalysisWriter
 
 BEFORE_TRAINING = -1  # the epoch number of the initialized network, analysed before the first step
 
@@ -91,6 +92,10 @@ class AnalysisCallback(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.completed_epoch is not None and self.analysed_epoch != self.completed_epoch:
             self.run(trainer, pl_module, self.completed_epoch)
+        FIGURES.flush()  # the run's figures are complete before its loggers close
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        FIGURES.flush()  # a failed or stopped (SIGTERM) run keeps every figure of the analyses it made
 
     @property
     def failed(self) -> bool:
@@ -106,22 +111,31 @@ class AnalysisCallback(pl.Callback):
         if not hasattr(datamodule, "split"):
             raise self.error(f"needs zoo's ZooDataModule (it reads whole splits); got {type(datamodule).__name__}")
         samples = Samples.of(datamodule, self.split, self.max_samples)
-        members = list(pl_module.members())
+        population = getattr(pl_module, "kind", None) == "population"
         when = "before training" if epoch == BEFORE_TRAINING else f"@ epoch {epoch}"
-        each = f" of each of {len(members)} members" if members[0] is not pl_module else ""
+        each = f" of each of {pl_module.size} members" if population else ""
         rank_zero_info(f"{type(self).__name__} {when} on {len(samples.inputs):,} {self.split} samples{each} ...")
         start = time.perf_counter()
         writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch))
-        try:
-            if members[0] is pl_module:
-                written = writer.write(self.analysis, self.analyse(pl_module, samples), epoch=epoch)
-            else:
-                written = self._run_members(members, samples, trainer, epoch)
-        except Exception as error:  # an analysis must not end training nor cost it a checkpoint
-            log = writer.log_error(f"{when}: {traceback.format_exc()}")
+
+        def failed(error: BaseException, trace: str) -> None:  # here, or drawing its figures in the background
+            log = writer.log_error(f"{when}: {trace}")
             self.failures.append((when, error))
             where = f"; traceback in {log}" if log and not isinstance(error, ZooFailure) else ""
             rank_zero_warn(f"{type(self).__name__} {when} failed, training goes on: {error}{where}")
+
+        def figure_failed(error: BaseException, trace: str) -> None:
+            self.succeeded -= 1  # counted below when the numbers were written
+            failed(error, trace)
+
+        try:
+            if population:
+                written = self._run_members(pl_module, samples, trainer, epoch, figure_failed)
+            else:
+                result = self.analyse(pl_module, samples)
+                written = writer.write(self.analysis, result, epoch=epoch, on_figure_error=figure_failed)
+        except Exception as error:  # an analysis must not end training nor cost it a checkpoint
+            failed(error, traceback.format_exc())
             return
         self.succeeded += 1
         if written is not None:
@@ -133,13 +147,21 @@ class AnalysisCallback(pl.Callback):
         """The declared analysis of ``model`` on ``samples``, with this callback's options."""
         return self.analysis.run(model, samples, self.options, layers=self.layers, cache=self.cache)
 
-    def _run_members(self, members: list, samples: Samples, trainer: pl.Trainer, epoch: int) -> Path | None:
-        """Every member analysed on its own (files per member); TensorBoard gets the population's spread."""
+    def _run_members(
+        self,
+        population: pl.LightningModule,
+        samples: Samples,
+        trainer: pl.Trainer,
+        epoch: int,
+        figure_failed: Callable[[BaseException, str], None],
+    ) -> Path | None:
+        """Every member analysed (at once where the analysis can), its files its own; TensorBoard gets the spread."""
+        options = self.options
+        results = self.analysis.run_each_member(population, samples, options, layers=self.layers, cache=self.cache)
         summaries, written = [], None
-        for index, member in enumerate(members):
-            result = self.analyse(member, samples)
+        for index, result in enumerate(results):
             writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch), member=index)
-            written = writer.write(self.analysis, result, epoch=epoch)
+            written = writer.write(self.analysis, result, epoch=epoch, on_figure_error=figure_failed)
             summaries.append(self.analysis.summary(result))
         AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch)).scalars(spread(summaries))
         return Path(written).parent.parent if written is not None else None

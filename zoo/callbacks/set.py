@@ -15,7 +15,7 @@ from zoo.callbacks.schedule import BEFORE_TRAINING, epoch_label
 from zoo.errors import ZooError
 from zoo.models.set import SETStep, set_step, step_generator
 from zoo.models.sparse import ConnectionMove, SparseLinear
-from zoo.writer import AnalysisWriter
+from zoo.writer import FIGURES, AnalysisWriter
 
 
 class SET(pl.Callback):
@@ -83,6 +83,12 @@ class SET(pl.Callback):
         if trainer.global_step == 0:
             self.write(trainer, pl_module, BEFORE_TRAINING)
 
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        FIGURES.flush()  # its figures are drawn in the background: complete before the loggers close
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        FIGURES.flush()
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch
         if not self.rewires_before(epoch):
@@ -113,7 +119,7 @@ class SET(pl.Callback):
         """
         if not trainer.is_global_zero:
             return
-        writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch))
+        writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch), background=False)  # a few, small
         when = "before training" if epoch == BEFORE_TRAINING else f"after epoch {epoch}"
         try:
             result = sparse_topology(pl_module, steps=steps, zeta=self.zeta, seconds=seconds, epoch=epoch)

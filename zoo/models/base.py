@@ -13,6 +13,7 @@ import math
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -20,8 +21,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.regression import MeanSquaredError, R2Score
 
 from zoo.errors import TrainingDiverged, ZooError
@@ -29,6 +29,74 @@ from zoo.models.contract import Edit, Probe, Record, SparseLayer
 from zoo.task import TASKS, Monitor, Task, monitor_for
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+PLAIN_VALUES = frozenset({str, int, float, bool, type(None)})
+TRAINABLE = ContextVar("TRAINABLE", default=True)
+"""False while a population builds members only for their weights: they get no metrics (90% of building one)."""
+
+
+class FiniteWatch:
+    """Whether training losses stayed finite, watched without a host–device synchronisation per step.
+
+    On the CPU reading a loss costs nothing, so each step is checked as it happens. On another
+    device the flags stay there: each step adds a few asynchronous kernels, and the owner reads
+    them (one sync) every few steps and at the end of each epoch. The first non-finite loss of
+    each member and its step are kept on the device, so the message names them exactly.
+
+    ``eager`` reads every step as it comes; default: on the CPU only.
+    """
+
+    def __init__(self, *, eager: bool | None = None) -> None:
+        self.eager = eager
+        self.finite: torch.Tensor | None = None  # (members,) every loss so far finite
+        self.first_bad: torch.Tensor | None = None  # the loss at each member's first non-finite step
+        self.bad_step: torch.Tensor | None = None  # that step
+        self.failure: tuple[list[int], list[int], list[float]] | None = None  # found on the CPU
+
+    def observe(self, losses: torch.Tensor, step: int) -> None:
+        """Note this step's losses, ``(members,)`` or a scalar; on the CPU, a non-finite one is recorded now."""
+        losses = losses.detach().reshape(-1)
+        if self.eager or (self.eager is None and losses.device.type == "cpu"):
+            finite = math.isfinite(losses.item()) if len(losses) == 1 else bool(torch.isfinite(losses).all())
+            if self.failure is None and not finite:
+                values = losses.tolist()
+                bad = [index for index, value in enumerate(values) if not math.isfinite(value)]
+                self.failure = (bad, [step] * len(bad), [values[index] for index in bad])
+            return
+        if self.finite is None:
+            self.finite = torch.ones_like(losses, dtype=torch.bool)
+            self.first_bad, self.bad_step = torch.zeros_like(losses), torch.zeros_like(losses, dtype=torch.long)
+        self.first_bad = torch.where(self.finite, losses, self.first_bad)  # frozen once a member failed
+        self.bad_step.masked_fill_(self.finite, step)
+        self.finite &= torch.isfinite(losses)
+
+    def failed(self) -> tuple[list[int], list[int], list[float]] | None:
+        """The members whose loss stopped being finite, their first such step and loss; None while all are."""
+        if self.failure is None and self.finite is not None and not bool(self.finite.all()):  # the one sync
+            bad = (~self.finite).nonzero().flatten().tolist()
+            self.failure = (bad, self.bad_step[bad].tolist(), self.first_bad[bad].tolist())
+        return self.failure
+
+
+class Accuracy(Metric):
+    """The share of samples whose largest output is their class (torchmetrics' micro accuracy, to the bit).
+
+    Updated on every training step, so kept to two counts: torchmetrics' ``MulticlassAccuracy``
+    validates its arguments and keeps per-class statistics, 40 µs a step instead of 16.
+    """
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("correct", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.correct += (outputs.argmax(-1) == targets).sum()
+        self.total += len(targets)
+
+    def compute(self) -> torch.Tensor:
+        return self.correct.float() / self.total
 
 
 def count_parameters(module: torch.nn.Module) -> dict[str, int]:
@@ -73,14 +141,43 @@ class ZooModule(pl.LightningModule):
         self.input_shape = tuple(input_shape)
         self.num_outputs = num_outputs
         self.task = task
-        self.train_metrics = self._metrics("train")
-        self.val_metrics = self._metrics("val")
-        self.test_metrics = self._metrics("test")
+        trainable = TRAINABLE.get()
+        self.train_metrics = self._metrics("train") if trainable else MetricCollection({})
+        self.val_metrics = self._metrics("val") if trainable else MetricCollection({})
+        self.test_metrics = self._metrics("test") if trainable else MetricCollection({})
+        self.finite_watch = FiniteWatch()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        """Plain values (``_current_fx_name``, flags) set directly, without ``nn.Module``'s bookkeeping.
+
+        Lightning sets such attributes around every hook it calls, some 50 times a training step;
+        ``nn.Module.__setattr__`` spends about 1 µs on each checking for parameters, buffers and
+        submodules (5% of a small MNIST step). Assignments that touch those still go through it.
+        """
+        state = self.__dict__
+        if (
+            type(value) in PLAIN_VALUES
+            and "_modules" in state
+            and name not in state["_parameters"]
+            and name not in state["_buffers"]
+            and name not in state["_modules"]
+        ):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     @property
     def architecture(self) -> str:
         """The architecture's registered name: this class's, or a population's members' class."""
         return type(self).__name__
+
+    @property
+    def input_layer(self) -> str | None:
+        """The ``nn.Linear`` (its module name) that reads the flattened input first, if the architecture has one.
+
+        A population computes it for all members as one matrix product on their shared input.
+        """
+        return None
 
     def members(self) -> Iterator[ZooModule]:
         """The models this one holds, each an ordinary single model: a single model is its own only member."""
@@ -159,8 +256,10 @@ class ZooModule(pl.LightningModule):
         """Record the architecture (``zoo.load_model(path)`` needs nothing but the file) and the RNG states.
 
         With the random states saved at the end of an epoch, a run resumed from that checkpoint
-        draws the same dropout masks as one that never stopped. Non-finite weights are never saved.
+        draws the same dropout masks as one that never stopped. Non-finite weights are never saved,
+        nor the weights of a run whose loss stopped being finite.
         """
+        self._check_finite()
         broken = [
             name
             for name, value in checkpoint["state_dict"].items()
@@ -215,23 +314,37 @@ class ZooModule(pl.LightningModule):
         inputs, targets = batch
         outputs = self(inputs)
         loss = self.loss(outputs, targets)
-        value = loss.item()  # a float check: 0.2 µs, where torch.isfinite(loss) costs 4 µs a step
-        if not math.isfinite(value):
+        logging_step = self._logging_step()
+        self.finite_watch.observe(loss, self.global_step)
+        if loss.device.type == "cpu" or logging_step:  # on a GPU, read the flag (a sync) only now and then
+            self._check_finite()
+        self.train_metrics.update(outputs.detach(), targets)
+        # Each self.log call costs ~0.7 ms of Lightning bookkeeping (a sixth of an MNIST step on CPU),
+        # so the step loss is logged only on the steps the logger writes: the curve is the same.
+        if logging_step:
+            self.log("train/loss", loss, prog_bar=True, batch_size=len(inputs))
+        return loss
+
+    def _logging_step(self) -> bool:
+        """Whether the logger writes this step (every ``log_every_n_steps``, and every step of a fast dev run)."""
+        trainer = self.trainer
+        return (self.global_step + 1) % max(trainer.log_every_n_steps, 1) == 0 or bool(trainer.fast_dev_run)
+
+    def _check_finite(self) -> None:
+        """Raise :class:`TrainingDiverged` if a training loss stopped being finite (on a GPU, a sync)."""
+        failure = self.finite_watch.failed()
+        if failure is not None:
+            _, (step,), (value,) = failure
             raise TrainingDiverged(
-                f"the training loss became {value} at step {self.global_step} (epoch {self.current_epoch}); "
+                f"the training loss became {value} at step {step} (epoch {self.current_epoch}); "
                 "training stopped and these weights were not saved. Last good checkpoint: "
                 f"{self._last_good_checkpoint()}. "
                 "A lower learning rate (optimizer.init_args.lr) or gradient clipping (--trainer.gradient_clip_val) "
                 "usually helps."
             )
-        self.train_metrics.update(outputs.detach(), targets)
-        # Each self.log call costs ~0.7 ms of Lightning bookkeeping (a sixth of an MNIST step on CPU),
-        # so the step loss is logged only on the steps the logger writes: the curve is the same.
-        if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0 or self.trainer.fast_dev_run:
-            self.log("train/loss", loss, prog_bar=True, batch_size=len(inputs))
-        return loss
 
     def on_train_epoch_end(self) -> None:
+        self._check_finite()  # before the epoch's checkpoint
         self.log_dict(self.train_metrics)  # Lightning computes and resets the metrics
 
     def validation_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -259,7 +372,7 @@ class ZooModule(pl.LightningModule):
 
     def _metrics(self, stage: str) -> MetricCollection:
         if self.task == "classification":
-            metrics = {"acc": MulticlassAccuracy(num_classes=self.num_outputs, average="micro")}
+            metrics = {"acc": Accuracy()}
         else:
             metrics = {"mse": MeanSquaredError(), "r2": R2Score(multioutput="uniform_average")}
-        return MetricCollection(metrics, prefix=f"{stage}/")
+        return MetricCollection(metrics, prefix=f"{stage}/", compute_groups=False)  # groups: bookkeeping per step

@@ -56,6 +56,10 @@ class FCNet(ZooModule):
         self.dropout = make_dropout(dropout)
         self.head = linear(widths[-1] if widths else self.in_features, num_outputs, len(widths) + 1)
 
+    @property
+    def input_layer(self) -> str:
+        return "blocks.0.0" if len(self.blocks) else "head"
+
     def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
         x = x.flatten(1)
         for block in self.blocks:

@@ -88,12 +88,16 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
         "run_dir": str(run_dir),
     }
     board = next((logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
-    rows, summaries = [], {analysis.name: [] for analysis, _, _ in analyses}
-    for index, member in enumerate(members):
+    summaries = {analysis.name: [] for analysis, _, _ in analyses}
+    analysed = _analyse(  # every member at once
+        model, data, analyses, run_dir, population=len(members) > 1, board=(board, trainer), summaries=summaries
+    )
+    rows = []
+    for index in range(len(members)):
         one = index if len(members) > 1 else None
         row = {**shared, "seed": trial.seeds[index], "member": "" if one is None else one}
         row.update(_metrics(metrics, model.task, one))
-        row.update(_analyse(member, data, analyses, run_dir, one, board=(board, trainer), summaries=summaries))
+        row.update(analysed[index])
         row["history"] = _history(run_dir, one)
         rows.append(row)
     for analysis, _, _ in analyses if len(members) > 1 else ():  # CUSTOM SCALARS: the members' mean and std
@@ -121,30 +125,34 @@ def _metrics(metrics: dict[str, float], task: str, member: int | None) -> dict[s
 
 
 def _analyse(
-    model, data, analyses: Analyses, run_dir: Path, member: int | None, *, board: tuple, summaries: dict
-) -> dict[str, float]:
-    """The analyses the sweep names, on the tested model: summary numbers for the row, the rest as JSON.
+    model, data, analyses: Analyses, run_dir: Path, *, population: bool, board: tuple, summaries: dict
+) -> list[dict[str, float]]:
+    """The analyses the sweep names, on the tested model's every member (batched where an analysis can).
 
-    The figures, texts and histograms go to the trial's TensorBoard (``board``: its writer and the
-    trainer) as a run's callback writes them, member 0's only; ``summaries`` collects each one's numbers.
+    Per member: the summary numbers for its row, the rest as JSON. The figures, texts and histograms
+    go to the trial's TensorBoard (``board``: its writer and the trainer) as a run's callback writes
+    them, member 0's only; ``summaries`` collects each analysis's numbers, member by member.
     """
-    row: dict[str, float] = {}
-    suffix = "" if member is None else f"_member_{member:03d}"
+    rows: list[dict[str, float]] = []
     tensorboard, trainer = board
     for analysis, sampling, options in analyses:
-        writer = AnalysisWriter(
-            None, prefix=analysis.name, step=trainer.global_step, tensorboard=tensorboard, member=member
-        )
-        drawn = writer.tensorboard is not None
+        drawn = tensorboard is not None
         samples = Samples.of(data, sampling.split, sampling.max_samples, images=drawn)  # images: priors of figures
-        result = analysis.run(model, samples, options, layers=None, cache={})
-        write_json(run_dir / "analysis" / "final" / f"{analysis.name}{suffix}.json", to_jsonable(result))
-        summary = analysis.summary(result)
-        summaries[analysis.name].append(summary)
-        row.update({f"{analysis.name}.{key}": value for key, value in summary.items()})
-        if drawn:
-            writer.write(analysis, result, epoch=_epoch_of(trainer.checkpoint_callback.best_model_path))
-    return row
+        results = analysis.run_each_member(model, samples, options, layers=None, cache={})
+        rows = rows or [{} for _ in results]
+        for index, result in enumerate(results):
+            member = index if population else None
+            suffix = "" if member is None else f"_member_{member:03d}"
+            write_json(run_dir / "analysis" / "final" / f"{analysis.name}{suffix}.json", to_jsonable(result))
+            summary = analysis.summary(result)
+            summaries[analysis.name].append(summary)
+            rows[index].update({f"{analysis.name}.{key}": value for key, value in summary.items()})
+            if drawn and index == 0:
+                writer = AnalysisWriter(
+                    None, prefix=analysis.name, step=trainer.global_step, tensorboard=tensorboard, member=member
+                )
+                writer.write(analysis, result, epoch=_epoch_of(trainer.checkpoint_callback.best_model_path))
+    return rows or [{} for _ in model.members()]
 
 
 def _epoch_of(checkpoint: str) -> int:

@@ -1,0 +1,223 @@
+"""What keeps small networks at the speed of their arithmetic: no per-step sync, a light import, batched analyses."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import CONFIGS
+
+from zoo.analysis import activation_analysis, task_separation
+from zoo.analysis.members import activation_analysis_of_members, task_separation_of_members
+from zoo.models import Population
+from zoo.models.base import FiniteWatch
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_the_finite_watch_names_each_members_first_non_finite_step_and_loss(eager):
+    """Read every step (CPU) or only at the end (flags kept on the device): the same failure."""
+    watch = FiniteWatch(eager=eager)
+    losses = [[1.0, 2.0, 3.0], [1.0, math.inf, 3.0], [math.nan, math.nan, 3.0]]
+    for step, values in enumerate(losses):
+        watch.observe(torch.tensor(values), step)
+        if eager and watch.failed():
+            break
+    members, steps, values = watch.failed()
+    if eager:  # a CPU run stops at the first failure
+        assert (members, steps, values) == ([1], [1], [math.inf])
+    else:
+        assert members == [0, 1] and steps == [2, 1]
+        assert math.isnan(values[0]) and values[1] == math.inf
+
+
+def test_a_finite_run_has_no_failure():
+    watch = FiniteWatch(eager=False)
+    for step in range(3):
+        watch.observe(torch.tensor(0.5), step)
+    assert watch.failed() is None
+
+
+def _imported_after(statement: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter holds after running ``statement`` (this checkout's zoo)."""
+    probe = f"import json, sys; {statement}; print(json.dumps([m for m in {list(modules)!r} if m in sys.modules]))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def test_import_zoo_loads_no_plotting_science_or_search_library():
+    """``import zoo`` costs nothing heavy: Lightning, and through it matplotlib and SciPy, come on first use."""
+    heavy = ("matplotlib", "scipy", "sklearn", "optuna", "pytorch_lightning", "zoo.sweep", "zoo.figures")
+    assert _imported_after("import zoo", heavy) == []
+    assert _imported_after("import zoo; zoo.ZooError", heavy) == []
+    assert "pytorch_lightning" in _imported_after("from zoo import ZooModule", heavy)  # the names still work
+
+
+def test_the_command_line_loads_no_search_machinery():
+    """``python -m zoo fit`` needs no Optuna, scikit-learn or sweep code (``scripts/sweep.py`` does)."""
+    assert _imported_after("import zoo.cli", ("sklearn", "optuna", "zoo.sweep")) == []
+
+
+def _assert_equal_results(batched: object, alone: object, where: str = "") -> None:
+    """Every field of two analysis results equal (tensors to float tolerance), recursively."""
+    if dataclasses.is_dataclass(alone):
+        for field in dataclasses.fields(alone):
+            _assert_equal_results(getattr(batched, field.name), getattr(alone, field.name), f"{where}.{field.name}")
+    elif isinstance(alone, dict):
+        assert batched.keys() == alone.keys(), where
+        for key in alone:
+            _assert_equal_results(batched[key], alone[key], f"{where}[{key}]")
+    elif isinstance(alone, list | tuple):
+        assert len(batched) == len(alone), where
+        for index, (mine, theirs) in enumerate(zip(batched, alone)):
+            _assert_equal_results(mine, theirs, f"{where}[{index}]")
+    elif isinstance(alone, torch.Tensor):
+        assert torch.allclose(batched, alone, atol=1e-5, rtol=1e-4, equal_nan=True), where
+    elif isinstance(alone, float):
+        assert batched == pytest.approx(alone, abs=1e-5, nan_ok=True), where
+    else:
+        assert batched == alone, where
+
+
+@pytest.mark.parametrize(
+    ("architecture", "member", "task", "shape"),
+    [
+        ("FCNet", {"hidden": [8, 6], "activation": "tanh"}, "regression", (4, 2)),
+        ("ColumNet", {"hidden": [5], "activations": ["relu", "tanh"]}, "classification", (4, 3)),
+        ("SparseNet", {"hidden": [12], "density": 0.3}, "classification", (4, 3)),
+    ],
+)
+def test_task_separation_of_all_members_at_once_is_each_members_own(architecture, member, task, shape):
+    features, outputs = shape
+    population = Population(
+        architecture, size=5, member=member, first_seed=3, input_shape=(features,), num_outputs=outputs, task=task
+    )
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(90, features, generator=generator)
+    if task == "classification":
+        targets = torch.arange(90) % (outputs - 1)  # the last class absent: its NaN rows must agree too
+    else:
+        targets = torch.randn(90, outputs, generator=generator)
+    batched = task_separation_of_members(population, inputs, targets, chunk_size=5 * 16, data="train")
+    assert len(batched) == 5
+    for index, result in enumerate(batched):
+        alone = task_separation(population.member(index), inputs, targets, chunk_size=16, data="train")
+        _assert_equal_results(result, alone, f"member {index}")
+        assert result.summary().keys() == alone.summary().keys()
+        for key, value in alone.summary().items():
+            assert result.summary()[key] == pytest.approx(value, abs=1e-5, nan_ok=True), (index, key)
+
+
+@pytest.mark.parametrize(
+    ("architecture", "member", "task", "width"),
+    [
+        ("FCNet", {"hidden": [8, 6], "activation": "tanh"}, "regression", 4),
+        ("FCNet", {"hidden": [70], "activation": "relu"}, "classification", 4),  # wider than 64: bisected
+        ("ColumNet", {"hidden": [5], "activations": ["relu", "tanh"]}, "classification", 4),
+    ],
+)
+def test_activation_analysis_of_all_members_at_once_is_each_members_own(architecture, member, task, width):
+    outputs = 2 if task == "regression" else 3
+    population = Population(
+        architecture, size=4, member=member, first_seed=1, input_shape=(width,), num_outputs=outputs, task=task
+    )
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(120, width, generator=generator)
+    if task == "classification":
+        targets = torch.arange(120) % outputs
+    else:
+        targets = torch.randn(120, outputs, generator=generator)
+    batched = activation_analysis_of_members(population, inputs, targets, chunk_size=4 * 32, data="train")
+    assert len(batched) == 4
+    for index, result in enumerate(batched):
+        alone = activation_analysis(population.member(index), inputs, targets, chunk_size=32, data="train")
+        _assert_equal_results(result, alone, f"member {index}")
+        assert result.summary() == pytest.approx(alone.summary())
+
+
+def test_a_wide_input_layer_computed_for_all_members_at_once_gives_each_members_outputs_and_gradients():
+    """Inputs of 64+ features: the members' first layer is one product on the shared input (the batched path)."""
+    population = Population("FCNet", size=3, member={"hidden": [16, 8]}, first_seed=2, input_shape=(1, 8, 8))
+    assert population.shared_input_layer == "blocks.0.0"
+    inputs, targets = torch.randn(20, 1, 8, 8), torch.randint(0, 10, (20,))
+    population.loss(population(inputs), targets).backward()
+    hidden = population.forward_with_hidden(inputs)[1]
+    for index in range(3):
+        member = population.member(index)
+        outputs, own_hidden = member.forward_with_hidden(inputs)
+        assert torch.allclose(population(inputs)[index], outputs, atol=1e-6)
+        assert torch.allclose(hidden["fc1"][index], own_hidden["fc1"], atol=1e-6)
+        member.loss(outputs, targets).backward()
+        for name, parameter in member.named_parameters():
+            stacked = population.member_parameters()[name].grad[index]
+            assert torch.allclose(stacked, parameter.grad, atol=1e-6), (index, name)
+
+
+def test_figures_drawn_in_the_background_are_complete_when_a_run_is_interrupted(run_dir, monkeypatch):
+    """Figures lag behind training (drawing made slow here); a run stopped right after an analysis keeps them all."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from zoo.cli import main
+    from zoo.writer import FIGURES, AnalysisWriter
+
+    drawn = []
+    figure = AnalysisWriter.figure
+
+    def slow_figure(self, tag, image):
+        time.sleep(0.3)  # still drawing when training is interrupted
+        figure(self, tag, image)
+        drawn.append(f"{tag.replace('/', '_')}_epoch_{self.label}.png")
+
+    monkeypatch.setattr(AnalysisWriter, "figure", slow_figure)
+    callbacks = "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 1}}, "
+    callbacks += "{class_path: helpers.InterruptAt, init_args: {step: 8}}]"  # epoch 1's 3rd step (6 steps an epoch)
+    iris = ["--config", str(CONFIGS / "iris.yaml"), "--trainer.enable_progress_bar", "false"]
+    with pytest.raises(SystemExit):
+        main(["fit", *iris, "--trainer.max_epochs", "3", "--trainer.callbacks", callbacks])
+    assert not FIGURES.pending
+    assert {"roles_epoch_init.png", "roles_epoch_000.png", "over_epochs_epoch_000.png"} <= set(drawn)
+    folder = run_dir / "lightning_logs" / "iris" / "version_0"
+    pngs = sorted(path.name for path in (folder / "analysis" / "task_separation").glob("*.png"))
+    assert pngs == sorted(drawn)  # every figure of both analyses (before training, epoch 0), and only those
+    events = EventAccumulator(str(folder), size_guidance={"images": 0})
+    events.Reload()
+    images = sum(len(events.Images(tag)) for tag in events.Tags()["images"] if tag.startswith("task_separation/"))
+    assert images == len(drawn)
+
+
+def test_a_figure_failing_in_the_background_is_the_analysis_failing(run_dir, monkeypatch, capsys):
+    """Drawn after training went on, a broken figure is still reported as the analysis's failure, and counted."""
+    from zoo.cli import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no chart today")
+
+    monkeypatch.setattr("zoo.analyses.task_separation.roles_chart", broken)
+    callbacks = "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 1}}]"
+    iris = ["--config", str(CONFIGS / "iris.yaml"), "--trainer.enable_progress_bar", "false"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *iris, "--trainer.max_epochs", "1", "--trainer.callbacks", callbacks])
+    assert exit_.value.code != 0
+    err = capsys.readouterr().err
+    assert "every attempt of an analysis failed" in err and "no chart today" in err
+    log = run_dir / "lightning_logs" / "iris" / "version_0" / "analysis" / "task_separation" / "errors.log"
+    assert "RuntimeError: no chart today" in log.read_text()
+
+
+def test_the_light_accuracy_is_torchmetrics_micro_accuracy_to_the_bit():
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from zoo.models.base import Accuracy
+
+    generator = torch.Generator().manual_seed(0)
+    ours, theirs = Accuracy(), MulticlassAccuracy(num_classes=7, average="micro")
+    for size in (1, 37, 128):
+        outputs, targets = torch.randn(size, 7, generator=generator), torch.randint(0, 7, (size,), generator=generator)
+        ours.update(outputs, targets)
+        theirs.update(outputs, targets)
+        assert ours.compute().item() == theirs.compute().item()

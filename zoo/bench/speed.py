@@ -1,0 +1,199 @@
+"""``speed``: small networks at the speed of their arithmetic (issue 25), every ratio from one run, alternating.
+
+- start-up: ``import zoo`` and ``python -m zoo --help`` in fresh interpreters;
+- per step: zoo ÷ plain for FCNet [128] and ``configs/fc.yaml``'s model (one MNIST epoch each);
+- a population's step: a 100-member multimult population's wall step (a fit, no analyses) against
+  its bare arithmetic step and against a single run's wall step;
+- analyses over members: task separation and the activation analysis of that population, all
+  members at once against member by member (the functions alone, 2,000 samples);
+- analyses in a run: ``configs/iris.yaml``'s fit with its analyses (figures drawn in the background,
+  then drawn inline) against the same fit without analyses.
+
+Runs alternate within each comparison, so that load on the machine hits every side alike; the
+best of ``repeats`` counts. The section is added to docs/benchmarks.json (and the page redrawn).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from zoo import ZooDataModule, create_model
+from zoo.analysis import activation_analysis, task_separation
+from zoo.analysis.members import activation_analysis_of_members, task_separation_of_members
+from zoo.bench.configs import CHECKOUT, CONFIGS, DOCS, shipped_model
+from zoo.bench.loops import epoch_runs
+from zoo.bench.population import step_ms
+from zoo.bench.report import read_benchmarks, write_benchmarks
+from zoo.bench.timing import best_of_alternating, device_name
+from zoo.cli import main as zoo
+from zoo.models import Population
+from zoo.writer import FIGURES
+
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+def speed(*, repeats: int, device: torch.device, log_dir: str, members: int = 100, docs: Path = DOCS) -> dict:
+    """Measure every comparison, print it, and add it to docs/benchmarks.json as ``speed``."""
+    results = {
+        "machine": device_name(device),
+        "load_average": os.getloadavg()[0],
+        "repeats": repeats,
+        "startup_seconds": startup(repeats=repeats),
+        "per_step": per_step(repeats=repeats, device=device, log_dir=log_dir),
+        "population": population_step(members=members, repeats=repeats, log_dir=log_dir),
+        "member_analyses": member_analyses(members=members, repeats=repeats),
+        "iris_analyses": iris_analyses(repeats=repeats, log_dir=log_dir),
+    }
+    everything = read_benchmarks(docs)
+    everything["speed"] = results
+    write_benchmarks(everything, docs=docs)
+    print(f"wrote {docs / 'benchmarks.md'} and benchmarks.json", flush=True)
+    return results
+
+
+def startup(*, repeats: int) -> dict[str, float]:
+    """Seconds of ``import zoo`` and of ``python -m zoo --help``, each in a fresh interpreter, best of ``repeats``."""
+    environment = {**os.environ, "PYTHONPATH": str(CHECKOUT)}
+    commands = {"import zoo": ["-c", "import zoo"], "python -m zoo --help": ["-m", "zoo", "--help"]}
+
+    def timed(arguments: list[str]) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *arguments], env=environment, capture_output=True, check=True)
+        return time.perf_counter() - start
+
+    best = best_of_alternating({name: lambda a=arguments: timed(a) for name, arguments in commands.items()}, repeats)
+    for name, value in best.items():
+        print(f"start-up: {name} {value:.2f} s", flush=True)
+    return best
+
+
+def per_step(*, repeats: int, device: torch.device, log_dir: str) -> dict[str, dict]:
+    """zoo ÷ plain samples/s on one MNIST epoch, for FCNet [128] and configs/fc.yaml's model."""
+    data = ZooDataModule("mnist", batch_size=128)
+    data.setup("fit")
+    models = {"FCNet [128]": create_model("FCNet", hidden=[128]), "configs/fc.yaml": shipped_model("fc.yaml")}
+    steps = -(-len(data.split("train")[0]) // 128)
+    rows = {}
+    for name, template in models.items():
+        best = best_of_alternating(epoch_runs(template, data, device=device, log_dir=log_dir), repeats)
+        rows[name] = {
+            "seconds_per_epoch": best,
+            "zoo_vs_plain": best["plain"] / best["zoo"],
+            "overhead_ms_per_step": (best["zoo"] - best["plain"]) / steps * 1e3,
+        }
+        print(
+            f"per step, {name}: zoo {best['zoo']:.2f} s/epoch, plain {best['plain']:.2f}; zoo ÷ plain "
+            f"{rows[name]['zoo_vs_plain']:.2f}×, {rows[name]['overhead_ms_per_step']:.3f} ms a step on top",
+            flush=True,
+        )
+    return rows
+
+
+def population_step(*, members: int, repeats: int, log_dir: str, epochs: int | None = None) -> dict:
+    """A multimult population's wall step against its arithmetic and a single run's wall step.
+
+    A wall step is a whole fit's wall time (set-up, validation and checkpoints included; no
+    analyses) over its training steps, as in the populations' section; ``epochs``: the config's.
+    """
+    common = ["fit", "--config", str(CONFIGS / "multimult.yaml"), "--trainer.callbacks", "null", *QUIET]
+    common += ["--trainer.logger.init_args.save_dir", log_dir]
+    common += ["--trainer.max_epochs", str(epochs)] if epochs else []
+    fits = {}
+
+    def fit(arguments: list[str]) -> float:
+        start = time.perf_counter()
+        cli = zoo([*common, *arguments])
+        seconds = time.perf_counter() - start
+        fits[arguments[-1] if arguments else "single"] = cli
+        return seconds / cli.trainer.global_step * 1e3
+
+    runs = {"population": lambda: fit(["--population", str(members)]), "single": lambda: fit([])}
+    wall = best_of_alternating(runs, repeats)
+    population, single = fits[str(members)], fits["single"]
+    inputs, targets = population.datamodule.split("train")
+    batch = (inputs[:64], targets[:64])
+    arithmetic = {"population": step_ms(population.model, *batch), "single": step_ms(single.model, *batch)}
+    row = {
+        "members": members,
+        "epochs": population.trainer.max_epochs,
+        "wall_ms_per_step": wall,
+        "arithmetic_ms_per_step": arithmetic,
+        "wall_vs_arithmetic": wall["population"] / arithmetic["population"],
+        "speedup_vs_single_runs": members * wall["single"] / wall["population"],
+    }
+    print(
+        f"population of {members}: wall step {wall['population']:.2f} ms for {arithmetic['population']:.2f} ms of "
+        f"arithmetic ({row['wall_vs_arithmetic']:.2f}×); a single run's wall step {wall['single']:.2f} ms: "
+        f"{row['speedup_vs_single_runs']:.1f}× faster than {members} single runs (fits with set-up and validation)",
+        flush=True,
+    )
+    return row
+
+
+def member_analyses(*, members: int, repeats: int, samples: int = 2000) -> dict[str, dict]:
+    """Seconds of each analysis of a multimult population, all members at once and member by member."""
+    data = ZooDataModule("multimult", num_samples=10_000, normalize="none")
+    data.setup("fit")
+    inputs, targets = (tensor[:samples] for tensor in data.split("train"))
+    member = {"hidden": [32, 32], "activation": "tanh"}
+    model = Population("FCNet", size=members, member=member, input_shape=(4,), num_outputs=2, task="regression")
+    singles = list(model.members())
+
+    def timed(work) -> float:
+        start = time.perf_counter()
+        work()
+        return time.perf_counter() - start
+
+    analyses = {
+        "task_separation": (task_separation_of_members, task_separation),
+        "activations": (activation_analysis_of_members, activation_analysis),
+    }
+    rows = {}
+    for name, (batched, alone) in analyses.items():
+        runs = {
+            "batched": lambda f=batched: timed(lambda: f(model, inputs, targets)),
+            "member_by_member": lambda f=alone: timed(lambda: [f(single, inputs, targets) for single in singles]),
+        }
+        best = best_of_alternating(runs, repeats)
+        rows[name] = {**best, "speedup": best["member_by_member"] / best["batched"]}
+        print(
+            f"{name} of {members} members on {samples} samples: {best['batched']:.2f} s at once, "
+            f"{best['member_by_member']:.2f} s member by member ({rows[name]['speedup']:.1f}×)",
+            flush=True,
+        )
+    return rows
+
+
+def iris_analyses(*, repeats: int, log_dir: str) -> dict[str, float]:
+    """configs/iris.yaml's fit: with its analyses (figures in the background, or inline) and without any."""
+    common = ["fit", "--config", str(CONFIGS / "iris.yaml"), *QUIET, "--trainer.logger.init_args.save_dir", log_dir]
+
+    def fit(arguments: list[str], inline: bool = False) -> float:
+        FIGURES.inline = inline
+        try:
+            start = time.perf_counter()
+            zoo([*common, *arguments])
+            return time.perf_counter() - start
+        finally:
+            FIGURES.inline = False
+
+    runs = {
+        "without": lambda: fit(["--trainer.callbacks", "null"]),
+        "background": lambda: fit([]),
+        "inline": lambda: fit([], inline=True),
+    }
+    best = best_of_alternating(runs, repeats)
+    row = {**best, "ratio_background": best["background"] / best["without"]}
+    row["ratio_inline"] = best["inline"] / best["without"]
+    print(
+        f"iris fit: {best['without']:.2f} s without analyses, {best['background']:.2f} s with them "
+        f"({row['ratio_background']:.1f}×; figures drawn inline: {best['inline']:.2f} s, {row['ratio_inline']:.1f}×)",
+        flush=True,
+    )
+    return row
