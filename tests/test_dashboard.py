@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import CONFIGS
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.custom_scalar import layout_pb2
@@ -46,6 +47,13 @@ def test_a_population_at_a_glance(run_dir):
     assert charts["val r2: each member"].multiline.tag == [r"^members/val_r2/\d+$"]
     scalars = runs.Runs()["."]["scalars"]
     assert {band.value, band.lower, band.upper} <= set(scalars)
+    std_band = charts["val r2: mean, band ± std of the members"].margin.series[0]
+    assert (std_band.lower, std_band.upper) == ("val/r2_mean_minus_std", "val/r2_mean_plus_std")
+    last = {tag: runs.Scalars(".", tag)[-1].value for tag in ("val/r2", std_band.lower, std_band.upper)}
+    members = torch.tensor([runs.Scalars(".", f"members/val_r2/{index:03d}")[-1].value for index in range(3)])
+    assert last["val/r2"] == pytest.approx(members.mean().item(), abs=1e-6)
+    assert last[std_band.upper] - last["val/r2"] == pytest.approx(members.std().item(), abs=1e-6)  # n − 1
+    assert last["val/r2"] - last[std_band.lower] == pytest.approx(members.std().item(), abs=1e-6)
     assert charts["loss: train, val (a run each: two colours)"].multiline.tag == ["^loss$"]
     for stage, tag in (("val", "loss"), ("val", "r2"), ("train", "r2")):  # a run per stage: a colour per stage
         copied = [(event.step, event.value) for event in runs.Scalars(stage, tag)]

@@ -268,7 +268,7 @@ class DashboardLayout(pl.Callback):
 
     Every chart overlays its series (train and val on one plot), so a curve with a single
     point still shows as a marker next to the others. A population gets, per metric and
-    stage, its mean with the members' min–max as a band (a margin chart) and every member
+    stage, its mean with the members' ± std and min–max as bands (margin charts) and every member
     as one line of one chart, instead of a card per member.
     """
 
@@ -283,10 +283,12 @@ class DashboardLayout(pl.Callback):
             bands, members = {}, {}
             for metric in self.metrics:
                 for stage in ("val", "train"):
-                    band = [f"{stage}/{metric}", f"{stage}/{metric}_min", f"{stage}/{metric}_max"]
-                    bands[f"{stage} {metric}: mean, band min–max of the members"] = ["Margin", band]
+                    mean = f"{stage}/{metric}"
+                    std, extremes = [f"{mean}_mean_minus_std", f"{mean}_mean_plus_std"], [f"{mean}_min", f"{mean}_max"]
+                    bands[f"{stage} {metric}: mean, band ± std of the members"] = ["Margin", [mean, *std]]
+                    bands[f"{stage} {metric}: mean, band min–max of the members"] = ["Margin", [mean, *extremes]]
                     members[f"{stage} {metric}: each member"] = ["Multiline", [rf"^members/{stage}_{metric}/\d+$"]]
-            layout["2 population: mean and min–max"], layout["3 population: each member"] = bands, members
+            layout["2 population: mean, ± std and min–max"], layout["3 population: each member"] = bands, members
         else:
             training.update({f"{metric}: train, val": ["Multiline", [rf"^{metric}$"]] for metric in self.metrics})
         analyses = (analysis for analysis in list_analyses() if analysis.layout)

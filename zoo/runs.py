@@ -252,6 +252,8 @@ class HParamsRecord(pl.Callback):
     def _boards(self, trainer: pl.Trainer) -> list:
         from pytorch_lightning.loggers import TensorBoardLogger
 
+        if not trainer.is_global_zero:  # other DDP ranks hold a stand-in writer that writes nothing
+            return []
         return [logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
     def _columns(self, trainer: pl.Trainer, population: bool) -> list[str]:

@@ -290,8 +290,9 @@ class Population(ZooModule):
         for name, values in metrics.compute().items():
             values = values.float()
             self.log(f"{stage}/{name}", values.mean(), prog_bar=True)
-            spread = {"std": values.std() if len(values) > 1 else values.new_zeros(()), "min": values.min()}
-            spread["max"] = values.max()
+            std = values.std() if len(values) > 1 else values.new_zeros(())  # n − 1, as everywhere in zoo
+            spread = {"std": std, "min": values.min(), "max": values.max()}
+            spread.update({"mean_minus_std": values.mean() - std, "mean_plus_std": values.mean() + std})  # a band
             self.log_dict({f"{stage}/{name}_{kind}": value for kind, value in spread.items()})
             each.update({f"members/{stage}_{name}/{index:03d}": value for index, value in enumerate(values.tolist())})
         self._log_each_member(each)
