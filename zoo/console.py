@@ -26,6 +26,7 @@ from zoo.analyses import list_analyses
 from zoo.errors import ZooError, classify
 from zoo.io import atomic_file, write_text
 from zoo.models.base import count_parameters
+from zoo.models.contract import holds_members
 
 
 class LayerSummary(ModelSummary):
@@ -195,7 +196,7 @@ class PredictionWriter(BasePredictionWriter):
         count, samples = members.shape[:2]
         columns = [torch.arange(samples).repeat(count)]  # sample, member-major as the rows
         header = ["sample"]
-        if next(pl_module.members()) is not pl_module:
+        if holds_members(pl_module):
             columns.append(torch.arange(count).repeat_interleave(samples))
             header.append("member")
         if pl_module.task == "classification":
@@ -302,5 +303,5 @@ class DashboardLayout(pl.Callback):
 
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
-                population = next(pl_module.members()) is not pl_module
+                population = holds_members(pl_module)
                 logger.experiment.add_custom_scalars(self.layout(population=population))

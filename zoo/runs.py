@@ -34,6 +34,7 @@ from zoo.analyses import Analysis
 from zoo.errors import ZooError
 from zoo.hparams import analysis_values, latest_summary, ordered_columns, write_metrics, write_session
 from zoo.io import FILE_MODE, atomic_file, write_json
+from zoo.models.contract import holds_members
 
 VERSION = re.compile(r"version_(\d+)$")
 LOCK_FILE = ".lock"  # in the run folder; its content names the holder (pid and host)
@@ -273,7 +274,7 @@ class HParamsRecord(pl.Callback):
         return {**first, **({"member": member} if member is not None else {}), **flat}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        population = _is_population(pl_module)
+        population = holds_members(pl_module)
         columns = self._columns(trainer, population)
         differs = ("family", "epochs", "seed", "member") if population else ("family", "epochs", "seed")
         listed = self._session(trainer, pl_module, 0 if population else None)  # a member's: with its index
@@ -291,14 +292,14 @@ class HParamsRecord(pl.Callback):
         counts = [float(member.parameter_counts()["nonzero"]) for member in members]
         values = {f"hp/{stage}_{metric}": trainer.callback_metrics.get(f"{stage}/{metric}") for metric in self.metrics}
         values["hp/params_nonzero"] = statistics.fmean(counts)
-        if _is_population(pl_module):
+        if holds_members(pl_module):
             values["hp/params_nonzero_population"] = float(pl_module.parameter_counts()["nonzero"])
         callback = trainer.checkpoint_callback
         if callback is not None and callback.best_model_score is not None:
             values[f"hp/best_{stage}_{name}"] = float(callback.best_model_score)
         folder = Path(trainer.log_dir) if trainer.log_dir else None
         member_values = []
-        for index in range(len(members)) if _is_population(pl_module) else ():
+        for index in range(len(members)) if holds_members(pl_module) else ():
             own = {
                 f"hp/{stage}_{metric}": self._member_metric(trainer, stage, metric, index) for metric in self.metrics
             }
@@ -322,7 +323,7 @@ class HParamsRecord(pl.Callback):
         }
         for board in self._boards(trainer):
             write_metrics(board, values, step=trainer.global_step)
-        for index in range(pl_module.size) if _is_population(pl_module) else ():
+        for index in range(pl_module.size) if holds_members(pl_module) else ():
             own = {f"hp/test_{metric}": self._member_metric(trainer, "test", metric, index) for metric in self.metrics}
             self._write_member(trainer, pl_module, index, own)
 
@@ -353,10 +354,6 @@ class HParamsRecord(pl.Callback):
             write_metrics(writer, {tag: value for tag, value in values.items() if value is not None}, step=0)
         finally:
             writer.close()
-
-
-def _is_population(pl_module: pl.LightningModule) -> bool:
-    return next(pl_module.members()) is not pl_module
 
 
 def _analyses(trainer: pl.Trainer) -> list:

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from zoo.analyses.declaration import Analysis, Number, Samples, register_analysis
 from zoo.analysis.members import task_separation_of_members
 from zoo.analysis.task_separation import ORTHOGONAL, TaskSeparationResult, task_separation
+from zoo.errors import ZooError
 from zoo.figures import by_preferred_class, heatmap, over_epochs, roles_chart
 
 
@@ -21,25 +22,26 @@ class TaskSeparationOptions:
 
     threshold: float = 0.9
 
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:  # checked when configured, not after training
+            raise ZooError(f"threshold must lie in (0, 1], got {self.threshold}")
+
 
 def run(
     model: Any, samples: Samples, options: TaskSeparationOptions, *, layers: list[str] | None, cache: dict
 ) -> TaskSeparationResult:
-    return task_separation(
-        model,
-        samples.inputs,
-        samples.targets,
-        samples.output_names,
-        layers=layers,
-        threshold=options.threshold,
-        data=samples.split,
-    )
+    return _run(task_separation, model, samples, options, layers=layers)
 
 
 def run_members(
     model: Any, samples: Samples, options: TaskSeparationOptions, *, layers: list[str] | None, cache: dict
 ) -> list[TaskSeparationResult]:
-    return task_separation_of_members(
+    return _run(task_separation_of_members, model, samples, options, layers=layers)
+
+
+def _run(analysis: Any, model: Any, samples: Samples, options: TaskSeparationOptions, *, layers: list[str] | None):
+    """``analysis`` (one model's, or every member's at once) on the samples, with the declared options."""
+    return analysis(
         model,
         samples.inputs,
         samples.targets,

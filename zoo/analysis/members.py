@@ -36,12 +36,7 @@ from zoo.analysis.task_separation import (
 )
 from zoo.analysis.units import DEAD_TOLERANCE
 from zoo.errors import ZooError
-from zoo.models.contract import Analysable, select_probes
-
-
-def is_batched(model: Analysable) -> bool:
-    """Whether ``model`` computes its members together (a population), so its analyses can be batched."""
-    return hasattr(model, "member_parameters")
+from zoo.models.contract import Analysable, holds_members, select_probes
 
 
 def task_separation_of_members(
@@ -64,7 +59,7 @@ def task_separation_of_members(
     """
     options = {"output_names": output_names, "layers": layers, "threshold": threshold}
     options.update(dead_tolerance=dead_tolerance, data=data)
-    if not is_batched(model):
+    if not holds_members(model):
         members = model.members()
         return [task_separation(member, inputs, targets, chunk_size=chunk_size, **options) for member in members]
     if not 0 < threshold <= 1:
@@ -165,7 +160,7 @@ def activation_analysis_of_members(
     thresholds = thresholds or Thresholds()
     options = {"output_names": output_names, "layers": layers, "maximize": maximize, "prior": prior}
     options.update(input_range=input_range, thresholds=thresholds, data=data)
-    if not is_batched(model):
+    if not holds_members(model):
         members = model.members()
         return [activation_analysis(member, inputs, targets, chunk_size=chunk_size, **options) for member in members]
     if len(inputs) < 2:
@@ -288,7 +283,8 @@ def _member_compression(
         fails, smallest = [0] * members, [width] * members  # as _smallest_k's bisection, every member on its own
         active = [index for index in range(members) if kept[index]]
         while active := [index for index in active if smallest[index] - fails[index] > 1]:
-            middles = [(fails[index] + smallest[index]) // 2 if index in active else width for index in range(members)]
+            searching = set(active)
+            middles = [(fails[i] + smallest[i]) // 2 if i in searching else width for i in range(members)]
             keeps = keeps_at(middles)
             for index in active:
                 if keeps[index]:

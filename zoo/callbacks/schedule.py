@@ -14,7 +14,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from zoo.analyses import Analysis, Samples, get_analysis
 from zoo.errors import ZooError, ZooFailure
-from zoo.models.contract import select_probes
+from zoo.models.contract import holds_members, select_probes
 from zoo.writer import FIGURES, AnalysisWriter
 
 BEFORE_TRAINING = -1  # the epoch number of the initialized network, analysed before the first step
@@ -111,7 +111,7 @@ class AnalysisCallback(pl.Callback):
         if not hasattr(datamodule, "split"):
             raise self.error(f"needs zoo's ZooDataModule (it reads whole splits); got {type(datamodule).__name__}")
         samples = Samples.of(datamodule, self.split, self.max_samples)
-        population = getattr(pl_module, "kind", None) == "population"
+        population = holds_members(pl_module)
         when = "before training" if epoch == BEFORE_TRAINING else f"@ epoch {epoch}"
         each = f" of each of {pl_module.size} members" if population else ""
         rank_zero_info(f"{type(self).__name__} {when} on {len(samples.inputs):,} {self.split} samples{each} ...")
@@ -200,7 +200,7 @@ class RunAnalysis(AnalysisCallback):
         self,
         analysis: str,
         every_n_epochs: int | None = None,
-        max_samples: int = 10_000,
+        max_samples: int = 2_000,
         layers: list[str] | None = None,
         split: Literal["train", "val", "test"] = "train",
         before_training: bool = False,

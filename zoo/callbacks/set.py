@@ -13,9 +13,10 @@ from zoo.analyses.topology import TOPOLOGY
 from zoo.analysis.topology import named_sparse_layers, sparse_topology
 from zoo.callbacks.schedule import BEFORE_TRAINING, epoch_label
 from zoo.errors import ZooError
+from zoo.models.contract import holds_members
 from zoo.models.set import SETStep, set_step, step_generator
 from zoo.models.sparse import ConnectionMove, SparseLinear
-from zoo.writer import FIGURES, AnalysisWriter
+from zoo.writer import AnalysisWriter
 
 
 class SET(pl.Callback):
@@ -63,7 +64,7 @@ class SET(pl.Callback):
         return ZooError(f"{type(self).__name__}: {message}")
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if next(pl_module.members()) is not pl_module:
+        if holds_members(pl_module):
             raise self.error(
                 f"SET rewires one model's sparse layers in place, and a {type(pl_module).__name__} keeps its "
                 "members' layers stacked; train SET one seed at a time (leave out --population)"
@@ -82,12 +83,6 @@ class SET(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.global_step == 0:
             self.write(trainer, pl_module, BEFORE_TRAINING)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        FIGURES.flush()  # its figures are drawn in the background: complete before the loggers close
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        FIGURES.flush()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epoch = trainer.current_epoch

@@ -125,9 +125,17 @@ class Analysable(Protocol):
     def parameters(self) -> Iterator[nn.Parameter]: ...
 
 
+def holds_members(model: object) -> bool:
+    """Whether ``model`` holds several members (a population), read from its declared ``kind``: nothing is built.
+
+    ``members()`` answers the same question, but a population builds its first member to answer it.
+    """
+    return getattr(model, "kind", "architecture") == "population"
+
+
 def require_one_model(model: Analysable, analysis: str) -> None:
     """Analyses read one model's activations; a population is analysed member by member, never as a stack."""
-    if next(iter(model.members())) is not model:
+    if holds_members(model):
         raise ZooError(
             f"{analysis} analyses one model, and this {type(model).__name__} holds several; analyse each of its "
             "members() on its own (as the analysis callbacks do)"
