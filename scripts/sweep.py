@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from zoo.errors import Interrupted, ZooError, ZooFailure, exit_on_failure
+from zoo.io import write_text
 from zoo.sweep import engine, read_sweep, run_sweep
 from zoo.sweep.run import default_output, report, writable_folder
 from zoo.sweep.search import run_search
@@ -31,11 +32,13 @@ def run(args: argparse.Namespace) -> None:
         raise ZooError(f"--jobs must be at least 1, got {args.jobs}")
     if args.heartbeat < 1:
         raise ZooError(f"--heartbeat must be at least 1 (seconds), got {args.heartbeat}")
+    if args.search and (args.jobs != 1 or args.retry_failed):
+        raise ZooError("--jobs and --retry-failed are a grid's; a --search runs one worker per command (start more)")
     spec = read_sweep(args.sweep)
     if not args.search and not spec.trials:
         raise ZooError(f"{args.sweep} has a search: block and no trials: run it with --search")
     output = writable_folder(Path(args.output) if args.output else default_output(args.sweep, spec))
-    (output / "sweep.yaml").write_text(Path(args.sweep).read_text())  # a readable copy; the study holds the record
+    write_text(output / "sweep.yaml", Path(args.sweep).read_text())  # a readable copy; the study holds the record
     options = {"study": args.study, "devices": args.devices, "heartbeat": args.heartbeat}
     try:
         if args.search:

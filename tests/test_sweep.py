@@ -269,6 +269,9 @@ def test_bad_search_space(tmp_path):
         ZooError, match=r"search space for optimizer.init_args.lr: give exactly one of float, int, categorical"
     ):
         run_search(read_sweep(sweep_file(tmp_path, "bad", **spec)), tmp_path / "out")
+    spec["search"]["space"] = {"optimizer.init_args.lr": {"float": 0.1}}
+    with pytest.raises(ZooError, match=r"search space for optimizer.init_args.lr: float takes a list \[low, high\]"):
+        run_search(read_sweep(sweep_file(tmp_path, "bad_bounds", **spec)), tmp_path / "out")
 
 
 def test_trials_take_one_device_each_and_the_gpus_in_turn():

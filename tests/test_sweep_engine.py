@@ -22,7 +22,7 @@ import pytest
 import yaml
 from conftest import CONFIGS, ROOT
 
-from zoo.errors import ZooFailure
+from zoo.errors import ZooError, ZooFailure
 from zoo.sweep import engine, read_results
 from zoo.sweep.spec import Trial, expand, read_sweep
 
@@ -180,6 +180,16 @@ def test_a_misspelt_key_is_found_before_anything_runs(tmp_path):
     out, error = process.communicate(timeout=120)
     assert process.returncode == 2 and "Option 'hiden' is not accepted" in error
     assert not (tmp_path / "misspelt" / "runs").exists()
+    zero = [{"config": str(CONFIGS / "iris.yaml"), "grid": {"optimizer.init_args.lr": [0.0]}}]  # zoo's own check
+    process = worker(grid_file(tmp_path, "zero", trials=zero))
+    out, error = process.communicate(timeout=120)
+    assert process.returncode == 2 and "optimizer.init_args.lr must be a positive number, got 0.0" in error
+    assert not (tmp_path / "zero" / "runs").exists()
+
+
+def test_a_storage_that_is_no_url_is_a_mistake():
+    with pytest.raises(ZooError, match="--storage foo is not a database URL"):
+        engine.open_storage("foo")
 
 
 def test_an_output_that_is_a_file_is_a_mistake(tmp_path):

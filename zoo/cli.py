@@ -133,6 +133,11 @@ class ZooCLI(LightningCLI):
                 raise ZooError(f"--weights starts a fit from a checkpoint's weights; {subcommand} takes --ckpt_path")
             if checkpoint:
                 raise ZooError("give --weights (a new run from a checkpoint's weights) or --ckpt_path (resume one)")
+            if config.weights in LIGHTNING_CHECKPOINT_KEYWORDS:
+                raise ZooError(
+                    f"--weights takes a checkpoint file's path, got {config.weights!r} (a keyword only --ckpt_path "
+                    "takes); e.g. --weights lightning_logs/fc/version_0/checkpoints/best.ckpt"
+                )
             checkpoint = config.weights  # checked as a resumed one is, then only its weights are loaded
         self.checkpoint_to_fit = None
         self.checkpoint_path = checkpoint
@@ -517,9 +522,7 @@ def check_arguments(args: list[str], what: str) -> None:
     check_config_files(args)
     quiet_lightning(logging.WARNING)
     try:
-        if _checking_parser:
-            _checking_parser[0].parse_args(args)
-        else:  # building the parser takes a second; each check after that, a tenth
+        if not _checking_parser:  # building the parser takes a second; each check after that, a tenth
             cli = _ParseOnly(
                 ZooModule,
                 ZooDataModule,
@@ -530,8 +533,15 @@ def check_arguments(args: list[str], what: str) -> None:
                 run=False,
             )
             _checking_parser.append(cli.parser)
+        config = _checking_parser[0].parse_args(args)
     except Exception as error:  # jsonargparse's ArgumentError, with the nested reasons on further lines
         lines = [line.strip(" -") for line in str(error).splitlines() if line.strip(" -")]
         reasons = [line for line in lines if "not accepted" in line or line.startswith(("Expected", "Key "))]
         reason = reasons[0] if reasons else lines[0] if lines else type(error).__name__
         raise ZooError(f"{what}: {reason}") from None
+    try:  # zoo's own checks of the parsed values, as a run makes them before it builds anything
+        if config.get("population") is not None:
+            _wrap_in_population(config)
+        _complete(config)
+    except ZooError as error:
+        raise ZooError(f"{what}: {error}") from None

@@ -87,6 +87,11 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT):
                 f"the storage {shown(url)} needs the Python module {error.name!r}; install it "
                 "(PostgreSQL: pip install psycopg2-binary)"
             ) from None
+        except sqlalchemy.exc.ArgumentError as error:  # not a URL at all: nothing to retry
+            raise ZooError(
+                f"--storage {shown(url)} is not a database URL ({error}); e.g. sqlite:////path/study.db or "
+                "postgresql://user:password@host/database"
+            ) from None
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError) as error:
             first = (str(getattr(error, "orig", None) or error).strip().splitlines() or [""])[0]
             if sqlite and "not a database" in first:
@@ -333,12 +338,18 @@ class Worker:
                 rows = run_trial(trial, self.analyses, self.threads, self.devices)
         except (KeyboardInterrupt, SystemExit, Interrupted) as error:
             stopped = _stopped(error)
-            if stopped is None:  # the CLI's exit for a mistake or a fault: its message was printed
-                return self.failed(trial_id, _last_error(errors.getvalue()) or f"exit code {error.code}")
+            message = _last_error(errors.getvalue()) or f"exit code {getattr(error, 'code', None)}"
+            if stopped is None and getattr(error, "code", None) == EnvironmentFault.exit_code:
+                stopped = EnvironmentFault(message)  # this machine's fault, not the trial's: another may run it
+            if stopped is None:  # the CLI's exit for a mistake in the trial's settings: its message was printed
+                return self.failed(trial_id, message)
             self.give_back(trial_id)
             raise stopped from None
         except Exception as error:  # a failing trial must not end the worker
             failure = classify(error)
+            if isinstance(failure, EnvironmentFault):  # this machine's fault: the trial waits for a worker that can
+                self.give_back(trial_id)
+                raise failure from None
             message = str(failure) if failure else f"{type(error).__name__}: {error} (a bug in zoo?)"
             return self.failed(trial_id, message, None if failure else traceback.format_exc())
         for row in rows:

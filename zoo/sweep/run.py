@@ -18,7 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import Interrupted, ZooError
+from zoo.errors import EnvironmentFault, Interrupted, ZooError, ZooFailure
 from zoo.io import to_jsonable, write_text
 from zoo.sweep import engine
 from zoo.sweep.spec import SweepSpec, Trial, check_trials, expand
@@ -155,8 +155,10 @@ def _work_in_processes(arguments: list[tuple]) -> None:
             process.join()
         raise
     codes = sorted({process.exitcode for process in processes} - {0})
-    if codes:
-        raise ZooError(f"a worker ended with exit code {codes[0]} (its message is above)")
+    if codes:  # the worker's own kind of failure (2, 3, 4, 130, 143); killed by a signal: the machine's
+        failure = ZooFailure(f"a worker ended with exit code {codes[0]} (its message is above)")
+        failure.exit_code = codes[0] if codes[0] > 0 else EnvironmentFault.exit_code
+        raise failure
 
 
 def _worker_process(*work) -> None:

@@ -108,10 +108,14 @@ def _first_value(value: dict) -> Any:
 
 def _parse_space(key: str, value: dict) -> Callable:
     """``{float: [low, high], log: true}``, ``{int: [low, high]}`` or ``{categorical: [choices]}``."""
-    kinds = [kind for kind in SPACE_KINDS if kind in value]
+    kinds = [kind for kind in SPACE_KINDS if kind in value] if isinstance(value, dict) else []
     if len(kinds) != 1:
         raise ZooError(f"search space for {key}: give exactly one of {', '.join(SPACE_KINDS)}, got {value}")
     kind, log = kinds[0], bool(value.get("log", False))
+    bounds = value[kind]
+    if not isinstance(bounds, list) or not bounds or (kind != "categorical" and len(bounds) != 2):
+        wanted = "a list of choices" if kind == "categorical" else "a list [low, high]"
+        raise ZooError(f"search space for {key}: {kind} takes {wanted}, got {bounds!r}")
     if kind == "categorical":
         choices = [json.dumps(choice) for choice in value[kind]]  # Optuna's choices must be scalars: encode lists
         return lambda trial: json.loads(trial.suggest_categorical(key, choices))

@@ -22,6 +22,7 @@ import torch
 
 from zoo.analyses import Samples, list_analyses
 from zoo.callbacks.schedule import AnalysisCallback, spread
+from zoo.checkpoints import read_checkpoint
 from zoo.hparams import row_hparams, row_metrics, write_session
 from zoo.io import to_jsonable, write_json
 from zoo.runs import HParamsRecord
@@ -135,6 +136,8 @@ def _analyse(
     """
     rows: list[dict[str, float]] = []
     tensorboard, trainer = board
+    best = trainer.checkpoint_callback.best_model_path
+    epoch = int(read_checkpoint(best)["epoch"]) if tensorboard is not None else None  # the weights analysed
     for analysis, sampling, options in analyses:
         drawn = tensorboard is not None
         samples = Samples.of(data, sampling.split, sampling.max_samples, images=drawn)  # images: priors of figures
@@ -151,13 +154,8 @@ def _analyse(
                 writer = AnalysisWriter(
                     None, prefix=analysis.name, step=trainer.global_step, tensorboard=tensorboard, member=member
                 )
-                writer.write(analysis, result, epoch=_epoch_of(trainer.checkpoint_callback.best_model_path))
+                writer.write(analysis, result, epoch=epoch)
     return rows or [{} for _ in model.members()]
-
-
-def _epoch_of(checkpoint: str) -> int:
-    """The epoch a checkpoint was saved in: the weights a trial tests and analyses."""
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"])
 
 
 def _session(row: dict[str, Any], analyses: Analyses, population: Path | None, board) -> None:
