@@ -108,6 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from zoo.errors import exit_on_failure
-
-    exit_on_failure(main, program="bench")
+    main()

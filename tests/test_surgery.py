@@ -277,6 +277,7 @@ def test_fit_from_weights_refuses_what_does_not_fit(run_dir, iris_checkpoint, ca
         ("fit", ["--ckpt_path", "pruned.ckpt"], "or --ckpt_path"),
         ("fit", ["--model.hidden", "[3, 3]"], "does not fit"),
         ("test", [], "test takes --ckpt_path"),
+        ("fit", ["--weights", "last"], "--weights takes a checkpoint file's path, got 'last'"),
     ]:
         with pytest.raises(SystemExit) as exit_:
             main([command, "--config", "pruned.yaml", "--weights", "pruned.ckpt", *extra, *QUIET])
@@ -311,6 +312,8 @@ def test_the_script_refuses_a_mistake_in_one_line(iris_checkpoint, tmp_path):
     for arguments, message in [
         (["prune", iris_checkpoint, "--out", str(tmp_path / "pruned.pt")], "--out must name a .ckpt file"),
         (["merge", iris_checkpoint, iris_checkpoint, "--out", str(tmp_path / "m.ckpt")], "these networks classify"),
+        (["prune", iris_checkpoint, "--out", iris_checkpoint], "is a source checkpoint"),
+        (["compress", iris_checkpoint, "--tolerance", "nan", "--out", str(tmp_path / "c.ckpt")], "must be a number"),
     ]:
         done = subprocess.run(
             [sys.executable, str(script), *arguments],

@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     if out.suffix != ".ckpt":
         raise ZooError(f"--out must name a .ckpt file (its config is written beside it as .yaml), got {out}")
+    sources = args.checkpoints if args.operation == "merge" else [args.checkpoint]
+    if any(Path(source).resolve() == out.resolve() for source in sources):
+        raise ZooError(f"--out {out} is a source checkpoint; surgery writes a new file and never replaces its source")
+    for option in ("tolerance", "dead_tolerance"):
+        value = getattr(args, option, None)
+        if value is not None and not value >= 0:  # NaN fails this too
+            raise ZooError(f"--{option.replace('_', '-')} must be a number ≥ 0, got {value}")
     torch.set_grad_enabled(False)
     if args.operation == "merge":
         return _merge(args, out)
@@ -128,7 +135,7 @@ def _compress(args: argparse.Namespace, out: Path, model: ZooModule, data: ZooDa
     for split in dict.fromkeys([args.split, "test"]):
         _compare(model, compressed, *data.split(split), split)
     record = {"operation": "compress", "sources": [args.checkpoint], "split": args.split, "k": ks}
-    return _write(compressed, out, data, record | ({"tolerance": args.tolerance} if args.tolerance else {}))
+    return _write(compressed, out, data, record | ({"tolerance": args.tolerance} if args.tolerance is not None else {}))
 
 
 def _layer_k(text: str) -> tuple[str, int]:

@@ -81,6 +81,8 @@ def compress_to_tolerance(
     of it (``tolerance`` minus the drop so far), so the result stays within ``tolerance`` of the
     original on the judged samples.
     """
+    if not isinstance(model, FCNet):  # refused before the whole search, as compress() refuses one layer
+        raise ZooError(f"compression exports FCNets (a low-rank next layer); this is a {type(model).__name__}")
     report = CompressionReport(parameters_before=model.parameter_counts(), samples=len(inputs))
     report.metric, report.before = metric(model, outputs_of(model, inputs, chunk_size), targets)
     current = model
