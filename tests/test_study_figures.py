@@ -99,4 +99,6 @@ def test_run_figures_say_epoch_and_member_and_draw_cosines_on_their_range(tmp_pa
     labels = [label.get_text() for label in attribution.get_yticklabels()]
     assert "2 (dead)" in labels and sum(label.endswith("(dead)") for label in labels) == int(result.dead["fc1"].sum())
     row = labels.index("2 (dead)")
+    dead_rows = [index for index, label in enumerate(labels) if label.endswith("(dead)")]
+    assert dead_rows == list(range(len(labels) - len(dead_rows), len(labels)))  # the dead last, not inside a group
     assert np.isnan(np.ma.filled(attribution.get_images()[0].get_array(), np.nan)[row]).all()  # blank, not share 0

@@ -78,14 +78,16 @@ def figures(result: TaskSeparationResult, *, history: list[dict]) -> dict[str, F
             limits=(-1.0, 1.0) if signed else (0.0, 1.0),  # a cosine's own range: colours mean the same everywhere
         )
     for layer, share in result.attribution_share.items():
-        order = by_preferred_class(share)  # neurons grouped by the output they serve most
-        dead = result.dead.get(layer, torch.zeros(len(share), dtype=torch.bool)).cpu()[order]
+        is_dead = result.dead.get(layer, torch.zeros(len(share), dtype=torch.bool)).cpu()
+        order = by_preferred_class(share)  # neurons grouped by the output they serve most, the dead last
+        order = order[torch.argsort(is_dead[order].int(), stable=True)]
+        dead = is_dead[order]
         shown = share[order].clone()
         shown[dead] = math.nan  # a dead neuron has no share to show: a blank row, named so
         rows = [f"{unit} (dead)" if is_dead else str(unit) for unit, is_dead in zip(order.tolist(), dead.tolist())]
         drawn[f"attribution/{layer}"] = heatmap(
             shown,
-            f"Attribution share, {layer} (neurons grouped by the output they serve most; dead ones blank)",
+            f"Attribution share, {layer} (neurons grouped by the output they serve most; dead ones blank, last)",
             rows,
             names,
             xlabel="output",
