@@ -72,6 +72,17 @@ def test_lines_join_a_continuum_only():
     assert axes.get_ylabel() == "test accuracy"
 
 
+def test_seeds_that_agree_draw_bars_of_length_zero():
+    """Three seeds at x = 1.831: their mean (fsum) lies an ulp above their max, a negative bar matplotlib refuses."""
+    same = [dict(row, seed=seed, train_seconds=1.831, test_acc=0.9) for row in rows() for seed in (0, 1, 2)]
+    groups = configurations(same)
+    axes = _metric_against(groups, ordered(groups), "train_seconds", "training seconds", "acc", False).axes[0]
+    for bar in axes.containers:
+        for lines in bar.lines[2]:
+            for segment in lines.get_segments():
+                assert np.ptp(segment[:, 0]) < 1e-9 or np.ptp(segment[:, 1]) < 1e-9  # a point, not a bar
+
+
 def test_the_summary_embeds_its_figures_and_states_its_settings(tmp_path):
     written = write_summary(tmp_path, rows())
     summary = (tmp_path / "summary.md").read_text()

@@ -222,6 +222,12 @@ def interval(numbers: Sequence[float], limits: tuple[float, float] | None) -> tu
     return float(low), float(high), kind
 
 
+def _bars(centre: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Error-bar lengths below and above ``centre``, never negative: equal seeds' mean (fsum) can differ from
+    their min and max by an ulp, which matplotlib refuses."""
+    return np.clip(np.stack([centre - low, high - centre]), 0.0, None)
+
+
 def _continuum(names: list[str], groups: dict, xs: dict[str, float]) -> bool:
     """Whether a line between a family's points means something: they differ in one numeric setting only,
     and x (``xs``: each configuration's mean) follows that setting strictly (widths or densities against size)."""
@@ -269,8 +275,8 @@ def _metric_against(groups: dict, order: list[str], column: str, axis: str, metr
         axes.errorbar(
             x,
             y,
-            xerr=[x - x_low, x_high - x],
-            yerr=[y - y_low, y_high - y],
+            xerr=_bars(x, x_low, x_high),
+            yerr=_bars(y, y_low, y_high),
             marker=MARKERS[index % len(MARKERS)],
             capsize=3,
             label=family,
@@ -323,7 +329,7 @@ def _distribution(groups: dict, order: list[str], key: str) -> Figure:
             axes.errorbar(
                 index,
                 mean,
-                yerr=[[mean - low], [high - mean]],
+                yerr=_bars(np.array([mean]), np.array([low]), np.array([high])),
                 fmt="D",
                 color="black",
                 capsize=6,
