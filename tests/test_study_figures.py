@@ -6,12 +6,20 @@ import json
 
 import numpy as np
 import torch
+from scipy import stats
 
 from zoo.analyses import TASK_SEPARATION
 from zoo.analysis.task_separation import task_separation
 from zoo.figures import noted
 from zoo.models import FCNet
-from zoo.sweep.summary import _distribution, _metric_against, configurations, ordered, write_summary
+from zoo.sweep.summary import (
+    _distribution,
+    _metric_against,
+    configurations,
+    ordered,
+    paired_difference,
+    write_summary,
+)
 from zoo.writer import AnalysisWriter
 
 PARAMS = {'{"model.hidden": [8]}': 67, '{"model.hidden": [16, 16]}': 403, '{"model.density": 0.1}': 50}
@@ -113,3 +121,27 @@ def test_run_figures_say_epoch_and_member_and_draw_cosines_on_their_range(tmp_pa
     dead_rows = [index for index, label in enumerate(labels) if label.endswith("(dead)")]
     assert dead_rows == list(range(len(labels) - len(dead_rows), len(labels)))  # the dead last, not inside a group
     assert np.isnan(np.ma.filled(attribution.get_images()[0].get_array(), np.nan)[row]).all()  # blank, not share 0
+
+
+def test_a_paired_difference_is_scipys_paired_t_interval():
+    rng = np.random.default_rng(3)
+    a = {seed: 0.98 + 0.001 * rng.standard_normal() for seed in range(10)}
+    b = {seed: value - 0.0005 + 0.0008 * rng.standard_normal() for seed, value in a.items()}
+    b[99] = 0.5  # a seed only one side ran is no pair
+    found = paired_difference(a, b)
+    seeds = list(range(10))
+    reference = stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds])
+    interval = reference.confidence_interval(0.95)
+    assert found["n"] == 10 and abs(found["p"] - reference.pvalue) < 1e-12
+    assert abs(found["low"] - interval.low) < 1e-12 and abs(found["high"] - interval.high) < 1e-12
+    assert found["wins"] == sum(a[s] > b[s] for s in seeds)
+    assert paired_difference({0: 1.0}, {0: 0.9, 1: 0.8}) is None  # one shared seed: no interval
+
+
+def test_the_summary_states_the_paired_difference(tmp_path):
+    write_summary(tmp_path, rows())
+    summary = (tmp_path / "summary.md").read_text()
+    table = summary.split("## Paired differences in test acc")[1].split("\n\n")[2].splitlines()
+    assert len(table) == 2 + 3  # header, rule and the three configurations after the first
+    first_against_last = table[-1].split(" | ")  # FCNet [16, 16] (0.95, 0.96) against SparseNet 0.1 (0.80, 0.81)
+    assert first_against_last[1:5] == ["2", "+0.1500 [+0.1500, +0.1500]", "2 of 2", "– |"]  # no spread, no p

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from scipy import stats
 
 from zoo.analyses import declared_number, list_analyses
 from zoo.figures import render, save_png, wrapped
@@ -144,6 +145,7 @@ def summary_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
         lines.append(
             f"| {name} | {int(float(group[0]['params_nonzero'])):,} | {test} | {val} | {train} | {evaluation} |"
         )
+    lines += _paired_markdown(groups, order, metric)
     structure = _structure_table(groups, order)
     if structure:
         lines += ["", "## Internal structure, side by side", "", *structure, ""]
@@ -152,6 +154,56 @@ def summary_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
             "each analysed on its own, so its widths and component counts are a column's, not the merged layer's.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> dict[str, float] | None:
+    """The mean of a − b over the seeds both ran, with its 95% confidence interval; None below two shared seeds.
+
+    Pairing by seed removes what a seed does to both (initial weights, data order), so the interval is
+    ``mean(d) ± t(0.975, n−1) · sd(d) / √n`` with ``d`` the per-seed differences (Student's t, the paired t-test's
+    interval); ``p`` is that test's two-sided p-value (NaN when every seed differs alike) and ``wins`` the seeds
+    where a is ahead.
+    """
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    differences = np.array([a[seed] - b[seed] for seed in seeds])
+    mean, n = float(differences.mean()), len(seeds)
+    half = float(stats.t.ppf(0.975, n - 1) * differences.std(ddof=1) / math.sqrt(n))
+    p = float(stats.ttest_1samp(differences, 0.0).pvalue) if differences.std() > 0 else math.nan  # no spread: no test
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n, "wins": int((differences > 0).sum()), "p": p}
+
+
+def _paired_markdown(groups: dict[str, list[dict[str, Any]]], order: list[str], metric: str) -> list[str]:
+    """The table's first configuration against each other on the seeds both ran: a difference with its interval."""
+    by_seed = {name: _by_seed(groups[name], f"test_{metric}") for name in order}
+    first, lines = order[0], []
+    for name in order[1:]:
+        found = paired_difference(by_seed[first], by_seed[name])
+        if found is None:
+            continue
+        lines.append(
+            f"| {name} | {found['n']} | {found['mean']:+.4f} [{found['low']:+.4f}, {found['high']:+.4f}] "
+            f"| {found['wins']} of {found['n']} | {'–' if math.isnan(found['p']) else format(found['p'], '.2g')} |"
+        )
+    if not lines:
+        return []
+    return [
+        "",
+        f"## Paired differences in test {metric}",
+        "",
+        f"The table's first configuration ({first}) minus each other one, seed by seed on the seeds both ran: the",
+        "mean difference with its 95% confidence interval (paired t), the seeds where the first is higher, and the",
+        "paired t-test's two-sided p-value. An interval that contains 0 means these seeds do not tell the two apart.",
+        "",
+        "| against | seeds | difference [95% CI] | first higher | p |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *lines,
+    ]
+
+
+def _by_seed(rows: list[dict[str, Any]], key: str) -> dict[int, float]:
+    return {int(row["seed"]): value for row in rows if (value := _number(row.get(key))) is not None}
 
 
 def _settings(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
