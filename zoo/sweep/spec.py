@@ -323,14 +323,19 @@ def settings_text(overrides: dict[str, Any]) -> str:
 
 
 def expand(spec: SweepSpec, output: str) -> list[Trial]:
-    """Every config × its grid's combinations × every seed (or the batch of seeds)."""
-    trials = []
+    """Every config × its grid's combinations × every seed (or the batch of seeds), seed by seed: a study
+    stopped half-way holds every configuration on the seeds it reached, pairs for a paired comparison."""
     seed_groups = [tuple(spec.seeds)] if spec.batch_seeds else [(seed,) for seed in spec.seeds]
-    for entry in spec.trials:
-        keys = list(entry.grid)
-        for values in _product([entry.grid[key] for key in keys]):
-            for seeds in seed_groups:
-                trials.append(Trial(entry.config, dict(zip(keys, values)), seeds, output, spec.common, entry.name))
+    configurations = [
+        (entry, dict(zip(entry.grid, values)))
+        for entry in spec.trials
+        for values in _product(list(entry.grid.values()))
+    ]
+    trials = [
+        Trial(entry.config, overrides, seeds, output, spec.common, entry.name)
+        for seeds in seed_groups
+        for entry, overrides in configurations
+    ]
     ids = [trial.id for trial in trials]
     clash = next((name for name in ids if ids.count(name) > 1), None)
     if clash:
