@@ -60,7 +60,7 @@ class ColumNet(ZooModule):
         rank: per column (``None``: all its layers whole), per hidden layer, the number of components
             it passes on (``None``: all). Inside a column the next layer is factorized as
             ``Linear(width, k, bias=False) → Linear(k, next)``; a column's last layer is read through
-            ``project.<column>`` (``Linear(width, k, bias=False)``) and the head reads its k components.
+            ``project.<i>`` (column i from 0; ``Linear(width, k, bias=False)``) and the head reads its k components.
             ``zoo.surgery.compress`` writes it, so a compressed network stays a ColumNet.
     """
 

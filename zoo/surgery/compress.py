@@ -7,7 +7,7 @@ projection it computes ``(W V)(Vᵀ h) + W(μ − V Vᵀ μ) + b``: a factorizat
 which FCNet's and ColumNet's ``rank`` hyper-parameters build. The exported network computes
 exactly what the analysis scored, with ``k (width + next)`` weights in place of ``width · next``.
 A ColumNet column's last layer is read by the head, among the other columns: its block of the
-head's weights is the one factorized (``project.<column>`` takes ``Vᵀ``, the head's block ``W V``).
+head's weights is the one factorized (``project.<i>`` takes ``Vᵀ``, the head's block ``W V``).
 """
 
 from __future__ import annotations

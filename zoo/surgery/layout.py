@@ -36,7 +36,7 @@ class UnitGroup:
 def unit_groups(model: ZooModule) -> list[UnitGroup]:
     """The probed layers of an FCNet, SparseNet or ColumNet, input side first (column by column).
 
-    A compressed ColumNet column's last layer is read by ``project.<column>``, whose k outputs
+    A compressed ColumNet column's last layer is read by ``project.<i>`` (column i from 0), whose k outputs
     the head reads among the other columns' inputs.
     """
     if isinstance(model, ColumNet):
