@@ -61,7 +61,7 @@ def compress(model: ZooModule, inputs: torch.Tensor, layer: str, k: int, *, chun
     else:  # already low-rank: the map it computes is up · down
         outer, start, count = model.get_submodule(group.up), group.up_offset, reader.out_features
         weight = outer.weight[:, start : start + count] @ reader.weight[:, block]
-    compressed = rebuild(model, rank=_ranks(model, index, k))
+    compressed = rebuild(model, rank=_ranks(model, layer, k))
     copy_matching(model, compressed)
     new = unit_groups(compressed)[index]
     compressed.get_submodule(new.consumer).weight.copy_(basis.t())
@@ -78,20 +78,17 @@ def _check_compressible(model: ZooModule) -> None:
         raise ZooError(f"compression exports FCNets and ColumNets (a low-rank next layer); this is a {name}")
 
 
-def _ranks(model: ZooModule, index: int, k: int) -> list:
-    """The ``rank`` hyper-parameter with the ``index``-th probed layer (input side first) at ``k``."""
+def _ranks(model: ZooModule, layer: str, k: int) -> list:
+    """The ``rank`` hyper-parameter with ``layer`` at ``k``: FCNet's one list, ColumNet's one per column."""
+
+    def update(given: list | None, blocks) -> list:
+        ranks = list(given or [None] * len(blocks))
+        return [k if block[-1].name == layer else rank for rank, block in zip(ranks, blocks)]
+
     if isinstance(model, FCNet):
-        ranks = list(model.hparams.get("rank") or [None] * len(model.blocks))
-        ranks[index] = k
-        return ranks
+        return update(model.hparams.get("rank"), model.blocks)
     given = model.hparams.get("rank") or [None] * len(model.columns)
-    ranks = [[None] * len(column) if ks is None else list(ks) for ks, column in zip(given, model.columns)]
-    for column in ranks:  # column by column, as unit_groups lists them
-        if index < len(column):
-            column[index] = k
-            return ranks
-        index -= len(column)
-    raise AssertionError(f"no probed layer {index} in {type(model).__name__}")
+    return [update(ranks, column) for ranks, column in zip(given, model.columns)]
 
 
 @torch.no_grad()
