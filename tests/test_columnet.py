@@ -77,6 +77,21 @@ def test_every_activation_in_one_network():
     assert torch.isfinite(model(torch.randn(3, 4))).all()
 
 
+def test_a_full_rank_columnet_is_the_columnet_it_always_was():
+    """``rank`` absent or all null builds the same weights (old checkpoints load) and the batched path."""
+    kwargs = {"hidden": [8, 4], "activations": ["relu", "tanh"], "input_shape": (5,), "num_outputs": 2}
+    plain, nulls = ColumNet(**kwargs), ColumNet(rank=[None, [None, None]], **kwargs)
+    assert plain.uniform and nulls.uniform
+    assert {key: value.shape for key, value in plain.state_dict().items()} == {
+        key: value.shape for key, value in nulls.state_dict().items()
+    }
+    low = ColumNet(rank=[[3, None], [None, 2]], **kwargs)
+    assert not low.uniform  # a factorized layer goes through the per-column path
+    assert isinstance(low.columns[0][1][0], torch.nn.Sequential) and low.project[1].out_features == 2
+    assert low.head.in_features == 4 + 2
+    assert low(torch.randn(3, 5)).shape == (3, 2)
+
+
 def test_dense_parameter_count():
     model = ColumNet(hidden=[8], activations=["relu", "tanh"], input_shape=(5,), num_outputs=3)
     expected = 2 * (5 * 8 + 8) + (16 * 3 + 3)
@@ -102,6 +117,10 @@ def test_dense_parameter_count():
         ),
         ({"activations": ["relu", "softplus"]}, "unknown activation 'softplus'; accepted: relu, relu6"),
         ({"hidden": [0]}, r"model.hidden must be positive integers, got \[0\]"),
+        ({"hidden": [4, 3], "activations": ["relu"], "rank": [[2]]}, r"model.rank must give per column null.*\[2\]"),
+        ({"hidden": [4], "activations": ["relu", "tanh"], "rank": [[2]]}, r"columns of \[1, 1\] layers"),
+        ({"hidden": [4], "activations": ["relu"], "rank": [[0]]}, r"one positive integer or null per hidden layer"),
+        ({"hidden": [4], "activations": ["relu"], "rank": [3]}, r"got \[3\]"),
     ],
 )
 def test_bad_arguments(kwargs, message):

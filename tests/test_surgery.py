@@ -1,5 +1,6 @@
 """Surgery (zoo.surgery) against independent computations: the original network's outputs, an
-explicit projection of activations, the sources of a merge, and the CLI reading what it writes."""
+explicit projection of activations (FCNet and ColumNet), the sources of a merge, and the CLI
+reading what it writes."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from zoo.cli import main
 from zoo.errors import ZooError
 from zoo.models import ColumNet, FCNet, SparseNet
 from zoo.surgery import compress, compress_to_tolerance, merge, prune_dead
+from zoo.surgery.command import main as command_main
 from zoo.surgery.command import parser, run
+from zoo.surgery.export import export
 from zoo.surgery.prune import varied_elsewhere
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -200,6 +203,90 @@ def test_compress_to_tolerance_keeps_the_metric_within_it():
     assert compressed.parameter_counts()["nonzero"] < model.parameter_counts()["nonzero"]
 
 
+def columnets():
+    """A ColumNet of equal columns (the batched forward) and one of unequal columns (column by column)."""
+    torch.manual_seed(6)
+    kwargs = {"input_shape": (5,), "num_outputs": 3}
+    equal = ColumNet(hidden=[8, 6], activations=["relu", "tanh"], **kwargs)
+    columns = [
+        {"hidden": [8, 6], "activation": "relu"},
+        {"hidden": [7], "activation": "tanh"},
+        {"hidden": [5, 4], "activation": "sigmoid"},
+    ]
+    return {"equal": equal.eval(), "unequal": ColumNet(columns=columns, **kwargs).eval()}
+
+
+@pytest.mark.parametrize(
+    ("name", "layer", "k", "reader"),  # reader: the outputs of what reads the layer (the head's: 3)
+    [
+        ("equal", "col1_relu/fc1", 2, 6),
+        ("equal", "col2_tanh/fc2", 1, 3),
+        ("unequal", "col1_relu/fc2", 2, 3),  # the head's first block
+        ("unequal", "col2_tanh/fc1", 3, 3),  # a one-layer column: the head's middle block
+        ("unequal", "col3_sigmoid/fc1", 4, 4),
+    ],
+)
+def test_compressed_columnet_computes_the_explicit_projection(name, layer, k, reader):
+    model = columnets()[name]
+    x, y = iris_like()
+    with torch.no_grad():
+        values = collect_activations(model, x, [layer])[layer]
+        mean, _, axes = principal_components(values)
+        basis = axes[:, :k]
+        projected, _ = model.forward_with_hidden(
+            x, edit=lambda probe, h: (h - mean) @ basis @ basis.t() + mean if probe == layer else h
+        )
+    compressed = compress(model, x, layer, k)
+    assert [rank for column in compressed.hparams["rank"] for rank in column] == [
+        k if probe == layer else None for probe in model.probes
+    ]
+    torch.testing.assert_close(outputs(compressed, x), projected, atol=1e-5, rtol=1e-5)
+    width = values.shape[1]
+    saved = model.parameter_counts()["nonzero"] - compressed.parameter_counts()["nonzero"]
+    assert saved == width * reader - k * (width + reader)
+    predicted = compression(model, x, y, layer, mean, axes, tolerance=0.0)  # every k scored at these widths
+    accuracy = multiclass_accuracy(outputs(compressed, x), y, 3, average="micro").item()
+    assert abs(accuracy - predicted.score[predicted.k.index(k)]) <= 1e-4
+
+
+def test_columnet_compression_composes_and_refuses_what_it_cannot_do():
+    model = columnets()["unequal"]
+    x, _ = iris_like()
+    twice = compress(compress(model, x, "col3_sigmoid/fc2", 2), x, "col1_relu/fc2", 3)
+    assert twice.hparams["rank"] == [[None, 3], [None], [None, 2]]
+    again = compress(twice, x, "col3_sigmoid/fc2", 4)  # on all its axes the layer passes on what it did
+    assert again.hparams["rank"] == [[None, 3], [None], [None, 4]]
+    torch.testing.assert_close(outputs(again, x), outputs(twice, x), atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        twice.columns[0][1][0].bias[:2] = -100.0  # two dead units in the layer the head reads through 3 components
+    pruned, report = prune_dead(twice, x)  # a compressed ColumNet is still one surgery works on
+    assert report.removed["col1_relu/fc2"] == [0, 1] and pruned.hparams["rank"] == twice.hparams["rank"]
+    torch.testing.assert_close(outputs(pruned, x), outputs(twice, x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ZooError, match="unknown layer 'col1_relu/fc3'; ColumNet's hidden layers are: col1_relu/fc1"):
+        compress(model, x, "col1_relu/fc3", 2)
+    with pytest.raises(ZooError, match=r"k for col2_tanh/fc1 must lie in 1..7 \(its width\), got 0"):
+        compress(model, x, "col2_tanh/fc1", 0)
+    with pytest.raises(ZooError, match="compression exports FCNets and ColumNets .*; this is a SparseNet"):
+        compress(networks()["sparse_masked"], x, "sparse1", 2)
+
+
+def test_columnet_compress_to_tolerance_keeps_the_metric_within_it():
+    torch.manual_seed(4)
+    model = ColumNet(hidden=[16, 16], activations=["relu", "tanh"], input_shape=(5,), num_outputs=3).eval()
+    x, y = iris_like(600)
+    compressed, report = compress_to_tolerance(model, x, y, tolerance=0.02)
+    accuracy = multiclass_accuracy(outputs(compressed, x), y, 3, average="micro").item()
+    assert accuracy == pytest.approx(report.after, abs=1e-6)
+    assert report.before - accuracy <= 0.02 + 1e-6
+    assert report.k
+    ranks = dict(zip(model.probes, (k for column in compressed.hparams["rank"] for k in column)))
+    assert ranks == {layer: report.k.get(layer) for layer in model.probes}
+    for layer, k in report.k.items():
+        reader = 16 if layer.endswith("fc1") else 3
+        assert k * (16 + reader) < 16 * reader
+    assert compressed.parameter_counts()["nonzero"] < model.parameter_counts()["nonzero"]
+
+
 def test_merge_puts_the_sources_outputs_side_by_side():
     torch.manual_seed(5)
     kwargs = {"input_shape": (4,), "task": "regression", "activation": "tanh"}
@@ -254,6 +341,35 @@ def test_surgery_checkpoints_are_ordinary_zoo_checkpoints(run_dir, iris_checkpoi
     surgery("compress", best, "--tolerance", "1", "--out", "smallest.ckpt")  # any drop allowed: k = 1 everywhere
     assert zoo.load_model("smallest.ckpt").hparams["rank"] == [1, 1]
     assert "fc1: 16 units -> k = 1 (analysis predicted" in capsys.readouterr().out
+
+
+def test_compressed_columnet_checkpoints_are_ordinary_zoo_checkpoints(run_dir, capsys):
+    torch.manual_seed(7)
+    source = ColumNet(hidden=[8, 6], activations=["relu", "tanh"], input_shape=(4,), num_outputs=3).eval()
+    iris = {"dataset": "iris", "batch_size": 16, "val_fraction": 0.2}
+    export(source, "columnet.ckpt", data=iris, record={"operation": "built", "sources": []})
+    surgery("compress", "columnet.ckpt", "--k", "col2_tanh/fc2=2", "--k", "col1_relu/fc1=3", "--out", "k.ckpt")
+    config = yaml.safe_load((run_dir / "k.yaml").read_text())
+    assert config["model"]["class_path"] == "zoo.models.ColumNet"
+    assert config["model"]["init_args"]["rank"] == [[3, None], [None, 2]]
+    loaded = zoo.load_model("k.ckpt").eval()
+    data = zoo.ZooDataModule.load_from_checkpoint("k.ckpt")
+    x = data.split("val")[0]  # the split the axes were taken on
+    direct = compress(compress(source, x, "col2_tanh/fc2", 2), x, "col1_relu/fc1", 3)
+    torch.testing.assert_close(outputs(loaded, x), outputs(direct, x))
+    tested = main(["test", "--config", "k.yaml", "--ckpt_path", "k.ckpt", *QUIET])
+    x, y = data.split("test")
+    accuracy = multiclass_accuracy(outputs(loaded, x), y, 3, average="micro").item()
+    assert tested.trainer.callback_metrics["test/acc"].item() == pytest.approx(accuracy, abs=1e-6)
+    capsys.readouterr()
+    surgery("compress", "columnet.ckpt", "--tolerance", "1", "--out", "smallest.ckpt")  # any drop: k = 1 everywhere
+    assert zoo.load_model("smallest.ckpt").hparams["rank"] == [[1, 1], [1, 1]]
+    assert "col2_tanh/fc2: 6 units -> k = 1 (analysis predicted" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        command_main(["compress", "columnet.ckpt", "--k", "col2_tanh/fc3=2", "--out", "bad.ckpt"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("surgery: error: unknown layer 'col2_tanh/fc3'") and len(error.strip().splitlines()) == 1
 
 
 def test_fit_from_weights_is_a_new_run_that_starts_at_those_weights(run_dir, iris_checkpoint):

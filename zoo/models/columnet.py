@@ -16,7 +16,14 @@ from torch import nn
 from zoo.errors import ZooError
 from zoo.models.base import ZooModule
 from zoo.models.contract import Record
-from zoo.models.layers import ActivationName, check_widths, make_activation, make_dropout, mlp_blocks
+from zoo.models.layers import (
+    ActivationName,
+    LinearFactory,
+    check_widths,
+    make_activation,
+    make_dropout,
+    mlp_blocks,
+)
 from zoo.models.registry import register_model
 from zoo.task import Task
 
@@ -50,6 +57,11 @@ class ColumNet(ZooModule):
         hidden: widths shared by all columns (shorthand).
         activations: one column per activation (shorthand).
         dropout: dropout probability after each hidden layer, in [0, 1).
+        rank: per column (``None``: all its layers whole), per hidden layer, the number of components
+            it passes on (``None``: all). Inside a column the next layer is factorized as
+            ``Linear(width, k, bias=False) → Linear(k, next)``; a column's last layer is read through
+            ``project.<i>`` (column i from 0; ``Linear(width, k, bias=False)``) and the head reads its k components.
+            ``zoo.surgery.compress`` writes it, so a compressed network stays a ColumNet.
     """
 
     def __init__(
@@ -58,6 +70,7 @@ class ColumNet(ZooModule):
         hidden: Sequence[int] | None = None,
         activations: Sequence[ActivationName] | None = None,
         dropout: float = 0.0,
+        rank: Sequence[Sequence[int | None] | None] | None = None,
         input_shape: tuple[int, ...] = (1, 28, 28),
         num_outputs: int = 10,
         task: Task = "classification",
@@ -65,13 +78,19 @@ class ColumNet(ZooModule):
         super().__init__(input_shape, num_outputs, task)
         specs = _column_specs(columns, hidden, activations)
         self.column_names = [f"col{index}_{spec['activation']}" for index, spec in enumerate(specs, start=1)]
+        ranks = _column_ranks(rank, specs)
         self.columns = nn.ModuleList(
-            mlp_blocks(self.in_features, spec["hidden"], spec["activation"], column=name)
-            for spec, name in zip(specs, self.column_names)
+            mlp_blocks(self.in_features, spec["hidden"], spec["activation"], column=name, linear=_reader(ks))
+            for spec, name, ks in zip(specs, self.column_names, ranks)
+        )
+        self.project = nn.ModuleList(  # Identity stores nothing: a full-rank ColumNet's weights are unchanged
+            nn.Identity() if ks[-1] is None else nn.Linear(spec["hidden"][-1], ks[-1], bias=False)
+            for spec, ks in zip(specs, ranks)
         )
         self.dropout = make_dropout(dropout)
-        self.head = nn.Linear(sum(spec["hidden"][-1] for spec in specs), num_outputs)
-        self.uniform = len({tuple(spec["hidden"]) for spec in specs}) == 1
+        self.head = nn.Linear(sum(ks[-1] or spec["hidden"][-1] for spec, ks in zip(specs, ranks)), num_outputs)
+        full = all(k is None for ks in ranks for k in ks)
+        self.uniform = full and len({tuple(spec["hidden"]) for spec in specs}) == 1
 
     def forward(self, x: torch.Tensor, record: Record | None = None) -> torch.Tensor:
         if self.uniform:
@@ -95,12 +114,44 @@ class ColumNet(ZooModule):
     def _forward_per_column(self, x: torch.Tensor, record: Record | None) -> torch.Tensor:
         """One column after another: the general case (columns of different widths)."""
         last = []
-        for column in self.columns:
+        for column, project in zip(self.columns, self.project):
             h = x
             for block in column:
                 h = self.dropout(block(h, record))
-            last.append(h)
+            last.append(project(h))
         return self.head(torch.cat(last, dim=1))
+
+
+def _reader(ranks: list[int | None]) -> LinearFactory:
+    """A column's linear maps: the one reading a compressed layer is factorized through its k components."""
+
+    def linear(fan_in: int, fan_out: int, index: int) -> nn.Module:
+        k = ranks[index - 2] if index >= 2 else None
+        if k is None:
+            return nn.Linear(fan_in, fan_out)
+        return nn.Sequential(nn.Linear(fan_in, k, bias=False), nn.Linear(k, fan_out))
+
+    return linear
+
+
+def _column_ranks(rank: Sequence[Sequence[int | None] | None] | None, specs: list[Column]) -> list[list[int | None]]:
+    """One rank (a positive integer, or ``None``) per hidden layer of each column."""
+    layers = [len(spec["hidden"]) for spec in specs]
+    if rank is None:
+        return [[None] * count for count in layers]
+    ranks = [[None] * count if ks is None else ks for ks, count in zip(rank, layers)]
+    valid = len(rank) == len(layers) and all(
+        isinstance(ks, (list, tuple))
+        and len(ks) == count
+        and all(k is None or (isinstance(k, int) and not isinstance(k, bool) and k > 0) for k in ks)
+        for ks, count in zip(ranks, layers)
+    )
+    if not valid:
+        raise ZooError(
+            f"model.rank must give per column null, or one positive integer or null per hidden layer "
+            f"(columns of {layers} layers), got {list(rank)}"
+        )
+    return [list(ks) for ks in ranks]
 
 
 def _column_specs(

@@ -4,8 +4,10 @@ The compression analysis (``zoo.analysis.activations.compression``) replaces a l
 activations ``h`` by ``μ + (h − μ) V Vᵀ`` (``V``: the top-k principal axes of the judged
 samples) and measures the task metric. The next layer computes ``W h + b``; with the
 projection it computes ``(W V)(Vᵀ h) + W(μ − V Vᵀ μ) + b``: a factorization through k units,
-which FCNet's ``rank`` hyper-parameter builds. The exported network computes exactly what the
-analysis scored, with ``k (width + next)`` weights in place of ``width · next``.
+which FCNet's and ColumNet's ``rank`` hyper-parameters build. The exported network computes
+exactly what the analysis scored, with ``k (width + next)`` weights in place of ``width · next``.
+A ColumNet column's last layer is read by the head, among the other columns: its block of the
+head's weights is the one factorized (``project.<i>`` takes ``Vᵀ``, the head's block ``W V``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 
 from zoo.analysis.activations import collect_activations, compression, principal_components
 from zoo.errors import ZooError
-from zoo.models import FCNet, ZooModule
+from zoo.models import ColumNet, FCNet, ZooModule
 from zoo.surgery.layout import copy_matching, dense_weight, metric, outputs_of, rebuild, unit_groups
 
 
@@ -39,8 +41,7 @@ class CompressionReport:
 @torch.no_grad()
 def compress(model: ZooModule, inputs: torch.Tensor, layer: str, k: int, *, chunk_size: int = 4096) -> ZooModule:
     """``model`` with ``layer`` projected on the top-``k`` principal axes of its activations on ``inputs``."""
-    if not isinstance(model, FCNet):
-        raise ZooError(f"compression exports FCNets (a low-rank next layer); this is a {type(model).__name__}")
+    _check_compressible(model)
     groups = {group.probe: (index, group) for index, group in enumerate(unit_groups(model))}
     if layer not in groups:
         raise ZooError(f"unknown layer {layer!r}; {type(model).__name__}'s hidden layers are: {', '.join(groups)}")
@@ -53,22 +54,41 @@ def compress(model: ZooModule, inputs: torch.Tensor, layer: str, k: int, *, chun
     mean, _, axes = principal_components(values)
     basis = axes[:, :k]
     reader = model.get_submodule(group.consumer)
-    if reader.bias is None:  # already low-rank: the map it computes is up · down
-        up = model.get_submodule(group.consumer.rsplit(".", 1)[0] + ".1")
-        weight, bias = up.weight @ reader.weight, up.bias
-    else:
-        weight, bias = dense_weight(reader), reader.bias
-    ranks = list(model.hparams.get("rank") or [None] * len(groups))
-    ranks[index] = k
-    compressed = rebuild(model, rank=ranks)
+    block = slice(group.offset, group.offset + width)  # this layer's inputs of its reader
+    if group.up is None:  # the full map, or the head's block of this column: its columns are this layer's
+        outer, start, count = model.get_submodule(group.consumer), group.offset, width
+        weight = dense_weight(outer)[:, block]
+    else:  # already low-rank: the map it computes is up · down
+        outer, start, count = model.get_submodule(group.up), group.up_offset, reader.out_features
+        weight = outer.weight[:, start : start + count] @ reader.weight[:, block]
+    compressed = rebuild(model, rank=_ranks(model, layer, k))
     copy_matching(model, compressed)
-    factor_path = group.consumer if reader.bias is None else f"{group.consumer}.0"  # the new first factor
-    down = compressed.get_submodule(factor_path)
-    up = compressed.get_submodule(factor_path.rsplit(".", 1)[0] + ".1")
-    down.weight.copy_(basis.t())
-    up.weight.copy_(weight @ basis)
-    up.bias.copy_(bias + weight @ (mean - basis @ (basis.t() @ mean)))
+    new = unit_groups(compressed)[index]
+    compressed.get_submodule(new.consumer).weight.copy_(basis.t())
+    up = compressed.get_submodule(new.up)
+    old = dense_weight(outer)  # the other columns' blocks of a ColumNet's head stay as they were
+    up.weight.copy_(torch.cat([old[:, :start], weight @ basis, old[:, start + count :]], dim=1))
+    up.bias.copy_(outer.bias + weight @ (mean - basis @ (basis.t() @ mean)))
     return compressed
+
+
+def _check_compressible(model: ZooModule) -> None:
+    if not isinstance(model, (FCNet, ColumNet)):
+        name = type(model).__name__
+        raise ZooError(f"compression exports FCNets and ColumNets (a low-rank next layer); this is a {name}")
+
+
+def _ranks(model: ZooModule, layer: str, k: int) -> list:
+    """The ``rank`` hyper-parameter with ``layer`` at ``k``: FCNet's one list, ColumNet's one per column."""
+
+    def update(given: list | None, blocks) -> list:
+        ranks = list(given or [None] * len(blocks))
+        return [k if block[-1].name == layer else rank for rank, block in zip(ranks, blocks)]
+
+    if isinstance(model, FCNet):
+        return update(model.hparams.get("rank"), model.blocks)
+    given = model.hparams.get("rank") or [None] * len(model.columns)
+    return [update(ranks, column) for ranks, column in zip(given, model.columns)]
 
 
 @torch.no_grad()
@@ -81,8 +101,7 @@ def compress_to_tolerance(
     of it (``tolerance`` minus the drop so far), so the result stays within ``tolerance`` of the
     original on the judged samples.
     """
-    if not isinstance(model, FCNet):  # refused before the whole search, as compress() refuses one layer
-        raise ZooError(f"compression exports FCNets (a low-rank next layer); this is a {type(model).__name__}")
+    _check_compressible(model)  # refused before the whole search, as compress() refuses one layer
     report = CompressionReport(parameters_before=model.parameter_counts(), samples=len(inputs))
     report.metric, report.before = metric(model, outputs_of(model, inputs, chunk_size), targets)
     current = model
@@ -111,7 +130,4 @@ def compress_to_tolerance(
 def _reader_width(model: ZooModule, layer: str) -> int:
     """How many outputs the layer reading ``layer`` has (a low-rank reader's second factor's)."""
     group = next(group for group in unit_groups(model) if group.probe == layer)
-    reader = model.get_submodule(group.consumer)
-    if reader.bias is None:
-        return model.get_submodule(group.consumer.rsplit(".", 1)[0] + ".1").out_features
-    return reader.out_features
+    return model.get_submodule(group.up or group.consumer).out_features

@@ -29,36 +29,46 @@ class UnitGroup:
     norm: str | None  # its BatchNorm1d, if any
     consumer: str  # the linear map that reads the probe's units (the first factor of a low-rank one)
     offset: int  # where those units start among the consumer's inputs (ColumNet's head reads all columns)
+    up: str | None = None  # a low-rank consumer's second factor, which reads its k outputs
+    up_offset: int = 0  # where those k outputs start among the second factor's inputs (ColumNet's head)
 
 
 def unit_groups(model: ZooModule) -> list[UnitGroup]:
-    """The probed layers of an FCNet, SparseNet or ColumNet, input side first (column by column)."""
+    """The probed layers of an FCNet, SparseNet or ColumNet, input side first (column by column).
+
+    A compressed ColumNet column's last layer is read by ``project.<i>`` (column i from 0), whose k outputs
+    the head reads among the other columns' inputs.
+    """
     if isinstance(model, ColumNet):
         chains = [(f"columns.{index}", column) for index, column in enumerate(model.columns)]
+        projections = [isinstance(project, nn.Linear) for project in model.project]
     elif isinstance(model, (FCNet, SparseNet)):
-        chains = [("blocks", model.blocks)]
+        chains, projections = [("blocks", model.blocks)], [False]
     else:
         raise ZooError(f"surgery works on FCNet, SparseNet and ColumNet; this is a {type(model).__name__}")
-    groups, offset = [], 0
-    for prefix, blocks in chains:
+    groups, offset = [], 0  # offset: where the next column's inputs start among the head's
+    for (prefix, blocks), projected in zip(chains, projections):
         for index, block in enumerate(blocks):
-            last = index == len(blocks) - 1
-            consumer = "head" if last else f"{prefix}.{index + 1}.0"
             norm = f"{prefix}.{index}.1" if isinstance(block[1], nn.BatchNorm1d) else None
-            producer = _side(model, f"{prefix}.{index}.0", output=True)
-            reader = _side(model, consumer, output=False)
-            groups.append(UnitGroup(block[-1].name, producer, norm, reader, offset if last else 0))
-            if last:
+            producer = _producer(model, f"{prefix}.{index}.0")
+            if index < len(blocks) - 1:
+                place = {"consumer": f"{prefix}.{index + 1}.0", "offset": 0}
+            elif projected:
+                place = {"consumer": f"project.{prefix.rsplit('.', 1)[1]}", "offset": 0, "up": "head"}
+                place["up_offset"] = offset
+                offset += model.get_submodule(place["consumer"]).out_features
+            else:
+                place = {"consumer": "head", "offset": offset}
                 offset += block[-1].units
+            if isinstance(model.get_submodule(place["consumer"]), nn.Sequential):  # a low-rank map: down, up
+                place |= {"consumer": f"{place['consumer']}.0", "up": f"{place['consumer']}.1"}
+            groups.append(UnitGroup(block[-1].name, producer, norm, **place))
     return groups
 
 
-def _side(model: nn.Module, path: str, output: bool) -> str:
-    """A low-rank layer (``Sequential(down, up)``) is read by its first factor and written by its second."""
-    module = model.get_submodule(path)
-    if isinstance(module, nn.Sequential):
-        return f"{path}.1" if output else f"{path}.0"
-    return path
+def _producer(model: nn.Module, path: str) -> str:
+    """A low-rank layer (``Sequential(down, up)``) is written by its second factor."""
+    return f"{path}.1" if isinstance(model.get_submodule(path), nn.Sequential) else path
 
 
 def dense_weight(layer: nn.Module) -> torch.Tensor:
@@ -66,16 +76,15 @@ def dense_weight(layer: nn.Module) -> torch.Tensor:
     return layer.dense_weight().detach() if isinstance(layer, SparseLinear) else layer.weight.detach()
 
 
-def bias_path(model: nn.Module, consumer: str) -> tuple[str, torch.Tensor | None]:
-    """Where a constant input of ``consumer`` folds to: its own bias, or (low-rank) the second factor's.
+def bias_path(model: nn.Module, group: UnitGroup) -> tuple[str, torch.Tensor | None]:
+    """Where a constant input of the group's consumer folds to: its own bias, or (low-rank) the second factor's.
 
     Returns that layer's path and the matrix that carries the consumer's output there (``None``: itself).
     """
-    layer = model.get_submodule(consumer)
-    if layer.bias is not None:
-        return consumer, None
-    up = consumer.rsplit(".", 1)[0] + ".1"
-    return up, model.get_submodule(up).weight.detach()
+    if group.up is None:
+        return group.consumer, None
+    k = model.get_submodule(group.consumer).out_features
+    return group.up, model.get_submodule(group.up).weight.detach()[:, group.up_offset : group.up_offset + k]
 
 
 def init_arguments(cls: type, hparams: dict) -> dict:

@@ -76,7 +76,7 @@ def prune_dead(
         keep[group.offset + removed.cpu()] = False
         constants = values[:, removed].mean(0)
         contribution = dense_weight(consumer)[:, group.offset + removed] @ constants
-        target, carry = bias_path(model, group.consumer)
+        target, carry = bias_path(model, group)
         if carry is not None:
             contribution = carry @ contribution
         folded[target] = folded.get(target, 0) + contribution
