@@ -12,7 +12,8 @@ import yaml
 from conftest import CONFIGS
 
 from zoo.errors import ZooError
-from zoo.surgery.study import FIXED, SET, main, parser, run
+from zoo.models import SparseNet
+from zoo.surgery.study import FIXED, SET, density_for, main, parser, run
 from zoo.sweep import read_sweep, run_sweep
 
 SEEDS = [0, 1]
@@ -111,3 +112,13 @@ def test_a_rerun_redoes_nothing(study, capsys):
 def test_a_folder_without_a_study_is_one_line(tmp_path):
     with pytest.raises(ZooError, match="holds no study.db"):
         run(parser().parse_args([str(tmp_path)]))
+
+
+@pytest.mark.parametrize("target", [5_000, 20_000, 49_000])
+def test_the_density_is_found_by_counting_built_networks(target):
+    def build(density):
+        return SparseNet(hidden=[64, 32], density=density, input_shape=(1, 28, 28), num_outputs=10)
+
+    density, count = density_for(target, build)
+    assert count == build(density).parameter_counts()["nonzero"]
+    assert abs(count - target) <= 1  # a step of 1e-7 in density moves the count by at most one connection here

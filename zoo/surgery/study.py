@@ -133,12 +133,14 @@ def trial_surgery(
     missing = [
         t for t in tolerances if not (record and record["stages"].get(stage_name(t), {}).get("available", False))
     ]
+    if record is not None:
+        record["network"] = network  # as the study names it now
     if record is not None and not missing:
         return record
     data = _data(str(checkpoint))
     if record is None:
         say(f"{row['trial']}: pruning {checkpoint}")
-        record = _pruned(row, network, checkpoint, data, folder)
+        record = _keep(cache, _pruned(row, network, checkpoint, data, folder))
     pruned = load_model(folder / "pruned.ckpt").eval()
     inputs, targets = data.split("val")
     for tolerance in missing:
@@ -159,7 +161,12 @@ def trial_surgery(
             "not_smaller": report.not_smaller,
             "predicted": report.predicted,
         }
-    write_json(cache, record)
+    return _keep(cache, record)
+
+
+def _keep(path: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Keep a trial's record as soon as a step is done: an interrupted study resumes after it."""
+    write_json(path, record)
     return record
 
 
