@@ -244,6 +244,30 @@ def test_a_stopped_worker_leaves_its_trial_waiting_and_says_how_to_resume(tmp_pa
     assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
 
 
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_swallowed_inside_a_trial_still_stops_the_worker(tmp_path, monkeypatch, stop, code):
+    """A bare ``except:`` in whatever a trial runs eats the KeyboardInterrupt: the worker stops all the same."""
+    import zoo.sweep.trial
+    from zoo.sweep.run import run_sweep
+
+    def swallowing(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), stop)
+            time.sleep(5)  # the signal is handled here, at the latest
+        except BaseException:  # noqa: B036 (the library this stands for)
+            pass
+        return [{"run_dir": str(tmp_path), "metric": "acc", "test_acc": 1.0}]  # rows that must not be recorded
+
+    monkeypatch.setattr(zoo.sweep.trial, "run_trial", swallowing)
+    spec = read_sweep(grid_file(tmp_path, "swallowed", seeds=[0]))
+    with pytest.raises(ZooFailure) as stopped:
+        run_sweep(spec, tmp_path / "swallowed", say=lambda line: None)
+    assert stopped.value.exit_code == code
+    study = load(engine.storage_url(tmp_path / "swallowed", None), "swallowed")
+    assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers as they were
+
+
 def test_a_truncated_record_is_one_message(tmp_path):
     """One trial's rows cut short inside the SQLite file: report and worker say so in one line."""
     import sqlite3

@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+import signal
 import socket
 import sys
 import threading
@@ -332,12 +333,14 @@ class Worker:
 
         trial_id = optuna_trial._trial_id
         self.storage.set_trial_user_attr(trial_id, WORKER, f"{PLACE}:{os.getpid()}")
-        started = time.perf_counter()
+        started, asked = time.perf_counter(), []
         try:
-            with _heartbeat(self.storage, trial_id), _tee_stderr() as errors:
+            with _heartbeat(self.storage, trial_id), _tee_stderr() as errors, _stops_kept(asked):
                 rows = run_trial(trial, self.analyses, self.threads, self.devices)
+            if asked:  # a stop that something inside the trial caught and carried on from
+                raise asked[0]
         except (KeyboardInterrupt, SystemExit, Interrupted) as error:
-            stopped = _stopped(error)
+            stopped = _stopped(error) or (asked[0] if asked else None)
             message = _last_error(errors.getvalue()) or f"exit code {getattr(error, 'code', None)}"
             if stopped is None and getattr(error, "code", None) == EnvironmentFault.exit_code:
                 stopped = EnvironmentFault(message)  # this machine's fault, not the trial's: another may run it
@@ -346,6 +349,9 @@ class Worker:
             self.give_back(trial_id)
             raise stopped from None
         except Exception as error:  # a failing trial must not end the worker
+            if asked:  # the stop came back as another exception: still a stop, not the trial's failure
+                self.give_back(trial_id)
+                raise asked[0] from None
             failure = classify(error)
             if isinstance(failure, EnvironmentFault):  # this machine's fault: the trial waits for a worker that can
                 self.give_back(trial_id)
@@ -507,6 +513,39 @@ def _heartbeat(storage, trial_id: int) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
+
+
+@contextlib.contextmanager
+def _stops_kept(asked: list[Interrupted]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM during a trial, remembered in ``asked`` as well as raised.
+
+    Python raises a signal wherever the main thread is: inside a library's bare ``except:`` (in
+    an import, a cleanup), the KeyboardInterrupt is swallowed and the trial runs on as if no one
+    had asked to stop. What is remembered here ends the trial after it all the same.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+        yield
+        return
+
+    def keeping(signum: int, stop: Interrupted) -> Callable:
+        previous = signal.getsignal(signum)
+
+        def handler(number: int, frame: Any) -> None:
+            asked.append(stop)
+            if callable(previous):
+                previous(number, frame)
+            else:
+                raise stop
+
+        return handler
+
+    stops = {signal.SIGINT: Interrupted("interrupted", 130), signal.SIGTERM: Interrupted("stopped by SIGTERM", 143)}
+    previous = {signum: signal.signal(signum, keeping(signum, stop)) for signum, stop in stops.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _Tee(io.TextIOBase):
