@@ -122,3 +122,14 @@ def test_the_density_is_found_by_counting_built_networks(target):
     density, count = density_for(target, build)
     assert count == build(density).parameter_counts()["nonzero"]
     assert abs(count - target) <= 1  # a step of 1e-7 in density moves the count by at most one connection here
+
+
+def test_sparse_seeds_trains_the_first_seeds_only(study):
+    """Last in this file: it rewrites the study's report with SparseNet on one seed."""
+    run(parser().parse_args([str(study), "--tolerances", *TOLERANCES, "--epochs", "1", "--sparse-seeds", "1"]))
+    specs = [yaml.safe_load(path.read_text()) for path in (study / "how_small").glob("sparse-*/sweep.yaml")]
+    assert sorted(spec["seeds"] for spec in specs) == [SEEDS[:1], SEEDS]
+    sparse = [row for row in rows_of(study) if row["network"] in (FIXED, SET)]
+    assert sorted(int(row["seed"]) for row in sparse) == [SEEDS[0], SEEDS[0]]
+    with pytest.raises(ZooError, match="--sparse-seeds must be at least 1, got 0"):
+        run(parser().parse_args([str(study), "--sparse-seeds", "0"]))

@@ -67,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
         default="loosest",
         help="train SparseNet and SET at the FCNet's size for the loosest tolerance, every tolerance, or none",
     )
+    parser.add_argument(
+        "--sparse-seeds", type=int, default=None, help="train SparseNet and SET on the first N seeds only (CPU budget)"
+    )
     parser.add_argument("--sparse-config", default=str(SPARSE_CONFIG), help="the SparseNet recipe (optimizer, ...)")
     return parser
 
@@ -88,6 +91,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> list[Pa
         raise ZooError(f"--epochs must be at least 1, got {args.epochs}")
     if args.jobs < 1:
         raise ZooError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.sparse_seeds is not None and args.sparse_seeds < 1:
+        raise ZooError(f"--sparse-seeds must be at least 1, got {args.sparse_seeds}")
     tolerances = sorted(set(args.tolerances))
     rows = read_rows(study)
     if not rows:
@@ -305,7 +310,7 @@ def matched_sparse(
         settings["backend"] = "masked"
         count = build(density).parameter_counts()["nonzero"]
     epochs = args.epochs or _epochs(template["checkpoint"])
-    seeds = sorted(record["seed"] for record in fc)
+    seeds = sorted(record["seed"] for record in fc)[: args.sparse_seeds]
     backend = settings.get("backend")
     say(f"SparseNet {shape['hidden']} at density {density:.7f} ({backend} backend): {count:,} nonzero parameters "
         f"({network} within {tolerance:g}: {target:,}); {epochs} epochs, seeds {seeds}")  # fmt: skip
