@@ -423,21 +423,28 @@ def test_merged_populations_of_single_task_networks_compute_both_tasks(run_dir):
     assert continued.trainer.state.finished
 
 
-def test_the_script_refuses_a_mistake_in_one_line(iris_checkpoint, tmp_path):
+def test_the_script_refuses_a_mistake_in_one_line(iris_checkpoint, tmp_path, capsys):
+    """The script's own process for one mistake (no traceback, exit 2); its main in-process for the others."""
+    from zoo.surgery.command import main
+
     script = Path(__file__).parents[1] / "scripts" / "surgery.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "prune", iris_checkpoint, "--out", str(tmp_path / "pruned.pt")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(script.parents[1])},
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("surgery: error: --out must name a .ckpt file")
+    assert len(done.stderr.strip().splitlines()) == 1
     for arguments, message in [
-        (["prune", iris_checkpoint, "--out", str(tmp_path / "pruned.pt")], "--out must name a .ckpt file"),
         (["merge", iris_checkpoint, iris_checkpoint, "--out", str(tmp_path / "m.ckpt")], "these networks classify"),
         (["prune", iris_checkpoint, "--out", iris_checkpoint], "is a source checkpoint"),
         (["compress", iris_checkpoint, "--tolerance", "nan", "--out", str(tmp_path / "c.ckpt")], "must be a number"),
     ]:
-        done = subprocess.run(
-            [sys.executable, str(script), *arguments],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(script.parents[1])},
-            timeout=120,
-        )
-        assert done.returncode == 2, done.stderr
-        assert done.stderr.startswith("surgery: error: ") and message in done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1
+        with pytest.raises(SystemExit) as exited:
+            main(arguments)
+        error = capsys.readouterr().err
+        assert exited.value.code == 2, error
+        assert error.startswith("surgery: error: ") and message in error
+        assert len(error.strip().splitlines()) == 1
