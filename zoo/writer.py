@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from zoo.analyses import Analysis
 from zoo.figures import noted, render, save_png
-from zoo.io import to_jsonable, write_json
+from zoo.io import encode_json, to_jsonable, write_bytes
 
 
 class FigureWorker:
@@ -134,11 +134,14 @@ class AnalysisWriter:
         *,
         epoch: int,
         on_figure_error: Callable[[BaseException, str], None] | None = None,
+        earlier: dict[int, dict] | None = None,
     ) -> Path | None:
         """Everything ``analysis`` declares for ``result``: scalars, histograms, texts, figures, then the JSON.
 
         Drawn in the background, a figure that fails is reported to ``on_figure_error(error, traceback)``
-        (default: a warning, the traceback in ``errors.log``); drawn here, it raises.
+        (default: a warning, the traceback in ``errors.log``); drawn here, it raises. ``earlier``: the
+        results written so far, by epoch, kept by the caller across a run's passes (this one is added
+        to it), so that a figure over epochs reads nothing from disk; ``None``: read from the folder.
         """
         summary = analysis.summary(result)
         data = {"epoch": epoch, **to_jsonable(result), "summary": to_jsonable(summary)}
@@ -148,7 +151,8 @@ class AnalysisWriter:
         for tag, text in analysis.texts(result).items():
             self.text(tag, text)
         if self.draws:  # drawing is the costly part: only where a figure goes
-            history = [*(earlier for earlier in self.earlier_results() if earlier["epoch"] != epoch), data]
+            known = earlier if earlier is not None else {old["epoch"]: old for old in self.earlier_results()}
+            history = [known[other] for other in sorted(known) if other != epoch] + [data]
 
             def draw() -> None:
                 for tag, figure in analysis.figures_for(result, history=history).items():
@@ -158,7 +162,10 @@ class AnalysisWriter:
                 FIGURES.submit(draw, on_error=on_figure_error or self._figure_failed)
             else:
                 draw()
-        return self.json(data)
+        written = self.json(data)
+        if earlier is not None:
+            earlier[epoch] = data
+        return written
 
     def note(self, epoch: int) -> str:
         """What a figure's title says it shows: the epoch (or before training), and the member of a population."""
@@ -208,8 +215,10 @@ class AnalysisWriter:
             self.tensorboard.add_histogram(f"{self.prefix}/{tag}", values, global_step=self.step)
 
     def json(self, data: Any) -> Path | None:
-        """The result as ``epoch_<label>.json``; returns its path (None without a folder)."""
-        return write_json(self.folder / f"epoch_{self.label}.json", data) if self.folder is not None else None
+        """The result (plain: :func:`~zoo.io.to_jsonable`'s) as compact ``epoch_<label>.json``; its path, or None."""
+        if self.folder is None:
+            return None
+        return write_bytes(self.folder / f"epoch_{self.label}.json", encode_json(data))
 
     def earlier_results(self) -> list[dict]:
         """The results this analysis wrote at earlier epochs of the run (a resumed run's too), by epoch."""

@@ -114,7 +114,7 @@ def read_benchmarks(docs: Path = DOCS) -> dict:
 
 def write_benchmarks(results: dict, *, docs: Path = DOCS) -> None:
     """The JSON and the page drawn from it, each written atomically."""
-    write_json(docs / "benchmarks.json", results)
+    write_json(docs / "benchmarks.json", results, indent=1)
     write_text(docs / "benchmarks.md", markdown(results))
 
 
