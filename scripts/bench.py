@@ -57,7 +57,7 @@ BENCHMARKS = {
         repeats=args.repeats, device=args.device, log_dir=args.log_dir, members=args.members or 100
     ),
     "analysis-pass": lambda args: analysis_pass(
-        members=args.members_list, passes=args.repeats, profile=args.profile, analyses=args.analyses
+        members=args.members_list, passes=args.repeats, profile=args.profile, analyses=tuple(args.analyses)
     ),
     "report": lambda args: report(
         batch_size=args.batch_size,

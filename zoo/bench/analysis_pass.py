@@ -2,10 +2,12 @@
 
 What a run's callback does after an epoch, in-process: the analysis of every member at once,
 then every member's JSON (and member 0's figures, handed to the background worker) under a
-fresh run folder. ``passes`` passes run in a row, as a run's epochs do (each later one sees
-the earlier results); the best pass counts, and the figures' drawing is timed apart (it is off
-the critical path). With ``profile``, one more pass runs under cProfile and its top functions
-by cumulative and by own time are printed: where a pass's time goes.
+fresh run folder. ``passes`` passes run in a row, as a run's epochs do (each later one looks
+back on the earlier results); the best pass counts. The analysis alone (its arithmetic, no
+file) is timed as often, alternating with the passes; the rest of a pass is bookkeeping:
+converting, encoding and writing the results. With ``profile``, one more pass runs under
+cProfile and its top functions by cumulative and by own time are printed: where a pass's time
+goes. The section ``analysis_pass`` is added to docs/benchmarks.json (and the page redrawn).
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from __future__ import annotations
 import cProfile
 import functools
 import io
+import os
 import pstats
 import tempfile
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 from zoo import ZooDataModule
+from zoo.analyses import Samples
+from zoo.bench.configs import DOCS
+from zoo.bench.report import read_benchmarks, write_benchmarks
 from zoo.callbacks import ActivationAnalysis, TaskSeparation
 from zoo.models import Population
 from zoo.writer import FIGURES
@@ -29,12 +36,13 @@ ANALYSES = {"task_separation": TaskSeparation, "activations": ActivationAnalysis
 def analysis_pass(
     *,
     members: list[int],
-    passes: int = 3,
+    passes: int = 2,
     samples: int = 2000,
     profile: bool = False,
     analyses: tuple[str, ...] = tuple(ANALYSES),
+    docs: Path | None = DOCS,
 ) -> dict:
-    """Seconds of one pass of each of ``analyses`` (shipped ones) of multimult populations of ``members`` members."""
+    """Seconds of a pass of each of ``analyses`` on multimult populations of ``members`` members."""
     data = ZooDataModule("multimult", num_samples=10_000, normalize="none")
     data.setup("fit")
     rows = {}
@@ -48,30 +56,51 @@ def analysis_pass(
             task="regression",
         )
         for name in analyses:
-            callback = ANALYSES[name](every_n_epochs=1, max_samples=samples)
-            with tempfile.TemporaryDirectory() as run_dir:
-                trainer = stand_in_trainer(run_dir, data)
-                seconds, drawing = [], []
-                for epoch in range(passes):
-                    start = time.perf_counter()
-                    callback.run(trainer, model, epoch)
-                    seconds.append(time.perf_counter() - start)
-                    start = time.perf_counter()
-                    FIGURES.flush()
-                    drawing.append(time.perf_counter() - start)
-                if callback.failures:
-                    raise callback.failures[0][1]
-                if profile:
-                    print(profiled(functools.partial(callback.run, trainer, model, passes), f"{name}, {size} members"))
-                    FIGURES.flush()
-            rows[f"{name}/{size}"] = {"pass_seconds": min(seconds), "figures_after_seconds": min(drawing)}
+            rows[f"{name}/{size}"] = row = timed_passes(ANALYSES[name], model, data, passes=passes, samples=samples)
             print(
-                f"{name} of {size} members on {samples} samples: a pass {min(seconds):.2f} s "
-                f"(best of {passes}; each {', '.join(f'{s:.2f}' for s in seconds)}), "
-                f"figures drawn after it {min(drawing):.2f} s",
+                f"{name} of {size} members on {samples} samples: a pass {row['pass']:.2f} s, of which the analysis "
+                f"{row['analysis']:.2f} s and the files {row['files']:.2f} s (best of {passes}); member 0's "
+                f"figures finished {row['figures_after']:.2f} s after the pass",
                 flush=True,
             )
-    return rows
+            if profile:
+                callback = ANALYSES[name](every_n_epochs=1, max_samples=samples)
+                with tempfile.TemporaryDirectory() as run_dir:
+                    work = functools.partial(callback.run, stand_in_trainer(run_dir, data), model, 0)
+                    print(profiled(work, f"{name}, {size} members"), flush=True)
+                    FIGURES.flush()
+    results = {"load_average": os.getloadavg()[0], "passes": passes, "samples": samples, "rows": rows}
+    if docs is not None:
+        everything = read_benchmarks(docs)
+        everything["analysis_pass"] = results
+        write_benchmarks(everything, docs=docs)
+        print(f"wrote {docs / 'benchmarks.md'} and benchmarks.json", flush=True)
+    return results
+
+
+def timed_passes(callback_class: type, model: Population, data: ZooDataModule, *, passes: int, samples: int) -> dict:
+    """Best seconds of a whole pass, of the analysis alone, and of member 0's figures after the pass."""
+    callback = callback_class(every_n_epochs=1, max_samples=samples)
+    seconds: dict[str, list[float]] = {"pass": [], "analysis": [], "figures_after": []}
+    analysis, options = callback.analysis, callback.options
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = stand_in_trainer(run_dir, data)
+        for epoch in range(passes):
+            start = time.perf_counter()
+            callback.run(trainer, model, epoch)
+            seconds["pass"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            FIGURES.flush()
+            seconds["figures_after"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            analysis.run_each_member(
+                model, Samples.of(data, "train", samples), options, layers=None, cache=callback.cache
+            )
+            seconds["analysis"].append(time.perf_counter() - start)
+    if callback.failures:
+        raise callback.failures[0][1]
+    best = {key: min(values) for key, values in seconds.items()}
+    return {**best, "files": best["pass"] - best["analysis"], "members": model.size}
 
 
 def stand_in_trainer(run_dir: str, datamodule: ZooDataModule) -> SimpleNamespace:
