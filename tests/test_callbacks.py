@@ -29,11 +29,12 @@ TASK_SEPARATION_KEYS = {
 
 
 def every_figure_also_a_png(events: EventAccumulator, name: str, folder: Path) -> None:
-    """Each figure in TensorBoard is a PNG beside the JSON, at every epoch, big enough and not blank."""
+    """Each figure in TensorBoard is a PNG beside the JSON (the same bytes), at every epoch, big enough, not blank."""
     for tag in (tag for tag in events.Tags()["images"] if tag.startswith(f"{name}/")):
         stem = tag.removeprefix(f"{name}/").replace("/", "_")
         pngs = sorted(folder.glob(f"{stem}_epoch_*.png"))
         assert len(pngs) == len(events.Images(tag)), tag
+        assert {png.read_bytes() for png in pngs} == {event.encoded_image_string for event in events.Images(tag)}
         for png in pngs:
             image = imread(png)
             assert image.shape[0] >= 300 and image.shape[1] >= 600, (png.name, image.shape)

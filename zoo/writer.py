@@ -21,7 +21,7 @@ import torch
 from matplotlib.figure import Figure
 
 from zoo.analyses import Analysis
-from zoo.figures import noted, render, save_png
+from zoo.figures import noted, png, render
 from zoo.io import encode_json, to_jsonable, write_bytes
 
 
@@ -196,14 +196,29 @@ class AnalysisWriter:
 
     def figure(self, tag: str, figure: Figure) -> None:
         """Log a figure as a TensorBoard image and save it as PNG beside the JSON (one member's only)."""
-        png = self.folder is not None and self.member in (None, 0)
-        if self.tensorboard is None and not png:
+        to_file = self.folder is not None and self.member in (None, 0)
+        if self.tensorboard is None and not to_file:
             return
         image = render(figure)
+        encoded = png(image)  # once, for TensorBoard and the file alike
         if self.tensorboard is not None:
-            self.tensorboard.add_image(f"{self.prefix}/{tag}", image[..., :3], global_step=self.step, dataformats="HWC")
-        if png:
-            save_png(self.folder / f"{tag.replace('/', '_')}_epoch_{self.label}.png", image)
+            self.image(f"{self.prefix}/{tag}", image, encoded)
+        if to_file:
+            write_bytes(self.folder / f"{tag.replace('/', '_')}_epoch_{self.label}.png", encoded)
+
+    def image(self, tag: str, image: Any, encoded: bytes) -> None:
+        """An image to TensorBoard as the PNG already encoded (torch's writer), else as the array."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        if not isinstance(self.tensorboard, SummaryWriter):  # e.g. tensorboardX's, with protos of its own
+            self.tensorboard.add_image(tag, image[..., :3], global_step=self.step, dataformats="HWC")
+            return
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        height, width, channels = image.shape
+        picture = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=encoded)
+        summary = Summary(value=[Summary.Value(tag=tag, image=picture)])
+        self.tensorboard._get_file_writer().add_summary(summary, self.step)  # what add_image does after encoding
 
     def text(self, tag: str, text: str) -> None:
         if self.tensorboard is not None:
