@@ -108,10 +108,14 @@ def test_one_walk_and_the_compact_encoding_hold_the_same_json():
     """A result converted once and written compact reads back as it did converted twice and indented."""
     members = torch.randn(3, 5, 4)
     members[0, 0, 0] = math.nan
-    result = {"epoch": 2, "summary": {"a": math.inf, "b": 0.1}, "matrix": members, "names": ("x", "y"), "n": 7}
+    long = torch.randn(1000, dtype=torch.float64)  # checked by torch, not number by number
+    long[7] = -math.inf
+    result = {"epoch": 2, "summary": {"a": math.inf, "b": 0.1}, "matrix": members, "names": ("x", "y"), "long": long}
     once = to_jsonable(result)
     assert to_jsonable(once) == once
     compact = encode_json(once)
     assert json.loads(compact) == json.loads(json.dumps(to_jsonable(once), indent=1, allow_nan=False))
     assert b"\n" not in compact and b", " not in compact
-    assert json.loads(compact)["matrix"][0][0][0] is None and json.loads(compact)["summary"]["a"] is None
+    back = json.loads(compact)
+    assert back["matrix"][0][0][0] is None and back["summary"]["a"] is None and back["long"][7] is None
+    assert back["matrix"][2][4] == members[2, 4].tolist() and back["long"][8] == long[8].item()

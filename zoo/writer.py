@@ -135,6 +135,7 @@ class AnalysisWriter:
         epoch: int,
         on_figure_error: Callable[[BaseException, str], None] | None = None,
         earlier: dict[int, dict] | None = None,
+        summary: dict[str, float] | None = None,
     ) -> Path | None:
         """Everything ``analysis`` declares for ``result``: scalars, histograms, texts, figures, then the JSON.
 
@@ -142,8 +143,9 @@ class AnalysisWriter:
         (default: a warning, the traceback in ``errors.log``); drawn here, it raises. ``earlier``: the
         results written so far, by epoch, kept by the caller across a run's passes (this one is added
         to it), so that a figure over epochs reads nothing from disk; ``None``: read from the folder.
+        ``summary``: ``analysis.summary(result)``, where the caller has it already.
         """
-        summary = analysis.summary(result)
+        summary = analysis.summary(result) if summary is None else summary
         data = {"epoch": epoch, **to_jsonable(result), "summary": to_jsonable(summary)}
         self.scalars(summary)
         for tag, values in analysis.histograms(result).items():

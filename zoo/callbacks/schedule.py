@@ -166,11 +166,16 @@ class AnalysisCallback(pl.Callback):
         with written_together():  # a thousand members' files: one sync, not one each
             for index, result in enumerate(results):
                 writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch), member=index)
-                earlier = self.earlier_of(writer)
+                summary = self.analysis.summary(result)
+                summaries.append(summary)
                 written = writer.write(
-                    self.analysis, result, epoch=epoch, on_figure_error=figure_failed, earlier=earlier
+                    self.analysis,
+                    result,
+                    epoch=epoch,
+                    on_figure_error=figure_failed,
+                    earlier=self.earlier_of(writer),
+                    summary=summary,
                 )
-                summaries.append(self.analysis.summary(result))
         AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch)).scalars(spread(summaries))
         return Path(written).parent.parent if written is not None else None
 
