@@ -11,7 +11,7 @@ from conftest import ROOT
 
 from zoo import ZooDataModule, create_model
 from zoo.bench import loops, report
-from zoo.bench.analysis_pass import analysis_pass
+from zoo.bench.analysis_pass import ANALYSES, analysis_pass
 from zoo.bench.sparse_epoch import connections, set_shaped_models
 
 
@@ -89,3 +89,4 @@ def test_an_analysis_pass_of_a_population_is_timed_and_reported(tmp_path):
     assert json.loads((tmp_path / "benchmarks.json").read_text())["analysis_pass"] == results
     page = (tmp_path / "benchmarks.md").read_text()
     assert "## A population's analysis pass" in page and "| task separation | 3 |" in page
+    assert set(results["figure_seconds"]) == set(ANALYSES) and "figures of a pass, drawn and written inline" in page

@@ -69,7 +69,8 @@ def analysis_pass(
                     work = functools.partial(callback.run, stand_in_trainer(run_dir, data), model, 0)
                     print(profiled(work, f"{name}, {size} members"), flush=True)
                     FIGURES.flush()
-    results = {"load_average": os.getloadavg()[0], "passes": passes, "samples": samples, "rows": rows}
+    figures = figure_seconds(data, repeats=passes, samples=samples)
+    results = {"load_average": os.getloadavg()[0], "passes": passes, "samples": samples, "rows": rows, **figures}
     if docs is not None:
         everything = read_benchmarks(docs)
         everything["analysis_pass"] = results
@@ -101,6 +102,43 @@ def timed_passes(callback_class: type, model: Population, data: ZooDataModule, *
         raise callback.failures[0][1]
     best = {key: min(values) for key, values in seconds.items()}
     return {**best, "files": best["pass"] - best["analysis"], "members": model.size}
+
+
+def figure_seconds(data: ZooDataModule, *, repeats: int, samples: int) -> dict[str, dict[str, float]]:
+    """Seconds to draw and write one model's figures of a pass (PNG and TensorBoard), inline, best of ``repeats``.
+
+    What the background worker does for member 0 after each pass, or for a single run's model.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    from zoo.analyses import get_analysis
+    from zoo.writer import AnalysisWriter
+
+    model = Population(
+        "FCNet",
+        size=1,
+        member={"hidden": [32, 32], "activation": "tanh"},
+        input_shape=(4,),
+        num_outputs=2,
+        task="regression",
+    )
+    seconds = {}
+    for name in ANALYSES:
+        analysis = get_analysis(name)
+        options = analysis.make_options()
+        [result] = analysis.run_each_member(model, Samples.of(data, "train", samples), options, layers=None, cache={})
+        times = []
+        with tempfile.TemporaryDirectory() as folder:
+            board = SummaryWriter(folder)
+            for epoch in range(repeats):
+                writer = AnalysisWriter(folder, prefix=name, label=f"{epoch:03d}", step=epoch, tensorboard=board)
+                start = time.perf_counter()
+                writer.write(analysis, result, epoch=epoch)
+                times.append(time.perf_counter() - start)
+            board.close()
+        seconds[name] = min(times)
+        print(f"{name}: one pass's figures of one model drawn and written inline in {min(times):.2f} s", flush=True)
+    return {"figure_seconds": seconds}
 
 
 def stand_in_trainer(run_dir: str, datamodule: ZooDataModule) -> SimpleNamespace:

@@ -351,4 +351,9 @@ def _analysis_pass(section: dict) -> list[str]:
             f"| {name} | {row['members']:,} | {row['pass']:.2f} s | {row['analysis']:.2f} s | {row['files']:.2f} s "
             f"| {row['files'] / row['members'] * 1e3:.1f} ms |"
         )
-    return lines
+    drawn = ", ".join(f"{name.replace('_', ' ')} {value:.2f} s" for name, value in section["figure_seconds"].items())
+    return lines + [
+        "",
+        f"One model's figures of a pass, drawn and written inline (PNG files and TensorBoard; what the background "
+        f"worker does for member 0, or for a single run): {drawn}.",
+    ]
