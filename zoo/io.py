@@ -68,8 +68,9 @@ def written_together() -> Iterator[None]:
     """Make the files this thread writes inside the block durable at once, then rename them into place.
 
     Each file stays atomic (old or new content, never half), but costs no ``fsync`` of its own:
-    when the block completes, one ``os.sync`` flushes them all and each is renamed over its
-    path. Until then none of them is in place; if the block fails, none ever is. Other threads'
+    when the block completes, one ``os.sync`` flushes them all (with whatever else the machine
+    has to write: one call, not one a file) and each is renamed over its path. Until then none
+    of them is in place; if the block fails, none ever is. Other threads'
     files (figures drawn in the background) are written as usual. Nested blocks join the outer one.
     """
     if getattr(_TOGETHER, "pending", None) is not None:

@@ -3,9 +3,9 @@
 What a run's callback does after an epoch, in-process: the analysis of every member at once,
 then every member's JSON (and member 0's figures, handed to the background worker) under a
 fresh run folder. ``passes`` passes run in a row, as a run's epochs do (each later one looks
-back on the earlier results); the best pass counts. The analysis alone (its arithmetic, no
-file) is timed as often, alternating with the passes; the rest of a pass is bookkeeping:
-converting, encoding and writing the results. With ``profile``, one more pass runs under
+back on the earlier results); the best pass counts. The analysis inside each pass (its
+arithmetic, all members at once) is clocked; the rest of the pass is bookkeeping: converting,
+encoding and writing the results. With ``profile``, one more pass runs under
 cProfile and its top functions by cumulative and by own time are printed: where a pass's time
 goes. The section ``analysis_pass`` is added to docs/benchmarks.json (and the page redrawn).
 """
@@ -13,6 +13,7 @@ goes. The section ``analysis_pass`` is added to docs/benchmarks.json (and the pa
 from __future__ import annotations
 
 import cProfile
+import dataclasses
 import functools
 import io
 import os
@@ -59,7 +60,7 @@ def analysis_pass(
             rows[f"{name}/{size}"] = row = timed_passes(ANALYSES[name], model, data, passes=passes, samples=samples)
             print(
                 f"{name} of {size} members on {samples} samples: a pass {row['pass']:.2f} s, of which the analysis "
-                f"{row['analysis']:.2f} s and the files {row['files']:.2f} s (best of {passes}); member 0's "
+                f"{row['analysis']:.2f} s and the files {row['files']:.2f} s (each the best of {passes}); member 0's "
                 f"figures finished {row['figures_after']:.2f} s after the pass",
                 flush=True,
             )
@@ -80,10 +81,19 @@ def analysis_pass(
 
 
 def timed_passes(callback_class: type, model: Population, data: ZooDataModule, *, passes: int, samples: int) -> dict:
-    """Best seconds of a whole pass, of the analysis alone, and of member 0's figures after the pass."""
+    """Best seconds of a whole pass, of the analysis inside it, of the rest (the files), and of the figures after it."""
     callback = callback_class(every_n_epochs=1, max_samples=samples)
-    seconds: dict[str, list[float]] = {"pass": [], "analysis": [], "figures_after": []}
-    analysis, options = callback.analysis, callback.options
+    inside: list[float] = []
+    analyse = callback.analysis.run_members
+
+    def timed(*args, **kwargs) -> list:
+        start = time.perf_counter()
+        results = analyse(*args, **kwargs)
+        inside.append(time.perf_counter() - start)
+        return results
+
+    callback.analysis = dataclasses.replace(callback.analysis, run_members=timed)  # the pass's own, clocked
+    seconds: dict[str, list[float]] = {"pass": [], "figures_after": []}
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = stand_in_trainer(run_dir, data)
         for epoch in range(passes):
@@ -93,15 +103,11 @@ def timed_passes(callback_class: type, model: Population, data: ZooDataModule, *
             start = time.perf_counter()
             FIGURES.flush()
             seconds["figures_after"].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            analysis.run_each_member(
-                model, Samples.of(data, "train", samples), options, layers=None, cache=callback.cache
-            )
-            seconds["analysis"].append(time.perf_counter() - start)
     if callback.failures:
         raise callback.failures[0][1]
+    files = [whole - analysis for whole, analysis in zip(seconds["pass"], inside, strict=True)]
     best = {key: min(values) for key, values in seconds.items()}
-    return {**best, "files": best["pass"] - best["analysis"], "members": model.size}
+    return {**best, "analysis": min(inside), "files": min(files), "members": model.size}
 
 
 def figure_seconds(data: ZooDataModule, *, repeats: int, samples: int) -> dict[str, dict[str, float]]:

@@ -337,12 +337,12 @@ def _analysis_pass(section: dict) -> list[str]:
         "## A population's analysis pass (`python scripts/bench.py analysis-pass`)",
         "",
         f"Multimult populations (FCNet [32, 32], tanh), {section['samples']:,} samples, one thread; load average "
-        f"{section['load_average']:.1f} when it ended; best of {section['passes']} passes in a row. A pass is what a "
-        "run's callback does after an epoch: the analysis of all members at once, then each member's JSON "
-        "(member 0's figures go to the background worker); *files* is the rest of the pass after the analysis "
-        "alone: converting, encoding and writing the results.",
+        f"{section['load_average']:.1f} when it ended; each column the best of {section['passes']} passes in a row. "
+        "A pass is what a run's callback does after an epoch: the analysis of all members at once (clocked inside "
+        "the pass), then each member's JSON (member 0's figures go to the background worker); *files* is the rest "
+        "of the pass: converting, encoding and writing the results.",
         "",
-        "| analysis | members | pass | analysis alone | files | files per member |",
+        "| analysis | members | pass | analysis | files | files per member |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for key, row in section["rows"].items():
