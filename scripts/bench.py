@@ -7,6 +7,7 @@
     python scripts/bench.py activations      # the activation analysis on 10,000 MNIST test images
     python scripts/bench.py population       # N seeds as one Population vs N single runs → docs/benchmarks.*
     python scripts/bench.py speed            # start-up, per-step work, populations, analyses → docs/benchmarks.*
+    python scripts/bench.py analysis-pass --members-list 100 1000 --profile  # a population pass, numbers to files
     python scripts/bench.py report           # training, analyses, kernels in one run → docs/benchmarks.md and .json
 
 ``pipeline`` runs the same model, optimizer and batches of the same tensors in
@@ -28,6 +29,7 @@ import argparse
 import torch
 
 from zoo.bench.activations import activations_speed
+from zoo.bench.analysis_pass import analysis_pass
 from zoo.bench.pipeline import pipeline
 from zoo.bench.population import POPULATIONS, population
 from zoo.bench.report import report
@@ -53,6 +55,9 @@ BENCHMARKS = {
     ),
     "speed": lambda args: speed(
         repeats=args.repeats, device=args.device, log_dir=args.log_dir, members=args.members or 100
+    ),
+    "analysis-pass": lambda args: analysis_pass(
+        members=args.members_list, passes=args.repeats, profile=args.profile, analyses=tuple(args.analyses)
     ),
     "report": lambda args: report(
         batch_size=args.batch_size,
@@ -99,6 +104,13 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--members", type=int, default=None, help="population: members (default: 100 and 20)")
     parser.add_argument("--epochs", type=int, default=None, help="population: epochs (default: the config's)")
     parser.add_argument("--threads", type=int, default=1, help="population: CPU threads for every fit")
+    parser.add_argument(
+        "--members-list", type=int, nargs="+", default=[100, 1000], help="analysis-pass: population sizes"
+    )
+    parser.add_argument(
+        "--analyses", nargs="+", default=["task_separation", "activations"], choices=["task_separation", "activations"]
+    )
+    parser.add_argument("--profile", action="store_true", help="analysis-pass: one more pass under cProfile")
     return parser
 
 

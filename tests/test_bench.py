@@ -11,6 +11,7 @@ from conftest import ROOT
 
 from zoo import ZooDataModule, create_model
 from zoo.bench import loops, report
+from zoo.bench.analysis_pass import ANALYSES, analysis_pass
 from zoo.bench.sparse_epoch import connections, set_shaped_models
 
 
@@ -77,3 +78,15 @@ def test_the_populations_spread_is_the_sample_standard_deviation():
     """n − 1, as everywhere in zoo: 0.1, 0.2, 0.3 have std 0.1 (0.0816 with n)."""
     assert report.mean_std([0.1, 0.2, 0.3]) == "0.2000 ± 0.1000"
     assert report.mean_std([0.5]) == "0.5000 ± 0.0000"
+
+
+def test_an_analysis_pass_of_a_population_is_timed_and_reported(tmp_path):
+    """Each analysis is timed whole and alone; its section lands in benchmarks.json and on the page."""
+    results = analysis_pass(members=[3], passes=1, samples=64, docs=tmp_path)
+    rows = results["rows"]
+    assert set(rows) == {"task_separation/3", "activations/3"}
+    assert all(row["members"] == 3 and row["pass"] > 0 and row["analysis"] > 0 for row in rows.values())
+    assert json.loads((tmp_path / "benchmarks.json").read_text())["analysis_pass"] == results
+    page = (tmp_path / "benchmarks.md").read_text()
+    assert "## A population's analysis pass" in page and "| task separation | 3 |" in page
+    assert set(results["figure_seconds"]) == set(ANALYSES) and "figures of a pass, drawn and written inline" in page

@@ -13,7 +13,9 @@ from conftest import CONFIGS, ROOT
 from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from zoo.analyses import Analysis
 from zoo.cli import main
+from zoo.writer import AnalysisWriter
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 TASK_SEPARATION_KEYS = {
@@ -27,11 +29,12 @@ TASK_SEPARATION_KEYS = {
 
 
 def every_figure_also_a_png(events: EventAccumulator, name: str, folder: Path) -> None:
-    """Each figure in TensorBoard is a PNG beside the JSON, at every epoch, big enough and not blank."""
+    """Each figure in TensorBoard is a PNG beside the JSON (the same bytes), at every epoch, big enough, not blank."""
     for tag in (tag for tag in events.Tags()["images"] if tag.startswith(f"{name}/")):
         stem = tag.removeprefix(f"{name}/").replace("/", "_")
         pngs = sorted(folder.glob(f"{stem}_epoch_*.png"))
         assert len(pngs) == len(events.Images(tag)), tag
+        assert {png.read_bytes() for png in pngs} == {event.encoded_image_string for event in events.Images(tag)}
         for png in pngs:
             image = imread(png)
             assert image.shape[0] >= 300 and image.shape[1] >= 600, (png.name, image.shape)
@@ -253,3 +256,34 @@ def test_runs_that_train_nothing_or_write_nothing_say_so_and_leave_no_folder(run
     out = capsys.readouterr().out
     assert "no step trained (see trainer.max_steps, limit_train_batches, max_time)" in out
     assert not list(run_dir.rglob("*.ckpt")) and not list(run_dir.rglob("analysis"))
+
+
+def test_a_resumed_run_looks_back_on_the_epochs_it_resumes_and_reads_each_file_once(run_dir, monkeypatch):
+    """Figures over epochs see every earlier result: the first run's from disk once, then from memory."""
+    histories, reads = [], []
+    draw, read = Analysis.figures_for, AnalysisWriter.earlier_results
+
+    def recording(self, result, *, history=None):
+        histories.append(list(history or []))
+        return draw(self, result, history=history)
+
+    def counted(self):
+        reads.append(self.folder)
+        return read(self)
+
+    monkeypatch.setattr(Analysis, "figures_for", recording)
+    monkeypatch.setattr(AnalysisWriter, "earlier_results", counted)
+    callbacks = ["--trainer.callbacks", "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 1}}]"]
+    fit_with("iris.yaml", "--trainer.max_epochs", "2", *callbacks)
+    fit_with("iris.yaml", "--trainer.max_epochs", "4", *callbacks, "--ckpt_path", "last")
+    assert [[result["epoch"] for result in history] for history in histories] == [
+        [-1],
+        [-1, 0],
+        [-1, 0, 1],
+        [-1, 0, 1, 2],
+        [-1, 0, 1, 2, 3],
+    ]
+    assert len(reads) == 2  # once a run: the resumed one seeded from the first one's files
+    folder = run_dir / "lightning_logs" / "iris" / "version_0" / "analysis" / "task_separation"
+    on_disk = sorted((json.loads(path.read_text()) for path in folder.glob("epoch_*.json")), key=lambda r: r["epoch"])
+    assert histories[-1] == on_disk  # what memory holds is what the files hold

@@ -8,7 +8,7 @@ import torch
 from zoo.checkpoints import load_model
 from zoo.errors import ZooError
 from zoo.figures import heatmap, render
-from zoo.io import atomic_file, to_jsonable, write_json
+from zoo.io import FILE_MODE, atomic_file, encode_json, to_jsonable, write_json, written_together
 from zoo.models import FCNet
 
 
@@ -83,3 +83,39 @@ def test_bad_checkpoints(tmp_path, content, message):
         torch.save(content, path)
     with pytest.raises(ZooError, match=message):
         load_model(path)
+
+
+def test_files_written_together_appear_at_once_readable_and_whole(tmp_path):
+    old = write_json(tmp_path / "member_000" / "epoch_000.json", {"version": 1})
+    paths = [tmp_path / f"member_{index:03d}" / "epoch_000.json" for index in range(3)]
+    with written_together():
+        for index, path in enumerate(paths):
+            write_json(path, {"member": index, "values": torch.arange(3.0)})
+        assert json.loads(old.read_text()) == {"version": 1} and not paths[1].exists()  # none in place yet
+    for index, path in enumerate(paths):
+        assert json.loads(path.read_text()) == {"member": index, "values": [0.0, 1.0, 2.0]}
+        assert path.stat().st_mode & 0o777 == FILE_MODE
+    assert not [path for path in tmp_path.rglob(".*")]  # no temporary file left
+
+    with pytest.raises(KeyboardInterrupt), written_together():
+        write_json(paths[0], {"version": 3})
+        raise KeyboardInterrupt
+    assert json.loads(paths[0].read_text())["member"] == 0  # a failed block replaces nothing
+    assert not [path for path in tmp_path.rglob(".*")]
+
+
+def test_one_walk_and_the_compact_encoding_hold_the_same_json():
+    """A result converted once and written compact reads back as it did converted twice and indented."""
+    members = torch.randn(3, 5, 4)
+    members[0, 0, 0] = math.nan
+    long = torch.randn(1000, dtype=torch.float64)  # checked by torch, not number by number
+    long[7] = -math.inf
+    result = {"epoch": 2, "summary": {"a": math.inf, "b": 0.1}, "matrix": members, "names": ("x", "y"), "long": long}
+    once = to_jsonable(result)
+    assert to_jsonable(once) == once
+    compact = encode_json(once)
+    assert json.loads(compact) == json.loads(json.dumps(to_jsonable(once), indent=1, allow_nan=False))
+    assert b"\n" not in compact and b", " not in compact
+    back = json.loads(compact)
+    assert back["matrix"][0][0][0] is None and back["summary"]["a"] is None and back["long"][7] is None
+    assert back["matrix"][2][4] == members[2, 4].tolist() and back["long"][8] == long[8].item()

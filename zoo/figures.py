@@ -9,6 +9,7 @@ the data, and a diverging map centred on 0 for signed quantities.
 
 from __future__ import annotations
 
+import io
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from matplotlib.image import imsave
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from zoo.io import atomic_file
+from zoo.io import write_bytes
 
 MIN_WIDTH = 6.4  # inches, at 100 dpi: TensorBoard's image card shows ~600 pixels without shrinking text
 TITLE_WIDTH = 60  # characters per title line
@@ -35,10 +36,15 @@ def render(figure: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba()).copy()
 
 
+def png(image: np.ndarray) -> bytes:
+    """An ``(H, W, 4)`` image as PNG bytes: encoded once, for a file and TensorBoard alike."""
+    buffer = io.BytesIO()
+    imsave(buffer, image, format="png")
+    return buffer.getvalue()
+
+
 def save_png(path: str | Path, image: np.ndarray) -> Path:
-    with atomic_file(path) as handle:
-        imsave(handle, image, format="png")
-    return Path(path)
+    return write_bytes(path, png(image))
 
 
 def wrapped(title: str, width: int = TITLE_WIDTH) -> str:

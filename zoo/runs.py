@@ -200,7 +200,7 @@ def environment() -> dict[str, Any]:
 
 
 def record_environment(log_dir: str | Path, filename: str = "environment.json") -> Path:
-    return write_json(Path(log_dir) / filename, environment())
+    return write_json(Path(log_dir) / filename, environment(), indent=1)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

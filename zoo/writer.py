@@ -21,8 +21,8 @@ import torch
 from matplotlib.figure import Figure
 
 from zoo.analyses import Analysis
-from zoo.figures import noted, render, save_png
-from zoo.io import to_jsonable, write_json
+from zoo.figures import noted, png, render
+from zoo.io import encode_json, to_jsonable, write_bytes
 
 
 class FigureWorker:
@@ -134,13 +134,18 @@ class AnalysisWriter:
         *,
         epoch: int,
         on_figure_error: Callable[[BaseException, str], None] | None = None,
+        earlier: dict[int, dict] | None = None,
+        summary: dict[str, float] | None = None,
     ) -> Path | None:
         """Everything ``analysis`` declares for ``result``: scalars, histograms, texts, figures, then the JSON.
 
         Drawn in the background, a figure that fails is reported to ``on_figure_error(error, traceback)``
-        (default: a warning, the traceback in ``errors.log``); drawn here, it raises.
+        (default: a warning, the traceback in ``errors.log``); drawn here, it raises. ``earlier``: the
+        results written so far, by epoch, kept by the caller across a run's passes (this one is added
+        to it), so that a figure over epochs reads nothing from disk; ``None``: read from the folder.
+        ``summary``: ``analysis.summary(result)``, where the caller has it already.
         """
-        summary = analysis.summary(result)
+        summary = analysis.summary(result) if summary is None else summary
         data = {"epoch": epoch, **to_jsonable(result), "summary": to_jsonable(summary)}
         self.scalars(summary)
         for tag, values in analysis.histograms(result).items():
@@ -148,7 +153,8 @@ class AnalysisWriter:
         for tag, text in analysis.texts(result).items():
             self.text(tag, text)
         if self.draws:  # drawing is the costly part: only where a figure goes
-            history = [*(earlier for earlier in self.earlier_results() if earlier["epoch"] != epoch), data]
+            known = earlier if earlier is not None else {old["epoch"]: old for old in self.earlier_results()}
+            history = [known[other] for other in sorted(known) if other != epoch] + [data]
 
             def draw() -> None:
                 for tag, figure in analysis.figures_for(result, history=history).items():
@@ -158,7 +164,10 @@ class AnalysisWriter:
                 FIGURES.submit(draw, on_error=on_figure_error or self._figure_failed)
             else:
                 draw()
-        return self.json(data)
+        written = self.json(data)
+        if earlier is not None:
+            earlier[epoch] = data
+        return written
 
     def note(self, epoch: int) -> str:
         """What a figure's title says it shows: the epoch (or before training), and the member of a population."""
@@ -189,14 +198,29 @@ class AnalysisWriter:
 
     def figure(self, tag: str, figure: Figure) -> None:
         """Log a figure as a TensorBoard image and save it as PNG beside the JSON (one member's only)."""
-        png = self.folder is not None and self.member in (None, 0)
-        if self.tensorboard is None and not png:
+        to_file = self.folder is not None and self.member in (None, 0)
+        if self.tensorboard is None and not to_file:
             return
         image = render(figure)
+        encoded = png(image)  # once, for TensorBoard and the file alike
         if self.tensorboard is not None:
-            self.tensorboard.add_image(f"{self.prefix}/{tag}", image[..., :3], global_step=self.step, dataformats="HWC")
-        if png:
-            save_png(self.folder / f"{tag.replace('/', '_')}_epoch_{self.label}.png", image)
+            self.image(f"{self.prefix}/{tag}", image, encoded)
+        if to_file:
+            write_bytes(self.folder / f"{tag.replace('/', '_')}_epoch_{self.label}.png", encoded)
+
+    def image(self, tag: str, image: Any, encoded: bytes) -> None:
+        """An image to TensorBoard as the PNG already encoded (torch's writer), else as the array."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        if not isinstance(self.tensorboard, SummaryWriter):  # e.g. tensorboardX's, with protos of its own
+            self.tensorboard.add_image(tag, image[..., :3], global_step=self.step, dataformats="HWC")
+            return
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        height, width, channels = image.shape
+        picture = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=encoded)
+        summary = Summary(value=[Summary.Value(tag=tag, image=picture)])
+        self.tensorboard._get_file_writer().add_summary(summary, self.step)  # what add_image does after encoding
 
     def text(self, tag: str, text: str) -> None:
         if self.tensorboard is not None:
@@ -208,8 +232,10 @@ class AnalysisWriter:
             self.tensorboard.add_histogram(f"{self.prefix}/{tag}", values, global_step=self.step)
 
     def json(self, data: Any) -> Path | None:
-        """The result as ``epoch_<label>.json``; returns its path (None without a folder)."""
-        return write_json(self.folder / f"epoch_{self.label}.json", data) if self.folder is not None else None
+        """The result (plain: :func:`~zoo.io.to_jsonable`'s) as compact ``epoch_<label>.json``; its path, or None."""
+        if self.folder is None:
+            return None
+        return write_bytes(self.folder / f"epoch_{self.label}.json", encode_json(data))
 
     def earlier_results(self) -> list[dict]:
         """The results this analysis wrote at earlier epochs of the run (a resumed run's too), by epoch."""

@@ -3,7 +3,8 @@
 Every figure of ``docs/benchmarks.md`` is drawn from ``docs/benchmarks.json`` by :func:`markdown`
 (a test checks that the page is what the JSON makes), so the page can be redrawn without
 measuring again. The populations' section is written by :mod:`zoo.bench.population`, the
-speed section by :mod:`zoo.bench.speed`; a new report keeps them.
+speed section by :mod:`zoo.bench.speed`, the analysis pass by :mod:`zoo.bench.analysis_pass`;
+a new report keeps them.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def report(
         "sparse_ms": kernel_ms(features=1000, batch_size=batch_size, densities=densities),
     }
     previous = read_benchmarks(docs)
-    results.update({key: previous[key] for key in ("population", "speed") if key in previous})
+    results.update({key: previous[key] for key in ("population", "speed", "analysis_pass") if key in previous})
     write_benchmarks(results, docs=docs)
     print(f"wrote {docs / 'benchmarks.md'} and benchmarks.json")
     return results
@@ -114,7 +115,7 @@ def read_benchmarks(docs: Path = DOCS) -> dict:
 
 def write_benchmarks(results: dict, *, docs: Path = DOCS) -> None:
     """The JSON and the page drawn from it, each written atomically."""
-    write_json(docs / "benchmarks.json", results)
+    write_json(docs / "benchmarks.json", results, indent=1)
     write_text(docs / "benchmarks.md", markdown(results))
 
 
@@ -127,6 +128,7 @@ def markdown(results: dict) -> str:
         lines += ["# Benchmarks"]
     lines += _populations(results.get("population", {}))
     lines += _speed(results["speed"]) if "speed" in results else []
+    lines += _analysis_pass(results["analysis_pass"]) if "analysis_pass" in results else []
     return "\n".join(lines) + "\n"
 
 
@@ -326,3 +328,32 @@ def _speed(speed: dict) -> list[str]:
         f"| … figures drawn inline instead | {iris['ratio_inline']:.1f}× ({iris['inline']:.1f} s) |",
     ]
     return lines
+
+
+def _analysis_pass(section: dict) -> list[str]:
+    """A population's analysis pass as a run makes it: the analysis, then every member's files."""
+    lines = [
+        "",
+        "## A population's analysis pass (`python scripts/bench.py analysis-pass`)",
+        "",
+        f"Multimult populations (FCNet [32, 32], tanh), {section['samples']:,} samples, one thread; load average "
+        f"{section['load_average']:.1f} when it ended; each column the best of {section['passes']} passes in a row. "
+        "A pass is what a run's callback does after an epoch: the analysis of all members at once (clocked inside "
+        "the pass), then each member's JSON (member 0's figures go to the background worker); *files* is the rest "
+        "of the pass: converting, encoding and writing the results.",
+        "",
+        "| analysis | members | pass | analysis | files | files per member |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key, row in section["rows"].items():
+        name = key.rpartition("/")[0].replace("_", " ")
+        lines.append(
+            f"| {name} | {row['members']:,} | {row['pass']:.2f} s | {row['analysis']:.2f} s | {row['files']:.2f} s "
+            f"| {row['files'] / row['members'] * 1e3:.1f} ms |"
+        )
+    drawn = ", ".join(f"{name.replace('_', ' ')} {value:.2f} s" for name, value in section["figure_seconds"].items())
+    return lines + [
+        "",
+        f"One model's figures of a pass, drawn and written inline (PNG files and TensorBoard; what the background "
+        f"worker does for member 0, or for a single run): {drawn}.",
+    ]

@@ -14,6 +14,7 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 
 from zoo.analyses import Analysis, Samples, get_analysis
 from zoo.errors import ZooError, ZooFailure
+from zoo.io import written_together
 from zoo.models.contract import holds_members, select_probes
 from zoo.writer import FIGURES, AnalysisWriter
 
@@ -68,6 +69,7 @@ class AnalysisCallback(pl.Callback):
         self.every_n_epochs, self.max_samples, self.layers, self.split = every_n_epochs, max_samples, layers, split
         self.before_training = before_training
         self.cache: dict = {}  # what the analysis computes once per run
+        self.earlier: dict[str, dict[int, dict]] = {}  # by folder: the results written so far, by epoch
         self.completed_epoch: int | None = None  # the last training epoch that ended
         self.analysed_epoch: int | None = None  # the last epoch analysed
         self.written: list[str] = []  # the JSON files written, for the run's closing summary
@@ -133,7 +135,9 @@ class AnalysisCallback(pl.Callback):
                 written = self._run_members(pl_module, samples, trainer, epoch, figure_failed)
             else:
                 result = self.analyse(pl_module, samples)
-                written = writer.write(self.analysis, result, epoch=epoch, on_figure_error=figure_failed)
+                written = writer.write(
+                    self.analysis, result, epoch=epoch, on_figure_error=figure_failed, earlier=self.earlier_of(writer)
+                )
         except Exception as error:  # an analysis must not end training nor cost it a checkpoint
             failed(error, traceback.format_exc())
             return
@@ -159,12 +163,31 @@ class AnalysisCallback(pl.Callback):
         options = self.options
         results = self.analysis.run_each_member(population, samples, options, layers=self.layers, cache=self.cache)
         summaries, written = [], None
-        for index, result in enumerate(results):
-            writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch), member=index)
-            written = writer.write(self.analysis, result, epoch=epoch, on_figure_error=figure_failed)
-            summaries.append(self.analysis.summary(result))
+        with written_together():  # a thousand members' files: one sync, not one each
+            for index, result in enumerate(results):
+                writer = AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch), member=index)
+                summary = self.analysis.summary(result)
+                summaries.append(summary)
+                written = writer.write(
+                    self.analysis,
+                    result,
+                    epoch=epoch,
+                    on_figure_error=figure_failed,
+                    earlier=self.earlier_of(writer),
+                    summary=summary,
+                )
         AnalysisWriter.of_run(trainer, self.name, epoch_label(epoch)).scalars(spread(summaries))
         return Path(written).parent.parent if written is not None else None
+
+    def earlier_of(self, writer: AnalysisWriter) -> dict[int, dict] | None:
+        """The results ``writer``'s figures look back on, by epoch: read from its folder once (a resumed
+        run's earlier epochs), then kept in memory; ``None`` where it draws no figure."""
+        if not writer.draws:
+            return None
+        folder = str(writer.folder)
+        if folder not in self.earlier:
+            self.earlier[folder] = {old["epoch"]: old for old in writer.earlier_results()}
+        return self.earlier[folder]
 
     def error(self, message: str) -> ZooError:
         """A user-facing error that names the callback."""

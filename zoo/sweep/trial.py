@@ -24,7 +24,7 @@ from zoo.analyses import Samples, list_analyses
 from zoo.callbacks.schedule import AnalysisCallback, spread
 from zoo.checkpoints import read_checkpoint
 from zoo.hparams import row_hparams, row_metrics, write_session
-from zoo.io import to_jsonable, write_json
+from zoo.io import write_json
 from zoo.runs import HParamsRecord
 from zoo.sweep.spec import Analyses, Trial
 from zoo.task import metric_names
@@ -146,7 +146,7 @@ def _analyse(
         for index, result in enumerate(results):
             member = index if population else None
             suffix = "" if member is None else f"_member_{member:03d}"
-            write_json(run_dir / "analysis" / "final" / f"{analysis.name}{suffix}.json", to_jsonable(result))
+            write_json(run_dir / "analysis" / "final" / f"{analysis.name}{suffix}.json", result)
             summary = analysis.summary(result)
             summaries[analysis.name].append(summary)
             rows[index].update({f"{analysis.name}.{key}": value for key, value in summary.items()})
