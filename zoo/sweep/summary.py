@@ -113,12 +113,11 @@ def spread(values: Sequence[Any], digits: int = 4) -> str:
     numbers = [number for number in map(_number, values) if number is not None]
     if not numbers:
         return "–"
+    shown = f",.{digits}f"  # thousands separated: parameter counts are read, not parsed
     if len(numbers) == 1:
-        return f"{numbers[0]:.{digits}f} (n=1)"
+        return f"{numbers[0]:{shown}} (n=1)"
     mean, std = statistics.fmean(numbers), statistics.stdev(numbers)
-    return (
-        f"{mean:.{digits}f} ± {std:.{digits}f} ({min(numbers):.{digits}f}–{max(numbers):.{digits}f}, n={len(numbers)})"
-    )
+    return f"{mean:{shown}} ± {std:{shown}} ({min(numbers):{shown}}–{max(numbers):{shown}}, n={len(numbers)})"
 
 
 def summary_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
