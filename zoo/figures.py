@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from zoo.io import write_bytes
 
@@ -49,6 +49,21 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
 
 def wrapped(title: str, width: int = TITLE_WIDTH) -> str:
     return "\n".join(textwrap.wrap(title, width)) or title
+
+
+def counts_axis(axis, low: float, high: float) -> None:
+    """A log axis of counts labelled as people read them (850k, 1.2M): within one decade, six evenly spaced
+    ticks (a log axis's own would label one or two); over more, its decades and their 2× and 5× ticks."""
+    axis.set_major_locator(MaxNLocator(6) if high < 10 * low else LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: short_count(value)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def short_count(value: float) -> str:
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:.3g}"
 
 
 def noted(figure: Figure, note: str) -> Figure:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from zoo.figures import MARKERS, render, save_png, wrapped
+from zoo.figures import MARKERS, counts_axis, render, save_png, wrapped
 from zoo.io import write_text
 from zoo.surgery.study import FIXED, SET, stage_name
 from zoo.sweep.summary import METRIC_NAMES, paired_difference, spread
@@ -300,11 +300,12 @@ def _figure(groups: dict[tuple[str, str], list[dict[str, Any]]], metric: str) ->
     networks = list(dict.fromkeys(network for network, _ in groups))
     kinds = list(dict.fromkeys(stage.split()[-1] for _, stage in groups))  # a tolerance's SparseNet: its marker
     fc = next((network for network in networks if network not in (FIXED, SET)), None)
-    lows, highs = [], []
+    lows, highs, xs_drawn = [], [], []
     for (network, stage), rows in groups.items():
         xs, ys = _numbers(rows, "params_nonzero"), _numbers(rows, "test")
         if not xs or not ys:
             continue
+        xs_drawn += xs
         x, y = statistics.fmean(xs), statistics.fmean(ys)
         lows.append(min(ys))
         highs.append(max(ys))
@@ -321,6 +322,8 @@ def _figure(groups: dict[tuple[str, str], list[dict[str, Any]]], metric: str) ->
             label=f"{network}, {stage_words(stage, metric, fc)} (n={len(ys)})",
         )
     axes.set_xscale("log")
+    if xs_drawn:
+        counts_axis(axes.xaxis, min(xs_drawn), max(xs_drawn))
     if lows:
         low, high = min(lows), max(highs)
         margin = max(0.1 * (high - low), 0.002)

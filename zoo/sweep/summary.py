@@ -24,7 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from zoo.analyses import declared_number, list_analyses
-from zoo.figures import render, save_png, wrapped
+from zoo.figures import counts_axis, render, save_png, wrapped
 from zoo.hparams import write_study_experiment
 from zoo.io import write_text
 from zoo.sweep.spec import Figures, settings_text
@@ -333,8 +333,11 @@ def _metric_against(groups: dict, order: list[str], column: str, axis: str, metr
             label=family,
             linestyle="-" if joined else "none",
         )
+    drawn = [x for name in order for x in (_number(row.get(column)) for row in groups[name]) if x]
     if log:
         axes.set_xscale("log")
+        if drawn:
+            counts_axis(axes.xaxis, min(drawn), max(drawn))
     name = METRIC_NAMES.get(metric, metric)
     axes.set_xlabel(axis)
     axes.set_ylabel(f"test {name}")
