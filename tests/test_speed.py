@@ -117,8 +117,10 @@ def test_task_separation_of_all_members_at_once_is_each_members_own(architecture
     ("architecture", "member", "task", "width"),
     [
         ("FCNet", {"hidden": [8, 6], "activation": "tanh"}, "regression", 4),
+        ("FCNet", {"hidden": [12, 5], "activation": "relu"}, "classification", 4),  # every k in one pass
+        ("SparseNet", {"hidden": [10], "density": 0.5}, "regression", 4),
         ("FCNet", {"hidden": [70], "activation": "relu"}, "classification", 4),  # wider than 64: bisected
-        ("ColumNet", {"hidden": [5], "activations": ["relu", "tanh"]}, "classification", 4),
+        ("ColumNet", {"hidden": [5], "activations": ["relu", "tanh"]}, "classification", 4),  # a k per pass
     ],
 )
 def test_activation_analysis_of_all_members_at_once_is_each_members_own(architecture, member, task, width):

@@ -173,8 +173,9 @@ def activation_analysis_of_members(
     per_pass = max(1, chunk_size // model.size)
     with model.analysis_mode(), torch.no_grad():
         inputs, targets = (_on_model(model, tensor) for tensor in (inputs, targets))  # the model's device, precision
-        parts = [model.forward_with_hidden(chunk)[1] for chunk in inputs.split(per_pass)]
-        activations = {layer: torch.cat([part[layer] for part in parts], dim=1) for layer in probes}  # (M, N, H)
+        parts = [model.forward_with_hidden(chunk) for chunk in inputs.split(per_pass)]
+        activations = {layer: torch.cat([part[1][layer] for part in parts], dim=1) for layer in probes}  # (M, N, H)
+        full = _metric_of_members(model, torch.cat([part[0] for part in parts], dim=1), targets).tolist()
         principal, compressed = {}, {}
         for layer, values in activations.items():
             principal[layer] = [principal_components(member_values) for member_values in values]
@@ -187,6 +188,7 @@ def activation_analysis_of_members(
                 layer,
                 means,
                 axes,
+                full=full,
                 per_pass=per_pass,
                 tolerance=thresholds.compression_tolerance,
             )
@@ -234,13 +236,15 @@ def _member_compression(
     means: torch.Tensor,
     axes: torch.Tensor,
     *,
+    full: list[float],
     per_pass: int,
     tolerance: float,
 ) -> list[Compression]:
     """:func:`~zoo.analysis.activations.compression` of every member, each k scored for all members in one pass.
 
     Every k up to ``EXHAUSTIVE_WIDTH`` units; wider layers are bisected, each member on its own
-    path (its k chosen by masking its axes beyond k, which projects on its top k).
+    path (its k chosen by masking its axes beyond k, which projects on its top k). ``full``: each
+    member's metric unedited.
     """
     members, width = axes.shape[0], axes.shape[-1]
     classification = model.task == "classification"
@@ -255,15 +259,16 @@ def _member_compression(
         edit, member_data = (project, (means, bases)) if bases is not None else (None, None)
         chunks = inputs.split(per_pass)
         outputs = torch.cat([model.forward_with_hidden(x, edit, member_data=member_data)[0] for x in chunks], dim=1)
-        if classification:  # micro accuracy, as torchmetrics computes it for one model (to the bit)
-            return (outputs.argmax(-1) == targets).sum(-1).float() / len(targets)
-        return _r2_of_members(outputs, targets)
+        return _metric_of_members(model, outputs, targets)
 
-    full = score().tolist()
     scores: list[dict[int, float]] = [{} for _ in range(members)]
     if width <= EXHAUSTIVE_WIDTH:
-        for k in range(1, width + 1):
-            for index, value in enumerate(score(axes[:, :, :k]).tolist()):
+        if model.rowwise_after_probes:
+            every = _every_k_scores(model, inputs, targets, layer, means, axes, per_pass=per_pass).tolist()
+        else:
+            every = [score(axes[:, :, :k]).tolist() for k in range(1, width + 1)]
+        for k, values in enumerate(every, start=1):
+            for index, value in enumerate(values):
                 scores[index][k] = value
         smallest = []
         for index in range(members):
@@ -305,15 +310,71 @@ def _member_compression(
     ]
 
 
+def _every_k_scores(
+    model: Analysable,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    layer: str,
+    means: torch.Tensor,
+    axes: torch.Tensor,
+    *,
+    per_pass: int,
+) -> torch.Tensor:
+    """``(width, members)``: each member's metric with ``layer`` projected on its top k axes, every k in one pass.
+
+    For a network that is row-wise after its probes: the layers before ``layer`` run once per
+    chunk of samples, and the edit there hands the rest of the network each sample's projections
+    on the top 1, 2, ..., width axes stacked along the batch (``width`` rows per sample, so
+    ``per_pass`` rows still bound a forward's memory). The projections come from one running sum
+    of the components, not a product per k; the metric is summed over chunks (correct answers, or
+    squared residuals for R²).
+    """
+    width = axes.shape[-1]
+
+    def every_k(name: str, values: torch.Tensor, data: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        if name != layer:
+            return values
+        mean, basis = data
+        components = ((values - mean) @ basis)[:, :, None] * basis.t()  # (n, component, units)
+        return (components.cumsum(1) + mean).transpose(0, 1).flatten(0, 1)  # (k × n, units), k-major
+
+    classification = model.task == "classification"
+    shape, dtype = ((), torch.long) if classification else (targets.shape[1:], means.dtype)
+    total = torch.zeros(means.shape[0], width, *shape, dtype=dtype, device=means.device)
+    samples = max(1, per_pass // width)
+    for x, y in zip(inputs.split(samples), targets.split(samples)):
+        outputs = model.forward_with_hidden(x, every_k, member_data=(means, axes))[0]
+        outputs = outputs.view(outputs.shape[0], width, len(x), *outputs.shape[2:])  # (members, k, n, outputs)
+        if classification:
+            total += (outputs.argmax(-1) == y).sum(-1)
+        else:
+            residual = y - outputs
+            total += (residual * residual).sum(2)
+    if classification:
+        return (total / len(targets)).t()
+    return _r2_from_rss(total, targets).t()
+
+
+def _metric_of_members(model: Analysable, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(members,)``: each member's accuracy or R² from its outputs ``(members, N, outputs)``."""
+    if model.task == "classification":  # micro accuracy, as torchmetrics computes it for one model (to the bit)
+        return (outputs.argmax(-1) == targets).sum(-1).float() / len(targets)
+    return _r2_of_members(outputs, targets)
+
+
 def _r2_of_members(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``(members,)``: each member's R² averaged over outputs, computed as torchmetrics' ``r2_score`` does (to the bit).
+    """``(members,)``: each member's R² averaged over outputs, as torchmetrics' ``r2_score`` has it (to the bit)."""
+    residual = targets - outputs
+    return _r2_from_rss((residual * residual).sum(1), targets)
+
+
+def _r2_from_rss(rss: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(...)``: R² averaged over outputs from the residual sums of squares ``(..., outputs)``, as torchmetrics' rules.
 
     Near-constant targets and perfect fits follow its rules: R² 0 where the targets do not vary
     (within 1e-4) and the residuals do, 1 where the residuals vanish.
     """
     sum_obs, sum_squares = targets.sum(0), (targets * targets).sum(0)
-    residual = targets - outputs
-    rss = (residual * residual).sum(1)  # (members, outputs)
     tss = sum_squares - sum_obs * (sum_obs / len(targets))
     zero = torch.zeros((), dtype=rss.dtype, device=rss.device)
     varied, unexplained = ~torch.isclose(tss, zero, atol=1e-4), ~torch.isclose(rss, zero, atol=1e-4)

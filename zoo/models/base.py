@@ -125,6 +125,16 @@ class ZooModule(pl.LightningModule):
     kind: ClassVar[Literal["architecture", "population"]] = "architecture"
     """What the class is: an architecture (``list_models()`` lists these), or a population of an architecture."""
 
+    rowwise_after_probes: ClassVar[bool] = False
+    """Whether an edit at a probe may hand the rest of the network more rows than it received.
+
+    True where everything after every probe treats samples (rows) one by one and never reaches
+    back to activations from before the probe, as a chain of layers does (FCNet, SparseNet); false
+    where the rest of the network mixes rows or joins branches (ColumNet's columns). Where true,
+    an analysis may run the layers before a probe once and hand the rest several edited variants
+    of each sample, stacked along the batch (the compression check: every k at once).
+    """
+
     def __init__(
         self, input_shape: tuple[int, ...] = (1, 28, 28), num_outputs: int = 10, task: Task = "classification"
     ) -> None:

@@ -30,6 +30,8 @@ class FCNet(ZooModule):
             ``zoo.surgery.compress`` writes it, so a compressed network stays an FCNet.
     """
 
+    rowwise_after_probes = True  # a chain of blocks: what follows a probe reads only its rows
+
     def __init__(
         self,
         hidden: Sequence[int] = (512, 256),

@@ -214,6 +214,11 @@ class Population(ZooModule):
         """The members' probe points (every member has the same): what analyses of members can read."""
         return self.template.probes
 
+    @property
+    def rowwise_after_probes(self) -> bool:
+        """The members' (see :attr:`ZooModule.rowwise_after_probes`): each member's edit sees that member alone."""
+        return self.template.rowwise_after_probes
+
     def parameter_counts(self) -> dict[str, int]:
         """All members' parameters together (each member's are ``member_counts``)."""
         return {kind: count * self.size for kind, count in self.member_counts.items()}

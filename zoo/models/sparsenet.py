@@ -40,6 +40,8 @@ class SparseNet(ZooModule):
         dropout: dropout probability after each hidden layer, in [0, 1).
     """
 
+    rowwise_after_probes = True  # a chain of blocks: what follows a probe reads only its rows
+
     def __init__(
         self,
         hidden: Sequence[int] = (1000, 1000),
