@@ -335,8 +335,9 @@ def _every_k_scores(
         if name != layer:
             return values
         mean, basis = data
-        components = ((values - mean) @ basis)[:, :, None] * basis.t()  # (n, component, units)
-        return (components.cumsum(1) + mean).transpose(0, 1).flatten(0, 1)  # (k × n, units), k-major
+        components = ((values - mean) @ basis).t()[:, :, None] * basis.t()[:, None, :]  # (component, n, units)
+        components[0] += mean
+        return components.cumsum(0).flatten(0, 1)  # (k × n, units), k-major: the rows of k = 1, then k = 2, ...
 
     classification = model.task == "classification"
     shape, dtype = ((), torch.long) if classification else (targets.shape[1:], means.dtype)
