@@ -239,3 +239,19 @@ def test_no_samples_is_a_clear_error():
     model = FCNet(hidden=[4], input_shape=(2,), num_outputs=2)
     with pytest.raises(ZooError, match="task separation needs at least one sample; got none"):
         task_separation(model, torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))
+
+
+def test_dead_units_of_several_layers_judged_at_once_are_each_layers_own():
+    """A population's members are judged together (leading dimension), each on its own largest variance."""
+    from zoo.analysis.units import dead_mask, dead_units
+
+    torch.manual_seed(0)
+    layers = torch.randn(3, 50, 5) * torch.tensor([1.0, 1e3, 1e-3])[:, None, None]  # very different scales
+    layers[0, :, 1] = 0.0  # never active
+    layers[1, :, 3] = 2.5  # constant
+    layers[2, :, 4] *= 1e-4  # varies, but too little beside its layer's largest
+    together = dead_mask(layers)
+    assert together.tolist() == [[False, True, False, False, False], [False, False, False, True, False],
+                                 [False, False, False, False, True]]  # fmt: skip
+    for layer, mask in zip(layers, together):
+        assert mask.nonzero().flatten().tolist() == dead_units(layer).all

@@ -34,9 +34,11 @@ from zoo.analysis.task_separation import (
     task_losses,
     task_separation,
 )
-from zoo.analysis.units import DEAD_TOLERANCE
+from zoo.analysis.units import DEAD_TOLERANCE, dead_mask
 from zoo.errors import ZooError
 from zoo.models.contract import Analysable, holds_members, select_probes
+
+DEAD_MASK_ELEMENTS = 1 << 22  # activations judged for dead units at once (members × samples × units; 32 MB in double)
 
 
 def task_separation_of_members(
@@ -73,6 +75,7 @@ def task_separation_of_members(
             model, inputs, targets, probes, chunk_size
         )
     targets = _on_model(model, targets)
+    dead = {name: _dead_masks(values, dead_tolerance) for name, values in activations.items()}
     return [
         separation_result(
             model,
@@ -85,9 +88,16 @@ def task_separation_of_members(
             threshold=threshold,
             dead_tolerance=dead_tolerance,
             data=data,
+            dead={name: mask[index] for name, mask in dead.items()},
         )
         for index in range(model.size)
     ]
+
+
+def _dead_masks(activations: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """``(members, H)``: each member's dead units of ``(members, N, H)`` activations, a few members at a time."""
+    per_part = max(1, DEAD_MASK_ELEMENTS // max(1, activations[0].numel()))  # each part copied in double
+    return torch.cat([dead_mask(part, tolerance) for part in activations.split(per_part)])
 
 
 def _member_gradients_and_attribution(

@@ -233,17 +233,20 @@ def separation_result(
     threshold: float,
     dead_tolerance: float,
     data: str,
+    dead: dict[str, torch.Tensor] | None = None,
 ) -> TaskSeparationResult:
     """The four views of one model from its task gradients, attributions and activations on ``targets``' samples.
 
     ``model`` is read for its task, number of outputs and probes' columns only, so a population's
-    members, computed together (:mod:`zoo.analysis.members`), come here one at a time.
+    members, computed together (:mod:`zoo.analysis.members`), come here one at a time, with their
+    ``dead`` units (:func:`~zoo.analysis.units.dead_mask` per layer) judged together too.
     """
     absent: list[int] = []
     if model.task == "classification":
         absent = (torch.bincount(targets.cpu(), minlength=model.num_outputs) == 0).nonzero().flatten().tolist()
     overall, per_group = interference(gradients, absent)
-    dead = {layer: dead_mask(values, dead_tolerance) for layer, values in activations.items()}
+    if dead is None:
+        dead = {layer: dead_mask(values, dead_tolerance) for layer, values in activations.items()}
     roles = neuron_roles(attribution, dead, threshold)
     columns: dict[str, LayerRoles] = {}
     for layer, counts in roles.items():

@@ -44,7 +44,9 @@ def dead_units(activations: torch.Tensor, tolerance: float = DEAD_TOLERANCE) -> 
 
 
 def dead_mask(activations: torch.Tensor, tolerance: float = DEAD_TOLERANCE) -> torch.Tensor:
-    """``(H,)`` booleans: which units of ``(N, H)`` activations are dead."""
-    mask = torch.zeros(activations.shape[1], dtype=torch.bool, device=activations.device)
-    mask[dead_units(activations, tolerance).all] = True
-    return mask
+    """``(..., H)`` booleans: which units of ``(..., N, H)`` activations are dead (:func:`dead_units`' ``all``).
+
+    Leading dimensions are separate layers judged at once (a population's members), each on its own largest variance.
+    """
+    variance = activations.double().var(-2, correction=0)
+    return variance <= tolerance * variance.amax(-1, keepdim=True)
