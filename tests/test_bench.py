@@ -90,3 +90,7 @@ def test_an_analysis_pass_of_a_population_is_timed_and_reported(tmp_path):
     page = (tmp_path / "benchmarks.md").read_text()
     assert "## A population's analysis pass" in page and "| task separation | 3 |" in page
     assert set(results["figure_seconds"]) == set(ANALYSES) and "figures of a pass, drawn and written inline" in page
+    replaced = {"load_average": 1.5, "analysis": {"activations/3": 9.87}}  # a run before this one: a before/after
+    again = report.markdown({"analysis_pass": {**results, "previous": replaced}})
+    assert "| analysis, run before |" in again and "(load average 1.5 when it ended)" in again
+    assert again.count(" 9.87 s |") == 1 and "| task separation | 3 |" in again and " – |" in again

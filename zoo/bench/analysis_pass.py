@@ -7,7 +7,8 @@ back on the earlier results); the best pass counts. The analysis inside each pas
 arithmetic, all members at once) is clocked; the rest of the pass is bookkeeping: converting,
 encoding and writing the results. With ``profile``, one more pass runs under
 cProfile and its top functions by cumulative and by own time are printed: where a pass's time
-goes. The section ``analysis_pass`` is added to docs/benchmarks.json (and the page redrawn).
+goes. The section ``analysis_pass`` is added to docs/benchmarks.json (and the page redrawn),
+with the analysis seconds of the run it replaces beside the new ones (before/after a change).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def analysis_pass(
     results = {"load_average": os.getloadavg()[0], "passes": passes, "samples": samples, "rows": rows, **figures}
     if docs is not None:
         everything = read_benchmarks(docs)
+        if earlier := everything.get("analysis_pass"):  # the run before this one, for a before/after
+            analysis = {key: row["analysis"] for key, row in earlier["rows"].items()}
+            results["previous"] = {"load_average": earlier["load_average"], "analysis": analysis}
         everything["analysis_pass"] = results
         write_benchmarks(everything, docs=docs)
         print(f"wrote {docs / 'benchmarks.md'} and benchmarks.json", flush=True)

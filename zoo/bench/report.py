@@ -341,15 +341,27 @@ def _analysis_pass(section: dict) -> list[str]:
         "A pass is what a run's callback does after an epoch: the analysis of all members at once (clocked inside "
         "the pass), then each member's JSON (member 0's figures go to the background worker); *files* is the rest "
         "of the pass: converting, encoding and writing the results.",
+    ]
+    previous = section.get("previous")
+    if previous:
+        lines[-1] += (
+            f" *Analysis, run before*: the analysis in the run this one replaced (load average "
+            f"{previous['load_average']:.1f} when it ended), for a before/after."
+        )
+    header, rule = (" analysis, run before |", " ---: |") if previous else ("", "")
+    lines += [
         "",
-        "| analysis | members | pass | analysis | files | files per member |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| analysis | members | pass | analysis | files | files per member |" + header,
+        "| --- | ---: | ---: | ---: | ---: | ---: |" + rule,
     ]
     for key, row in section["rows"].items():
         name = key.rpartition("/")[0].replace("_", " ")
+        before = ""
+        if previous:
+            before = f" {previous['analysis'][key]:.2f} s |" if key in previous["analysis"] else " – |"
         lines.append(
             f"| {name} | {row['members']:,} | {row['pass']:.2f} s | {row['analysis']:.2f} s | {row['files']:.2f} s "
-            f"| {row['files'] / row['members'] * 1e3:.1f} ms |"
+            f"| {row['files'] / row['members'] * 1e3:.1f} ms |{before}"
         )
     drawn = ", ".join(f"{name.replace('_', ' ')} {value:.2f} s" for name, value in section["figure_seconds"].items())
     return lines + [
