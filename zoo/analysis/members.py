@@ -252,7 +252,8 @@ def _member_compression(
 ) -> list[Compression]:
     """:func:`~zoo.analysis.activations.compression` of every member, each k scored for all members in one pass.
 
-    Every k up to ``EXHAUSTIVE_WIDTH`` units; wider layers are bisected, each member on its own
+    Every k up to ``EXHAUSTIVE_WIDTH`` units (all of them in one pass where the members are row-wise
+    after their probes: :func:`_every_k_scores`); wider layers are bisected, each member on its own
     path (its k chosen by masking its axes beyond k, which projects on its top k). ``full``: each
     member's metric unedited.
     """
