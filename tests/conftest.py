@@ -82,3 +82,10 @@ def lightning_log_levels():
     yield
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _autograd_left_on():
+    """A test that calls a program's main in-process must not leave autograd off for the tests after it."""
+    yield
+    assert torch.is_grad_enabled(), "this test left autograd disabled (torch.set_grad_enabled(False) in a main?)"

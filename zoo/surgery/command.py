@@ -64,13 +64,13 @@ def run(args: argparse.Namespace) -> Path:
         value = getattr(args, option, None)
         if value is not None and not value >= 0:  # NaN fails this too
             raise ZooError(f"--{option.replace('_', '-')} must be a number ≥ 0, got {value}")
-    torch.set_grad_enabled(False)
-    if args.operation == "merge":
-        return _merge(args, out)
-    model, data = _source(args.checkpoint, args.data_dir)
-    if args.operation == "prune":
-        return _prune(args, out, model, data)
-    return _compress(args, out, model, data)
+    with torch.no_grad():  # a block, not a global switch: main() also runs inside other programs (tests, notebooks)
+        if args.operation == "merge":
+            return _merge(args, out)
+        model, data = _source(args.checkpoint, args.data_dir)
+        if args.operation == "prune":
+            return _prune(args, out, model, data)
+        return _compress(args, out, model, data)
 
 
 def _source(path: str, data_dir: str | None) -> tuple[ZooModule, ZooDataModule]:
