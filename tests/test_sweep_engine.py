@@ -244,29 +244,50 @@ def test_a_stopped_worker_leaves_its_trial_waiting_and_says_how_to_resume(tmp_pa
     assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
 
 
+class _Finalized:
+    pass
+
+
+@pytest.mark.parametrize("swallowed_by", ["a bare except", "a weakref callback"])
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_stop_swallowed_inside_a_trial_still_stops_the_worker(tmp_path, monkeypatch, stop, code):
-    """A bare ``except:`` in whatever a trial runs eats the KeyboardInterrupt: the worker stops all the same."""
+def test_a_stop_swallowed_inside_a_trial_still_stops_the_worker(tmp_path, monkeypatch, capfd, stop, code, swallowed_by):
+    """What a trial runs may swallow the KeyboardInterrupt (a library's bare ``except:``; Python itself, in a
+    weakref callback or finalizer, where it only prints "Exception ignored"): the worker stops all the same."""
+    import weakref
+
     import zoo.sweep.trial
     from zoo.sweep.run import run_sweep
 
-    def swallowing(*args, **kwargs):
-        try:
-            os.kill(os.getpid(), stop)
-            time.sleep(5)  # the signal is handled here, at the latest
-        except BaseException:  # noqa: B036 (the library this stands for)
+    def signalled(_=None) -> None:
+        os.kill(os.getpid(), stop)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the handler runs here, at the latest
             pass
+
+    def swallowing(*args, **kwargs):
+        if swallowed_by == "a bare except":
+            try:
+                signalled()
+            except BaseException:  # noqa: B036 (the library this stands for)
+                pass
+        else:
+            finalized = _Finalized()
+            reference = weakref.ref(finalized, signalled)
+            del finalized  # the callback runs now; what it raises, Python prints and drops
+            assert reference() is None
         return [{"run_dir": str(tmp_path), "metric": "acc", "test_acc": 1.0}]  # rows that must not be recorded
 
     monkeypatch.setattr(zoo.sweep.trial, "run_trial", swallowing)
-    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # Python's own, which prints (not pytest's)
+    before = signal.getsignal(signal.SIGINT), sys.unraisablehook
     spec = read_sweep(grid_file(tmp_path, "swallowed", seeds=[0]))
     with pytest.raises(ZooFailure) as stopped:
         run_sweep(spec, tmp_path / "swallowed", say=lambda line: None)
     assert stopped.value.exit_code == code
     study = load(engine.storage_url(tmp_path / "swallowed", None), "swallowed")
     assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
-    assert signal.getsignal(signal.SIGINT) is before  # handlers as they were
+    assert (signal.getsignal(signal.SIGINT), sys.unraisablehook) == before  # as they were
+    assert "Exception ignored" not in capfd.readouterr().err  # a stop kept is no error to print
 
 
 def test_a_truncated_record_is_one_message(tmp_path):

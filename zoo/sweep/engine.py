@@ -519,9 +519,10 @@ def _heartbeat(storage, trial_id: int) -> Iterator[None]:
 def _stops_kept(asked: list[Interrupted]) -> Iterator[None]:
     """Ctrl-C and SIGTERM during a trial, remembered in ``asked`` as well as raised.
 
-    Python raises a signal wherever the main thread is: inside a library's bare ``except:`` (in
-    an import, a cleanup), the KeyboardInterrupt is swallowed and the trial runs on as if no one
-    had asked to stop. What is remembered here ends the trial after it all the same.
+    Python raises a signal wherever the main thread is: inside a library's bare ``except:``, or
+    a weakref callback or finalizer (whose exceptions Python only prints, "Exception ignored in"),
+    the stop is swallowed and the trial runs on as if no one had asked. What is remembered here
+    ends the trial after it all the same, and such a swallowed stop prints nothing.
     """
     if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
         yield
@@ -539,11 +540,17 @@ def _stops_kept(asked: list[Interrupted]) -> Iterator[None]:
 
         return handler
 
+    def unraisable(failure: Any) -> None:
+        if not (asked and isinstance(failure.exc_value, (KeyboardInterrupt, Interrupted))):
+            printing(failure)
+
     stops = {signal.SIGINT: Interrupted("interrupted", 130), signal.SIGTERM: Interrupted("stopped by SIGTERM", 143)}
     previous = {signum: signal.signal(signum, keeping(signum, stop)) for signum, stop in stops.items()}
+    printing, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = printing
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
