@@ -290,6 +290,38 @@ def test_a_stop_swallowed_inside_a_trial_still_stops_the_worker(tmp_path, monkey
     assert "Exception ignored" not in capfd.readouterr().err  # a stop kept is no error to print
 
 
+def test_a_swallowed_ctrl_c_is_delivered_again_until_the_trial_stops(tmp_path, monkeypatch):
+    """A trial that eats the first KeyboardInterrupt and trains on is stopped by the repeat, not at its end."""
+    import zoo.sweep.trial
+    from zoo.sweep.run import run_sweep
+
+    interrupts = []
+
+    def training_on(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:  # the library that eats it
+            interrupts.append(time.monotonic())
+        deadline = time.monotonic() + 60
+        try:
+            while time.monotonic() < deadline:  # training on, as if no one had asked
+                time.sleep(0.01)
+        except KeyboardInterrupt:
+            interrupts.append(time.monotonic())
+            raise
+        return [{"run_dir": str(tmp_path), "metric": "acc", "test_acc": 1.0}]
+
+    monkeypatch.setattr(zoo.sweep.trial, "run_trial", training_on)
+    spec = read_sweep(grid_file(tmp_path, "again", seeds=[0]))
+    with pytest.raises(ZooFailure) as stopped:
+        run_sweep(spec, tmp_path / "again", say=lambda line: None)
+    assert stopped.value.exit_code == 130 and len(interrupts) == 2
+    assert 0.5 < interrupts[1] - interrupts[0] < 10  # the repeat, about a second later, not the trial's end
+    study = load(engine.storage_url(tmp_path / "again", None), "again")
+    assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
+
+
 def test_a_truncated_record_is_one_message(tmp_path):
     """One trial's rows cut short inside the SQLite file: report and worker say so in one line."""
     import sqlite3

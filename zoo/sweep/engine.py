@@ -515,6 +515,9 @@ def _heartbeat(storage, trial_id: int) -> Iterator[None]:
         thread.join()
 
 
+CTRL_C_AGAIN = 1.0  # seconds between a remembered Ctrl-C and its repeat, while the trial has not ended
+
+
 @contextlib.contextmanager
 def _stops_kept(asked: list[Interrupted]) -> Iterator[None]:
     """Ctrl-C and SIGTERM during a trial, remembered in ``asked`` as well as raised.
@@ -522,17 +525,27 @@ def _stops_kept(asked: list[Interrupted]) -> Iterator[None]:
     Python raises a signal wherever the main thread is: inside a library's bare ``except:``, or
     a weakref callback or finalizer (whose exceptions Python only prints, "Exception ignored in"),
     the stop is swallowed and the trial runs on as if no one had asked. What is remembered here
-    ends the trial after it all the same, and such a swallowed stop prints nothing.
+    ends the trial after it all the same, and such a swallowed stop prints nothing. A Ctrl-C is
+    also delivered again every second until the trial has ended, so a swallowed one stops it
+    promptly (Lightning ignores Ctrl-C while it shuts down, so a repeat cannot cut that short);
+    a swallowed SIGTERM needs no repeat: Lightning's own flag stops training at the next step.
     """
     if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
         yield
         return
+    ended = threading.Event()
+
+    def again(signum: int) -> None:
+        if not ended.wait(CTRL_C_AGAIN):
+            os.kill(os.getpid(), signum)
 
     def keeping(signum: int, stop: Interrupted) -> Callable:
         previous = signal.getsignal(signum)
 
         def handler(number: int, frame: Any) -> None:
             asked.append(stop)
+            if number == signal.SIGINT:
+                threading.Thread(target=again, args=(number,), daemon=True).start()
             if callable(previous):
                 previous(number, frame)
             else:
@@ -550,6 +563,7 @@ def _stops_kept(asked: list[Interrupted]) -> Iterator[None]:
     try:
         yield
     finally:
+        ended.set()
         sys.unraisablehook = printing
         for signum, handler in previous.items():
             signal.signal(signum, handler)
