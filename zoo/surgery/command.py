@@ -9,13 +9,13 @@ from pathlib import Path
 import torch
 
 from zoo.analysis.units import DEAD_TOLERANCE
-from zoo.checkpoints import load_model, read_checkpoint
+from zoo.checkpoints import load_model
 from zoo.data import ZooDataModule
 from zoo.errors import ZooError, exit_on_failure
 from zoo.models import ZooModule
 from zoo.surgery.compress import compress, compress_to_tolerance
-from zoo.surgery.export import export
-from zoo.surgery.layout import init_arguments, metric, outputs_of
+from zoo.surgery.export import export, trained_on
+from zoo.surgery.layout import metric, outputs_of
 from zoo.surgery.merge import merge
 from zoo.surgery.prune import PruneReport, prune_dead, varied_elsewhere
 
@@ -75,11 +75,8 @@ def run(args: argparse.Namespace) -> Path:
 
 def _source(path: str, data_dir: str | None) -> tuple[ZooModule, ZooDataModule]:
     """A checkpoint's model, in eval mode, and the data it was trained on."""
-    hparams = init_arguments(ZooDataModule, dict(read_checkpoint(path).get("datamodule_hyper_parameters") or {}))
-    if not hparams:
-        raise ZooError(f"{path}: records no data module, so surgery cannot tell which data to judge on")
-    model = load_model(path).eval()
-    return model, ZooDataModule(**{**hparams, "data_dir": data_dir or hparams.get("data_dir")})
+    data = trained_on(path, data_dir)
+    return load_model(path).eval(), data
 
 
 def _prune(args: argparse.Namespace, out: Path, model: ZooModule, data: ZooDataModule) -> Path:

@@ -17,7 +17,9 @@ import pytorch_lightning as pl
 import torch
 import yaml
 
+from zoo.checkpoints import read_checkpoint
 from zoo.data import ZooDataModule
+from zoo.errors import ZooError
 from zoo.io import write_bytes, write_text
 from zoo.models import ZooModule
 from zoo.surgery.layout import init_arguments
@@ -29,17 +31,17 @@ def export(model: ZooModule, path: str | Path, *, data: dict[str, Any], record: 
     """Write ``path`` (a checkpoint) and ``path`` with suffix ``.yaml`` (its config); returns both paths."""
     path = Path(path)
     class_path = f"zoo.models.{type(model).__name__}"
-    hyperparameters = _plain(init_arguments(type(model), dict(model.hparams)))
+    hyperparameters = plain(init_arguments(type(model), dict(model.hparams)))
     data = init_arguments(ZooDataModule, data)
     checkpoint = {
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
         "hyper_parameters": {"_class_path": class_path, **hyperparameters},  # as LightningCLI records them
-        "datamodule_hyper_parameters": _plain(data),
+        "datamodule_hyper_parameters": plain(data),
         "pytorch-lightning_version": pl.__version__,
         "epoch": 0,
         "global_step": 0,
         "zoo": {"model": type(model).__name__, "training": {}},
-        "surgery": _plain(record),
+        "surgery": plain(record),
     }
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
@@ -49,17 +51,25 @@ def export(model: ZooModule, path: str | Path, *, data: dict[str, Any], record: 
             "class_path": class_path,
             "init_args": {key: value for key, value in hyperparameters.items() if key not in LINKED},
         },
-        "data": {key: value for key, value in _plain(data).items() if value is not None},
+        "data": {key: value for key, value in plain(data).items() if value is not None},
     }
     header = f"# {record.get('operation', 'surgery')} of {', '.join(map(str, record.get('sources', [])))}\n"
     config_path = write_text(path.with_suffix(".yaml"), header + yaml.safe_dump(config, sort_keys=False))
     return path, config_path
 
 
-def _plain(value: Any) -> Any:
+def trained_on(checkpoint: str | Path, data_dir: str | None = None) -> ZooDataModule:
+    """The data module a checkpoint was trained with (its data in ``data_dir`` if given): what surgery judges on."""
+    hparams = init_arguments(ZooDataModule, dict(read_checkpoint(checkpoint).get("datamodule_hyper_parameters") or {}))
+    if not hparams:
+        raise ZooError(f"{checkpoint}: records no data module, so surgery cannot tell which data to judge on")
+    return ZooDataModule(**{**hparams, "data_dir": data_dir or hparams.get("data_dir")})
+
+
+def plain(value: Any) -> Any:
     """Lists for tuples, all the way down: what YAML and ``torch.load(weights_only=True)`` read back alike."""
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value

@@ -28,13 +28,13 @@ from typing import Any
 import torch
 import yaml
 
-from zoo.checkpoints import load_model, read_checkpoint
+from zoo.checkpoints import load_model
 from zoo.data import ZooDataModule
 from zoo.errors import ZooError, exit_on_failure
 from zoo.io import write_json, write_text
 from zoo.models import FCNet, SparseNet, ZooModule
 from zoo.surgery.compress import compress_to_tolerance
-from zoo.surgery.export import export
+from zoo.surgery.export import export, plain, trained_on
 from zoo.surgery.layout import init_arguments, metric, outputs_of
 from zoo.surgery.prune import prune_dead, varied_elsewhere
 from zoo.sweep import read_rows, read_sweep, run_sweep
@@ -135,14 +135,12 @@ def trial_surgery(
     record = json.loads(cache.read_text()) if cache.is_file() else None
     if record is not None and record.get("checkpoint") != str(checkpoint):
         record = None  # the trial ran again: another checkpoint
-    missing = [
-        t for t in tolerances if not (record and record["stages"].get(stage_name(t), {}).get("available", False))
-    ]
+    missing = [tolerance for tolerance in tolerances if not (record and _available(record, tolerance))]
     if record is not None:
         record["network"] = network  # as the study names it now
     if record is not None and not missing:
         return record
-    data = _data(str(checkpoint))
+    data = trained_on(checkpoint)
     if record is None:
         say(f"{row['trial']}: pruning {checkpoint}")
         record = _keep(cache, _pruned(row, network, checkpoint, data, folder))
@@ -175,14 +173,6 @@ def _keep(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _data(checkpoint: str) -> ZooDataModule:
-    """The data a checkpoint was trained on (``$ZOO_DATA_DIR`` where it recorded no folder)."""
-    hparams = init_arguments(ZooDataModule, dict(read_checkpoint(checkpoint).get("datamodule_hyper_parameters") or {}))
-    if not hparams:
-        raise ZooError(f"{checkpoint}: records no data module, so surgery cannot tell which data to judge on")
-    return ZooDataModule(**hparams)
-
-
 def _scores(model: ZooModule, data: ZooDataModule) -> dict[str, Any]:
     """Nonzero parameters and the task metric on the validation and test splits."""
     scores: dict[str, Any] = {"available": True, "params_nonzero": model.parameter_counts()["nonzero"]}
@@ -213,7 +203,7 @@ def _pruned(row: dict[str, Any], network: str, checkpoint: Path, data: ZooDataMo
         "architecture": type(model).__name__,
         "metric": row["metric"],
         "hidden": list(model.hparams.get("hidden") or []),
-        "data": _plain(dict(data.hparams)),
+        "data": plain(dict(data.hparams)),
         "judged_samples": len(inputs),
         "stages": {
             "trained": _scores(model, data),
@@ -227,10 +217,6 @@ def _pruned(row: dict[str, Any], network: str, checkpoint: Path, data: ZooDataMo
             },
         },
     }
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=list))
 
 
 def sparse_target(records: list[dict[str, Any]], tolerance: float) -> tuple[str, int, list[dict[str, Any]]] | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from matplotlib.figure import Figure
 from zoo.figures import MARKERS, counts_axis, render, save_png, wrapped
 from zoo.io import write_text
 from zoo.surgery.study import FIXED, SET, stage_name
-from zoo.sweep.summary import METRIC_NAMES, paired_difference, spread
+from zoo.sweep.summary import METRIC_NAMES, error_bars, paired_difference, paired_row, spread
 
 COLUMNS = [
     "network", "architecture", "seed", "stage", "tolerance", "available", "params_nonzero", "val", "test",
@@ -220,13 +219,8 @@ def _paired(
         if first not in groups or second not in groups:
             continue
         found = paired_difference(_by_seed(groups[first]), _by_seed(groups[second]))
-        if found is None:
-            continue
-        p = "–" if math.isnan(found["p"]) else format(found["p"], ".2g")
-        lines.append(
-            f"| {label} | {found['n']} | {found['mean']:+.4f} [{found['low']:+.4f}, {found['high']:+.4f}] "
-            f"| {found['wins']} of {found['n']} | {p} |"
-        )
+        if found is not None:
+            lines.append(paired_row(label, found))
     if not lines:
         return []
     return [
@@ -309,7 +303,10 @@ def _figure(groups: dict[tuple[str, str], list[dict[str, Any]]], metric: str) ->
         x, y = statistics.fmean(xs), statistics.fmean(ys)
         lows.append(min(ys))
         highs.append(max(ys))
-        bars = np.clip([[x - min(xs)], [max(xs) - x]], 0, None), np.clip([[y - min(ys)], [max(ys) - y]], 0, None)
+        bars = (
+            error_bars(np.array([x]), np.array([min(xs)]), np.array([max(xs)])),
+            error_bars(np.array([y]), np.array([min(ys)]), np.array([max(ys)])),
+        )
         axes.errorbar(
             [x],
             [y],

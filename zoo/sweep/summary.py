@@ -179,12 +179,8 @@ def _paired_markdown(groups: dict[str, list[dict[str, Any]]], order: list[str], 
     first, lines = order[0], []
     for name in order[1:]:
         found = paired_difference(by_seed[first], by_seed[name])
-        if found is None:
-            continue
-        lines.append(
-            f"| {name} | {found['n']} | {found['mean']:+.4f} [{found['low']:+.4f}, {found['high']:+.4f}] "
-            f"| {found['wins']} of {found['n']} | {'–' if math.isnan(found['p']) else format(found['p'], '.2g')} |"
-        )
+        if found is not None:
+            lines.append(paired_row(name, found))
     if not lines:
         return []
     return [
@@ -199,6 +195,15 @@ def _paired_markdown(groups: dict[str, list[dict[str, Any]]], order: list[str], 
         "| --- | ---: | ---: | ---: | ---: |",
         *lines,
     ]
+
+
+def paired_row(label: str, found: dict[str, float]) -> str:
+    """A paired difference as a table row: label, seeds, mean [95% CI], seeds where the first is higher, p."""
+    p = "–" if math.isnan(found["p"]) else format(found["p"], ".2g")
+    return (
+        f"| {label} | {found['n']} | {found['mean']:+.4f} [{found['low']:+.4f}, {found['high']:+.4f}] "
+        f"| {found['wins']} of {found['n']} | {p} |"
+    )
 
 
 def _by_seed(rows: list[dict[str, Any]], key: str) -> dict[int, float]:
@@ -273,7 +278,7 @@ def interval(numbers: Sequence[float], limits: tuple[float, float] | None) -> tu
     return float(low), float(high), kind
 
 
-def _bars(centre: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+def error_bars(centre: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """Error-bar lengths below and above ``centre``, never negative: equal seeds' mean (fsum) can differ from
     their min and max by an ulp, which matplotlib refuses."""
     return np.clip(np.stack([centre - low, high - centre]), 0.0, None)
@@ -326,8 +331,8 @@ def _metric_against(groups: dict, order: list[str], column: str, axis: str, metr
         axes.errorbar(
             x,
             y,
-            xerr=_bars(x, x_low, x_high),
-            yerr=_bars(y, y_low, y_high),
+            xerr=error_bars(x, x_low, x_high),
+            yerr=error_bars(y, y_low, y_high),
             marker=MARKERS[index % len(MARKERS)],
             capsize=3,
             label=family,
@@ -383,7 +388,7 @@ def _distribution(groups: dict, order: list[str], key: str) -> Figure:
             axes.errorbar(
                 index,
                 mean,
-                yerr=_bars(np.array([mean]), np.array([low]), np.array([high])),
+                yerr=error_bars(np.array([mean]), np.array([low]), np.array([high])),
                 fmt="D",
                 color="black",
                 capsize=6,
