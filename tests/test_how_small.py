@@ -114,6 +114,11 @@ def test_a_folder_without_a_study_is_one_line(tmp_path):
         run(parser().parse_args([str(tmp_path)]))
 
 
+def test_a_missing_sparse_recipe_is_one_line(study):
+    with pytest.raises(ZooError, match="--sparse-config nope.yaml not found; give a SparseNet config"):
+        run(parser().parse_args([str(study), "--sparse-config", "nope.yaml"]))
+
+
 @pytest.mark.parametrize("target", [5_000, 20_000, 49_000])
 def test_the_density_is_found_by_counting_built_networks(target):
     def build(density):

@@ -91,6 +91,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> list[Pa
         raise ZooError(f"--epochs must be at least 1, got {args.epochs}")
     if args.jobs < 1:
         raise ZooError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.sparse_at != "none" and not Path(args.sparse_config).is_file():
+        raise ZooError(f"--sparse-config {args.sparse_config} not found; give a SparseNet config, e.g. {SPARSE_CONFIG}")
     if args.sparse_seeds is not None and args.sparse_seeds < 1:
         raise ZooError(f"--sparse-seeds must be at least 1, got {args.sparse_seeds}")
     tolerances = sorted(set(args.tolerances))
