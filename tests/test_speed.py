@@ -192,6 +192,25 @@ def test_figures_drawn_in_the_background_are_complete_when_a_run_is_interrupted(
     assert images == len(drawn)
 
 
+def test_the_figure_thread_ends_once_nothing_is_left_to_draw():
+    """A waiting thread that has run torch code slows the training thread's kernels: it must not outlive its work."""
+    from zoo.writer import FigureWorker
+
+    worker, drawn = FigureWorker(), []
+    worker.submit(lambda: (time.sleep(0.2), drawn.append(1)), on_error=pytest.fail)
+    worker.submit(lambda: drawn.append(torch.ones(3).sum().item()), on_error=pytest.fail)
+    first = worker.drawing
+    assert worker.pending >= 1 and first is not None and first.is_alive()
+    worker.flush()
+    assert drawn == [1, 3.0] and worker.pending == 0
+    first.join(timeout=5)
+    assert not first.is_alive()
+    worker.submit(lambda: (time.sleep(0.1), drawn.append(4)), on_error=pytest.fail)  # later ones start a new thread
+    second = worker.drawing
+    worker.flush()
+    assert drawn[-1] == 4 and second is not first
+
+
 def test_a_figure_failing_in_the_background_is_the_analysis_failing(run_dir, monkeypatch, capsys):
     """Drawn after training went on, a broken figure is still reported as the analysis's failure, and counted."""
     from zoo.cli import main

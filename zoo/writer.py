@@ -12,8 +12,8 @@ import atexit
 import json
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from zoo.io import encode_json, to_jsonable, write_bytes
 
 
 class FigureWorker:
-    """Draws and encodes figures on one background thread, in the order given, while training goes on.
+    """Draws and encodes figures on a background thread, in the order given, while training goes on.
 
     Drawing is the costly part of an analysis (matplotlib, then PNG encoding); the numbers and
     the JSON are written at once, the figures when the worker gets to them. :meth:`flush` waits
@@ -34,13 +34,18 @@ class FigureWorker:
     stopped (SIGTERM reaches them as an exception), and at interpreter exit, so a run's figures
     are complete whenever it ends. A figure that fails to draw is reported by ``on_error``.
     ``inline`` draws each figure at once instead (what the benchmarks compare against).
+
+    The thread ends as soon as nothing is left to draw, and the next figure starts a new one.
+    A thread kept waiting instead slows training for the rest of the run: once it has run a
+    torch operation, the training thread's parallel CPU kernels run 15–25% slower (measured on
+    configs/fc.yaml's epochs, 2 threads; gone when the thread ends; docs/benchmarks.md).
     """
 
     def __init__(self) -> None:
         self.inline = False
-        self.executor: ThreadPoolExecutor | None = None
-        self.pending: list[Future] = []
-        self.lock = threading.Lock()
+        self.jobs: deque[Callable[[], None]] = deque()
+        self.drawing: threading.Thread | None = None  # the thread that draws, while there is something to draw
+        self.done = threading.Condition()
 
     def submit(self, draw: Callable[[], None], on_error: Callable[[BaseException, str], None]) -> None:
         """Run ``draw`` on the worker; a failure goes to ``on_error(error, traceback)``."""
@@ -53,18 +58,32 @@ class FigureWorker:
 
         if self.inline:
             return job()
-        with self.lock:
-            if self.executor is None:
-                self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zoo-figures")
-            self.pending = [future for future in self.pending if not future.done()]
-            self.pending.append(self.executor.submit(job))
+        with self.done:
+            self.jobs.append(job)
+            if self.drawing is None:
+                self.drawing = threading.Thread(target=self._draw_all, name="zoo-figures")
+                self.drawing.start()
+
+    def _draw_all(self) -> None:
+        while True:
+            with self.done:
+                if not self.jobs:
+                    self.drawing = None
+                    self.done.notify_all()
+                    return
+                job = self.jobs.popleft()
+            job()
+
+    @property
+    def pending(self) -> int:
+        """Figures handed over and not drawn yet (the one being drawn included)."""
+        with self.done:
+            return len(self.jobs) + (self.drawing is not None)
 
     def flush(self) -> None:
         """Wait until every figure handed over so far is drawn and written."""
-        with self.lock:
-            pending, self.pending = self.pending, []
-        for future in pending:
-            future.result()
+        with self.done:
+            self.done.wait_for(lambda: self.drawing is None)
 
 
 FIGURES = FigureWorker()
