@@ -327,6 +327,12 @@ def _speed(speed: dict) -> list[str]:
         f"| {iris['ratio_background']:.1f}× ({iris['background']:.1f} s ÷ {iris['without']:.1f} s) |",
         f"| … figures drawn inline instead | {iris['ratio_inline']:.1f}× ({iris['inline']:.1f} s) |",
     ]
+    if "fc_analyses" in speed:  # measured since the figure thread stopped slowing training (absent before)
+        fc = speed["fc_analyses"]
+        lines.append(
+            f"| `configs/fc.yaml` (15 epochs): its analyses' share of the run's wall time | {fc['share']:.0%} "
+            f"({fc['with']:.1f} s with them, {fc['without']:.1f} s without) |"
+        )
     return lines
 
 

@@ -7,7 +7,8 @@
 - analyses over members: task separation and the activation analysis of that population, all
   members at once against member by member (the functions alone, 2,000 samples);
 - analyses in a run: ``configs/iris.yaml``'s fit with its analyses (figures drawn in the background,
-  then drawn inline) against the same fit without analyses.
+  then drawn inline) against the same fit without analyses, and ``configs/fc.yaml``'s whole run
+  (15 epochs) with and without its analyses.
 
 Runs alternate within each comparison, so that load on the machine hits every side alike; the
 best of ``repeats`` counts. The section is added to docs/benchmarks.json (and the page redrawn).
@@ -38,8 +39,13 @@ from zoo.writer import FIGURES
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
-def speed(*, repeats: int, device: torch.device, log_dir: str, members: int = 100, docs: Path = DOCS) -> dict:
-    """Measure every comparison, print it, and add it to docs/benchmarks.json as ``speed``."""
+def speed(
+    *, repeats: int, device: torch.device, log_dir: str, members: int = 100, fc_repeats: int = 1, docs: Path = DOCS
+) -> dict:
+    """Measure every comparison, print it, and add it to docs/benchmarks.json as ``speed``.
+
+    ``fc_repeats``: of configs/fc.yaml's two whole runs (about a minute each on 2 CPU threads).
+    """
     results = {
         "machine": device_name(device),
         "load_average": os.getloadavg()[0],
@@ -49,6 +55,7 @@ def speed(*, repeats: int, device: torch.device, log_dir: str, members: int = 10
         "population": population_step(members=members, repeats=repeats, log_dir=log_dir),
         "member_analyses": member_analyses(members=members, repeats=repeats),
         "iris_analyses": iris_analyses(repeats=repeats, log_dir=log_dir),
+        "fc_analyses": fc_analyses(repeats=fc_repeats, log_dir=log_dir),
     }
     everything = read_benchmarks(docs)
     everything["speed"] = results
@@ -194,6 +201,26 @@ def iris_analyses(*, repeats: int, log_dir: str) -> dict[str, float]:
     print(
         f"iris fit: {best['without']:.2f} s without analyses, {best['background']:.2f} s with them "
         f"({row['ratio_background']:.1f}×; figures drawn inline: {best['inline']:.2f} s, {row['ratio_inline']:.1f}×)",
+        flush=True,
+    )
+    return row
+
+
+def fc_analyses(*, repeats: int, log_dir: str) -> dict[str, float]:
+    """configs/fc.yaml's whole run (its 15 epochs, the machine's threads) with its analyses and without any."""
+    common = ["fit", "--config", str(CONFIGS / "fc.yaml"), *QUIET, "--trainer.logger.init_args.save_dir", log_dir]
+
+    def fit(arguments: list[str]) -> float:
+        start = time.perf_counter()
+        zoo([*common, *arguments])
+        return time.perf_counter() - start
+
+    runs = {"without": lambda: fit(["--trainer.callbacks", "null"]), "with": lambda: fit([])}
+    best = best_of_alternating(runs, repeats)
+    row = {**best, "share": (best["with"] - best["without"]) / best["with"]}
+    print(
+        f"fc.yaml run: {best['without']:.1f} s without analyses, {best['with']:.1f} s with them: the analyses are "
+        f"{row['share']:.0%} of the run's wall time",
         flush=True,
     )
     return row
