@@ -288,22 +288,24 @@ class HParamsRecord(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         stage, _, name = self.monitor.partition("/")
-        members = list(pl_module.members())
-        counts = [float(member.parameter_counts()["nonzero"]) for member in members]
+        population = holds_members(pl_module)
+        size = pl_module.size if population else 1
+        total = float(pl_module.parameter_counts()["nonzero"])
+        each = total / size  # a population's members have as many each (not built here: 4 ms a member)
         values = {f"hp/{stage}_{metric}": trainer.callback_metrics.get(f"{stage}/{metric}") for metric in self.metrics}
-        values["hp/params_nonzero"] = statistics.fmean(counts)
-        if holds_members(pl_module):
-            values["hp/params_nonzero_population"] = float(pl_module.parameter_counts()["nonzero"])
+        values["hp/params_nonzero"] = each
+        if population:
+            values["hp/params_nonzero_population"] = total
         callback = trainer.checkpoint_callback
         if callback is not None and callback.best_model_score is not None:
             values[f"hp/best_{stage}_{name}"] = float(callback.best_model_score)
         folder = Path(trainer.log_dir) if trainer.log_dir else None
         member_values = []
-        for index in range(len(members)) if holds_members(pl_module) else ():
+        for index in range(size) if population else ():
             own = {
                 f"hp/{stage}_{metric}": self._member_metric(trainer, stage, metric, index) for metric in self.metrics
             }
-            own["hp/params_nonzero"] = counts[index]
+            own["hp/params_nonzero"] = each
             own.update(self._analysis_values(trainer, folder, index))
             member_values.append(own)
             self._write_member(trainer, pl_module, index, own)
