@@ -34,7 +34,7 @@ from zoo.analyses import Analysis
 from zoo.errors import ZooError
 from zoo.hparams import analysis_values, latest_summary, ordered_columns, write_metrics, write_session
 from zoo.io import FILE_MODE, atomic_file, write_json
-from zoo.models.contract import holds_members
+from zoo.models.contract import holds_members, member_count, member_nonzero_parameters
 
 VERSION = re.compile(r"version_(\d+)$")
 LOCK_FILE = ".lock"  # in the run folder; its content names the holder (pid and host)
@@ -288,14 +288,12 @@ class HParamsRecord(pl.Callback):
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         stage, _, name = self.monitor.partition("/")
-        population = holds_members(pl_module)
-        size = pl_module.size if population else 1
-        total = float(pl_module.parameter_counts()["nonzero"])
-        each = total / size  # a population's members have as many each (not built here: 4 ms a member)
+        population, size = holds_members(pl_module), member_count(pl_module)  # no member built: 4 ms each
+        each = float(member_nonzero_parameters(pl_module))
         values = {f"hp/{stage}_{metric}": trainer.callback_metrics.get(f"{stage}/{metric}") for metric in self.metrics}
         values["hp/params_nonzero"] = each
         if population:
-            values["hp/params_nonzero_population"] = total
+            values["hp/params_nonzero_population"] = float(pl_module.parameter_counts()["nonzero"])
         callback = trainer.checkpoint_callback
         if callback is not None and callback.best_model_score is not None:
             values[f"hp/best_{stage}_{name}"] = float(callback.best_model_score)

@@ -133,6 +133,16 @@ def holds_members(model: object) -> bool:
     return getattr(model, "kind", "architecture") == "population"
 
 
+def member_count(model: object) -> int:
+    """How many members ``model`` holds (1 for a single model), without building any."""
+    return int(model.size) if holds_members(model) else 1
+
+
+def member_nonzero_parameters(model: object) -> int:
+    """One member's nonzero parameters: every member of a population has as many (its connections are counted)."""
+    return model.parameter_counts()["nonzero"] // member_count(model)
+
+
 def require_one_model(model: Analysable, analysis: str) -> None:
     """Analyses read one model's activations; a population is analysed member by member, never as a stack."""
     if holds_members(model):

@@ -25,6 +25,7 @@ from zoo.callbacks.schedule import AnalysisCallback, spread
 from zoo.checkpoints import read_checkpoint
 from zoo.hparams import row_hparams, row_metrics, write_session
 from zoo.io import write_json
+from zoo.models.contract import member_count, member_nonzero_parameters
 from zoo.runs import HParamsRecord
 from zoo.sweep.spec import Analyses, Trial
 from zoo.task import metric_names
@@ -66,15 +67,15 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     metrics.update({key: float(value) for key, value in trainer.callback_metrics.items()})
     run_dir = Path(trainer.log_dir)
     model = cli.model
-    members = list(model.members())
-    samples = trainer.global_step * data.hparams.batch_size * len(members)  # every member's samples count
+    members = member_count(model)  # none built: a thousand members would take seconds
+    samples = trainer.global_step * data.hparams.batch_size * members  # every member's samples count
     shared = {
         "trial": trial.id,
         "config": trial.config,
         "family": trial.family or model.architecture,
         "overrides": json.dumps(trial.overrides, sort_keys=True),
-        "batched": len(members),
-        "params_nonzero": members[0].parameter_counts()["nonzero"],
+        "batched": members,
+        "params_nonzero": member_nonzero_parameters(model),
         "metric": _headline(model.task),
         "epochs": epochs,
         "analysis_settings": json.dumps(
@@ -91,21 +92,21 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     board = next((logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
     summaries = {analysis.name: [] for analysis, _, _ in analyses}
     analysed = _analyse(  # every member at once
-        model, data, analyses, run_dir, population=len(members) > 1, board=(board, trainer), summaries=summaries
+        model, data, analyses, run_dir, population=members > 1, board=(board, trainer), summaries=summaries
     )
     rows = []
-    for index in range(len(members)):
-        one = index if len(members) > 1 else None
+    for index in range(members):
+        one = index if members > 1 else None
         row = {**shared, "seed": trial.seeds[index], "member": "" if one is None else one}
         row.update(_metrics(metrics, model.task, one))
         row.update(analysed[index])
         row["history"] = _history(run_dir, one)
         rows.append(row)
-    for analysis, _, _ in analyses if len(members) > 1 else ():  # CUSTOM SCALARS: the members' mean and std
+    for analysis, _, _ in analyses if members > 1 else ():  # CUSTOM SCALARS: the members' mean and std
         writer = AnalysisWriter(None, prefix=analysis.name, step=trainer.global_step, tensorboard=board)
         writer.scalars(spread(summaries[analysis.name]))
     for row in rows:
-        _session(row, analyses, run_dir if len(members) > 1 else None, board)
+        _session(row, analyses, run_dir if members > 1 else None, board)
     return rows
 
 
@@ -155,7 +156,7 @@ def _analyse(
                     None, prefix=analysis.name, step=trainer.global_step, tensorboard=tensorboard, member=member
                 )
                 writer.write(analysis, result, epoch=epoch)
-    return rows or [{} for _ in model.members()]
+    return rows or [{} for _ in range(member_count(model))]
 
 
 def _session(row: dict[str, Any], analyses: Analyses, population: Path | None, board) -> None:
