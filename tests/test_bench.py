@@ -40,6 +40,7 @@ def test_each_pipeline_trains_one_epoch_of_the_model_it_is_given(small_mnist, tm
     runs = {
         "zoo": lambda model: loops.zoo_epoch(model, small_mnist, device=cpu, log_dir=str(tmp_path)),
         "plain": lambda model: loops.plain_epoch(model, small_mnist, device=cpu),
+        "bare_lightning": lambda model: loops.bare_lightning_epoch(model, small_mnist, device=cpu),
         "per_sample": lambda model: loops.per_sample_epoch(model, classic, batch_size=128, device=cpu),
     }
     for name, run in runs.items():

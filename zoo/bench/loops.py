@@ -3,6 +3,8 @@
 - :func:`zoo_epoch`: Lightning ``Trainer.fit`` with zoo's tensor DataModule (batches gathered
   by index on the device);
 - :func:`plain_epoch`: the loop one would write by hand over the same tensors;
+- :func:`bare_lightning_epoch`: Lightning with nothing of zoo's (the loss alone, no logger, no
+  metrics), the floor Lightning's own per-step work sets;
 - :func:`per_sample_epoch`: the classic ``Dataset`` + ``DataLoader``, each image decoded on its
   own as torchvision's ``MNIST`` + ``ToTensor`` + ``Normalize`` do.
 """
@@ -51,6 +53,39 @@ def zoo_epoch(model: ZooModule, data: ZooDataModule, *, device: torch.device, lo
         callbacks=[timer],
     )
     trainer.fit(model, datamodule=data)
+    return timer.seconds
+
+
+class BareLightning(pl.LightningModule):
+    """The model's loss and Adam, nothing else: no metrics, logging, NaN check or callbacks of zoo's."""
+
+    def __init__(self, model: ZooModule) -> None:
+        super().__init__()
+        self.model = model
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        inputs, targets = batch
+        return torch.nn.functional.cross_entropy(self.model(inputs), targets)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.model.configure_optimizers()
+
+
+def bare_lightning_epoch(model: ZooModule, data: ZooDataModule, *, device: torch.device) -> float:
+    """One epoch of ``Trainer.fit`` on :class:`BareLightning` (no logger, checkpoints or progress bar), seconds."""
+    timer = EpochTimer()
+    trainer = pl.Trainer(
+        accelerator=device.type,
+        devices=1,
+        max_epochs=1,
+        limit_val_batches=0,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        logger=False,
+        callbacks=[timer],
+    )
+    trainer.fit(BareLightning(model), datamodule=data)
     return timer.seconds
 
 
@@ -139,8 +174,10 @@ def epoch_runs(
     device: torch.device,
     log_dir: str,
     classic: PerSampleMNIST | None = None,
+    bare: bool = False,
 ) -> dict[str, Callable[[], float]]:
-    """One epoch of a fresh copy of ``template`` in each loop (per-sample too if ``classic`` is given).
+    """One epoch of a fresh copy of ``template`` in each loop (per-sample too if ``classic`` is given,
+    bare Lightning too if ``bare``).
 
     For :func:`~zoo.bench.timing.best_of_alternating`; one plain epoch runs first, as a warm-up
     (allocator, kernels), so that the first loop timed does not pay for it.
@@ -150,6 +187,8 @@ def epoch_runs(
         "zoo": lambda: zoo_epoch(copy.deepcopy(template), data, device=device, log_dir=log_dir),
         "plain": lambda: plain_epoch(copy.deepcopy(template), data, device=device),
     }
+    if bare:
+        runs["bare_lightning"] = lambda: bare_lightning_epoch(copy.deepcopy(template), data, device=device)
     if classic is not None:
         batch_size = data.hparams.batch_size
         runs["per_sample"] = lambda: per_sample_epoch(

@@ -306,9 +306,11 @@ def _speed(speed: dict) -> list[str]:
     ]
     lines += [f"| `{name}` | {value:.2f} s |" for name, value in speed["startup_seconds"].items()]
     for name, row in steps.items():
+        bare = row.get("bare_lightning_vs_plain")  # measured since this column was added
+        floor = f"; bare Lightning, the loss alone: {bare:.2f}×" if bare is not None else ""
         lines.append(
             f"| zoo ÷ plain, {name} (one MNIST epoch) | {row['zoo_vs_plain']:.2f}× "
-            f"({row['overhead_ms_per_step']:.3f} ms a step on top) |"
+            f"({row['overhead_ms_per_step']:.3f} ms a step on top{floor}) |"
         )
     lines += [
         f"| multimult population of {population['members']}, {population['epochs']} epochs: wall step ÷ arithmetic "

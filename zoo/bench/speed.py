@@ -1,7 +1,8 @@
 """``speed``: small networks at the speed of their arithmetic (issue 25), every ratio from one run, alternating.
 
 - start-up: ``import zoo`` and ``python -m zoo --help`` in fresh interpreters;
-- per step: zoo ÷ plain for FCNet [128] and ``configs/fc.yaml``'s model (one MNIST epoch each);
+- per step: zoo ÷ plain for FCNet [128] and ``configs/fc.yaml``'s model (one MNIST epoch each), and
+  bare Lightning (the loss alone) ÷ plain: the floor Lightning's own per-step work sets;
 - a population's step: a 100-member multimult population's wall step (a fit, no analyses) against
   its bare arithmetic step and against a single run's wall step;
 - analyses over members: task separation and the activation analysis of that population, all
@@ -88,15 +89,18 @@ def per_step(*, repeats: int, device: torch.device, log_dir: str) -> dict[str, d
     steps = -(-len(data.split("train")[0]) // 128)
     rows = {}
     for name, template in models.items():
-        best = best_of_alternating(epoch_runs(template, data, device=device, log_dir=log_dir), repeats)
+        best = best_of_alternating(epoch_runs(template, data, device=device, log_dir=log_dir, bare=True), repeats)
         rows[name] = {
             "seconds_per_epoch": best,
             "zoo_vs_plain": best["plain"] / best["zoo"],
             "overhead_ms_per_step": (best["zoo"] - best["plain"]) / steps * 1e3,
+            "bare_lightning_vs_plain": best["plain"] / best["bare_lightning"],
         }
         print(
-            f"per step, {name}: zoo {best['zoo']:.2f} s/epoch, plain {best['plain']:.2f}; zoo ÷ plain "
-            f"{rows[name]['zoo_vs_plain']:.2f}×, {rows[name]['overhead_ms_per_step']:.3f} ms a step on top",
+            f"per step, {name}: zoo {best['zoo']:.2f} s/epoch, plain {best['plain']:.2f}, bare Lightning "
+            f"{best['bare_lightning']:.2f}; zoo ÷ plain {rows[name]['zoo_vs_plain']:.2f}× "
+            f"({rows[name]['overhead_ms_per_step']:.3f} ms a step on top), bare Lightning ÷ plain "
+            f"{rows[name]['bare_lightning_vs_plain']:.2f}×",
             flush=True,
         )
     return rows
