@@ -40,20 +40,7 @@ class EpochTimer(pl.Callback):
 
 def zoo_epoch(model: ZooModule, data: ZooDataModule, *, device: torch.device, log_dir: str) -> float:
     """One epoch of ``Trainer.fit`` (no validation, checkpoints or progress bar), seconds."""
-    timer = EpochTimer()
-    trainer = pl.Trainer(
-        accelerator=device.type,
-        devices=1,
-        max_epochs=1,
-        limit_val_batches=0,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        logger=pl.loggers.TensorBoardLogger(log_dir, name="bench"),
-        callbacks=[timer],
-    )
-    trainer.fit(model, datamodule=data)
-    return timer.seconds
+    return _fit_one_epoch(model, data, device=device, logger=pl.loggers.TensorBoardLogger(log_dir, name="bench"))
 
 
 class BareLightning(pl.LightningModule):
@@ -72,7 +59,12 @@ class BareLightning(pl.LightningModule):
 
 
 def bare_lightning_epoch(model: ZooModule, data: ZooDataModule, *, device: torch.device) -> float:
-    """One epoch of ``Trainer.fit`` on :class:`BareLightning` (no logger, checkpoints or progress bar), seconds."""
+    """One epoch of ``Trainer.fit`` on :class:`BareLightning` (and no logger), seconds."""
+    return _fit_one_epoch(BareLightning(model), data, device=device, logger=False)
+
+
+def _fit_one_epoch(module: pl.LightningModule, data: ZooDataModule, *, device: torch.device, logger) -> float:
+    """The seconds of one training epoch of ``Trainer.fit`` without validation, checkpoints or progress bar."""
     timer = EpochTimer()
     trainer = pl.Trainer(
         accelerator=device.type,
@@ -82,10 +74,10 @@ def bare_lightning_epoch(model: ZooModule, data: ZooDataModule, *, device: torch
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
-        logger=False,
+        logger=logger,
         callbacks=[timer],
     )
-    trainer.fit(BareLightning(model), datamodule=data)
+    trainer.fit(module, datamodule=data)
     return timer.seconds
 
 
