@@ -8,9 +8,11 @@ import zoo
 from zoo.analysis import ImagePrior, activation_analysis, activation_maximization
 from zoo.analysis.activations import (
     OUTPUT,
+    Maximized,
     Thresholds,
     class_profile,
     compression,
+    maximize_together,
     principal_components,
     selectivity,
 )
@@ -257,6 +259,23 @@ def test_class_images_are_classified_as_their_class(mnist):
     assert (probabilities.diagonal() >= 0.9).all(), probabilities.diagonal()
     # strokes on a dark background, not noise: most pixels stay near black, a few are bright
     assert (images < 0.1).float().mean() > 0.5 and (images > 0.5).float().mean() > 0.03
+
+
+def test_layers_maximized_together_get_the_images_each_gets_alone():
+    """One optimization for every layer (a forward a step for all) changes no image beyond rounding."""
+    torch.manual_seed(0)
+    model = FCNet(hidden=[16, 8], input_shape=(1, 8, 8))
+    prior = ImagePrior.fit(torch.rand(200, 1, 8, 8), components=10)
+    start = torch.rand(2, 1, 8, 8)
+    groups = [Maximized("fc1", [3, 5], start), Maximized("fc2", [0, 1, 7]), Maximized(OUTPUT, [2, 9])]
+    together = maximize_together(model, groups, prior, (-1.0, 1.0), steps=40)
+    for group, images in zip(groups, together):
+        layer, units = group.layer, group.units
+        alone = activation_maximization(model, layer, units, prior, (-1.0, 1.0), steps=40, start=group.start)
+        assert images.shape == alone.shape == (len(group.units), 1, 8, 8)
+        assert torch.allclose(images, alone, atol=1e-5), group.layer
+    assert not torch.allclose(together[0][0], together[1][0], atol=1e-3)  # the groups did not share their images
+    assert maximize_together(model, [], prior) == []
 
 
 def test_too_few_samples_is_a_clear_error():
