@@ -211,6 +211,33 @@ def test_the_figure_thread_ends_once_nothing_is_left_to_draw():
     assert drawn[-1] == 4 and second is not first
 
 
+def test_a_figure_job_that_raises_past_its_handler_loses_no_figure_queued_behind_it(monkeypatch):
+    """Only ``Exception`` is a figure's failure; anything else ends the thread, and the next figure still comes."""
+    import threading
+
+    from zoo.writer import FigureWorker
+
+    class Halt(BaseException):
+        pass
+
+    raised, drawn, go = [], [], threading.Event()
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_type))
+
+    def halt() -> None:
+        go.wait(5)
+        raise Halt
+
+    worker = FigureWorker()
+    worker.submit(halt, on_error=pytest.fail)
+    worker.submit(lambda: drawn.append("queued behind it"), on_error=pytest.fail)  # queued while halt runs
+    go.set()
+    flushing = threading.Thread(target=worker.flush)
+    flushing.start()
+    flushing.join(timeout=10)
+    assert not flushing.is_alive(), "flush waits forever for a thread that died"
+    assert drawn == ["queued behind it"] and raised == [Halt] and worker.pending == 0
+
+
 def test_a_figure_failing_in_the_background_is_the_analysis_failing(run_dir, monkeypatch, capsys):
     """Drawn after training went on, a broken figure is still reported as the analysis's failure, and counted."""
     from zoo.cli import main

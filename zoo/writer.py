@@ -61,18 +61,27 @@ class FigureWorker:
         with self.done:
             self.jobs.append(job)
             if self.drawing is None:
-                self.drawing = threading.Thread(target=self._draw_all, name="zoo-figures")
-                self.drawing.start()
+                self._start_drawing()
+
+    def _start_drawing(self) -> None:
+        """A new thread for the figures queued (the caller holds ``done``)."""
+        self.drawing = threading.Thread(target=self._draw_all, name="zoo-figures")
+        self.drawing.start()
 
     def _draw_all(self) -> None:
-        while True:
+        try:
+            while True:
+                with self.done:
+                    if not self.jobs:
+                        return
+                    job = self.jobs.popleft()
+                job()
+        finally:
             with self.done:
-                if not self.jobs:
-                    self.drawing = None
-                    self.done.notify_all()
-                    return
-                job = self.jobs.popleft()
-            job()
+                self.drawing = None
+                if self.jobs:  # handed over as this thread ended, or left by a job that raised past its handler
+                    self._start_drawing()
+                self.done.notify_all()
 
     @property
     def pending(self) -> int:
