@@ -54,7 +54,11 @@ BENCHMARKS = {
         names=args.populations, members=args.members, epochs=args.epochs, threads=args.threads, log_dir=args.log_dir
     ),
     "speed": lambda args: speed(
-        repeats=args.repeats, device=args.device, log_dir=args.log_dir, members=args.members or 100
+        repeats=args.repeats,
+        device=args.device,
+        log_dir=args.log_dir,
+        members=args.members or 100,
+        fc_repeats=args.fc_repeats,
     ),
     "analysis-pass": lambda args: analysis_pass(
         members=args.members_list, passes=args.repeats, profile=args.profile, analyses=tuple(args.analyses)
@@ -93,6 +97,9 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--fc-repeats", type=int, default=1, help="speed: configs/fc.yaml's whole runs, with and without analyses"
+    )
     parser.add_argument("--log-dir", default="lightning_logs")
     parser.add_argument(
         "--device",

@@ -267,7 +267,12 @@ def test_layers_maximized_together_get_the_images_each_gets_alone():
     model = FCNet(hidden=[16, 8], input_shape=(1, 8, 8))
     prior = ImagePrior.fit(torch.rand(200, 1, 8, 8), components=10)
     start = torch.rand(2, 1, 8, 8)
-    groups = [Maximized("fc1", [3, 5], start), Maximized("fc2", [0, 1, 7]), Maximized(OUTPUT, [2, 9])]
+    groups = [
+        Maximized("fc1", [3, 5], start),
+        Maximized("fc2", [0, 1, 7]),
+        Maximized("fc2", []),
+        Maximized(OUTPUT, [2, 9]),
+    ]
     together = maximize_together(model, groups, prior, (-1.0, 1.0), steps=40)
     for group, images in zip(groups, together):
         layer, units = group.layer, group.units

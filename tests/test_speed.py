@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -196,25 +197,27 @@ def test_the_figure_thread_ends_once_nothing_is_left_to_draw():
     """A waiting thread that has run torch code slows the training thread's kernels: it must not outlive its work."""
     from zoo.writer import FigureWorker
 
-    worker, drawn = FigureWorker(), []
-    worker.submit(lambda: (time.sleep(0.2), drawn.append(1)), on_error=pytest.fail)
+    worker, drawn, go = FigureWorker(), [], threading.Event()
+    worker.submit(lambda: (go.wait(5), drawn.append(1)), on_error=pytest.fail)
     worker.submit(lambda: drawn.append(torch.ones(3).sum().item()), on_error=pytest.fail)
     first = worker.drawing
-    assert worker.pending >= 1 and first is not None and first.is_alive()
+    assert worker.pending == 2 and first is not None and first.is_alive()  # held by the first figure
+    go.set()
     worker.flush()
     assert drawn == [1, 3.0] and worker.pending == 0
     first.join(timeout=5)
     assert not first.is_alive()
-    worker.submit(lambda: (time.sleep(0.1), drawn.append(4)), on_error=pytest.fail)  # later ones start a new thread
+    go.clear()
+    worker.submit(lambda: (go.wait(5), drawn.append(4)), on_error=pytest.fail)  # later ones start a new thread
     second = worker.drawing
+    assert second is not None and second is not first and second.is_alive()
+    go.set()
     worker.flush()
-    assert drawn[-1] == 4 and second is not first
+    assert drawn[-1] == 4
 
 
 def test_a_figure_job_that_raises_past_its_handler_loses_no_figure_queued_behind_it(monkeypatch):
     """Only ``Exception`` is a figure's failure; anything else ends the thread, and the next figure still comes."""
-    import threading
-
     from zoo.writer import FigureWorker
 
     class Halt(BaseException):
@@ -229,13 +232,41 @@ def test_a_figure_job_that_raises_past_its_handler_loses_no_figure_queued_behind
 
     worker = FigureWorker()
     worker.submit(halt, on_error=pytest.fail)
+    halted = worker.drawing
     worker.submit(lambda: drawn.append("queued behind it"), on_error=pytest.fail)  # queued while halt runs
     go.set()
     flushing = threading.Thread(target=worker.flush)
     flushing.start()
     flushing.join(timeout=10)
     assert not flushing.is_alive(), "flush waits forever for a thread that died"
+    halted.join(timeout=5)  # its exception reaches the hook after the thread handed its queue on
     assert drawn == ["queued behind it"] and raised == [Halt] and worker.pending == 0
+
+
+def test_a_figure_that_flushes_its_own_worker_is_an_error_not_a_hang():
+    from zoo.writer import FigureWorker
+
+    worker, errors = FigureWorker(), []
+    worker.submit(worker.flush, on_error=lambda error, trace: errors.append(error))
+    flushing = threading.Thread(target=worker.flush)
+    flushing.start()
+    flushing.join(timeout=10)
+    assert not flushing.is_alive(), "a figure waiting for itself"
+    assert len(errors) == 1 and "would wait for itself" in str(errors[0])
+
+
+def test_figures_are_drawn_where_they_are_handed_over_when_no_thread_can_start(monkeypatch):
+    """A thread limit (or an exiting interpreter) refuses a new thread: the figure is drawn at once, not lost."""
+    from zoo.writer import FigureWorker
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    worker, drawn = FigureWorker(), []
+    worker.submit(lambda: drawn.append(1), on_error=pytest.fail)
+    assert drawn == [1] and worker.pending == 0 and worker.drawing is None
+    worker.flush()  # returns: nothing is left waiting
 
 
 def test_a_figure_failing_in_the_background_is_the_analysis_failing(run_dir, monkeypatch, capsys):

@@ -45,6 +45,7 @@ class FigureWorker:
         self.inline = False
         self.jobs: deque[Callable[[], None]] = deque()
         self.drawing: threading.Thread | None = None  # the thread that draws, while there is something to draw
+        self.in_hand = 0  # figures taken from the queue and not done yet (0 or 1)
         self.done = threading.Condition()
 
     def submit(self, draw: Callable[[], None], on_error: Callable[[BaseException, str], None]) -> None:
@@ -56,7 +57,7 @@ class FigureWorker:
             except Exception as error:  # reported as the analysis's own failure would be
                 on_error(error, traceback.format_exc())
 
-        if self.inline:
+        if self.inline or not threading.main_thread().is_alive():  # the interpreter is exiting: no thread joins
             return job()
         with self.done:
             self.jobs.append(job)
@@ -64,21 +65,29 @@ class FigureWorker:
                 self._start_drawing()
 
     def _start_drawing(self) -> None:
-        """A new thread for the figures queued (the caller holds ``done``)."""
-        self.drawing = threading.Thread(target=self._draw_all, name="zoo-figures")
-        self.drawing.start()
+        """A thread for the figures queued (the caller holds ``done``); where none can start, they are drawn here."""
+        thread = threading.Thread(target=self._draw_all, name="zoo-figures")
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had (a thread limit, interpreter shutdown): nothing is lost
+            while self.jobs:
+                self.jobs.popleft()()
+            self.done.notify_all()
+            return
+        self.drawing = thread
 
     def _draw_all(self) -> None:
         try:
             while True:
                 with self.done:
+                    self.in_hand = 0
                     if not self.jobs:
                         return
-                    job = self.jobs.popleft()
+                    job, self.in_hand = self.jobs.popleft(), 1
                 job()
         finally:
             with self.done:
-                self.drawing = None
+                self.drawing, self.in_hand = None, 0
                 if self.jobs:  # handed over as this thread ended, or left by a job that raised past its handler
                     self._start_drawing()
                 self.done.notify_all()
@@ -87,11 +96,13 @@ class FigureWorker:
     def pending(self) -> int:
         """Figures handed over and not drawn yet (the one being drawn included)."""
         with self.done:
-            return len(self.jobs) + (self.drawing is not None)
+            return len(self.jobs) + self.in_hand
 
     def flush(self) -> None:
         """Wait until every figure handed over so far is drawn and written."""
         with self.done:
+            if self.drawing is threading.current_thread():
+                raise RuntimeError("FigureWorker.flush called by a figure being drawn: it would wait for itself")
             self.done.wait_for(lambda: self.drawing is None)
 
 

@@ -575,7 +575,9 @@ def maximize_together(
     coefficients = torch.cat(starts).requires_grad_()
     optimizer = torch.optim.Adam([coefficients], lr=lr)
     sizes = [len(group.units) for group in groups]
-    chosen = [torch.as_tensor(list(group.units), device=device) for group in groups]
+    chosen = [torch.as_tensor(list(group.units), dtype=torch.long, device=device) for group in groups]
+    own_rows = [torch.arange(size, device=device) for size in sizes]  # a group's images, within its rows
+    ranges = _row_ranges(sizes)
 
     def pixels() -> torch.Tensor:
         return (
@@ -594,8 +596,8 @@ def maximize_together(
             outputs, hidden = model.forward_with_hidden(shifted.to(dtype))  # the images stay in float32
             objective = torch.cat(
                 [
-                    (outputs if group.layer == OUTPUT else hidden[group.layer])[rows][torch.arange(len(units)), units]
-                    for group, rows, units in zip(groups, _row_ranges(sizes), chosen)
+                    (outputs if group.layer == OUTPUT else hidden[group.layer])[rows][own, units]
+                    for group, rows, own, units in zip(groups, ranges, own_rows, chosen)
                 ]
             )
             loss = (weight * coefficients.square().sum(1) - objective).sum()

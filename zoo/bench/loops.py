@@ -44,7 +44,7 @@ def zoo_epoch(model: ZooModule, data: ZooDataModule, *, device: torch.device, lo
 
 
 class BareLightning(pl.LightningModule):
-    """The model's loss and Adam, nothing else: no metrics, logging, NaN check or callbacks of zoo's."""
+    """The model's forward, cross-entropy and its optimizer, nothing else: no metrics, logging or NaN check."""
 
     def __init__(self, model: ZooModule) -> None:
         super().__init__()
