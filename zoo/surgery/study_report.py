@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from zoo.figures import MARKERS, counts_axis, render, save_png, wrapped
 from zoo.io import write_text
 from zoo.surgery.study import FIXED, SET, stage_name
-from zoo.sweep.summary import METRIC_NAMES, error_bars, paired_difference, paired_row, spread
+from zoo.sweep.summary import METRIC_NAMES, error_bars, paired_difference, paired_row, paired_section, spread
 
 COLUMNS = [
     "network", "architecture", "seed", "stage", "tolerance", "available", "params_nonzero", "val", "test",
@@ -221,20 +221,7 @@ def _paired(
         found = paired_difference(_by_seed(groups[first]), _by_seed(groups[second]))
         if found is not None:
             lines.append(paired_row(label, found))
-    if not lines:
-        return []
-    return [
-        "",
-        f"## Paired differences in test {name}",
-        "",
-        "The first minus the second, seed by seed on the seeds both have: the mean difference with its 95%",
-        "confidence interval (paired t), the seeds where the first is higher, and the paired t-test's two-sided",
-        "p-value. An interval that contains 0 means these seeds do not tell the two apart.",
-        "",
-        "| comparison | seeds | difference [95% CI] | first higher | p |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        *lines,
-    ]
+    return paired_section(lines, metric=name, minus="The first minus the second", column="comparison")
 
 
 def _pruning(records: list[dict[str, Any]]) -> list[str]:

@@ -181,19 +181,27 @@ def _paired_markdown(groups: dict[str, list[dict[str, Any]]], order: list[str], 
         found = paired_difference(by_seed[first], by_seed[name])
         if found is not None:
             lines.append(paired_row(name, found))
-    if not lines:
+    return paired_section(
+        lines, metric=metric, minus=f"The table's first configuration ({first}) minus each other one", column="against"
+    )
+
+
+def paired_section(rows: list[str], *, metric: str, minus: str, column: str) -> list[str]:
+    """A report's paired-differences section: its heading, what the numbers mean, and the table of ``rows``
+    (:func:`paired_row`); none without rows. ``minus`` says which side is subtracted from which."""
+    if not rows:
         return []
     return [
         "",
         f"## Paired differences in test {metric}",
         "",
-        f"The table's first configuration ({first}) minus each other one, seed by seed on the seeds both ran: the",
-        "mean difference with its 95% confidence interval (paired t), the seeds where the first is higher, and the",
-        "paired t-test's two-sided p-value. An interval that contains 0 means these seeds do not tell the two apart.",
+        f"{minus}, seed by seed on the seeds both ran: the mean difference with its 95% confidence interval",
+        "(paired t), the seeds where the first is higher, and the paired t-test's two-sided p-value. An interval",
+        "that contains 0 means these seeds do not tell the two apart.",
         "",
-        "| against | seeds | difference [95% CI] | first higher | p |",
+        f"| {column} | seeds | difference [95% CI] | first higher | p |",
         "| --- | ---: | ---: | ---: | ---: |",
-        *lines,
+        *rows,
     ]
 
 
