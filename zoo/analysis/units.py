@@ -36,9 +36,7 @@ class DeadUnits:
 
 def dead_units(activations: torch.Tensor, tolerance: float = DEAD_TOLERANCE) -> DeadUnits:
     """Dead units of ``(N, H)`` activations (see the module docstring for the definition)."""
-    # a ratio to the layer's largest, the same with n or n − 1; n keeps it defined on one sample (all constant)
-    variance = activations.double().var(0, correction=0)
-    dead = variance <= tolerance * variance.max()
+    dead = dead_mask(activations, tolerance)
     never = dead & (activations == 0).all(0)
     return DeadUnits(never.nonzero().flatten().tolist(), (dead & ~never).nonzero().flatten().tolist())
 
@@ -48,5 +46,6 @@ def dead_mask(activations: torch.Tensor, tolerance: float = DEAD_TOLERANCE) -> t
 
     Leading dimensions are separate layers judged at once (a population's members), each on its own largest variance.
     """
+    # a ratio to the layer's largest, the same with n or n − 1; n keeps it defined on one sample (all constant)
     variance = activations.double().var(-2, correction=0)
     return variance <= tolerance * variance.amax(-1, keepdim=True)
