@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -95,3 +97,13 @@ def test_an_analysis_pass_of_a_population_is_timed_and_reported(tmp_path):
     again = report.markdown({"analysis_pass": {**results, "previous": replaced}})
     assert "| analysis, run before |" in again and "(load average 1.5 when it ended)" in again
     assert again.count(" 9.87 s |") == 1 and "| task separation | 3 |" in again and " – |" in again
+
+
+def test_a_count_below_one_is_refused_in_one_line():
+    """--repeats 0 once ended in min() of nothing, a traceback after the first benchmark's set-up."""
+    for flag in ("--repeats", "--fc-repeats"):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "bench.py"), "speed", flag, "0"], capture_output=True, text=True
+        )
+        assert done.returncode == 2, done.stderr
+        assert f"argument {flag}: must be at least 1, got 0" in done.stderr and "Traceback" not in done.stderr
