@@ -322,6 +322,39 @@ def test_a_swallowed_ctrl_c_is_delivered_again_until_the_trial_stops(tmp_path, m
     assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
 
 
+def test_no_ctrl_c_repeat_lands_after_the_trial_has_ended(monkeypatch):
+    """Repeats come every 5 ms here and take 30 ms to send, so one is under way when the trial ends: none may
+    reach what comes after (the worker's exit, where a KeyboardInterrupt could hang the interpreter's shutdown)."""
+    monkeypatch.setattr(engine, "CTRL_C_AGAIN", 0.005)
+    kill = os.kill
+
+    def descheduled_kill(pid: int, signum: int) -> None:  # the repeat's thread paused between deciding and sending
+        time.sleep(0.03)
+        kill(pid, signum)
+
+    monkeypatch.setattr(os, "kill", descheduled_kill)
+    before = signal.getsignal(signal.SIGINT)
+    for _ in range(20):
+        asked: list = []
+        try:
+            with engine._stops_kept(asked):
+                deadline = time.monotonic() + 0.2
+                while time.monotonic() < deadline:  # a trial that swallows every Ctrl-C: the repeats keep coming
+                    try:
+                        if not asked:
+                            os.kill(os.getpid(), signal.SIGINT)
+                        time.sleep(0.001)
+                    except KeyboardInterrupt:
+                        pass
+        except KeyboardInterrupt:
+            pass  # one at the block's edge is still the trial's (the worker takes it as the stop it is)
+        try:
+            time.sleep(0.05)  # a repeat sent as the block ended would be raised here
+        except KeyboardInterrupt:
+            pytest.fail("a Ctrl-C repeat arrived after the trial had ended")
+        assert len(asked) >= 2 and signal.getsignal(signal.SIGINT) == before
+
+
 def test_a_truncated_record_is_one_message(tmp_path):
     """One trial's rows cut short inside the SQLite file: report and worker say so in one line."""
     import sqlite3

@@ -533,17 +533,22 @@ def _stops_kept(asked: list[Interrupted]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
         yield
         return
-    ended = threading.Event()
+    ended, sending = threading.Event(), threading.Lock()
+    closing: list[bool] = []  # set first thing as the block ends, before anything a signal could interrupt
 
     def again(signum: int) -> None:
         if not ended.wait(CTRL_C_AGAIN):
-            os.kill(os.getpid(), signum)
+            with sending:  # never once the trial has ended: a Ctrl-C then would land in the worker's exit
+                if not ended.is_set():
+                    os.kill(os.getpid(), signum)
 
     def keeping(signum: int, stop: Interrupted) -> Callable:
         previous = signal.getsignal(signum)
 
         def handler(number: int, frame: Any) -> None:
             asked.append(stop)
+            if closing:  # a repeat sent as the trial ended: remembered, the trial is over already
+                return
             if number == signal.SIGINT:
                 threading.Thread(target=again, args=(number,), daemon=True).start()
             if callable(previous):
@@ -563,7 +568,9 @@ def _stops_kept(asked: list[Interrupted]) -> Iterator[None]:
     try:
         yield
     finally:
-        ended.set()
+        closing.append(True)
+        with sending:
+            ended.set()  # no repeat from now on; one sent before is handled above, the handlers still in place
         sys.unraisablehook = printing
         for signum, handler in previous.items():
             signal.signal(signum, handler)
