@@ -61,6 +61,17 @@ def test_metrics_per_member_and_the_populations_spread(run_dir):
     assert events.Scalars("val/r2")[-1].value == pytest.approx(
         sum(events.Scalars(f"members/val_r2/{i:03d}")[-1].value for i in range(4)) / 4, abs=1e-5
     )
+    values = torch.tensor([events.Scalars(f"members/val_r2/{i:03d}")[-1].value for i in range(4)], dtype=torch.float64)
+    mean, std = values.mean().item(), values.std().item()  # n − 1
+    expected = {"std": std, "min": values.min().item(), "max": values.max().item()}
+    expected.update({"mean_minus_std": mean - std, "mean_plus_std": mean + std})
+    for kind, value in expected.items():  # the spread, at the step Lightning logged the population's mean
+        logged = events.Scalars(f"val/r2_{kind}")
+        assert len(logged) == cli.trainer.max_epochs and logged[-1].value == pytest.approx(value, abs=1e-5), kind
+        assert [event.step for event in logged] == [event.step for event in events.Scalars("val/r2")], kind
+    for stage, metric in (("val", "r2"), ("train", "mse")):  # every member at the step of the population's mean
+        steps = [event.step for event in events.Scalars(f"{stage}/{metric}")]
+        assert [event.step for event in events.Scalars(f"members/{stage}_{metric}/003")] == steps, stage
 
 
 @pytest.mark.parametrize("architecture", sorted(MEMBERS))
