@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy import stats
 
 from zoo.analyses import TASK_SEPARATION
@@ -54,29 +55,109 @@ def test_a_distribution_reads_as_its_declaration_says():
     assert axes.get_ylabel().replace("\n", " ") == "pair versicolor_virginica: cosine of the pair's a·∂y/∂a columns"
     low, high = axes.get_ylim()
     assert -1.1 < low < -1 and 1 < high < 1.1  # a cosine on [−1, 1], not the data's range
-    shown = [name[:29] + "…" if len(name) > 30 else name for name in order]
-    assert [label.get_text() for label in axes.get_xticklabels()] == shown
+    shown = ["FCNet, hidden=[16, 16]", "FCNet, hidden=[8]", "SparseNet, density=0.3", "SparseNet, density=0.1"]
+    assert [label.get_text().replace(",\n", ", ") for label in axes.get_xticklabels()] == shown  # what differs, whole
+    assert axes.get_title().endswith("\nall: config iris")  # what every configuration shares, once
     for index, bar in enumerate(axes.containers):  # one errorbar per configuration: mean and its interval
         x, y = bar.lines[0].get_data()
         assert x[0] == index  # on its own category, not beside it
         segment = bar.lines[2][0].get_segments()[0]
         assert -1 <= segment[:, 1].min() and segment[:, 1].max() <= 1  # within the cosine's bounds
-    legend = [text.get_text() for text in axes.get_legend().get_texts()]
-    assert {"one seed", "mean and min–max over seeds", "within ±0.05"} == set(legend)
+    legend = [text.get_text() for text in axes.figure.legends[0].get_texts()]
+    assert {"one seed", "mean and min–max over seeds", "orthogonal: within ±0.05"} == set(legend)
+
+
+def test_a_magnitude_cosine_band_reads_as_its_definition():
+    """|a·∂y/∂a| cosines cannot go below 0: orthogonal is ≤ 0.05, drawn from 0, in dots and histograms alike."""
+    key = PAIR.replace("signed_orthogonality", "orthogonality")
+    few = [dict(row, **{key: 0.3}) for row in rows()]
+    many = [
+        dict(row, seed=seed, **{key: 0.01 * (seed % 9)}) for row in rows() if row["seed"] == 0 for seed in range(25)
+    ]
+    for made, span in ((few, "y"), (many, "x")):
+        groups = configurations(made)
+        figure = _distribution(groups, ordered(groups), key)
+        [band] = [patch for patch in figure.axes[0].patches if patch.get_label().startswith("orthogonal")]
+        assert band.get_label() == "orthogonal: ≤ 0.05"
+        box = band.get_bbox()  # in data units along the cosine's axis
+        assert ((box.y0, box.y1) if span == "y" else (box.x0, box.x1)) == (0.0, 0.05)
+
+
+def _drawn(figure):
+    """The figure drawn once, as a PNG would be: its renderer, for the artists' window extents."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _sweep_rows() -> list[dict]:
+    """The walkthrough's sweep: FCNet hidden [8]/[16] × activation relu/tanh on multimult, two seeds each."""
+    made = []
+    for hidden, activation, r2 in (([8], "relu", 0.6), ([8], "tanh", 0.1), ([16], "relu", 0.86), ([16], "tanh", 0.2)):
+        overrides = {"model.init_args.activation": activation, "model.init_args.hidden": hidden}
+        for seed in (0, 1):
+            made.append(
+                {
+                    "trial": f"mm-{hidden[0]}-{activation}-{seed}", "config": "configs/multimult.yaml",
+                    "family": "FCNet", "seed": seed, "overrides": json.dumps(overrides),
+                    "params_nonzero": 58 if hidden == [8] else 114, "metric": "r2", "test_r2": r2 + 0.02 * seed,
+                    "val_r2": r2, "train_seconds": 1.0 + seed, "eval_seconds": 0.1, "epochs": 2,
+                    "task_separation.pair/x0*x1_x2*x3/orthogonality": 0.3 + 0.1 * seed,
+                }
+            )  # fmt: skip
+    return made
+
+
+def test_every_configuration_has_its_own_colour_marker_and_name():
+    groups = configurations(_sweep_rows())
+    figure = _metric_against(groups, ordered(groups), "params_nonzero", "nonzero parameters", "r2", True)
+    axes = figure.axes[0]
+    bars = list(axes.containers)
+    assert len(bars) == 4
+    looks = {(str(bar.lines[0].get_color()), bar.lines[0].get_marker()) for bar in bars}
+    assert len({colour for colour, _ in looks}) == 4 and len({marker for _, marker in looks}) == 4
+    legend = figure.legends[0]
+    names = {text.get_text() for text in legend.get_texts()}
+    assert names == {f"activation={a}, hidden=[{h}]" for a in ("relu", "tanh") for h in (8, 16)}
+    assert axes.get_title().endswith("all: FCNet (multimult)")  # what they share, said once
+    renderer = _drawn(figure)
+    data = axes.get_window_extent(renderer)
+    assert not legend.get_window_extent(renderer).overlaps(data)  # the legend covers no point and no bar
+    assert figure.bbox.contains(*legend.get_window_extent(renderer).p0)  # and is inside the figure
+    assert figure.bbox.contains(*legend.get_window_extent(renderer).p1)
+
+
+def test_distribution_ticks_name_what_differs_whole_and_apart():
+    groups = configurations(_sweep_rows())
+    figure = _distribution(groups, ordered(groups), "task_separation.pair/x0*x1_x2*x3/orthogonality")
+    axes = figure.axes[0]
+    renderer = _drawn(figure)
+    ticks = axes.get_xticklabels()
+    texts = [tick.get_text() for tick in ticks]
+    assert len(set(texts)) == 4 and not any("…" in text or "FCNet" in text for text in texts)
+    assert all("activation=" in text and "hidden=[" in text and text.count("]") == 1 for text in texts)
+    boxes = [tick.get_window_extent(renderer) for tick in ticks]
+    assert all(not one.overlaps(other) for i, one in enumerate(boxes) for other in boxes[i + 1 :])
+    assert all(figure.bbox.contains(*box.p0) and figure.bbox.contains(*box.p1) for box in boxes)  # nothing cut
+    legend = figure.legends[0].get_window_extent(renderer)
+    assert not legend.overlaps(axes.get_window_extent(renderer))
+    assert all(not legend.overlaps(box) for box in boxes)
 
 
 def test_lines_join_a_continuum_only():
     groups = configurations(rows())
     axes = _metric_against(groups, ordered(groups), "params_nonzero", "nonzero parameters", "acc", True).axes[0]
-    styles = {bar.get_label(): bar.lines[0].get_linestyle() for bar in axes.containers}
-    assert styles == {"FCNet": "None", "SparseNet": "-"}  # [8] and [16, 16] are not a continuum; densities are
+    assert all(bar.lines[0].get_linestyle() == "None" for bar in axes.containers)  # a point per configuration
+    joined = [line for line in axes.get_lines() if line.get_label().endswith("one setting varied")]
+    assert [line.get_label() for line in joined] == ["SparseNet: one setting varied"]  # densities; not [8], [16, 16]
+    assert sorted(joined[0].get_xdata()) == [50, 120]
     same_size = rows()
     for row in same_size:
         if row["family"] == "SparseNet":
             row["params_nonzero"] = 100  # a setting that leaves x where it was (a learning rate): no line
     groups = configurations(same_size)
     axes = _metric_against(groups, ordered(groups), "params_nonzero", "nonzero parameters", "acc", True).axes[0]
-    assert all(bar.lines[0].get_linestyle() == "None" for bar in axes.containers)
+    assert not [line for line in axes.get_lines() if line.get_label().endswith("one setting varied")]
     assert axes.get_ylabel() == "test accuracy"
 
 

@@ -29,7 +29,10 @@ from zoo.hparams import write_study_experiment
 from zoo.io import write_text
 from zoo.sweep.spec import Figures, settings_text
 
-MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+COLOURS = tuple(
+    f"tab:{name}" for name in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan", "grey")
+)
 
 
 def structure() -> dict[str, str]:
@@ -310,42 +313,51 @@ def _continuum(names: list[str], groups: dict, xs: dict[str, float]) -> bool:
 
 
 def _metric_against(groups: dict, order: list[str], column: str, axis: str, metric: str, log: bool) -> Figure:
-    """Test metric against a column: each configuration's mean with its interval over seeds, a family a colour.
+    """Test metric against a column: each configuration's mean with its interval over seeds, in its own colour and
+    marker, named in the legend by what sets it apart (what all share is said once, under the title).
 
-    Points are joined only within a family whose configurations differ in one numeric setting.
+    A family's points are joined by a grey line only where its configurations differ in one numeric setting.
     """
-    figure = Figure(figsize=(7, 4.8), layout="constrained")
+    names, shared = distinctions(groups, order)
+    figure = Figure(figsize=(7, 4.8 + 0.22 * _legend_rows(len(order))), layout="constrained")
     axes = figure.add_subplot()
     families: dict[str, list[str]] = {}
     for name in order:
         families.setdefault(groups[name][0]["family"], []).append(name)
-    kinds = set()
-    for index, (family, names) in enumerate(families.items()):
-        points, xs_of = [], {}
-        for name in names:
+    kinds, index = set(), 0
+    for family, members in families.items():
+        points = {}
+        for name in members:
             xs = [x for x in (_number(row.get(column)) for row in groups[name]) if x is not None]
             ys = [y for y in (_number(row.get(f"test_{metric}")) for row in groups[name]) if y is not None]
             if xs and ys:
                 x_low, x_high, _ = interval(xs, None)
                 y_low, y_high, kind = interval(ys, bounds(f"test_{metric}"))
                 kinds.add(kind)
-                points.append((statistics.fmean(xs), statistics.fmean(ys), x_low, x_high, y_low, y_high))
-                xs_of[name] = statistics.fmean(xs)
+                points[name] = (statistics.fmean(xs), statistics.fmean(ys), x_low, x_high, y_low, y_high)
         if not points:
             continue
-        points.sort()
-        x, y, x_low, x_high, y_low, y_high = (np.array(values) for values in zip(*points))
-        joined = _continuum(list(xs_of), groups, xs_of)
-        axes.errorbar(
-            x,
-            y,
-            xerr=error_bars(x, x_low, x_high),
-            yerr=error_bars(y, y_low, y_high),
-            marker=MARKERS[index % len(MARKERS)],
-            capsize=3,
-            label=family,
-            linestyle="-" if joined else "none",
-        )
+        if _continuum(list(points), groups, {name: point[0] for name, point in points.items()}):
+            x, y = zip(*sorted(point[:2] for point in points.values()))
+            axes.plot(x, y, color="grey", linewidth=1, zorder=1, label=f"{family}: one setting varied")
+        for name in members:
+            if name not in points:
+                continue
+            x, y, x_low, x_high, y_low, y_high = (np.array([value]) for value in points[name])
+            axes.errorbar(
+                x,
+                y,
+                xerr=error_bars(x, x_low, x_high),
+                yerr=error_bars(y, y_low, y_high),
+                marker=MARKERS[index % len(MARKERS)],
+                color=COLOURS[index % len(COLOURS)],
+                capsize=3,
+                markersize=7,
+                label=names[name],
+                linestyle="none",
+                zorder=2,
+            )
+            index += 1
     drawn = [x for name in order for x in (_number(row.get(column)) for row in groups[name]) if x]
     if log:
         axes.set_xscale("log")
@@ -354,34 +366,50 @@ def _metric_against(groups: dict, order: list[str], column: str, axis: str, metr
     name = METRIC_NAMES.get(metric, metric)
     axes.set_xlabel(axis)
     axes.set_ylabel(f"test {name}")
-    axes.set_title(f"Test {name} against {axis}", fontsize=11)
+    axes.set_title(_titled(f"Test {name} against {axis}", shared), fontsize=10)
     axes.grid(alpha=0.3)
-    axes.legend(title=f"marker: a configuration's mean; bars: {' or '.join(sorted(kinds))}", title_fontsize=8)
+    _legend_below(figure, axes, f"marker: a configuration's mean; bars: {' or '.join(sorted(kinds))}")
     return figure
 
 
 def _distribution(groups: dict, order: list[str], key: str) -> Figure:
     """A number over each configuration's seeds: every seed a dot, the mean and its interval on the same category.
 
-    From 20 seeds on a configuration, histograms instead. The y axis spans the number's known range.
+    From 20 seeds on a configuration, histograms instead. The number's known range is the axis's; a
+    configuration is named by what sets it apart, wrapped (never cut), what all share said under the title.
     """
-    figure = Figure(figsize=(7.5, 4.8), layout="constrained")
-    axes = figure.add_subplot()
     values = {name: [v for v in (_number(row.get(key)) for row in groups[name]) if v is not None] for name in order}
     values = {name: numbers for name, numbers in values.items() if numbers}
+    names, shared = distinctions(groups, list(values))
     limits, title = bounds(key), label(key)
     declared = declared_number(key)
     band = declared[1].band if declared else None
-    if max(len(numbers) for numbers in values.values()) >= 20:
-        for name, numbers in values.items():
-            axes.hist(numbers, bins=min(30, max(5, len(numbers) // 4)), alpha=0.6, label=f"{name} (n={len(numbers)})")
-        axes.set_xlabel(title)
+    histograms = max(len(numbers) for numbers in values.values()) >= 20
+    categories = 1 if histograms else len(values)
+    figure = Figure(
+        figsize=(
+            max(7.5, min(1.2 * categories + 1.5, 14)),
+            4.8 + 0.22 * _legend_rows(len(values) + 1 if histograms else 3),
+        ),
+        layout="constrained",
+    )
+    axes = figure.add_subplot()
+    if histograms:
+        for index, (name, numbers) in enumerate(values.items()):
+            axes.hist(
+                numbers,
+                bins=min(30, max(5, len(numbers) // 4)),
+                alpha=0.6,
+                color=COLOURS[index % len(COLOURS)],
+                label=f"{names[name]} (n={len(numbers)})",
+            )
+        axes.set_xlabel(wrapped(title, 70))
         axes.set_ylabel("seeds")
         if band is not None:
-            axes.axvspan(-band, band, color="grey", alpha=0.15, label=f"within ±{band}")
+            axes.axvspan(*_band(band, limits), color="grey", alpha=0.15, label=_band_label(band, limits))
         if limits is not None:
             axes.set_xlim(*limits)
-        axes.legend(fontsize=8)
+        legend_title = None
     else:
         rng = np.random.default_rng(0)
         kinds = set()
@@ -404,25 +432,30 @@ def _distribution(groups: dict, order: list[str], key: str) -> Figure:
                 label="mean and " + " or ".join(sorted(kinds)) if not index else None,
             )
         if band is not None:
-            axes.axhspan(-band, band, color="grey", alpha=0.15, label=f"within ±{band}")
-        axes.set_xticks(range(len(values)), [_short(name, 30) for name in values], rotation=20, ha="right", fontsize=8)
+            axes.axhspan(*_band(band, limits), color="grey", alpha=0.15, label=_band_label(band, limits))
+        width = 28 if len(values) > 6 else max(12, int(6.0 * 72 / (9 * 0.62) / len(values)))
+        axes.set_xticks(
+            range(len(values)),
+            [_wrap_parts(names[name], width) for name in values],
+            rotation=30 if len(values) > 6 else 0,
+            ha="right" if len(values) > 6 else "center",
+            fontsize=9,
+        )
         axes.set_xlim(-0.6, len(values) - 0.4)
         axes.set_ylabel(wrapped(title, 45), fontsize=9)
         if limits is not None:
             axes.set_ylim(limits[0] - 0.03 * (limits[1] - limits[0]), limits[1] + 0.03 * (limits[1] - limits[0]))
-        axes.legend(
-            fontsize=8,
-            title=f"n = seeds per configuration: {', '.join(str(len(v)) for v in values.values())}",
-            title_fontsize=8,
-        )
-    axes.set_title(wrapped(f"{title}, across seeds", 70), fontsize=10)
+        legend_title = f"n = seeds per configuration: {', '.join(str(len(v)) for v in values.values())}"
+    axes.set_title(_titled(f"{title}, across seeds", shared), fontsize=10)
     axes.grid(alpha=0.3)
+    _legend_below(figure, axes, legend_title)
     return figure
 
 
 def _over_epochs(groups: dict, order: list[str], key: str) -> Figure:
     """A number at every analysed epoch (−1 is the initialized network): the mean over seeds, their min–max band."""
-    figure = Figure(figsize=(7.5, 4.8), layout="constrained")
+    names, shared = distinctions(groups, order)
+    figure = Figure(figsize=(7.5, 4.8 + 0.22 * _legend_rows(len(order))), layout="constrained")
     axes = figure.add_subplot()
     for index, name in enumerate(order):
         series = [row["history"] for row in groups[name] if key in row.get("history", {})]
@@ -431,9 +464,11 @@ def _over_epochs(groups: dict, order: list[str], key: str) -> Figure:
         epochs = series[0]["epoch"]
         curves = np.array([history[key] for history in series if history["epoch"] == epochs], dtype=float)
         mean = np.nanmean(curves, 0)
-        line = axes.plot(epochs, mean, marker=MARKERS[index % len(MARKERS)], label=f"{_short(name)} (n={len(curves)})")
+        colour = COLOURS[index % len(COLOURS)]
+        marker = MARKERS[index % len(MARKERS)]
+        axes.plot(epochs, mean, marker=marker, color=colour, label=f"{names[name]} (n={len(curves)})")
         if len(curves) > 1:
-            axes.fill_between(epochs, np.nanmin(curves, 0), np.nanmax(curves, 0), alpha=0.2, color=line[0].get_color())
+            axes.fill_between(epochs, np.nanmin(curves, 0), np.nanmax(curves, 0), alpha=0.2, color=colour)
     limits = bounds(key)
     if limits is not None:
         axes.set_ylim(limits[0] - 0.03 * (limits[1] - limits[0]), limits[1] + 0.03 * (limits[1] - limits[0]))
@@ -441,10 +476,99 @@ def _over_epochs(groups: dict, order: list[str], key: str) -> Figure:
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch (−1: before training)")
     axes.set_ylabel(wrapped(label(key), 45), fontsize=9)
-    axes.set_title(wrapped(f"{label(key)} over training", 70), fontsize=10)
+    axes.set_title(_titled(f"{label(key)} over training", shared), fontsize=10)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, title="line: mean over seeds; band: min–max", title_fontsize=8)
+    _legend_below(figure, axes, "line: mean over seeds; band: min–max")
     return figure
+
+
+def distinctions(groups: dict[str, list[dict[str, Any]]], order: list[str]) -> tuple[dict[str, str], str]:
+    """Each configuration named by what sets it apart from the others (``hidden=[8], activation=relu``), and what
+    they all share (``FCNet (multimult)``; empty when nothing is shared). A lone configuration is named in full."""
+    settings = {name: _parts(groups[name][0]) for name in order}
+    keys = list(dict.fromkeys(key for parts in settings.values() for key in parts))
+    shown = _short_keys(keys)
+    differ = [key for key in keys if len({json.dumps(parts.get(key)) for parts in settings.values()}) > 1]
+    if not differ:
+        whole = {name: _described(parts, shown) for name, parts in settings.items()}
+        return whole, ""
+    names = {
+        name: _described({k: v for k, v in parts.items() if k in differ}, shown) for name, parts in settings.items()
+    }
+    first = next(iter(settings.values()))
+    shared = _described({key: first[key] for key in keys if key not in differ}, shown)
+    return names, f"all: {shared}" if shared else ""
+
+
+def _parts(row: dict[str, Any]) -> dict[str, Any]:
+    """A configuration's settings: family, config file and overrides."""
+    overrides = json.loads(row.get("overrides") or "{}")
+    return {"family": row["family"], "config": Path(str(row["config"])).stem, **overrides}
+
+
+def _short_keys(keys: list[str]) -> dict[str, str]:
+    """Override keys as people read them: their last part, unless two keys share it (then without ``init_args``)."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {key: tail if last.count(tail) == 1 else key.replace(".init_args.", ".") for key, tail in zip(keys, last)}
+
+
+def _described(parts: dict[str, Any], shown: dict[str, str]) -> str:
+    """``FCNet (multimult), hidden=[8], activation=relu``: the family, its config in brackets (``config iris`` alone),
+    the settings."""
+    family, config = parts.get("family"), parts.get("config")
+    if family and config:
+        head = f"{family} ({config})"
+    else:
+        head = family or (f"config {config}" if config else "")
+    settings = [
+        f"{shown[key]}={value if isinstance(value, str) else json.dumps(value)}"
+        for key, value in parts.items()
+        if key not in ("family", "config")
+    ]
+    return ", ".join(part for part in (head, *settings) if part)
+
+
+def _wrap_parts(text: str, width: int) -> str:
+    """A configuration's name in lines of about ``width`` characters, broken between its settings (never inside
+    one, never cut): ``activation=relu,`` over ``hidden=[8]``."""
+    lines: list[str] = []
+    for part in text.split(", "):
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += ", " + part
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def _titled(title: str, note: str) -> str:
+    """A title, wrapped, with what every configuration shares on its own line(s) under it."""
+    return wrapped(title, 80) + (f"\n{wrapped(note, 90)}" if note else "")
+
+
+def _legend_rows(entries: int) -> int:
+    return -(-entries // 2)
+
+
+def _legend_below(figure: Figure, axes: Any, title: str | None) -> None:
+    """The axes' legend under the figure, outside the data (constrained layout makes room), in two columns."""
+    handles, labels = axes.get_legend_handles_labels()
+    if handles:
+        figure.legend(
+            handles, labels, loc="outside lower center", ncols=min(2, len(handles)), fontsize=9, title=title,
+            title_fontsize=9,
+        )  # fmt: skip
+
+
+def _band(band: float, limits: tuple[float, float] | None) -> tuple[float, float]:
+    """The orthogonal band, ±band, within the number's own range (a magnitude cosine's starts at 0)."""
+    return (max(-band, limits[0]) if limits else -band), band
+
+
+def _band_label(band: float, limits: tuple[float, float] | None) -> str:
+    """The band as the definition reads: ``≤ 0.05`` for a number that cannot go below 0, else ``within ±0.05``."""
+    return f"orthogonal: ≤ {band}" if limits and limits[0] >= 0 else f"orthogonal: within ±{band}"
 
 
 def _default_distributions(rows: list[dict[str, Any]]) -> list[str]:
@@ -477,10 +601,6 @@ def _mean(values) -> float:
 
 def _std(values: list[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def _short(name: str, width: int = 40) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def _file_name(key: str) -> str:
