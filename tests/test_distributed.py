@@ -19,10 +19,10 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summa
 DDP = ["--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", "2"]
 
 
-def zoo_subprocess(*args: str, cwd) -> subprocess.CompletedProcess:
+def zoo_subprocess(*args: str, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "zoo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "zoo", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -91,3 +91,27 @@ def test_ddp_validation_metrics_equal_one_process(tmp_path, monkeypatch):
     for metric in ("val/acc", "val/loss"):
         printed = float(re.search(rf"{re.escape(metric)}\s+([0-9.e-]+)", result.stdout).group(1))
         assert printed == pytest.approx(single.trainer.callback_metrics[metric].item(), abs=1e-6), metric
+
+
+def test_ddp_with_the_default_analyses_finishes_in_one_run_folder(tmp_path):
+    """Rank 0 analyses alone: nothing it asks may wait for the other rank (a collective), which trains on."""
+    result = zoo_subprocess(
+        "fit",
+        "--config",
+        str(CONFIGS / "iris.yaml"),
+        *DDP,
+        "--trainer.max_epochs",
+        "2",
+        *QUIET,
+        cwd=tmp_path,
+        timeout=150,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = tmp_path / "lightning_logs" / "iris"
+    assert sorted(folder.name for folder in runs.iterdir()) == ["version_0"]  # the other rank claims no folder
+    analysis = runs / "version_0" / "analysis"
+    assert sorted(path.name for path in (analysis / "task_separation").glob("*.json")) == [
+        "epoch_001.json",
+        "epoch_init.json",
+    ]
+    assert (analysis / "activations" / "epoch_001.json").is_file()

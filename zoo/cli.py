@@ -44,6 +44,7 @@ from zoo.runs import (
     released_on_failure,
     reserve_version,
     resume_number,
+    run_dir,
     run_folder_of,
 )
 from zoo.task import metric_names, monitor_for
@@ -159,8 +160,9 @@ class ZooCLI(LightningCLI):
         if logger is None or config.trainer.get("fast_dev_run"):  # a check that writes nothing claims no folder
             self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}  # no run folder to keep
         elif logger.version is None:
-            logger.version = reserve_version(root)
-            self.run_lock = lock_run_folder(root / f"version_{logger.version}") if writes else None
+            if writes:  # another rank leaves the version to Lightning, which creates no folder there
+                logger.version = reserve_version(root)
+                self.run_lock = lock_run_folder(root / f"version_{logger.version}")
         else:  # resuming in the run's own folder, its one writer: its record stays, the resume adds its own
             self.run_lock = lock_run_folder(root / f"version_{logger.version}") if writes else None
             resume = resume_number(root / f"version_{logger.version}") + 1
@@ -213,8 +215,8 @@ class ZooCLI(LightningCLI):
                     f"{self.checkpoint_path}: was trained on {trained_on}, and this configuration's data is {dataset}; "
                     f"use --data.dataset {trained_on}, or --allow_other_dataset true to use it on {dataset} on purpose"
                 )
-        if self.trainer.is_global_zero and self.trainer.loggers and self.trainer.log_dir:  # fast_dev_run logs nowhere
-            record_environment(self.trainer.log_dir, self.environment_file)
+        if self.trainer.is_global_zero and self.trainer.loggers and run_dir(self.trainer):  # fast_dev_run: nowhere
+            record_environment(run_dir(self.trainer), self.environment_file)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """As LightningCLI's, with zoo's checkpoint and progress bar among the callbacks.

@@ -27,6 +27,7 @@ from zoo.errors import ZooError, classify
 from zoo.io import atomic_file, write_text
 from zoo.models.base import count_parameters
 from zoo.models.contract import holds_members
+from zoo.runs import run_dir
 
 
 class LayerSummary(ModelSummary):
@@ -112,9 +113,9 @@ class RunSummary(pl.Callback):
             self._where(trainer, ["Test done."])
 
     def _where(self, trainer: pl.Trainer, lines: list[str]) -> None:
-        log_dir = trainer.log_dir  # a collective under DDP: every rank asks, rank 0 prints
         if not trainer.is_global_zero:
             return
+        log_dir = run_dir(trainer)
         if log_dir and trainer.loggers:
             folder = Path(log_dir)
             lines.append(f"  run folder      {folder}")
@@ -188,7 +189,7 @@ class PredictionWriter(BasePredictionWriter):
         if not trainer.is_global_zero or not predictions:
             return
         outputs = torch.cat(predictions, dim=-2).detach().cpu()  # (N, K), or (members, N, K)
-        folder = Path(trainer.log_dir or trainer.default_root_dir)
+        folder = Path(run_dir(trainer) or trainer.default_root_dir)
         targets = trainer.datamodule.split("test")[1].cpu()[: outputs.shape[-2]]
         with atomic_file(folder / "predictions.pt") as handle:
             torch.save({"outputs": outputs, "targets": targets}, handle)

@@ -65,6 +65,21 @@ _locks: list[list[RunLock]] = []  # run-folder locks taken inside each active re
 _started: set[Path] = set()  # run folders in which a loop began (RunStarted)
 
 
+def run_dir(trainer: pl.Trainer) -> str | None:
+    """``trainer.log_dir`` without its broadcast: on rank 0, the run folder.
+
+    Lightning's property is a collective under DDP (every rank gets rank 0's answer); asked by
+    rank 0 alone, as code that only rank 0 runs does, it waits forever for the others, which
+    train on. Rank 0's own logger already holds the answer: this returns it, as Lightning does.
+    """
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    if not trainer.loggers:
+        return trainer.default_root_dir
+    logger = trainer.loggers[0]
+    return logger.log_dir if isinstance(logger, (TensorBoardLogger, CSVLogger)) else logger.save_dir
+
+
 def reserve_version(root: Path) -> int:
     """Claim the next free ``version_<N>`` under ``root`` by creating it; safe against concurrent runs."""
     root.mkdir(parents=True, exist_ok=True)
@@ -343,9 +358,9 @@ class HParamsRecord(pl.Callback):
         """Member ``index``'s session in ``<run>/member_<i>/``: its hyper-parameters once, then its metrics."""
         from torch.utils.tensorboard import SummaryWriter
 
-        if not (trainer.is_global_zero and trainer.log_dir and self._boards(trainer)):
+        if not (trainer.is_global_zero and run_dir(trainer) and self._boards(trainer)):
             return
-        folder = Path(trainer.log_dir) / f"member_{index:03d}"
+        folder = Path(run_dir(trainer)) / f"member_{index:03d}"
         started = folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
         writer = SummaryWriter(str(folder))
         try:

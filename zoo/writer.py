@@ -153,10 +153,12 @@ class AnalysisWriter:
         """
         from pytorch_lightning.loggers import TensorBoardLogger
 
-        run_dir = None if trainer.fast_dev_run else trainer.log_dir or trainer.default_root_dir
+        from zoo.runs import run_dir
+
+        folder = None if trainer.fast_dev_run else run_dir(trainer) or trainer.default_root_dir
         boards = (logger.experiment for logger in trainer.loggers if isinstance(logger, TensorBoardLogger))
         return cls(
-            Path(run_dir) / "analysis" / name if run_dir else None,
+            Path(folder) / "analysis" / name if folder else None,
             prefix=name,
             label=label,
             step=trainer.global_step,
