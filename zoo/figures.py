@@ -27,6 +27,8 @@ from zoo.io import write_bytes
 MIN_WIDTH = 6.4  # inches, at 100 dpi: TensorBoard's image card shows ~600 pixels without shrinking text
 TITLE_WIDTH = 60  # characters per title line
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+CHAR_WIDTH = 0.6  # a character's mean width in DejaVu Sans, in ems: how wide a line of text will be before drawing
+LINE = 1.25  # a line's height, in ems
 
 
 def render(figure: Figure) -> np.ndarray:
@@ -207,11 +209,15 @@ def by_preferred_class(profile: torch.Tensor) -> torch.Tensor:
     return strongest_first[torch.argsort(values.argmax(1)[strongest_first], stable=True)]
 
 
-def unit_gallery(generated: torch.Tensor, examples: torch.Tensor, captions: Sequence[str], title: str) -> Figure:
+def unit_gallery(
+    generated: torch.Tensor, examples: torch.Tensor, captions: Sequence[str], title: str, *, note: str = ""
+) -> Figure:
     """Per unit, a row: the input that maximizes it (framed), then the real samples that activate it most.
 
-    ``generated`` is ``(U, *image)``, ``examples`` ``(U, E, *image)``, pixels in [0, 1]. The tiles
-    are laid out as one mosaic image in one axes (dozens of small axes take seconds to lay out).
+    ``generated`` is ``(U, *image)``, ``examples`` ``(U, E, *image)``, pixels in [0, 1]; ``captions`` label the
+    rows, ``note`` (under the tiles) says what their words and numbers are. The tiles are laid out as one mosaic
+    image in one axes (dozens of small axes take seconds to lay out), placed in inches so that the title, the
+    mosaic and the note follow each other with no empty band between them.
     """
     units, shown = len(generated), examples.shape[1]
     tiles = torch.cat([generated.unsqueeze(1), examples], 1).detach().float().cpu()  # (U, 1 + E, *image)
@@ -223,16 +229,36 @@ def unit_gallery(generated: torch.Tensor, examples: torch.Tensor, captions: Sequ
             left = column * (width + gap) + (3 * gap if column else 0)  # a wider gap after the framed tile
             top = row * (height + gap)
             mosaic[top : top + height, left : left + width] = tiles[row, column].reshape(height, width).numpy()
-    figure = Figure(figsize=(max(MIN_WIDTH, 1.1 * (shown + 1) + 2.2), 1.05 * units + 0.9))
-    axes = figure.add_axes((0.3, 0.02, 0.68, 0.86 - 0.1 / max(units, 1)))
+    inch = 0.95 / (height + gap)  # a tile a little under an inch
+    image_width, image_height = mosaic.shape[1] * inch, mosaic.shape[0] * inch
+    longest = max((len(line) for caption in captions for line in caption.splitlines()), default=0)
+    labels = max(1.0, longest * CHAR_WIDTH * 9 / 72 + 0.25)  # the captions' column, in inches
+    figure_width = max(MIN_WIDTH, labels + image_width + 0.15)
+    title_lines = wrapped(title, int(figure_width * 72 / (CHAR_WIDTH * 10)) - 24).splitlines()  # room for a note
+    note_lines = wrapped(note, int(figure_width * 72 / (CHAR_WIDTH * 9))).splitlines() if note else []
+    above = 0.1 + len(title_lines) * 10 * LINE / 72 + 0.12 + 9 * LINE / 72 + 0.06  # title, then the tiles' heading
+    below = 0.12 + len(note_lines) * 9 * LINE / 72 + (0.1 if note_lines else 0)
+    figure_height = above + image_height + below
+    figure = Figure(figsize=(figure_width, figure_height))
+    left = labels + (figure_width - labels - image_width - 0.15) / 2
+    axes = figure.add_axes(
+        (
+            left / figure_width,
+            below / figure_height,
+            image_width / figure_width,
+            image_height / figure_height,
+        )
+    )
     axes.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     axes.axis("off")
     for row, caption in enumerate(captions):
         top = row * (height + gap)
         axes.add_patch(Rectangle((-0.5, top - 0.5), width, height, fill=False, edgecolor="tab:red", linewidth=2))
-        axes.text(-width * 0.25, top + height / 2, caption, ha="right", va="center", fontsize=8)
-    axes.set_title("maximizing input │ the analysed samples that activate the unit most", fontsize=9)
-    figure.suptitle(wrapped(title, 80), fontsize=10)
+        axes.text(-width * 0.2, top + height / 2, caption, ha="right", va="center", fontsize=9)
+    axes.set_title("maximizing input │ the analysed samples that activate the unit most", fontsize=9, pad=4)
+    figure.suptitle("\n".join(title_lines), fontsize=10, y=1 - 0.1 / figure_height, va="top")
+    if note_lines:
+        figure.text(0.5, 0.1 / figure_height, "\n".join(note_lines), ha="center", va="bottom", fontsize=9)
     return figure
 
 
@@ -247,32 +273,48 @@ def pca_and_compression(
     metric: str,
     layer: str,
 ) -> Figure:
-    """Two panels, one above the other (to read at a card's width): the variance of the top-k components, the metric."""
-    figure = Figure(figsize=(MIN_WIDTH, 7.2), layout="constrained")
-    spectrum, curve = figure.subplots(2, 1)
-    k = np.arange(1, len(explained) + 1)
-    spectrum.plot(k, explained.detach().cpu().numpy(), color="tab:blue")
+    """Two panels, one above the other (to read at a card's width): the variance of the top-k components, the metric.
+
+    Both count components on the same log-2 axis labelled in plain numbers (1, 2, 4, ... 64), over the same range;
+    each panel's legend sits under it, off its data.
+    """
+    figure = Figure(figsize=(MIN_WIDTH, 8.4), layout="constrained")
+    top, bottom = figure.subfigures(2, 1, height_ratios=(1, 1.15))
+    spectrum, curve = top.subplots(), bottom.subplots()
+    shares = explained.detach().cpu().numpy()
+    k = np.arange(1, len(shares) + 1)
+    spectrum.plot(k, shares, color="tab:blue", marker="." if len(k) <= 64 else None, label="cumulative share")
     for share, style in ((0.9, "--"), (0.99, ":")):
-        reached = int(np.searchsorted(explained.detach().cpu().numpy(), share - 1e-6)) + 1
-        spectrum.axvline(reached, color="grey", linestyle=style, label=f"{share:.0%} at k = {reached}")
-    spectrum.set_xscale("log")
+        reached = int(np.searchsorted(shares, share - 1e-6)) + 1
+        spectrum.axvline(reached, color="grey", linestyle=style, label=f"{share:.0%} of variance at k = {reached}")
     spectrum.set_xlabel("principal components k")
     spectrum.set_ylabel("share of variance (cumulative)")
     spectrum.set_ylim(0, 1.02)  # a share: on its whole range
     spectrum.set_title(f"PCA spectrum, {layer}", fontsize=11)
-    spectrum.legend(fontsize=9)
     spectrum.grid(alpha=0.3)
     curve.plot(ks, scores, marker="o", color="tab:green", label=f"{metric} with the layer projected on k")
     curve.axhline(full, color="black", linewidth=1, label=f"full network {full:.4f}")
-    curve.axhspan(full - tolerance, full, color="tab:green", alpha=0.12, label=f"within {tolerance:g}")
-    curve.axvline(smallest_k, color="tab:red", linestyle="--", label=f"smallest k = {smallest_k}")
-    curve.set_xscale("log", base=2)
+    curve.axhspan(full - tolerance, full, color="tab:green", alpha=0.12, label=f"within {tolerance:g} of it")
+    curve.axvline(smallest_k, color="tab:red", linestyle="--", label=f"smallest k keeping it: {smallest_k}")
     curve.set_xlabel("components kept k")
     curve.set_ylabel(metric)
     curve.set_title(f"Compression check, {layer}", fontsize=11)
-    curve.legend(fontsize=8, loc="lower right")
     curve.grid(alpha=0.3)
+    high = max(len(shares), max(ks, default=1))
+    for axes, panel in ((spectrum, top), (curve, bottom)):
+        components_axis(axes)
+        axes.set_xlim(0.85, high * 1.15)
+        panel.legend(*axes.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=9)
     return figure
+
+
+def components_axis(axes) -> None:
+    """``axes``' x axis as counts on a log-2 scale, its ticks powers of two written as numbers (1, 2, 4 ... 512)."""
+    axes.set_xscale("log", base=2)
+    axis = axes.xaxis
+    axis.set_major_locator(LogLocator(base=2, numticks=12))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def roles_chart(roles: dict, *, threshold: float) -> Figure:

@@ -15,6 +15,7 @@ from zoo.errors import ZooError
 from zoo.figures import class_profile_map, correlation_map, pca_and_compression, unit_gallery
 
 PRIOR_IMAGES = 10_000  # training images the activation-maximization prior is fitted on (once per run)
+PREFERRED = 0.15  # a class holding this share of a unit's mean activation over classes is named as one it prefers
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,9 @@ def figures(result: ActivationAnalysisResult, *, history: list[dict]) -> dict[st
     for layer, images in result.maximization.items():
         what = "each class logit" if layer == OUTPUT else f"units of {layer}"
         title = f"Inputs that maximize {what} (red frame), beside the analysed samples that drive it hardest"
-        drawn[f"maximization/{layer}"] = unit_gallery(images, result.examples[layer], _captions(result, layer), title)
+        drawn[f"maximization/{layer}"] = unit_gallery(
+            images, result.examples[layer], _captions(result, layer), title, note=_caption_note(result, layer)
+        )
     return drawn
 
 
@@ -105,23 +108,43 @@ def describe(result: ActivationAnalysisResult) -> str:
 
 
 def _captions(result: ActivationAnalysisResult, layer: str) -> list[str]:
-    """What each maximized unit is: its preferred classes with their shares, selectivity, the value reached."""
+    """What each maximized unit is, in words: the value its input reaches, its preferred classes, selectivity."""
     names, captions = result.output_names, []
     for unit, value in zip(result.maximized_units[layer], result.maximized_values[layer]):
         if layer == OUTPUT:
             captions.append(f"class {names[unit]}\nlogit {value:.1f}")
             continue
         stats = result.layers[layer]
-        text = f"unit {unit}\nact. {value:.2f}"
+        text = f"unit {unit}\nactivation {value:.2f}"
         if stats.class_profile is not None:
             profile = stats.class_profile[unit].nan_to_num(0).clamp_min(0)
             share = profile / profile.sum().clamp_min(1e-12)
-            top = share.argsort(descending=True)[:2].tolist()
-            text += "\n" + ", ".join(f"{names[k]} {share[k]:.0%}" for k in top if share[k] >= 0.15)
+            top = [k for k in share.argsort(descending=True)[:2].tolist() if share[k] >= PREFERRED]
+            if top:
+                text += "\nprefers " + "\n  and ".join(f"{names[k]} ({share[k]:.0%})" for k in top)
             if stats.selectivity is not None:
-                text += f"\nsel. {stats.selectivity[unit]:.2f}"
+                text += f"\nselectivity {stats.selectivity[unit]:.2f}"
         captions.append(text)
     return captions
+
+
+def _caption_note(result: ActivationAnalysisResult, layer: str) -> str:
+    """What the words and numbers beside each row mean."""
+    if layer == OUTPUT:
+        return "logit: the class's logit on its maximizing input (red frame)."
+    note = "activation: the unit's value on its maximizing input (red frame)."
+    stats = result.layers[layer]
+    if stats.class_profile is not None:
+        note += (
+            f" prefers: the classes whose samples hold at least {PREFERRED:.0%} of the unit's mean activation"
+            " summed over classes (their share in brackets)."
+        )
+        if stats.selectivity is not None:
+            note += (
+                " selectivity: (μ_max − μ_rest) / (μ_max + μ_rest), μ_max the preferred class's mean activation and"
+                " μ_rest the other classes' mean; 0 (no preference) to 1 (one class only)."
+            )
+    return note
 
 
 ACTIVATIONS = register_analysis(

@@ -20,20 +20,22 @@ def run(model: Any, samples: Samples, options: Any, *, layers: list[str] | None,
 
 
 def figures(result: SparseTopology, *, history: list[dict]) -> dict[str, Figure]:
-    """The first layer's connections per input pixel (image inputs), and every layer's fan-in histogram."""
-    when = "before training" if result.epoch == -1 else f"after epoch {result.epoch}"
+    """The first layer's connections per input pixel (image inputs), and every layer's fan-in histogram.
+
+    Their titles leave the epoch to the writer's note (``— epoch 3``, ``— before training``): said once.
+    """
     drawn = {}
     pixels = result.pixels
     if pixels is not None:
         name, first = next(iter(result.layers.items()))
         out_features, in_features = first["shape"]
-        title = f"Connections per input pixel\n{name} ({in_features}→{out_features}), {when}"
+        title = f"Connections per input pixel\n{name} ({in_features}→{out_features})"
         drawn["input_connections"] = pixel_map(pixels, title, "connections")
     degrees = {
         f"{name} ({entry['shape'][1]}→{entry['shape'][0]})": result.fan_in[name]
         for name, entry in result.layers.items()
     }
-    drawn["fan_in"] = degree_histograms(degrees, f"Fan-in per unit, {when}", "fan-in (connections into a unit)")
+    drawn["fan_in"] = degree_histograms(degrees, "Fan-in per unit", "fan-in (connections into a unit)")
     return drawn
 
 
