@@ -370,3 +370,18 @@ def test_a_resumed_run_names_the_best_epoch_of_its_best_checkpoint(run_dir, caps
     assert torch.load(checkpoints / "best.ckpt", weights_only=True)["epoch"] == best_epoch  # still the first run's
     summary = re.search(r"best val/acc\s+([\d.]+) at epoch (\d+)", capsys.readouterr().out)
     assert summary is not None and int(summary.group(2)) == best_epoch
+
+
+def test_a_run_resumed_with_more_epochs_decays_its_rate_to_the_new_end(run_dir):
+    """The cosine schedule spans trainer.max_epochs on resume too (the checkpoint's T_max had the extra epochs at 0)."""
+    monitor = ["--trainer.callbacks", "[{class_path: LearningRateMonitor, init_args: {logging_interval: epoch}}]"]
+    first = fit("iris.yaml", "--trainer.max_epochs", "1", *monitor)
+    before = [parameter.detach().clone() for parameter in first.model.parameters()]
+    resumed = fit("iris.yaml", "--trainer.max_epochs", "3", *monitor, "--ckpt_path", "last")
+    events = EventAccumulator(resumed.trainer.log_dir)
+    events.Reload()
+    rates = [event.value for event in events.Scalars("lr-Adam")]  # at each epoch's start: 0 (first run), then 1, 2
+    base = 0.01  # configs/iris.yaml
+    assert rates == pytest.approx([base, base * 0.75, base * 0.25])  # (1 + cos(π e / 3)) / 2 at epochs 1 and 2
+    assert resumed.trainer.lr_scheduler_configs[0].scheduler.T_max == 3
+    assert not any(torch.equal(a, b) for a, b in zip(before, resumed.model.parameters()))  # it trained on

@@ -2,7 +2,8 @@
 
 torch's ``CosineAnnealingLR`` needs ``T_max``, which a config would have to repeat from
 ``trainer.max_epochs`` (and every ``--trainer.max_epochs`` override would have to repeat
-again). zoo's version leaves it out: the CLI sets it to the run's ``max_epochs``.
+again). zoo's version leaves it out: the CLI sets it to the run's ``max_epochs``, and a
+resumed run keeps to it: resumed with more (or fewer) epochs, the decay ends at the new end.
 """
 
 from __future__ import annotations
@@ -29,3 +30,20 @@ class CosineAnnealingLR(torch.optim.lr_scheduler.CosineAnnealingLR):
                 "leave it out to decay over trainer.max_epochs"
             )
         super().__init__(optimizer, T_max, eta_min, last_epoch)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """A resumed run's schedule: the checkpoint's place in it, over this run's ``T_max``.
+
+        torch restores ``T_max`` with the rest, so a run resumed with a larger ``trainer.max_epochs``
+        trained its extra epochs at the final rate (``eta_min``: 0 by default). Where the horizons
+        differ, the rate is set to the cosine's value at the epoch reached over the configured
+        ``T_max`` (torch's closed form; later steps continue from it); where they agree, nothing changes.
+        """
+        configured = self.T_max
+        super().load_state_dict(state_dict)
+        if self.T_max != configured:
+            self.T_max = configured
+            rates = self._get_closed_form_lr()
+            for group, rate in zip(self.optimizer.param_groups, rates):
+                group["lr"] = rate
+            self._last_lr = list(rates)
