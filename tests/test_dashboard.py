@@ -75,6 +75,9 @@ def test_a_population_at_a_glance(run_dir):
     assert [sessions[f"member_{i:03d}"].hparams["seed"].number_value for i in range(3)] == [4, 5, 6]
     assert sessions["member_001"].hparams["family"].string_value == "FCNet"
     assert sessions["."].hparams["epochs"].number_value == 1
+    recorded = sessions["."].hparams  # the model as built: what the data linked into it, not the config's defaults
+    assert recorded["model.input_shape"].string_value == "[4]" and recorded["model.num_outputs"].number_value == 2
+    assert recorded["model.task"].string_value == "regression"
 
     per_member = cli.model.member(0).parameter_counts()["nonzero"]
     last = {run: {tag: runs.Scalars(run, tag)[-1].value for tag in runs.Runs()[run]["scalars"]} for run in sessions}

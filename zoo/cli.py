@@ -239,6 +239,8 @@ class ZooCLI(LightningCLI):
         task = get_dataset(config["data"].hparams.dataset).task
         monitor = monitor_for(task)
         hparams = flat_hyperparameters(self.run_config)
+        built = self.model.hparams  # linked from the data when the model was built: the config holds their defaults
+        hparams.update(flat_hyperparameters({"model": {key: built[key] for key in LINKED if key in built}}))
         if self.run_config.get("weights"):
             hparams["weights"] = self.run_config.weights  # a new run's record says where its weights came from
         callbacks += [
