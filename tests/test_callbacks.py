@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -258,7 +259,7 @@ def test_runs_that_train_nothing_or_write_nothing_say_so_and_leave_no_folder(run
     assert not list(run_dir.rglob("*.ckpt")) and not list(run_dir.rglob("analysis"))
 
 
-def test_a_resumed_run_looks_back_on_the_epochs_it_resumes_and_reads_each_file_once(run_dir, monkeypatch):
+def test_a_resumed_run_looks_back_on_the_epochs_it_resumes_and_reads_each_file_once(run_dir, monkeypatch, capsys):
     """Figures over epochs see every earlier result: the first run's from disk once, then from memory."""
     histories, reads = [], []
     draw, read = Analysis.figures_for, AnalysisWriter.earlier_results
@@ -275,7 +276,11 @@ def test_a_resumed_run_looks_back_on_the_epochs_it_resumes_and_reads_each_file_o
     monkeypatch.setattr(AnalysisWriter, "earlier_results", counted)
     callbacks = ["--trainer.callbacks", "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 1}}]"]
     fit_with("iris.yaml", "--trainer.max_epochs", "2", *callbacks)
+    capsys.readouterr()
     fit_with("iris.yaml", "--trainer.max_epochs", "4", *callbacks, "--ckpt_path", "last")
+    out = capsys.readouterr().out  # the closing summary counts the folder's results, the first run's too
+    assert "task_separation  (5 results, last epoch_003.json)" in out, out
+    assert re.search(r"Done: 4 epochs in \d+\.\d s \(resumed at epoch 2: 2 epochs in this run\)\.", out), out
     assert [[result["epoch"] for result in history] for history in histories] == [
         [-1],
         [-1, 0],

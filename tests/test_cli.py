@@ -334,9 +334,9 @@ def test_closing_summary_of_a_population_works_when_pasted(run_dir, capsys):
     assert shlex.split(watch.split(maxsplit=2)[2]) == ["tensorboard", "--logdir", str(run.parent)]
     monitor = cli.trainer.checkpoint_callback.monitor
     assert re.search(rf"best {monitor}  \d\.\d{{4}} at epoch [01], which picked best\.ckpt", out), out
-    for analysis, results in (("task_separation", 2), ("activations", 1)):  # before training and after
+    for analysis, results in (("task_separation", "2 results"), ("activations", "1 result")):  # before and after
         folder = run / "analysis" / analysis
-        line = f"analysis        {folder}  ({results} results for each member, in member_000 … member_001)"
+        line = f"analysis        {folder}  ({results} for each member, in member_000 … member_001)"
         assert line in out, out
         assert (folder / "member_001" / "epoch_001.json").is_file()
 

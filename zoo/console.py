@@ -65,6 +65,7 @@ class RunSummary(pl.Callback):
         self.picks: str | None = None  # the checkpoint the monitored metric picks, if one does
         self.best: tuple[float, int] | None = None
         self.started = time.perf_counter()
+        self.first_epoch = 0  # where this fit began: a resumed one's epoch
 
     def state_dict(self) -> dict:
         return {"best": list(self.best) if self.best is not None else None}
@@ -75,7 +76,7 @@ class RunSummary(pl.Callback):
         self.best = (float(best[0]), int(best[1])) if best is not None else None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.started = time.perf_counter()  # best is not reset: a resumed fit restored it just before
+        self.started, self.first_epoch = time.perf_counter(), 0  # best is not reset: a resumed fit restored it
         picker = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)
         if picker is not None:  # the summary's best is the one that picks best.ckpt
             self.monitor, self.mode, self.picks = picker.monitor, picker.mode, Path(picker.filename or "best").name
@@ -89,9 +90,14 @@ class RunSummary(pl.Callback):
         if better and trainer.state.fn == "fit":
             self.best = (value, trainer.current_epoch)
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.first_epoch = trainer.current_epoch  # a resumed fit's loops are restored by now
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         seconds = time.perf_counter() - self.started
-        lines = [f"Done: {trainer.current_epoch} epochs in {_duration(seconds)}."]
+        epochs, first = trainer.current_epoch, self.first_epoch
+        resumed = f" (resumed at epoch {first}: {_counted(epochs - first, 'epoch')} in this run)" if first else ""
+        lines = [f"Done: {_counted(epochs, 'epoch')} in {_duration(seconds)}{resumed}."]
         if self.best is not None:
             picked = f", which picked {self.picks}.ckpt" if self.picks else ""
             lines.append(f"  best {self.monitor}  {self.best[0]:.4f} at epoch {self.best[1]}{picked}")
@@ -125,9 +131,11 @@ class RunSummary(pl.Callback):
                 if last.is_dir():  # a population's: the analysis folder, one folder per member in it
                     members = sorted(entry.name for entry in last.iterdir() if entry.is_dir())
                     each = f"{members[0]} … {members[-1]}" if members else "no member folder"
-                    lines.append(f"  analysis        {last}  ({len(files)} results for each member, in {each})")
-                else:
-                    lines.append(f"  analysis        {last.parent}  ({len(files)} results, last {last.name})")
+                    results = _counted(len(list((last / members[0]).glob("epoch_*.json"))) if members else 0, "result")
+                    lines.append(f"  analysis        {last}  ({results} for each member, in {each})")
+                else:  # the folder's results: a resumed run's earlier ones too
+                    results = _counted(len(list(last.parent.glob("epoch_*.json"))), "result")
+                    lines.append(f"  analysis        {last.parent}  ({results}, last {last.name})")
             lines.append(f"  watch it        tensorboard --logdir {shlex.quote(str(folder.parent))}")
         failed = failed_analyses(trainer)
         for callback in failed:
@@ -170,8 +178,15 @@ def _paths(callback) -> list[str]:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 10:  # a small network's fit: rounded to whole seconds it would read "0 s"
+        return f"{seconds:.1f} s"
     minutes, seconds = divmod(round(seconds), 60)
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
+
+
+def _counted(count: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs``, ``1,000 results``."""
+    return f"{count:,} {noun}{'s' * (count != 1)}"
 
 
 class PredictionWriter(BasePredictionWriter):
