@@ -16,6 +16,7 @@ import torch
 import yaml
 from conftest import CONFIGS, ROOT
 from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.core.saving import load_hparams_from_yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import zoo
@@ -311,6 +312,8 @@ def test_what_a_run_prints(run_dir, capsys):
     assert f"checkpoints     {run / 'checkpoints' / 'best.ckpt'}, {run / 'checkpoints' / 'last.ckpt'}" in out
     assert f"run folder      {run}" in out and f"watch it        tensorboard --logdir {run.parent}" in out
     assert f"analysis        {run / 'analysis' / 'task_separation'}  (2 results, last epoch_001.json)" in out
+    recorded = load_hparams_from_yaml(str(run / "hparams.yaml"))  # Lightning's file: the model and data as built
+    assert recorded["hidden"] == [16, 16] and tuple(recorded["input_shape"]) == (4,) and recorded["dataset"] == "iris"
     for noise in ("💡 Tip", "LeafSpec", "dirpath has changed", "configure_optimizers` will be overridden"):
         assert noise not in out + err, noise
     events = EventAccumulator(str(run_dir / run))

@@ -288,6 +288,19 @@ class HParamsRecord(pl.Callback):
         first = {"family": pl_module.architecture, "epochs": trainer.max_epochs if fitted else None, "seed": seed}
         return {**first, **({"member": member} if member is not None else {}), **flat}
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Lightning's ``hparams.yaml``: the model's and the data's hyper-parameters as built.
+
+        Both keep theirs out of Lightning's logging (this callback records the whole config), which
+        left the file ``{}``; Lightning writes it from the logger's ``hparams`` once, before fit start.
+        """
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        data = trainer.datamodule.hparams if trainer.datamodule is not None else {}
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.hparams.update({**data, **pl_module.hparams})
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         population = holds_members(pl_module)
         columns = self._columns(trainer, population)
