@@ -14,7 +14,7 @@ from zoo.data import datasets as datasets_module
 from zoo.data.datamodule import ZooDataModule
 from zoo.data.datasets import IDX_FILES
 from zoo.data.download import download, ensure_files, md5sum
-from zoo.errors import ZooError
+from zoo.errors import EnvironmentFault, ZooError
 
 PAYLOAD = bytes(range(256)) * 4000  # 1 MB, several chunks
 PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -111,10 +111,12 @@ def test_next_mirror_is_tried(mirror, tmp_path):
 def test_offline_error_says_which_files_and_where(tmp_path):
     files = {"train.gz": "0" * 32, "test.gz": "1" * 32}
     unreachable = "http://127.0.0.1:9"  # discard port: nothing listens
-    with pytest.raises(ZooError) as error:
-        ensure_files(tmp_path / "mnist", files, [unreachable], retries=1)
+    with pytest.raises(EnvironmentFault) as error:  # no network: the machine's fault (exit 4), not the input's
+        ensure_files(tmp_path / "data" / "mnist", files, [unreachable], retries=1)
+    assert error.value.exit_code == 4
+    assert not (tmp_path / "data").exists()  # the folders it made for the download are gone again
     message = str(error.value)
-    assert f"Put these files into {tmp_path / 'mnist'}" in message
+    assert f"Put these files into {tmp_path / 'data' / 'mnist'}" in message
     assert "train.gz  (md5 00000000000000000000000000000000)" in message
     assert "test.gz  (md5 11111111111111111111111111111111)" in message
     assert "ZOO_DATA_DIR" in message

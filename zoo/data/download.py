@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from zoo.errors import ZooError
+from zoo.errors import EnvironmentFault, ZooError
 from zoo.io import atomic_file
 
 CHUNK = 1 << 20
@@ -78,8 +78,9 @@ def _fetch_once(url: str, dest: Path, md5: str, timeout: float) -> None:
             raise ValueError(f"MD5 {digest.hexdigest()} does not match the expected {md5}")
 
 
-def _check_writable(folder: Path) -> None:
-    """Downloads go into ``folder``: say so now if it cannot be created or written."""
+def _check_writable(folder: Path) -> list[Path]:
+    """Downloads go into ``folder``: say so now if it cannot be created or written; the folders made, deepest first."""
+    made = [path for path in (folder, *folder.parents) if not path.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -89,6 +90,7 @@ def _check_writable(folder: Path) -> None:
             f"cannot write into {folder} ({error.strerror or error}); choose a writable "
             "data folder with --data.data_dir or ZOO_DATA_DIR, or put the files there by hand"
         ) from None
+    return made
 
 
 def ensure_files(
@@ -97,12 +99,13 @@ def ensure_files(
     """Make sure every ``name -> md5`` in ``files`` is present in ``folder`` and intact.
 
     Missing files are downloaded (when allowed); present ones are MD5-checked.
-    If anything cannot be had, one error lists what is needed and where it goes.
+    If anything cannot be had, one error lists what is needed and where it goes: a mistake in the
+    input where downloads are off, a fault of the environment (no network, no mirror) where they
+    failed, which leaves no folder it made behind.
     """
     missing = [name for name in files if not (folder / name).is_file()]
     problem = "downloads are turned off (download: false)" if missing and not allow_download else None
-    if missing and not problem:
-        _check_writable(folder)
+    made = _check_writable(folder) if missing and not problem else []
     for name in missing:
         if problem:  # one failure is enough: offline, every other file would fail the same way
             break
@@ -113,7 +116,13 @@ def ensure_files(
     if problem:
         missing = [name for name in files if not (folder / name).is_file()]
         wanted = "\n  ".join(f"{name}  (md5 {files[name]})" for name in missing)
-        raise ZooError(
+        for path in made:  # deepest first: only folders this call made, and only while empty
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        failure = ZooError if not allow_download else EnvironmentFault
+        raise failure(
             f"dataset files are missing and could not be fetched: {problem}\n"
             f"Put these files into {folder.resolve()}:\n  {wanted}\n"
             "or point --data.data_dir (or ZOO_DATA_DIR) at a folder that already holds them."
