@@ -388,3 +388,15 @@ def test_a_run_resumed_with_more_epochs_decays_its_rate_to_the_new_end(run_dir):
     assert rates == pytest.approx([base, base * 0.75, base * 0.25])  # (1 + cos(π e / 3)) / 2 at epochs 1 and 2
     assert resumed.trainer.lr_scheduler_configs[0].scheduler.T_max == 3
     assert not any(torch.equal(a, b) for a, b in zip(before, resumed.model.parameters()))  # it trained on
+
+
+def test_a_validation_or_test_on_its_own_says_what_it_evaluated_and_where(run_dir, capsys):
+    fit("iris.yaml", "--trainer.max_epochs", "1", "--trainer.callbacks", "null")
+    checkpoint = run_dir / "lightning_logs" / "iris" / "version_0" / "checkpoints" / "best.ckpt"
+    for subcommand, done in (("validate", "Validation done"), ("test", "Test done")):
+        capsys.readouterr()
+        main([subcommand, "--config", str(CONFIGS / "iris.yaml"), *QUIET, "--ckpt_path", str(checkpoint)])
+        out = capsys.readouterr().out
+        folder = checkpoint.parent.parent / subcommand / "version_0"  # beside the run it evaluates
+        assert f"{done}, of {checkpoint}.\n  run folder      {folder}\n" in out, out
+        assert out.index(done) > out.index("acc")  # after Lightning's table of metrics

@@ -114,9 +114,11 @@ class RunSummary(pl.Callback):
             )
         self._where(trainer, lines)
 
-    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.state.fn == "test":
-            self._where(trainer, ["Test done."])
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """A test or validation on its own, after Lightning's table: what was evaluated, and where it went."""
+        if stage in ("test", "validate") and trainer.state.fn == stage:
+            what = f"of {trainer.ckpt_path}" if trainer.ckpt_path else "of the weights as built (no checkpoint)"
+            self._where(trainer, [f"{'Test' if stage == 'test' else 'Validation'} done, {what}."])
 
     def _where(self, trainer: pl.Trainer, lines: list[str]) -> None:
         if not trainer.is_global_zero:
