@@ -421,6 +421,12 @@ def test_merged_populations_of_single_task_networks_compute_both_tasks(run_dir):
     assert torch.isfinite(tested.trainer.callback_metrics["test/loss"])
     continued = main(["fit", "--config", "merged.yaml", "--weights", "merged.ckpt", "--trainer.max_epochs=1", *QUIET])
     assert continued.trainer.state.finished
+    other = ["--config", str(CONFIGS / "multimult.yaml"), *small[:2], "--data.num_samples", "300", "--population", "2"]
+    main(["fit", *other, "--trainer.max_epochs", "1", "--trainer.callbacks", "null", "--data.outputs", "[1]", *QUIET])
+    elsewhere = str(next((run_dir / "lightning_logs" / "multimult").rglob("last.ckpt")))
+    with pytest.raises(ZooError) as refused:
+        surgery("merge", sources[0], elsewhere, "--out", "apart.ckpt")
+    assert f"{sources[0]} and {elsewhere} differ in num_samples 400 and 300" in str(refused.value)
 
 
 def test_the_script_refuses_a_mistake_in_one_line(iris_checkpoint, tmp_path, capsys):

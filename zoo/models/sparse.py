@@ -86,8 +86,8 @@ class SparseLinear(SparseLayer):
             raise ZooError(f"unknown sparse backend {backend!r}; accepted: {', '.join(get_args(SparseBackend))}")
         if backend == "torch_sparse" and not torch_sparse_available():
             raise ZooError(
-                "backend 'torch_sparse' needs the torch-sparse package: pip install 'zoo[sparse]' (it compiles from "
-                "source)"
+                "backend 'torch_sparse' needs the torch-sparse package, which compiles from source: in zoo's checkout, "
+                "pip install --no-build-isolation -e '.[sparse]' (docs/sparse.md); or use backend 'sparse' or 'masked'"
             )
         self.in_features, self.out_features, self.density, self.backend = in_features, out_features, density, backend
         self.seed = seed

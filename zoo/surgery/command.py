@@ -147,8 +147,15 @@ def _merge(args: argparse.Namespace, out: Path) -> Path:
     models = [model for model, _ in sources]
     hparams = [dict(data.hparams) for _, data in sources]
     others = [{key: value for key, value in h.items() if key not in ("outputs", "data_dir")} for h in hparams]
-    if any(other != others[0] for other in others):
-        raise ZooError("merged networks must come from the same data (dataset, seed, samples, normalization)")
+    differing = next((index for index, other in enumerate(others) if other != others[0]), None)
+    if differing is not None:
+        first, other = others[0], others[differing]
+        keys = [key for key in first.keys() | other.keys() if first.get(key) != other.get(key)]
+        values = "; ".join(f"{key} {first.get(key)!r} and {other.get(key)!r}" for key in sorted(keys))
+        raise ZooError(
+            f"merged networks must come from the same data (dataset, seed, samples, normalization): "
+            f"{args.checkpoints[0]} and {args.checkpoints[differing]} differ in {values}"
+        )
     outputs = [index for h, data in zip(hparams, (d for _, d in sources)) for index in _outputs(h, data)]
     merged = merge(models)
     data = ZooDataModule(**{**hparams[0], "outputs": outputs, "data_dir": args.data_dir or hparams[0].get("data_dir")})
