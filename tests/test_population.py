@@ -187,3 +187,16 @@ def test_an_analysis_of_a_population_is_one_per_member(analysis):
         analysis(population, x, y)
     results = [analysis(member, x, y) for member in population.members()]
     assert len(results) == 2 and all(result.summary() for result in results)
+
+
+def test_a_population_checkpoint_under_a_single_models_config_says_how_to_load_it(run_dir, capsys):
+    cli = main(["fit", *MULTIMULT, "--population", "3"])
+    checkpoint = Path(cli.trainer.log_dir) / "checkpoints" / "best.ckpt"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(["test", *MULTIMULT, "--ckpt_path", str(checkpoint)])
+    error = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert f"{checkpoint}: holds a Population, but this configuration builds a FCNet; add --population 3" in error
+    tested = main(["test", *MULTIMULT, "--ckpt_path", str(checkpoint), "--population", "3"])  # as the hint says
+    assert torch.isfinite(tested.trainer.callback_metrics["test/loss"])

@@ -148,7 +148,11 @@ class ZooCLI(LightningCLI):
             held = self.checkpoint_to_fit["zoo"]["model"]
             built = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else held
             if held != built:
-                raise ZooError(f"{checkpoint}: holds a {held}, but this configuration builds a {built}")
+                hint = ""
+                if held == "Population":  # the population's own flag rebuilds it from its member's config
+                    size = self.checkpoint_to_fit.get("hyper_parameters", {}).get("size")
+                    hint = f"; add --population {size}" if size else "; add --population N"
+                raise ZooError(f"{checkpoint}: holds a {held}, but this configuration builds a {built}{hint}")
             origin = run_folder_of(checkpoint)
             if subcommand != "fit" and logger is not None and origin is not None:
                 logger.save_dir, logger.name, logger.version = str(origin), subcommand, None
