@@ -257,7 +257,7 @@ class HParamsRecord(pl.Callback):
     (``model.hidden``, ``optimizer.lr``, ...), with the metric columns the dashboard shows; their
     values follow when they exist: the best and last validation metric, the nonzero parameters
     and the analyses' latest numbers at fit end, the test metrics at test end. A population's
-    members get a session each, in ``<run>/member_<i>/`` (their seed, their metrics, their
+    members get a session each, in ``<run>/member_000/``, … (their seed, their metrics, their
     analysis numbers); its own session counts parameters per member, and the population's
     total as ``hp/params_nonzero_population``.
     """
@@ -368,7 +368,7 @@ class HParamsRecord(pl.Callback):
         return values
 
     def _write_member(self, trainer: pl.Trainer, pl_module: pl.LightningModule, index: int, values: dict) -> None:
-        """Member ``index``'s session in ``<run>/member_<i>/``: its hyper-parameters once, then its metrics."""
+        """Member ``index``'s session in ``<run>/member_000/``, …: its hyper-parameters once, then its metrics."""
         from torch.utils.tensorboard import SummaryWriter
 
         if not (trainer.is_global_zero and run_dir(trainer) and self._boards(trainer)):

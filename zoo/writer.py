@@ -116,7 +116,7 @@ class AnalysisWriter:
     Every figure goes to TensorBoard and, as ``<tag>_epoch_<label>.png``, to the folder; the
     result as ``epoch_<label>.json`` (label ``007``, or ``init`` before training). ``folder``
     ``None`` writes no file (a run under ``fast_dev_run``). For one member of a population
-    (``member``), files go to ``<folder>/member_<i>/``; only member 0 draws its figures (PNG,
+    (``member``), files go to ``<folder>/member_000/``, …; only member 0 draws its figures (PNG,
     and TensorBoard under ``<prefix>/member_000/``), and scalars are left to the population's summary.
     With ``background``, figures are drawn by :data:`FIGURES` (a run's writers: training goes on
     meanwhile; :meth:`FigureWorker.flush` waits for them).

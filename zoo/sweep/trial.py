@@ -162,7 +162,7 @@ def _analyse(
 def _session(row: dict[str, Any], analyses: Analyses, population: Path | None, board) -> None:
     """The row as one HParams session (the study's experiment, its columns, is written with its summary).
 
-    A single seed's session is its run folder; a batch of seeds gives one per member, in ``member_<i>/``.
+    A single seed's session is its run folder; a batch of seeds gives one per member, in ``member_000/``, ….
     """
     from torch.utils.tensorboard import SummaryWriter
 
