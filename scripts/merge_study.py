@@ -19,7 +19,8 @@ import scipy.stats
 import torch
 
 from zoo import ZooDataModule, load_model
-from zoo.errors import exit_on_failure
+from zoo.checkpoints import read_checkpoint
+from zoo.errors import ZooError, exit_on_failure
 from zoo.surgery.layout import outputs_of
 
 
@@ -35,7 +36,32 @@ def spread(values: torch.Tensor) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    torch.set_grad_enabled(False)
+    checked(args)
+    with torch.no_grad():  # a block, not a global switch: main() also runs inside tests
+        report(args)
+
+
+def checked(args: argparse.Namespace) -> None:
+    """Read every checkpoint the study needs before any is evaluated: a missing or corrupt one is named in one line.
+
+    Their data is read by Lightning's loader, which ends a missing file in a bare ``FileNotFoundError`` (a
+    traceback), and a missing run folder was only found after the sources had been evaluated.
+    """
+    wanted = [("--sources", path) for path in args.sources] + [("--merged", args.merged)]
+    wanted += [("--runs", last(folder)) for folder in args.runs]
+    wanted += [("--sources-continued", last(folder)) for folder in args.sources_continued or []]
+    for option, path in wanted:
+        try:
+            read_checkpoint(path)
+        except ZooError as error:
+            raise ZooError(f"{option}: {error}") from None
+
+
+def last(run_folder: str) -> str:
+    return str(Path(run_folder) / "checkpoints" / "last.ckpt")
+
+
+def report(args: argparse.Namespace) -> None:
     merged_data = ZooDataModule.load_from_checkpoint(args.merged)
     sources = [member_mse(path, ZooDataModule.load_from_checkpoint(path)) for path in args.sources]
     apart = torch.cat(sources, 1).mean(1)
@@ -44,13 +70,12 @@ def run(args: argparse.Namespace) -> None:
     print(f"  merged point                              {spread(member_mse(args.merged, merged_data).mean(1))}")
     finals = {}
     for run_folder in args.runs:
-        last = Path(run_folder) / "checkpoints" / "last.ckpt"
-        final = finals[run_folder] = member_mse(str(last), merged_data).mean(1)
+        final = finals[run_folder] = member_mse(last(run_folder), merged_data).mean(1)
         lower = int((final < apart).sum())
         print(f"  {run_folder:<40}  {spread(final)}   lower than the sources' in {lower} of {len(final)} members")
     if args.sources_continued:
-        folders = [Path(path) / "checkpoints" / "last.ckpt" for path in args.sources_continued]
-        alone = torch.cat([member_mse(str(path), ZooDataModule.load_from_checkpoint(path)) for path in folders], 1)
+        folders = [last(path) for path in args.sources_continued]
+        alone = torch.cat([member_mse(path, ZooDataModule.load_from_checkpoint(path)) for path in folders], 1)
         alone = alone.mean(1)
         print(f"  sources trained as long, apart            {spread(alone)}")
         for run_folder, final in finals.items():

@@ -1,4 +1,4 @@
-"""The study scripts on real checkpoints: scripts/population_units.py.
+"""The study scripts on real checkpoints: scripts/population_units.py, scripts/merge_study.py.
 
 The populations are trained here (a few MNIST batches; multimult, the regression task) and the
 scripts run in this process, as ``python scripts/<script> args``.
@@ -118,3 +118,27 @@ def test_population_units_says_what_its_numbers_are(mnist_population, monkeypatc
     assert lines[4] == "most common sets of top 3 classes:"
     assert lines[5] == "  " + ", ".join(f"{{{', '.join(map(str, s))}}}: {n} units" for s, n in sets.most_common(8))
     assert lines[6] == f"live units whose top 3 classes are {{0, 2, 6}}: {sets[(0, 2, 6)]} of {live}"
+
+
+def test_merge_study_names_a_missing_checkpoint_of_any_option(regression_run, run_dir, monkeypatch, capsys):
+    """A missing ``--sources`` file ended in a ``FileNotFoundError`` traceback (exit 1), as did ``--merged`` and
+    ``--sources-continued``; a missing ``--runs`` folder was named only after the sources had been evaluated."""
+    good, folder = str(regression_run / "checkpoints" / "last.ckpt"), str(regression_run)
+    cases = {
+        "--sources: checkpoint not found: missing.ckpt": ["--sources", good, "missing.ckpt", "--merged", good],
+        "--merged: checkpoint not found: missing.ckpt": ["--sources", good, good, "--merged", "missing.ckpt"],
+        "--runs: checkpoint not found: missing/checkpoints/last.ckpt": ["--sources", good, good, "--merged", good],
+    }
+    for message, args in cases.items():
+        runs = ["missing"] if message.startswith("--runs") else [folder]
+        code, out, err = run_script("merge_study.py", *args, "--runs", *runs, monkeypatch=monkeypatch, capsys=capsys)
+        assert (code, out, err) == (2, "", f"merge_study: error: {message}\n")
+    args = ["--sources", good, good, "--merged", good, "--runs", folder, "--sources-continued", folder, "missing"]
+    code, out, err = run_script("merge_study.py", *args, monkeypatch=monkeypatch, capsys=capsys)
+    assert (code, out) == (
+        2,
+        "",
+    ) and err == "merge_study: error: --sources-continued: checkpoint not found: missing/checkpoints/last.ckpt\n"
+    code, out, err = run_script("merge_study.py", *args[:-1], folder, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert "merged point" in out and "sources trained as long, apart" in out and "lower in" in out
