@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import typing
 from pathlib import Path
 
@@ -100,20 +101,42 @@ def _whole(text: str) -> int:
 
 
 def _add_options(command: argparse.ArgumentParser, analysis: Analysis) -> None:
-    """One flag per declared option, typed and with its default."""
+    """One flag per declared option, typed, with its default and what its options class says of it."""
     hints = typing.get_type_hints(analysis.options)
+    said = _option_help(analysis.options)
     for field in dataclasses.fields(analysis.options):
         kind = hints[field.name]
         flag = f"--{field.name.replace('_', '-')}"
+        text = f"{said[field.name]} (default {field.default})" if field.name in said else f"(default {field.default})"
         if typing.get_origin(kind) is typing.Literal:
-            command.add_argument(flag, dest=field.name, choices=typing.get_args(kind), default=field.default)
+            command.add_argument(flag, dest=field.name, choices=typing.get_args(kind), default=field.default, help=text)
         elif kind is bool:
-            command.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default)
+            command.add_argument(
+                flag, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default, help=text
+            )
         else:
             parse = _whole if kind is int else kind
-            command.add_argument(
-                flag, dest=field.name, type=parse, default=field.default, help=f"(default {field.default})"
-            )
+            command.add_argument(flag, dest=field.name, type=parse, default=field.default, help=text)
+
+
+def _option_help(options: type) -> dict[str, str]:
+    """``{name: text}`` from the ``name: text`` paragraph that opens an options class's docstring.
+
+    The options are documented once, where they are declared (``threshold: attribution share ...``);
+    a class without such lines gets only the defaults in ``--help``.
+    """
+    paragraph = (inspect.getdoc(options) or "").split("\n\n")[0]
+    names = {field.name for field in dataclasses.fields(options)}
+    said: dict[str, str] = {}
+    current = None
+    for line in paragraph.splitlines():
+        name, colon, text = line.partition(":")
+        if colon and name.strip() in names:
+            current = name.strip()
+            said[current] = text.strip()
+        elif current is not None:
+            said[current] += " " + line.strip()
+    return {name: text.rstrip(".") for name, text in said.items()}
 
 
 def main() -> None:
@@ -122,14 +145,27 @@ def main() -> None:
     for analysis in list_analyses():
         command = commands.add_parser(analysis.name.replace("_", "-"), help=analysis.title)
         command.set_defaults(declaration=analysis)
-        command.add_argument("checkpoint")
-        command.add_argument("--split", choices=["train", "val", "test"], default="train")
-        command.add_argument("--max-samples", type=_positive, default=10_000)
+        command.add_argument("checkpoint", help="a zoo checkpoint; it says which model and data to rebuild")
+        command.add_argument(
+            "--split",
+            choices=["train", "val", "test"],
+            default="train",
+            help="the samples the analysis runs on, and dead units are judged on (default train)",
+        )
+        command.add_argument(
+            "--max-samples",
+            type=_positive,
+            default=10_000,
+            metavar="N",
+            help="analyse the first N samples of the split, at least 1 (default %(default)s)",
+        )
         command.add_argument("--layers", nargs="+", default=None, help="hidden layers to analyse (default: all)")
         command.add_argument("--member", type=_whole, default=None, help="of a population: this member only")
         command.add_argument("--out", default=None, help="folder for <analysis>/ (default <run>/analysis_<ckpt>/)")
         command.add_argument("--tensorboard", default=None, help="also log to TensorBoard in this folder")
-        command.add_argument("--data-dir", default=None)
+        command.add_argument(
+            "--data-dir", default=None, help="folder of the data files (default $ZOO_DATA_DIR, else ./data)"
+        )
         command.add_argument("--json", default=None, help="also write the full result to this JSON file")
         command.add_argument("--cpu", action="store_true", help="stay on the CPU even when a GPU is present")
         _add_options(command, analysis)

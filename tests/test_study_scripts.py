@@ -1,4 +1,4 @@
-"""The study scripts on real checkpoints: scripts/population_units.py, scripts/merge_study.py.
+"""The study scripts on real checkpoints: scripts/population_units.py, scripts/merge_study.py, analyze.py's help.
 
 The populations are trained here (a few MNIST batches; multimult, the regression task) and the
 scripts run in this process, as ``python scripts/<script> args``.
@@ -142,3 +142,23 @@ def test_merge_study_names_a_missing_checkpoint_of_any_option(regression_run, ru
     code, out, err = run_script("merge_study.py", *args[:-1], folder, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 0, err
     assert "merged point" in out and "sources trained as long, apart" in out and "lower in" in out
+
+
+def test_analyze_help_says_what_every_option_is(monkeypatch, capsys):
+    """``--split``, ``--max-samples`` and the analyses' options (``--threshold``) had no help text."""
+    code, out, err = run_script("analyze.py", "activations", "--help", monkeypatch=monkeypatch, capsys=capsys)
+    help_text = " ".join(out.split())
+    assert code == 0
+    assert (
+        "--split {train,val,test} the samples the analysis runs on, and dead units are judged on (default train)"
+        in help_text
+    )
+    assert "--max-samples N analyse the first N samples of the split, at least 1 (default 10000)" in help_text
+    assert "--maximize MAXIMIZE units per layer shown by activation maximization" in help_text
+    assert "0: none (default 8)" in help_text
+    code, out, err = run_script("analyze.py", "task-separation", "--help", monkeypatch=monkeypatch, capsys=capsys)
+    help_text = " ".join(out.split())
+    assert (
+        "--threshold THRESHOLD attribution share one output must hold for a neuron to be mono-functional (default 0.9)"
+        in help_text
+    )
