@@ -713,6 +713,92 @@ def test_every_script_ends_through_the_classifier(files, run_dir, monkeypatch, c
     assert code == 2 and "sweep: error: " in error and "Traceback" not in error, error
 
 
+@dataclass(frozen=True)
+class ScriptCase:
+    what: str  # the mistake, for the table
+    args: tuple[str, ...]  # the script, then its arguments (run in an empty folder: missing.* are missing)
+    message: str  # how stderr's last line starts
+
+
+MISSING_SOURCES = ("--sources", "missing.ckpt", "other.ckpt", "--merged", "merged.ckpt", "--runs", "run")
+SCRIPT_CASES = [  # one argument argparse refuses and one input the classifier refuses, per script
+    ScriptCase(
+        "an unknown --split",
+        ("analyze.py", "activations", "missing.ckpt", "--split", "nope"),
+        "analyze.py activations: error: argument --split: invalid choice: 'nope'",
+    ),
+    ScriptCase(
+        "a missing checkpoint",
+        ("analyze.py", "activations", "missing.ckpt"),
+        "analyze: error: checkpoint not found: missing.ckpt",
+    ),
+    ScriptCase(
+        "no --out",
+        ("surgery.py", "prune", "missing.ckpt"),
+        "surgery.py prune: error: the following arguments are required: --out",
+    ),
+    ScriptCase(
+        "a missing checkpoint",
+        ("surgery.py", "prune", "missing.ckpt", "--out", "pruned.ckpt"),
+        "surgery: error: checkpoint not found: missing.ckpt",
+    ),
+    ScriptCase(
+        "no study folder", ("how_small.py",), "how_small.py: error: the following arguments are required: study"
+    ),
+    ScriptCase("a folder with no study", ("how_small.py", "missing"), "how_small: error: missing holds no study.db"),
+    ScriptCase(
+        "an unknown option",
+        ("sweep.py", "report", "--bogus"),
+        "sweep.py report: error: unrecognized arguments: --bogus",
+    ),
+    ScriptCase(
+        "a missing sweep file", ("sweep.py", "missing.yaml"), "sweep: error: sweep file not found: missing.yaml"
+    ),
+    ScriptCase(
+        "one of the two --sources",
+        ("merge_study.py", "--sources", "missing.ckpt"),
+        "merge_study.py: error: argument --sources: expected 2 arguments",
+    ),
+    ScriptCase(
+        "a missing --sources checkpoint",
+        ("merge_study.py", *MISSING_SOURCES),
+        "merge_study: error: --sources: checkpoint not found: missing.ckpt",
+    ),
+    ScriptCase(
+        "--top 0",
+        ("population_units.py", "missing.ckpt", "--top", "0"),
+        "population_units.py: error: argument --top: must be at least 1, got 0",
+    ),
+    ScriptCase(
+        "a missing checkpoint",
+        ("population_units.py", "missing.ckpt"),
+        "population_units: error: checkpoint not found: missing.ckpt",
+    ),
+    ScriptCase(
+        "--repeats 0", ("bench.py", "--repeats", "0"), "bench.py: error: argument --repeats: must be at least 1, got 0"
+    ),
+]
+
+
+@pytest.mark.parametrize("case", SCRIPT_CASES, ids=[" ".join(case.args) for case in SCRIPT_CASES])
+def test_script_errors_are_as_documented(case, run_dir, monkeypatch, capsys):
+    """What a script prints for a bad argument (argparse: usage, then ``<script>.py [subcommand]: error:``) and for
+    a bad input (``<script>: error:``) is what docs/errors.md says (it claimed ``analyze: error:`` for both)."""
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", list(case.args))
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(ROOT / "scripts" / case.args[0]), run_name="__main__")
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in error, error
+    assert error.splitlines()[-1].startswith(case.message), error
+    if ".py" in case.message.split(":")[0]:  # argparse's: its usage comes first
+        assert error.startswith(f"usage: {case.message.split(':')[0]} "), error
+    else:
+        assert len(error.splitlines()) == 1, error
+    assert f"`{case.message}`" in DOC.read_text()
+
+
 def render() -> str:
     codes = "\n".join(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items())
     lines = [
@@ -721,10 +807,14 @@ def render() -> str:
         "Every row is a test (`tests/test_errors.py`) that runs the real entry point with that",
         "mistake or fault and checks the exit code and that the one error line contains the text",
         "shown; no case prints a Python traceback (only a bug in zoo may). Failures are",
-        "classified in one place, `zoo/errors.py`. Every message starts with `zoo: error:`, the",
-        "parser's too (jsonargparse's message comes first, then a pointer to `--help` instead of",
-        "the usage text); the scripts' with `analyze: error:`, `sweep: error:`, `bench: error:`, through",
-        "the same classifier. This file is generated from the test's lists: `python tests/test_errors.py`.",
+        "classified in one place, `zoo/errors.py`. Every message of `python -m zoo` starts with",
+        "`zoo: error:`, the parser's too (jsonargparse's message comes first, then a pointer to `--help`",
+        "instead of the usage text). The scripts in `scripts/` say two kinds of line (see [Scripts](#scripts)):",
+        "an argument their parser refuses prints argparse's usage, then `<script>.py [subcommand]: error:`",
+        "(`analyze.py activations: error: argument --split: ...`); a mistake found once they run (a missing",
+        "checkpoint, a value the data does not have) prints one line `<script>: error:` (`analyze: error:`,",
+        "`sweep: error:`), through the same classifier. Both exit with 2. This file is generated from the",
+        "test's lists: `python tests/test_errors.py`.",
         "",
         "Each kind of failure is its own type under `zoo.errors.ZooFailure`: `ZooError` (a mistake in",
         "the input, exit 2), `TrainingDiverged` (3), `EnvironmentFault` (4), `Interrupted` (130, 143).",
@@ -773,6 +863,21 @@ def render() -> str:
     for number, fault in enumerate(FAULTS, start=1):
         row = f"| {number} | {fault.what} | `zoo {fault.subcommand}` | {fault.where} | {fault.exit_code}"
         lines.append(f"{row} | `{fault.message}` |")
+    lines += [
+        "",
+        "## Scripts",
+        "",
+        "Each script with one argument its parser refuses (the line follows argparse's usage text, and",
+        "names the script as `python scripts/<script>.py` calls it, with the subcommand) and one mistake",
+        "found once it runs (one line, named without `.py`); run in an empty folder, where `missing.*`",
+        "are missing. The line shown is where stderr's last line starts.",
+        "",
+        "| # | mistake | command | exit | error line |",
+        "| ---: | --- | --- | ---: | --- |",
+    ]
+    for number, script in enumerate(SCRIPT_CASES, start=1):
+        command = "python scripts/" + " ".join(script.args)
+        lines.append(f"| {number} | {script.what} | `{command}` | 2 | `{script.message}` |")
     return "\n".join(lines) + "\n"
 
 
