@@ -259,7 +259,7 @@ def test_wrong_key_in_a_subprocess_has_no_traceback(tmp_path):
     config.write_text((CONFIGS / "iris.yaml").read_text().replace("activation: relu", "activaton: relu"))
     result = zoo_subprocess("fit", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 2
-    assert "Option 'activaton' is not accepted" in result.stderr
+    assert "FCNet has no option 'activaton' (did you mean 'activation'?)" in result.stderr
     assert "Traceback" not in result.stderr
 
 

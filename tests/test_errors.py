@@ -48,7 +48,18 @@ class Case:
 IRIS = ("--config", "{configs}/iris.yaml")
 MNIST = ("--config", "{configs}/fc.yaml")
 CASES = [
-    Case("config", "unknown key in a YAML file", ("--config", "{typo_yaml}"), "Option 'activaton' is not accepted"),
+    Case(
+        "config",
+        "unknown key in a YAML file",
+        ("--config", "{typo_yaml}"),
+        "zoo: error: model: FCNet has no option 'activaton' (did you mean 'activation'?); accepted: hidden,",
+    ),
+    Case(
+        "config",
+        "unknown option of a class",
+        (*IRIS, "--optimizer.lrr", "0.1"),
+        "zoo: error: optimizer: Adam has no option 'lrr' (did you mean 'lr'?); accepted: lr, betas, eps,",
+    ),
     Case(
         "config", "unknown flag", (*IRIS, "--trainer.max_epochz", "3"), "unrecognized arguments: --trainer.max_epochz 3"
     ),
@@ -57,7 +68,19 @@ CASES = [
         "config",
         "unknown model",
         (*IRIS, "--model", "ResNet"),
-        "Accepted models: ColumNet, FCNet, SparseNet",
+        "zoo: error: model: no class 'ResNet'; accepted: ColumNet, FCNet, SparseNet, or a class's import path",
+    ),
+    Case(
+        "config",
+        "misspelt optimizer",
+        (*IRIS, "--optimizer", "Adamm"),
+        "zoo: error: optimizer: no class 'Adamm' (did you mean 'Adam'?); accepted: Adafactor, Adadelta, Adagrad, Adam,",
+    ),
+    Case(
+        "config",
+        "misspelt callback",
+        (*IRIS, "--trainer.callbacks+=TaskSeperation"),
+        "zoo: error: trainer.callbacks: no class 'TaskSeperation' (did you mean 'TaskSeparation'?); accepted: SET,",
     ),
     Case(
         "config",

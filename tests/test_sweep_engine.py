@@ -178,7 +178,7 @@ def test_a_misspelt_key_is_found_before_anything_runs(tmp_path):
     misspelt = [{"config": str(CONFIGS / "iris.yaml"), "grid": {"model.init_args.hiden": [[8]]}}]
     process = worker(grid_file(tmp_path, "misspelt", trials=misspelt))
     out, error = process.communicate(timeout=120)
-    assert process.returncode == 2 and "Option 'hiden' is not accepted" in error
+    assert process.returncode == 2 and "FCNet has no option 'hiden' (did you mean 'hidden'?)" in error
     assert not (tmp_path / "misspelt" / "runs").exists()
     zero = [{"config": str(CONFIGS / "iris.yaml"), "grid": {"optimizer.init_args.lr": [0.0]}}]  # zoo's own check
     process = worker(grid_file(tmp_path, "zero", trials=zero))

@@ -12,19 +12,23 @@ records its environment; and user mistakes end in one message and a non-zero exi
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 import logging
 import math
+import re
 import sys
 import warnings
 from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 from typing import Any, NoReturn
 
+import torch
 import yaml
 from jsonargparse import DefaultHelpFormatter, Namespace
 from lightning_fabric.utilities.rank_zero import rank_zero_only
-from pytorch_lightning import Trainer
+from pytorch_lightning import Callback, Trainer, callbacks
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar, TQDMProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 
@@ -59,15 +63,66 @@ COUNTS_DIVIDED_BY = ("accumulate_grad_batches", "check_val_every_n_epoch", "val_
 SEED_RANGE = 2**32 - 1  # numpy's seeds, which Lightning's seed_everything sets too
 
 
+def _classes(module: Any, base: type) -> list[str]:
+    """The public subclasses of ``base`` a module exports, by the names a config gives them."""
+    found = ((name, getattr(module, name, None)) for name in module.__all__)
+    subclasses = [name for name, cls in found if isinstance(cls, type) and issubclass(cls, base) and cls is not base]
+    return [name for name in subclasses if not name.startswith("Base")]  # Lightning's bases to build on
+
+
+CLASS_OPTIONS = {  # what a class-valued option takes by name (any class's import path works too)
+    "model": list_models,
+    "optimizer": lambda: _classes(torch.optim, torch.optim.Optimizer),
+    "lr_scheduler": lambda: _classes(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler),
+    "trainer.callbacks": lambda: [*zoo.callbacks.__all__, *_classes(callbacks, Callback)],
+}
+UNKNOWN_OPTION = re.compile(r"class_path '([\w.]+)':\s+Option '([^']+)' is not accepted")
+UNKNOWN_CLASS = re.compile(r"Expected a dot import path string: (\S+)")
+
+
+def distilled(message: str) -> str | None:
+    """jsonargparse's account of an unknown class or class option (a dozen lines of union subtypes) in one
+    line: the option, the value, what is accepted and the nearest name; ``None`` for any other message."""
+    key = re.match(r'Parser key "([^"]+)"', message)
+    if key is None:
+        return None
+    key = key.group(1)
+    if found := UNKNOWN_OPTION.search(message):
+        path, option = found.groups()
+        accepted = _init_arguments(path, skip=LINKED if key == "model" else ())
+        name = path.rsplit(".", 1)[-1]
+        return f"{key}: {name} has no option {option!r}{_nearest(option, accepted)}; accepted: {', '.join(accepted)}"
+    if (found := UNKNOWN_CLASS.search(message)) and key in CLASS_OPTIONS:
+        name, accepted = found.group(1), CLASS_OPTIONS[key]()
+        return (
+            f"{key}: no class {name!r}{_nearest(name, accepted)}; accepted: {', '.join(accepted)}, "
+            "or a class's import path (package.module.Class)"
+        )
+    return None
+
+
+def _init_arguments(path: str, *, skip: tuple[str, ...] = ()) -> list[str]:
+    """The options a class takes in a config: its ``__init__``'s named parameters, less what is given for it."""
+    module, _, name = path.rpartition(".")
+    parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters.values()
+    given = {"params", "optimizer", *skip}  # the optimizer's parameters and the scheduler's optimizer: Lightning's
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in parameters if p.kind in named and p.name not in given]
+
+
+def _nearest(name: str, accepted: list[str]) -> str:
+    close = difflib.get_close_matches(name, accepted, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class ZooArgumentParser(LightningArgumentParser):
     """jsonargparse's parser, whose errors come as one message first, without the usage dump.
 
-    The message for an unknown model also names the models there are.
+    An unknown class or class option is said in one line, with what is accepted (:func:`distilled`).
     """
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        if 'Parser key "model"' in message:
-            message += f"\nAccepted models: {', '.join(list_models())} (or a class path to a ZooModule subclass)"
+        message = distilled(message) or message
         if not self.exit_on_error:
             super().error(message, ex)
         parser = getattr(ex, "subcommand_parser", None) or self
