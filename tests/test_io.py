@@ -85,6 +85,19 @@ def test_bad_checkpoints(tmp_path, content, message):
         load_model(path)
 
 
+class Foreign:
+    """An object a checkpoint of zoo's never holds: a safe load refuses it."""
+
+
+def test_a_foreign_pickle_is_refused_in_whole_words(tmp_path):
+    path = tmp_path / "foreign.ckpt"
+    torch.save({"object": Foreign()}, path)
+    with pytest.raises(ZooError) as refused:
+        load_model(path)
+    message = str(refused.value)  # torch's advice runs to a dozen lines; its first sentence says what failed
+    assert message.endswith("another kind of file (UnpicklingError: Weights only load failed)"), message
+
+
 def test_files_written_together_appear_at_once_readable_and_whole(tmp_path):
     old = write_json(tmp_path / "member_000" / "epoch_000.json", {"version": 1})
     paths = [tmp_path / f"member_{index:03d}" / "epoch_000.json" for index in range(3)]

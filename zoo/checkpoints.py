@@ -23,10 +23,11 @@ def read_checkpoint(checkpoint_path: str | Path, map_location: str | torch.devic
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)  # loading must not run code
     except Exception as error:
-        first_line = (str(error).splitlines() or [""])[0][:160]
+        said = (str(error).splitlines() or [""])[0].split(". ")[0]  # torch's first sentence (its advice runs on)
+        said = said if len(said) <= 160 else said[:160].rsplit(" ", 1)[0] + " …"  # cut between words, and say so
         raise ZooError(
             f"{path}: not a readable checkpoint; it is corrupt, truncated or another kind of file "
-            f"({type(error).__name__}: {first_line})"
+            f"({type(error).__name__}: {said})"
         ) from None
     if not isinstance(checkpoint, dict) or not {"zoo", "state_dict", "pytorch-lightning_version"} <= checkpoint.keys():
         raise ZooError(f"{path}: not a zoo checkpoint (it has no record of the architecture that wrote it)")
