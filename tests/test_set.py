@@ -265,7 +265,10 @@ def test_a_failure_to_log_costs_the_run_nothing(tmp_path, monkeypatch):
         raise RuntimeError("no figure today")
 
     monkeypatch.setattr("zoo.analyses.topology.degree_histograms", broken)
-    trainer = SimpleNamespace(fast_dev_run=False, log_dir=str(tmp_path), global_step=0, loggers=[], is_global_zero=True)
+    folder = str(tmp_path)  # no logger: the run folder is the trainer's root, as Lightning's log_dir says
+    trainer = SimpleNamespace(
+        fast_dev_run=False, log_dir=folder, default_root_dir=folder, global_step=0, loggers=[], is_global_zero=True
+    )
     model = SparseNet(hidden=[8], density=0.5, input_shape=(4,), num_outputs=3)
     with pytest.warns(UserWarning, match="SET's logs after epoch 3 failed, training goes on: no figure today"):
         SET().write(trainer, model, 3)
