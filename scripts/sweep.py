@@ -71,6 +71,8 @@ def report_command(args: argparse.Namespace) -> None:
     if args.storage is None:
         if folder is None:
             raise ZooError("give the sweep's output folder, or --storage URL")
+        if not folder.is_dir():
+            raise ZooError(f"{folder}: no such folder; give a sweep's output folder (else --storage URL)")
         if not (folder / "study.db").is_file():
             raise ZooError(f"{folder}: holds no study.db; is it a sweep's output folder? (else give --storage URL)")
     url = engine.storage_url(folder or ".", args.storage)

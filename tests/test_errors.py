@@ -768,7 +768,15 @@ SCRIPT_CASES = [  # one argument argparse refuses and one input the classifier r
     ScriptCase(
         "no study folder", ("how_small.py",), "how_small.py: error: the following arguments are required: study"
     ),
-    ScriptCase("a folder with no study", ("how_small.py", "missing"), "how_small: error: missing holds no study.db"),
+    ScriptCase(
+        "a folder that does not exist", ("how_small.py", "missing"), "how_small: error: missing: no such folder"
+    ),
+    ScriptCase("a folder with no study", ("how_small.py", "."), "how_small: error: . holds no study.db"),
+    ScriptCase(
+        "a report of a folder that does not exist",
+        ("sweep.py", "report", "missing"),
+        "sweep: error: missing: no such folder; give a sweep's output folder",
+    ),
     ScriptCase(
         "an unknown option",
         ("sweep.py", "report", "--bogus"),

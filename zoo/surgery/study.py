@@ -83,6 +83,8 @@ def run(args: argparse.Namespace, say: Callable[[str], None] = print) -> list[Pa
     from zoo.surgery.study_report import write_report
 
     study = Path(args.study)
+    if not study.is_dir():
+        raise ZooError(f"{study}: no such folder; give a sweep's output folder (python scripts/sweep.py ...)")
     if not (study / "study.db").is_file():
         raise ZooError(f"{study} holds no study.db; give a sweep's output folder (python scripts/sweep.py ...)")
     if not args.tolerances or not all(math.isfinite(t) and t >= 0 for t in args.tolerances):
