@@ -4,6 +4,7 @@ reading what it writes."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -374,9 +375,17 @@ def test_compressed_columnet_checkpoints_are_ordinary_zoo_checkpoints(run_dir, c
 
 def test_fit_from_weights_is_a_new_run_that_starts_at_those_weights(run_dir, iris_checkpoint):
     surgery("prune", iris_checkpoint, "--out", "pruned.ckpt")
-    started = main(
-        ["fit", "--config", "pruned.yaml", "--weights", "pruned.ckpt", "--trainer.limit_train_batches", "0", *QUIET]
-    )
+    said = []
+    listener = logging.Handler()
+    listener.emit = lambda record: said.append(record.getMessage())
+    logging.getLogger("pytorch_lightning").addHandler(listener)
+    try:
+        started = main(
+            ["fit", "--config", "pruned.yaml", "--weights", "pruned.ckpt", "--trainer.limit_train_batches", "0", *QUIET]
+        )
+    finally:
+        logging.getLogger("pytorch_lightning").removeHandler(listener)
+    assert "Weights from pruned.ckpt; a new run: its own optimizer, schedule and epochs" in said  # said at the start
     weights = zoo.load_model("pruned.ckpt").state_dict()
     for key, value in started.model.state_dict().items():
         torch.testing.assert_close(value, weights[key])

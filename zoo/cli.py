@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import torch
 import yaml
 from jsonargparse import DefaultHelpFormatter, Namespace
-from lightning_fabric.utilities.rank_zero import rank_zero_only
+from lightning_fabric.utilities.rank_zero import rank_zero_info, rank_zero_only
 from pytorch_lightning import Callback, Trainer, callbacks
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar, TQDMProgressBar
 from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
@@ -247,6 +247,7 @@ class ZooCLI(LightningCLI):
         self._prepare_run()
         if self.weights_only:
             self.model.load_state_dict(self.checkpoint_to_fit["state_dict"])
+            rank_zero_info(f"Weights from {self.checkpoint_path}; a new run: its own optimizer, schedule and epochs")
 
     def before_validate(self) -> None:
         self._prepare_run()
