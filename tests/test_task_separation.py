@@ -8,6 +8,7 @@ from conftest import DEVICES
 import zoo
 from zoo.analysis import task_separation
 from zoo.analysis.reference import attribution_loop, task_gradients_loop
+from zoo.analysis.task_separation import LayerRoles
 from zoo.errors import ZooError
 from zoo.models import FCNet
 
@@ -255,3 +256,9 @@ def test_dead_units_of_several_layers_judged_at_once_are_each_layers_own():
                                  [False, False, False, False, True]]  # fmt: skip
     for layer, mask in zip(layers, together):
         assert mask.nonzero().flatten().tolist() == dead_units(layer).all
+
+
+def test_a_layers_roles_print_as_their_counts():
+    """A console shows a layer's roles in one line, not every live neuron's largest share."""
+    roles = LayerRoles(units=1024, dead=12, mono_per_output=[3, 4, 5], largest_share=torch.full((1012,), 0.5))
+    assert repr(roles) == "LayerRoles(units=1024, dead=12, mono=12 [3, 4, 5], shared=1000, specialization=0.250)"

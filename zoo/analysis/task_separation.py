@@ -78,6 +78,13 @@ class LayerRoles:
             return float("nan")
         return ((outputs * self.largest_share - 1) / (outputs - 1)).mean().item()
 
+    def __repr__(self) -> str:
+        """The counts, not every neuron's share (a thousand numbers in a console)."""
+        return (
+            f"LayerRoles(units={self.units}, dead={self.dead}, mono={self.mono} {self.mono_per_output}, "
+            f"shared={self.shared}, specialization={self.specialization:.3f})"
+        )
+
     def __add__(self, other: LayerRoles) -> LayerRoles:
         return LayerRoles(
             self.units + other.units,
