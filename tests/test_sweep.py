@@ -177,6 +177,9 @@ def test_a_batch_of_seeds_is_one_population_with_a_row_per_member(tmp_path):
     history = rows[1]["history"]
     assert history["epoch"] == [-1, 0, 1] and len(history["task_separation.pair/setosa_versicolor/interference"]) == 3
     assert (tmp_path / "pop_out" / "over_epochs_mean_interference.png").stat().st_size > 5000
+    table = next(line for line in (tmp_path / "pop_out" / "summary.md").read_text().splitlines() if "(iris) |" in line)
+    train_seconds = table.split("|")[5].strip()  # the batch's one run: one time, not three agreeing ones
+    assert train_seconds == f"{rows[0]['train_seconds']:.1f} (n=1)", table
 
 
 def test_report_redraws_summary_and_figures_from_the_rows_alone(tmp_path, monkeypatch, capsys):

@@ -111,6 +111,12 @@ def configurations(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
     return groups
 
 
+def per_run(group: list[dict[str, Any]], key: str) -> list[Any]:
+    """``key`` once per run of a configuration: a batch of seeds' members share their run's wall time,
+    one measurement, which counted once per member would read as n agreeing ones (± 0.0)."""
+    return list({row.get("run_dir") or index: row[key] for index, row in enumerate(group)}.values())
+
+
 def spread(values: Sequence[Any], digits: int = 4) -> str:
     """``mean ± std (min–max, n=N)``; with one value, ``value (n=1)``: never a made-up ± 0."""
     numbers = [number for number in map(_number, values) if number is not None]
@@ -130,7 +136,8 @@ def summary_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
         "# Sweep summary",
         "",
         f"Per configuration, over its seeds: mean ± std (min–max, n). Test and validation {metric} of the best",
-        "checkpoint; training and evaluation wall time. Best test metric first.",
+        "checkpoint; training and evaluation wall time, over its runs (a batch of seeds trains as one run:",
+        "one time for all its members). Best test metric first.",
         "",
         *_settings(groups),
         f"| configuration | nonzero params | test {metric} | val {metric} | train s | eval s |",
@@ -140,10 +147,7 @@ def summary_markdown(groups: dict[str, list[dict[str, Any]]]) -> str:
     for name in order:
         group = groups[name]
         test, val = spread([r.get(f"test_{metric}") for r in group]), spread([r.get(f"val_{metric}") for r in group])
-        train, evaluation = (
-            spread([r["train_seconds"] for r in group], 1),
-            spread([r["eval_seconds"] for r in group], 2),
-        )
+        train, evaluation = spread(per_run(group, "train_seconds"), 1), spread(per_run(group, "eval_seconds"), 2)
         lines.append(
             f"| {name} | {int(float(group[0]['params_nonzero'])):,} | {test} | {val} | {train} | {evaluation} |"
         )
