@@ -27,7 +27,7 @@ from zoo import ZooDataModule, load_model
 from zoo.analyses import Analysis, Samples, list_analyses
 from zoo.callbacks.schedule import epoch_label
 from zoo.checkpoints import read_checkpoint
-from zoo.errors import exit_on_failure
+from zoo.errors import count, exit_on_failure
 from zoo.io import write_json
 from zoo.runs import run_folder_of
 from zoo.writer import AnalysisWriter
@@ -86,12 +86,6 @@ def _tensorboard(folder: str | None):
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(folder)
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
-    return int(text)
 
 
 def _whole(text: str) -> int:
@@ -154,7 +148,7 @@ def main() -> None:
         )
         command.add_argument(
             "--max-samples",
-            type=_positive,
+            type=count,
             default=10_000,
             metavar="N",
             help="analyse the first N samples of the split, at least 1 (default %(default)s)",

@@ -38,7 +38,7 @@ from zoo.bench.sparse_epoch import sparse_epoch
 from zoo.bench.speed import speed
 from zoo.bench.task_separation import task_separation_speed
 from zoo.bench.timing import default_device
-from zoo.errors import exit_on_failure
+from zoo.errors import count, exit_on_failure
 
 BENCHMARKS = {
     "pipeline": lambda args: pipeline(
@@ -86,30 +86,19 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _count(text: str) -> int:
-    """A whole number ≥ 1 (repeats, sizes, epochs): 0 would leave nothing to time."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=list(BENCHMARKS))
-    parser.add_argument("--hidden", type=_count, nargs="+", default=[1024, 512], help="pipeline: FCNet widths")
-    parser.add_argument("--features", type=_count, default=1000, help="sparse: layer size")
+    parser.add_argument("--hidden", type=count, nargs="+", default=[1024, 512], help="pipeline: FCNet widths")
+    parser.add_argument("--features", type=count, default=1000, help="sparse: layer size")
     parser.add_argument("--densities", type=float, nargs="+", default=[0.01, 0.05, 0.1, 0.5], help="sparse: densities")
     parser.add_argument(
-        "--reference-samples", type=_count, default=200, help="task-separation: images the slow loop runs on"
+        "--reference-samples", type=count, default=200, help="task-separation: images the slow loop runs on"
     )
-    parser.add_argument("--batch-size", type=_count, default=128)
-    parser.add_argument("--repeats", type=_count, default=3)
+    parser.add_argument("--batch-size", type=count, default=128)
+    parser.add_argument("--repeats", type=count, default=3)
     parser.add_argument(
-        "--fc-repeats", type=_count, default=1, help="speed: configs/fc.yaml's whole runs, with and without analyses"
+        "--fc-repeats", type=count, default=1, help="speed: configs/fc.yaml's whole runs, with and without analyses"
     )
     parser.add_argument("--log-dir", default="lightning_logs")
     parser.add_argument(
@@ -119,11 +108,11 @@ def parser() -> argparse.ArgumentParser:
         help="pipeline, sparse-epoch, report: where the training pipelines run",
     )
     parser.add_argument("--populations", nargs="+", default=list(POPULATIONS), choices=list(POPULATIONS))
-    parser.add_argument("--members", type=_count, default=None, help="population: members (default: 100 and 20)")
-    parser.add_argument("--epochs", type=_count, default=None, help="population: epochs (default: the config's)")
-    parser.add_argument("--threads", type=_count, default=1, help="population: CPU threads for every fit")
+    parser.add_argument("--members", type=count, default=None, help="population: members (default: 100 and 20)")
+    parser.add_argument("--epochs", type=count, default=None, help="population: epochs (default: the config's)")
+    parser.add_argument("--threads", type=count, default=1, help="population: CPU threads for every fit")
     parser.add_argument(
-        "--members-list", type=_count, nargs="+", default=[100, 1000], help="analysis-pass: population sizes"
+        "--members-list", type=count, nargs="+", default=[100, 1000], help="analysis-pass: population sizes"
     )
     parser.add_argument(
         "--analyses", nargs="+", default=["task_separation", "activations"], choices=["task_separation", "activations"]

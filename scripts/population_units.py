@@ -22,7 +22,7 @@ import torch
 
 from zoo import ZooDataModule, load_model
 from zoo.analysis import activation_analysis
-from zoo.errors import ZooError, exit_on_failure
+from zoo.errors import ZooError, count, exit_on_failure
 
 
 def run(args: argparse.Namespace) -> None:
@@ -113,17 +113,6 @@ def class_set(indices: tuple[int, ...], names: list[str]) -> str:
     return ", ".join(label(index, names) for index in indices)
 
 
-def _count(text: str) -> int:
-    """A whole number ≥ 1: a unit's top 0 classes name nothing."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="a population's checkpoint (--population N)")
@@ -135,7 +124,7 @@ def main() -> None:
         help="the samples units are judged on (default train)",
     )
     parser.add_argument(
-        "--top", type=_count, default=3, help="how many preferred classes to name per unit, at least 1 (default 3)"
+        "--top", type=count, default=3, help="how many preferred classes to name per unit, at least 1 (default 3)"
     )
     parser.add_argument(
         "--classes",

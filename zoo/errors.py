@@ -118,6 +118,18 @@ def classify(error: BaseException) -> ZooFailure | None:
     return None
 
 
+def count(text: str) -> int:
+    """A script's argument type for a count that must be at least 1 (repeats, epochs, ``--top``): argparse says
+    ``argument --top: must be at least 1, got 0`` in one line where a 0 would end in a traceback later."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def exit_on_failure(main: Callable[[], Result], program: str = "zoo") -> Result:
     """Run ``main``; a classified failure prints one line ``<program>: error: ...`` and exits with its code."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
