@@ -226,3 +226,10 @@ def test_the_summary_states_the_paired_difference(tmp_path):
     assert len(table) == 2 + 3  # header, rule and the three configurations after the first
     first_against_last = table[-1].split(" | ")  # FCNet [16, 16] (0.95, 0.96) against SparseNet 0.1 (0.80, 0.81)
     assert first_against_last[1:5] == ["2", "+0.1500 [+0.1500, +0.1500]", "2 of 2", "– |"]  # no spread, no p
+
+
+def test_a_configurations_name_wraps_between_its_settings_never_inside_a_value():
+    from zoo.sweep.summary import _wrap_parts
+
+    wrapped = _wrap_parts("FCNet, hidden=[16, 16], activation=relu", 12)
+    assert wrapped.splitlines() == ["FCNet,", "hidden=[16, 16],", "activation=relu"]

@@ -536,7 +536,7 @@ def _wrap_parts(text: str, width: int) -> str:
     """A configuration's name in lines of about ``width`` characters, broken between its settings (never inside
     one, never cut): ``activation=relu,`` over ``hidden=[8]``."""
     lines: list[str] = []
-    for part in text.split(", "):
+    for part in re.split(r", (?=[\w.]+=)", text):  # before the next setting's name, not inside a value's [16, 16]
         if lines and len(lines[-1]) + 2 + len(part) <= width:
             lines[-1] += ", " + part
         else:
