@@ -233,3 +233,21 @@ def test_a_configurations_name_wraps_between_its_settings_never_inside_a_value()
 
     wrapped = _wrap_parts("FCNet, hidden=[16, 16], activation=relu", 12)
     assert wrapped.splitlines() == ["FCNet,", "hidden=[16, 16],", "activation=relu"]
+
+
+def test_named_families_are_named_by_their_names_and_classes_by_theirs():
+    """A trial's name: tells its configuration apart; a setting only where it tells apart one family's."""
+    from zoo.sweep.summary import distinctions
+
+    callbacks = [{"class_path": "zoo.callbacks.SET", "init_args": {"zeta": 0.3}}]
+    made = [
+        {"family": "SET", "config": "set.yaml", "overrides": json.dumps({"trainer.callbacks": callbacks})},
+        {"family": "fixed topology", "config": "set.yaml", "overrides": json.dumps({"trainer.callbacks": None})},
+        {"family": "SET", "config": "set.yaml", "overrides": json.dumps({"trainer.callbacks": callbacks, "seed": 1})},
+    ]
+    groups = {f"c{index}": [row] for index, row in enumerate(made)}
+    names, shared = distinctions(groups, list(groups))
+    assert names == {"c0": "SET", "c1": "fixed topology", "c2": "SET, seed=1"}
+    assert shared == "all: config set"
+    family = {"c0": [made[0]], "c3": [{**made[0], "overrides": json.dumps({"trainer.callbacks": callbacks[0]})}]}
+    assert distinctions(family, list(family))[0] == {"c0": "callbacks=[SET]", "c3": "callbacks=SET"}  # not JSON

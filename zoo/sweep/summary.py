@@ -487,20 +487,34 @@ def _over_epochs(groups: dict, order: list[str], key: str) -> Figure:
 
 
 def distinctions(groups: dict[str, list[dict[str, Any]]], order: list[str]) -> tuple[dict[str, str], str]:
-    """Each configuration named by what sets it apart from the others (``hidden=[8], activation=relu``), and what
-    they all share (``FCNet (multimult)``; empty when nothing is shared). A lone configuration is named in full."""
+    """Each configuration named by what sets it apart (``hidden=[8], activation=relu``), and what they all share
+    (``FCNet (multimult)``; empty when nothing is shared). A lone configuration is named in full.
+
+    A family's name (a trial's ``name:``) sets its configurations apart from other families'; a setting names
+    a configuration only where it tells apart configurations of one family (SET and "fixed topology" are
+    named so, not by their callbacks' JSON).
+    """
     settings = {name: _parts(groups[name][0]) for name in order}
     keys = list(dict.fromkeys(key for parts in settings.values() for key in parts))
     shown = _short_keys(keys)
-    differ = [key for key in keys if len({json.dumps(parts.get(key)) for parts in settings.values()}) > 1]
-    if not differ:
-        whole = {name: _described(parts, shown) for name, parts in settings.items()}
-        return whole, ""
-    names = {
-        name: _described({k: v for k, v in parts.items() if k in differ}, shown) for name, parts in settings.items()
-    }
+
+    def differ(names: list[str]) -> list[str]:
+        return [key for key in keys if len({json.dumps(settings[name].get(key)) for name in names}) > 1]
+
+    everywhere = differ(list(settings))
+    if not everywhere:
+        return {name: _described(parts, shown) for name, parts in settings.items()}, ""
+    families: dict[str, list[str]] = {}
+    for name, parts in settings.items():
+        families.setdefault(parts["family"], []).append(name)
+    names = {}
+    for members in families.values():
+        telling = {*differ(members), *(["family"] if "family" in everywhere else [])}
+        names.update(
+            {name: _described({k: v for k, v in settings[name].items() if k in telling}, shown) for name in members}
+        )
     first = next(iter(settings.values()))
-    shared = _described({key: first[key] for key in keys if key not in differ}, shown)
+    shared = _described({key: first[key] for key in keys if key not in everywhere}, shown)
     return names, f"all: {shared}" if shared else ""
 
 
@@ -524,12 +538,17 @@ def _described(parts: dict[str, Any], shown: dict[str, str]) -> str:
         head = f"{family} ({config})"
     else:
         head = family or (f"config {config}" if config else "")
-    settings = [
-        f"{shown[key]}={value if isinstance(value, str) else json.dumps(value)}"
-        for key, value in parts.items()
-        if key not in ("family", "config")
-    ]
+    settings = [f"{shown[key]}={_value_text(value)}" for key, value in parts.items() if key not in ("family", "config")]
     return ", ".join(part for part in (head, *settings) if part)
+
+
+def _value_text(value: Any) -> str:
+    """A setting's value as people read it: a class (``{class_path: zoo.callbacks.SET, ...}``) by its name."""
+    if isinstance(value, dict) and "class_path" in value:
+        return str(value["class_path"]).rsplit(".", 1)[-1]
+    if isinstance(value, list) and value and all(isinstance(item, dict) and "class_path" in item for item in value):
+        return "[" + ", ".join(_value_text(item) for item in value) + "]"
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _wrap_parts(text: str, width: int) -> str:
