@@ -22,7 +22,7 @@ import pytest
 import yaml
 from conftest import CONFIGS, ROOT
 
-from zoo.errors import ZooError, ZooFailure
+from zoo.errors import EnvironmentFault, ZooError, ZooFailure
 from zoo.sweep import engine, read_results
 from zoo.sweep.spec import Trial, expand, read_sweep
 
@@ -190,6 +190,13 @@ def test_a_misspelt_key_is_found_before_anything_runs(tmp_path):
 def test_a_storage_that_is_no_url_is_a_mistake():
     with pytest.raises(ZooError, match="--storage foo is not a database URL"):
         engine.open_storage("foo")
+
+
+def test_a_storage_whose_driver_is_missing_names_the_module():
+    """Optuna re-raises the driver's ModuleNotFoundError as a plain ImportError: still one line, exit 4."""
+    with pytest.raises(EnvironmentFault, match=r"needs the Python module 'MySQLdb'; install it") as raised:
+        engine.open_storage("mysql://user:secret@localhost/zoo")
+    assert raised.value.exit_code == 4 and "secret" not in str(raised.value)
 
 
 def test_an_output_that_is_a_file_is_a_mistake(tmp_path):

@@ -83,10 +83,13 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **options)
             break
-        except ModuleNotFoundError as error:
+        except ImportError as error:  # the URL's driver (Optuna re-raises its ModuleNotFoundError as ImportError)
+            cause = error.__cause__ or error.__context__
+            module = getattr(error, "name", None) or getattr(cause, "name", None)
+            needed = f"the Python module {module!r}" if module else "a database driver"
             raise EnvironmentFault(
-                f"the storage {shown(url)} needs the Python module {error.name!r}; install it "
-                "(PostgreSQL: pip install psycopg2-binary)"
+                f"the storage {shown(url)} needs {needed}; install it "
+                "(PostgreSQL: pip install psycopg2-binary; MySQL: pip install pymysql with mysql+pymysql://...)"
             ) from None
         except sqlalchemy.exc.ArgumentError as error:  # not a URL at all: nothing to retry
             raise ZooError(
