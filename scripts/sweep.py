@@ -22,7 +22,7 @@ from pathlib import Path
 from zoo.errors import Interrupted, ZooError, ZooFailure, exit_on_failure
 from zoo.io import write_text
 from zoo.sweep import engine, read_sweep, run_sweep
-from zoo.sweep.run import default_output, report, writable_folder
+from zoo.sweep.run import check_devices, default_output, report, writable_folder
 from zoo.sweep.search import run_search
 from zoo.sweep.spec import Figures
 
@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> None:
         raise ZooError(f"--heartbeat must be at least 1 (seconds), got {args.heartbeat}")
     if args.search and (args.jobs != 1 or args.retry_failed):
         raise ZooError("--jobs and --retry-failed are a grid's; a --search runs one worker per command (start more)")
+    if args.devices is not None:
+        check_devices(args.devices)
     spec = read_sweep(args.sweep)
     if not args.search and not spec.trials:
         raise ZooError(f"{args.sweep} has a search: block and no trials: run it with --search")

@@ -187,6 +187,15 @@ def test_a_misspelt_key_is_found_before_anything_runs(tmp_path):
     assert not (tmp_path / "zero" / "runs").exists()
 
 
+def test_a_workers_bad_devices_are_refused_before_it_takes_a_trial(tmp_path):
+    """Else every trial it took would fail with the trainer's words, and a shared study's queue with them."""
+    process = worker(grid_file(tmp_path, "devices"), "--devices", "foo")
+    out, error = process.communicate(timeout=120)
+    assert process.returncode == 2, error
+    assert error.strip().splitlines()[-1].startswith("sweep: error: --devices foo: `devices` selected with")
+    assert not (tmp_path / "devices").exists()  # no study, no trial marked failed
+
+
 def test_a_storage_that_is_no_url_is_a_mistake():
     with pytest.raises(ZooError, match="--storage foo is not a database URL"):
         engine.open_storage("foo")

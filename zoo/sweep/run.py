@@ -41,6 +41,29 @@ def trial_devices(slot: int, gpus: int) -> str:
     return f"[{slot % gpus}]" if gpus > 1 else "1"
 
 
+def check_devices(devices: str) -> None:
+    """A worker's ``--devices``, tried on a Trainer before it takes a trial: refused, it would fail every trial
+    it took (and a shared study's whole queue), each with the trainer's words, not the flag's."""
+    import logging
+
+    import yaml
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+    from pytorch_lightning import Trainer
+
+    value = yaml.safe_load(devices)  # as the CLI reads --trainer.devices: 2, [0, 1], auto
+    quiet = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    level, quiet.level = quiet.level, logging.WARNING  # "GPU available: ..." belongs to the trials
+    try:
+        Trainer(devices=value, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    except (MisconfigurationException, ValueError, TypeError) as error:
+        said = (str(error).strip().splitlines() or [""])[0].rstrip(".")
+        raise ZooError(
+            f"--devices {devices}: {said}; e.g. --devices 1 (one CPU or GPU), or [2] for the third GPU"
+        ) from None
+    finally:
+        quiet.level = level
+
+
 def _usable_cores() -> int:
     """The cores this process may run on (taskset, Slurm, containers), not all the machine's."""
     if hasattr(os, "sched_getaffinity"):  # not on macOS
