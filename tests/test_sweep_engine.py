@@ -383,3 +383,14 @@ def test_a_truncated_record_is_one_message(tmp_path):
         out, error = process.communicate(timeout=120)
         assert process.returncode == 2 and "a trial's record in the storage is not valid JSON" in error, error
         assert "Traceback" not in error
+
+
+def test_a_worker_with_another_heartbeat_is_refused(tmp_path):
+    """Beats expected every 1 s where the study's workers send one every 20 s: their live trials looked dead."""
+    url = engine.storage_url(tmp_path, None)
+    first = engine.open_study(engine.open_storage(url, 20), "beats", {"trials": 1}, "maximize")
+    assert first.user_attrs[engine.HEARTBEAT_KEY] == 20
+    with pytest.raises(ZooError, match=r"every 20 s, and this worker's --heartbeat is 1 s: .* give --heartbeat 20"):
+        engine.open_study(engine.open_storage(url, 1), "beats", {"trials": 1}, "maximize")
+    again = engine.open_study(engine.open_storage(url, 20), "beats", {"trials": 1}, "maximize")
+    assert again.study_name == "beats"

@@ -43,6 +43,7 @@ from zoo.sweep.spec import Analyses, SweepSpec, Trial
 
 HEARTBEAT = 20  # seconds between a running trial's heartbeats
 GRACE = 3  # heartbeats a trial may miss before it is taken for dead
+HEARTBEAT_KEY = "heartbeat"  # the study's heartbeat, in seconds: every worker of a study keeps to it
 RETRIES = 2  # a trial whose worker vanished runs again at most this many times
 HOST = socket.gethostname()
 
@@ -204,7 +205,8 @@ def open_study(storage, name: str, what: dict[str, Any], direction: str, trials:
     """The study ``name``: created (and, for a grid, filled with its trials) by the first worker.
 
     A study whose definition differs from ``what`` is refused with what changed: rows of two
-    definitions are never mixed.
+    definitions are never mixed. So is a worker whose heartbeat differs from the study's: one that
+    expects beats more often than the others send them would take their running trials for dead.
     """
     import optuna
 
@@ -213,6 +215,7 @@ def open_study(storage, name: str, what: dict[str, Any], direction: str, trials:
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage)
         return _checked(study, what)
+    study.set_user_attr(HEARTBEAT_KEY, storage.get_heartbeat_interval())
     study.set_user_attr("definition", what)
     if trials:
         _enqueue(study, trials)
@@ -229,6 +232,12 @@ def _checked(study, what: dict[str, Any]):
                 "give another --study name, or delete it: optuna delete-study --study-name NAME --storage URL"
             )
         time.sleep(0.5)
+    theirs, mine = study.user_attrs.get(HEARTBEAT_KEY), study._storage.get_heartbeat_interval()
+    if theirs is not None and theirs != mine:
+        raise ZooError(
+            f"study {study.study_name!r}: its workers send a heartbeat every {theirs} s, and this worker's "
+            f"--heartbeat is {mine} s: it would take their running trials for dead; give --heartbeat {theirs}"
+        )
     changed = difference(study.user_attrs.get("definition"), what)
     if changed:
         raise ZooError(
