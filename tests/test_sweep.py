@@ -262,6 +262,7 @@ def test_a_search_follows_the_tasks_own_metric(tmp_path):
     study = optuna.load_study(study_name="search_out", storage=f"sqlite:///{tmp_path / 'search_out' / 'study.db'}")
     assert study.direction == optuna.study.StudyDirection.MINIMIZE  # regression: val/loss down
     assert sorted(trial.value for trial in study.trials) == sorted(row["val_loss"] for row in rows)
+    assert study.metric_names == ["val loss"]  # what the dashboard calls a trial's value
 
 
 def test_bad_search_space(tmp_path):

@@ -156,6 +156,8 @@ def test_a_worker_after_the_end_says_so_and_a_changed_file_is_refused(tmp_path):
     out, error = late.communicate(timeout=120)
     assert late.returncode == 0, error
     assert "the study is done" in out and "trial 1/3" not in out
+    study = optuna.load_study(study_name="ended", storage=engine.storage_url(tmp_path / "ended", None))
+    assert study.metric_names == ["test metric (accuracy or R²), mean over the trial's seeds"]  # the dashboard's
     sweep.write_text(sweep.read_text().replace("max_epochs: 1", "max_epochs: 3"))
     changed = worker(sweep)
     out, error = changed.communicate(timeout=120)

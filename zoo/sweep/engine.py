@@ -223,6 +223,17 @@ def open_study(storage, name: str, what: dict[str, Any], direction: str, trials:
     return study
 
 
+def name_objective(study, name: str) -> None:
+    """What a trial's value is, for the dashboard ("Objective 0" otherwise): a grid's is its test metric, a
+    search's the validation metric it optimizes."""
+    import optuna
+
+    if study.metric_names != [name]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([name])
+
+
 def _checked(study, what: dict[str, Any]):
     deadline = time.monotonic() + 120
     while not study.user_attrs.get("ready"):  # its first worker is still enqueueing the trials

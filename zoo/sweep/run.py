@@ -111,6 +111,7 @@ def run_sweep(
         trials,
     )
     opened.set_user_attr("figures", to_jsonable(spec.figures))
+    engine.name_objective(opened, "test metric (accuracy or R²), mean over the trial's seeds")
     if retry_failed:
         failed = engine.failures(opened)
         say(f"{engine.retry_failed(opened, sorted(failed))} failed trial(s) enqueued again")

@@ -55,6 +55,7 @@ def run_search(
         engine.open_storage(url, heartbeat), search.study or study_name(output, study), what, direction
     )
     opened.set_user_attr("figures", to_jsonable(spec.figures))
+    engine.name_objective(opened, f"val {monitor.metric}")
     # A sampler seeded alike on every start would replay its first draws in a resumed study and
     # in every worker; by default it is unseeded, and a sampler_seed is offset by the trials so far.
     seed = None if search.sampler_seed is None else search.sampler_seed + len(opened.trials)
