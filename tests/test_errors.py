@@ -63,7 +63,18 @@ CASES = [
     Case(
         "config", "unknown flag", (*IRIS, "--trainer.max_epochz", "3"), "unrecognized arguments: --trainer.max_epochz 3"
     ),
-    Case("config", "wrong type", (*IRIS, "--trainer.max_epochs", "many"), 'Parser key "trainer.max_epochs"'),
+    Case(
+        "config",
+        "wrong type",
+        (*IRIS, "--trainer.max_epochs", "many"),
+        "zoo: error: trainer.max_epochs: 'many' is not a whole number or null",
+    ),
+    Case(
+        "config",
+        "wrong type of a class's option",
+        (*IRIS, "--optimizer.init_args.lr", "fast"),
+        "zoo: error: optimizer.lr (Adam): 'fast' is not a number or a tensor",
+    ),
     Case(
         "config",
         "unknown model",
@@ -86,13 +97,13 @@ CASES = [
         "config",
         "unknown dataset",
         (*IRIS, "--data.dataset", "cifar10"),
-        "Expected a typing.Literal['mnist', 'fashion_mnist', 'iris', 'multimult']",
+        "zoo: error: data.dataset: 'cifar10' is not accepted; accepted: mnist, fashion_mnist, iris, multimult",
     ),
     Case(
         "config",
         "unknown activation",
         (*IRIS, "--model.init_args.activation", "swish"),
-        "Expected a typing.Literal['relu', 'relu6', 'sigmoid', 'tanh'",
+        "zoo: error: model.activation (FCNet): 'swish' is not accepted; accepted: relu, relu6, sigmoid, tanh,",
     ),
     Case(
         "config",
@@ -134,7 +145,7 @@ CASES = [
         "config",
         "unknown sparse backend",
         (*IRIS, "--model", "SparseNet", "--model.backend", "cusparse"),
-        "Expected a typing.Literal['masked', 'sparse', 'torch_sparse']",
+        "zoo: error: model.backend (SparseNet): 'cusparse' is not accepted (did you mean 'sparse'?); accepted: masked,",
     ),
     Case(
         "config",

@@ -76,29 +76,66 @@ CLASS_OPTIONS = {  # what a class-valued option takes by name (any class's impor
     "lr_scheduler": lambda: _classes(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler),
     "trainer.callbacks": lambda: [*zoo.callbacks.__all__, *_classes(callbacks, Callback)],
 }
-UNKNOWN_OPTION = re.compile(r"class_path '([\w.]+)':\s+Option '([^']+)' is not accepted")
+UNKNOWN_OPTION = re.compile(r"^Option '([^']+)' is not accepted")
+CLASS_BLOCK = re.compile(r"class_path '([\w.]+)':\n(.*?)(?=\n    - |\n  Given|\Z)", re.S)
+BASES = {"pytorch_lightning.Callback", "lightning.pytorch.Callback"}  # a list's items tried as the base class too
 UNKNOWN_CLASS = re.compile(r"Expected a dot import path string: (\S+)")
+SIMPLE = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text", "NoneType": "null"}
+SIMPLE |= {"Sequence": "a list", "list": "a list", "dict": "a mapping", "Tensor": "a tensor"}
+OPTION_SAID = re.compile(r"(?:Parser key \"([^\"]+)\":|([\w.]+):) (.*)")  # jsonargparse's, or zoo's own line
+CHOICE = re.compile(r"Expected a typing\.Literal\[(.*?)\]\. Got value: (.*)")
 
 
 def distilled(message: str) -> str | None:
-    """jsonargparse's account of an unknown class or class option (a dozen lines of union subtypes) in one
+    """jsonargparse's account of a bad class, class option or value (a dozen lines of union subtypes) in one
     line: the option, the value, what is accepted and the nearest name; ``None`` for any other message."""
     key = re.match(r'Parser key "([^"]+)"', message)
     if key is None:
         return None
     key = key.group(1)
-    if found := UNKNOWN_OPTION.search(message):
-        path, option = found.groups()
-        accepted = _init_arguments(path, skip=LINKED if key == "model" else ())
-        name = path.rsplit(".", 1)[-1]
-        return f"{key}: {name} has no option {option!r}{_nearest(option, accepted)}; accepted: {', '.join(accepted)}"
-    if (found := UNKNOWN_CLASS.search(message)) and key in CLASS_OPTIONS:
+    for path, block in CLASS_BLOCK.findall(message):  # what each class tried said, the base classes' aside
+        if path in BASES:
+            continue
+        name, block = path.rsplit(".", 1)[-1], " ".join(block.split())
+        if found := UNKNOWN_OPTION.search(block):
+            option = found.group(1)
+            accepted = _init_arguments(path, skip=LINKED if key == "model" else ())
+            listed = ", ".join(accepted)
+            return f"{key}: {name} has no option {option!r}{_nearest(option, accepted)}; accepted: {listed}"
+        said = OPTION_SAID.match(block)  # one of the class's own options has a bad value
+        wrong = (_value_said(said.group(3)) or (said.group(3) if said.group(2) else None)) if said else None
+        if wrong:
+            return f"{key}.{said.group(1) or said.group(2)} ({name}): {wrong}"
+    if (found := UNKNOWN_CLASS.search(message)) and key in CLASS_OPTIONS and "class_path '" not in message:
         name, accepted = found.group(1), CLASS_OPTIONS[key]()
         return (
             f"{key}: no class {name!r}{_nearest(name, accepted)}; accepted: {', '.join(accepted)}, "
             "or a class's import path (package.module.Class)"
         )
+    wrong = _value_said(message[len(key) + 14 :])
+    return f"{key}: {wrong}" if wrong else None
+
+
+def _value_said(text: str) -> str | None:
+    """What is wrong with a value, in words: ``'c' is not accepted; accepted: a, b`` (jsonargparse's
+    ``Expected a typing.Literal['a', 'b']. Got value: c``), or ``'many' is not a whole number or null``."""
+    text = " ".join(text.split())
+    if found := CHOICE.search(text):
+        accepted = [choice.strip().strip("'\"") for choice in found.group(1).split(",")]
+        value = found.group(2).strip()
+        return f"{value!r} is not accepted{_nearest(value, accepted)}; accepted: {', '.join(accepted)}"
+    if found := re.fullmatch(r"Expected a <class '([\w.]+)'>\. Got value: (.*)", text):
+        return f"{found.group(2)!r} is not {_kind(found.group(1))}"
+    types, given = re.search(r"Subtypes: \[(.*?)\] Errors:", text), re.search(r"Given value: (.*)$", text)
+    if types and given and re.fullmatch(r"(<class '[\w.]+'>(, )?)+", types.group(1)):
+        kinds = re.findall(r"<class '([\w.]+)'>", types.group(1))
+        return f"{given.group(1)!r} is not {' or '.join(_kind(kind) for kind in kinds)}"
     return None
+
+
+def _kind(path: str) -> str:
+    name = path.rsplit(".", 1)[-1]
+    return SIMPLE.get(name, f"a {name}")
 
 
 def _init_arguments(path: str, *, skip: tuple[str, ...] = ()) -> list[str]:
