@@ -81,6 +81,9 @@ def report_command(args: argparse.Namespace) -> None:
     storage = engine.open_storage(url)
     names = optuna.get_all_study_names(storage)
     name = args.study or (names[0] if len(names) == 1 else folder.resolve().name if folder else None)
+    if name is None:
+        held = ", ".join(names) or "none"
+        raise ZooError(f"{engine.shown(url)} holds {len(names)} studies: {held}; give --study NAME")
     if name not in names:
         raise ZooError(
             f"study {name!r} is not in {engine.shown(url)}; it holds: {', '.join(names) or 'none'} (--study)"

@@ -238,6 +238,8 @@ def test_a_failing_trial_costs_the_others_nothing(tmp_path):
         "iris-hidden16-s0",
         "iris-hidden8-s0",
     ]
+    summary = (tmp_path / "failing_out" / "summary.md").read_text()  # the failed configuration is not missing
+    assert "## Trials that failed (1: no rows above)\n\n- `iris-hidden0-s0`: model.hidden must be positive" in summary
     again = sweep_subprocess(sweep_file(tmp_path, "failing", **spec))  # not retried unless asked
     assert again.wait(timeout=300) == 2 and "iris-hidden0-s0" in again.stderr.read()
     assert "trial 2/3" not in again.stdout.read()

@@ -201,6 +201,17 @@ def test_a_workers_bad_devices_are_refused_before_it_takes_a_trial(tmp_path):
 def test_a_storage_that_is_no_url_is_a_mistake():
     with pytest.raises(ZooError, match="--storage foo is not a database URL"):
         engine.open_storage("foo")
+    with pytest.raises(ZooError, match="PostgreSQL's scheme is postgresql://"):
+        engine.open_storage("postgres://user:secret@localhost/zoo")
+
+
+def test_a_report_of_a_storage_with_several_studies_asks_which(tmp_path):
+    url = engine.storage_url(tmp_path, None)
+    for name in ("first", "second"):
+        engine.open_study(engine.open_storage(url), name, {"trials": 1}, "maximize")
+    process = sweep_py("report", "--storage", url)
+    assert process.wait(timeout=120) == 2
+    assert process.stderr.read().strip().endswith("holds 2 studies: first, second; give --study NAME")
 
 
 def test_a_storage_whose_driver_is_missing_names_the_module():

@@ -93,8 +93,9 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT):
                 "(PostgreSQL: pip install psycopg2-binary; MySQL: pip install pymysql with mysql+pymysql://...)"
             ) from None
         except sqlalchemy.exc.ArgumentError as error:  # not a URL at all: nothing to retry
+            hint = "; PostgreSQL's scheme is postgresql://" if url.startswith("postgres://") else ""
             raise ZooError(
-                f"--storage {shown(url)} is not a database URL ({error}); e.g. sqlite:////path/study.db or "
+                f"--storage {shown(url)} is not a database URL ({error}{hint}); e.g. sqlite:////path/study.db or "
                 "postgresql://user:password@host/database"
             ) from None
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError) as error:

@@ -219,13 +219,14 @@ def report(study, output: str | Path, figures=None, say: Callable[[str], None] =
     for problem in problems:
         say(problem)
     write_results(output, rows)
-    write_summary(output, rows, figures)
     failed = engine.failures(study)
+    write_summary(output, rows, figures, failed=failed)
     if failed:
         raise ZooError(
-            f"{len(failed)} trial(s) failed (their messages are above and in the study); the other rows are in "
-            f"{Path(output) / 'results.csv'}. Fix what failed, then add --retry-failed to run them again:\n  "
-            + "\n  ".join(f"{key}: {message}" for key, message in failed.items())
+            f"{len(failed)} trial(s) failed (listed below, in summary.md and in the study); the other rows are in "
+            f"{Path(output) / 'results.csv'}. Fix what failed outside the sweep file (the data, the machine), then add "
+            "--retry-failed to run them again; a value of the sweep file itself makes another study: change it "
+            "and give another --output:\n  " + "\n  ".join(f"{key}: {message}" for key, message in failed.items())
         )
     return rows
 

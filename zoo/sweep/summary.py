@@ -45,11 +45,22 @@ def structure() -> dict[str, str]:
     }
 
 
-def write_summary(output: str | Path, rows: list[dict[str, Any]], figures: Figures | None = None) -> list[Path]:
-    """``summary.md`` and the figures of a study, from its rows; returns the files written (summary.md first)."""
+def write_summary(
+    output: str | Path,
+    rows: list[dict[str, Any]],
+    figures: Figures | None = None,
+    *,
+    failed: dict[str, str] | None = None,
+) -> list[Path]:
+    """``summary.md`` and the figures of a study, from its rows; returns the files written (summary.md first).
+
+    ``failed``: each trial that failed (and has not finished since) with its message, listed at the end: a
+    configuration whose every trial failed has no row, and would otherwise be missing without a word.
+    """
     output, figures = Path(output), figures or Figures()
+    listed = _failed_markdown(failed or {})
     if not rows:
-        return [write_text(output / "summary.md", "# Sweep summary\n\nNo trial has finished yet.\n")]
+        return [write_text(output / "summary.md", "# Sweep summary\n\nNo trial has finished yet.\n" + listed)]
     groups = configurations(rows)
     order = ordered(groups)
     drawn: list[tuple[Path, str]] = []
@@ -70,8 +81,16 @@ def write_summary(output: str | Path, rows: list[dict[str, Any]], figures: Figur
             drawn.append((save_png(path, render(_over_epochs(groups, order, key))), f"{label(key)} over training"))
     if (output / "runs").is_dir():  # the HParams dashboard's columns, for every trial at once
         write_study_experiment(output / "runs", rows, studied(rows))
-    text = summary_markdown(groups) + _figures_markdown(drawn, metric)
+    text = summary_markdown(groups) + listed + _figures_markdown(drawn, metric)
     return [write_text(output / "summary.md", text), *(path for path, _ in drawn)]
+
+
+def _failed_markdown(failed: dict[str, str]) -> str:
+    if not failed:
+        return ""
+    lines = ["", f"## Trials that failed ({len(failed)}: no rows above)", ""]
+    lines += [f"- `{key}`: {' '.join(message.split())}" for key, message in failed.items()]
+    return "\n".join(lines) + "\n"
 
 
 def studied(rows: list[dict[str, Any]]) -> list:
