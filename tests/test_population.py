@@ -128,7 +128,7 @@ def test_a_single_model_is_its_own_only_member(run_dir):
     checkpoint = next(run_dir.rglob("last.ckpt"))
     model = zoo.load_model(checkpoint, member=0)
     assert list(model.members()) == [model] and model.architecture == "FCNet"
-    with pytest.raises(ZooError, match="a FCNet is one model, not a population: it has member 0 only, not 1"):
+    with pytest.raises(ZooError, match="this FCNet is one model, not a population: it has member 0 only, not 1"):
         zoo.load_model(checkpoint, member=1)
 
 

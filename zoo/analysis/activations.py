@@ -627,19 +627,25 @@ def unit_report(
     breakdown = (
         f": {len(result.never_active)} exactly 0 on every sample, {len(result.constant)} (nearly) constant otherwise"
     )
+    dead_by = f"variance at most {thresholds.dead_tolerance:g} of the layer's largest"
+    judged = f"{layer}: {result.units} units, judged on {data}; "
+    if dead:
+        judged += f"{len(dead)} dead ({len(dead) / result.units:.1%}){breakdown} ({dead_by})."
+    else:
+        judged += f"none dead (none with a {dead_by})."
+    pairs = f"{result.redundant_pairs} unit pair{'s are' if result.redundant_pairs != 1 else ' is'} redundant"
     lines = [
-        f"{layer}: {result.units} units, judged on {data}; {len(dead)} dead ({len(dead) / result.units:.1%})"
-        + (breakdown if dead else "")
-        + f" (variance at most {thresholds.dead_tolerance:g} of the layer's largest).",
+        judged,
         f"{result.components_90} principal components hold 90% of the variance and {result.components_99} hold 99%; "
-        f"{result.redundant_pairs} unit pairs are redundant (|r| ≥ {thresholds.redundancy:g}).",
+        f"{pairs} (|r| ≥ {thresholds.redundancy:g}).",
     ]
     compressed = result.compression
     within = f"within {compressed.tolerance:g} of the full network's {compressed.metric} ({compressed.full:.4f})"
     if compressed.smallest_k >= result.units:
         verdict = f"The layer cannot be compressed: only all {result.units} components keep the metric {within}"
     else:
-        verdict = f"Projected on its top {compressed.smallest_k} components the layer keeps the metric {within}"
+        top_k = f"{compressed.smallest_k} component{'s' * (compressed.smallest_k != 1)}"
+        verdict = f"Projected on its top {top_k} the layer keeps the metric {within}"
     lines.append(f"{verdict}; k tried: {_tried(compressed.k)}.")
     if signed:
         lines.append(

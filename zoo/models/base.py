@@ -196,7 +196,8 @@ class ZooModule(pl.LightningModule):
     def member(self, index: int) -> ZooModule:
         """Member ``index`` as an ordinary model (see :meth:`members`)."""
         if index != 0:
-            raise ZooError(f"a {type(self).__name__} is one model, not a population: it has member 0 only, not {index}")
+            name = type(self).__name__
+            raise ZooError(f"this {name} is one model, not a population: it has member 0 only, not {index}")
         return self
 
     def by_member(self, computed: torch.Tensor) -> torch.Tensor:
