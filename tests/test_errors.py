@@ -571,6 +571,8 @@ def test_bad_input(case, files, run_dir, capsys):
     # a run folder is kept only if something ran in it (the diverged run's curves)
     left = [folder for folder in run_dir.rglob("version_*") if not any(folder.glob("events.out.tfevents.*"))]
     assert not left, f"empty run folders left behind: {left}"
+    logs = run_dir / "lightning_logs"  # nor the empty folders made to hold one (lightning_logs/iris)
+    assert not logs.exists() or any(logs.rglob("events.out.tfevents.*")), list(logs.rglob("*"))
 
 
 def test_at_least_25_cases():

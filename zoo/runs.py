@@ -10,6 +10,7 @@ resumes of one run started together cannot both write into it.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -63,6 +64,7 @@ def versions(root: Path) -> list[int]:
 _claims: list[list[Path]] = []  # run folders claimed inside each active released_on_failure() block
 _locks: list[list[RunLock]] = []  # run-folder locks taken inside each active released_on_failure() block
 _started: set[Path] = set()  # run folders in which a loop began (RunStarted)
+_made: list[list[Path]] = []  # the folders above them that claiming made (lightning_logs/<name>), deepest first
 
 
 def run_dir(trainer: pl.Trainer) -> str | None:
@@ -82,6 +84,8 @@ def run_dir(trainer: pl.Trainer) -> str | None:
 
 def reserve_version(root: Path) -> int:
     """Claim the next free ``version_<N>`` under ``root`` by creating it; safe against concurrent runs."""
+    if _claims:  # deepest first; before making them, as making one may fail (a name too long)
+        _made[-1].extend(folder for folder in (root, *root.parents) if not folder.exists())
     root.mkdir(parents=True, exist_ok=True)
     candidate = (versions(root) or [-1])[-1] + 1
     while True:
@@ -149,6 +153,7 @@ def released_on_failure(*, keep_locks: bool = False) -> Iterator[None]:
     """
     _claims.append([])
     _locks.append([])
+    _made.append([])
     try:
         yield
     except BaseException as error:
@@ -156,10 +161,17 @@ def released_on_failure(*, keep_locks: bool = False) -> Iterator[None]:
             for folder in _claims[-1]:
                 if folder.resolve() not in _started:
                     shutil.rmtree(folder, ignore_errors=True)
+            for folder in _made[-1]:  # and the empty folders made to hold them (another run's may be there now)
+                try:
+                    folder.rmdir()
+                except OSError as error:  # never made (its making failed), or it holds another run's folder now
+                    if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                        break
         keep_locks = False
         raise
     finally:
         _claims.pop()
+        _made.pop()
         for lock in _locks.pop() if not keep_locks else ():
             lock.release()
 
