@@ -39,6 +39,8 @@ def run(args: argparse.Namespace) -> None:
     spec = read_sweep(args.sweep)
     if not args.search and not spec.trials:
         raise ZooError(f"{args.sweep} has a search: block and no trials: run it with --search")
+    if args.search and spec.search is None:  # refused before its output folder is made
+        raise ZooError(f"{args.sweep} has no search: block; run it without --search")
     output = writable_folder(Path(args.output) if args.output else default_output(args.sweep, spec))
     write_text(output / "sweep.yaml", Path(args.sweep).read_text())  # a readable copy; the study holds the record
     options = {"study": args.study, "devices": args.devices, "heartbeat": args.heartbeat}

@@ -284,3 +284,10 @@ def test_trials_take_one_device_each_and_the_gpus_in_turn():
     assert [trial_devices(slot, gpus=0) for slot in range(3)] == ["1", "1", "1"]  # CPU
     assert [trial_devices(slot, gpus=1) for slot in range(3)] == ["1", "1", "1"]  # several on the one GPU
     assert [trial_devices(slot, gpus=3) for slot in range(5)] == ["[0]", "[1]", "[2]", "[0]", "[1]"]
+
+
+def test_a_grid_file_given_search_is_refused_before_its_output_is_made(tmp_path):
+    run = sweep_subprocess(iris_sweep(tmp_path), "--search")
+    out, error = run.communicate(timeout=120)
+    assert run.returncode == 2 and error.strip().endswith("has no search: block; run it without --search"), error
+    assert not (tmp_path / "iris_out").exists()  # not even a copy of the sweep file
