@@ -253,8 +253,9 @@ def _checked(study, what: dict[str, Any]):
     changed = difference(study.user_attrs.get("definition"), what)
     if changed:
         raise ZooError(
-            f"study {study.study_name!r} in this storage was made from another sweep file ({changed}); "
-            "its rows would mix with these: give another output folder or --study name, or restore the file"
+            f"study {study.study_name!r} in this storage was made from other settings, of its sweep file or the "
+            f"config files it names ({changed}); its rows would mix with these: give another output folder or "
+            "--study name, or restore the file"
         )
     return study
 
