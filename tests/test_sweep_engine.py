@@ -407,3 +407,20 @@ def test_a_worker_with_another_heartbeat_is_refused(tmp_path):
         engine.open_study(engine.open_storage(url, 1), "beats", {"trials": 1}, "maximize")
     again = engine.open_study(engine.open_storage(url, 20), "beats", {"trials": 1}, "maximize")
     assert again.study_name == "beats"
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_runs_again(tmp_path):
+    """Taken (RUNNING), then its worker killed before a heartbeat or its name: Optuna has no beat to miss."""
+    url = engine.storage_url(tmp_path, None)
+    trials = expand(read_sweep(grid_file(tmp_path, "orphan", seeds=[0])), str(tmp_path / "orphan"))
+    study = engine.open_study(engine.open_storage(url, 1), "orphan", {"trials": 3}, "maximize", trials)
+    orphan = study.get_trials(deepcopy=False)[0]
+    assert study._storage.set_trial_state_values(orphan._trial_id, optuna.trial.TrialState.RUNNING)  # no beat
+    worker = engine.Worker(study, analyses={}, threads=1, devices="1", say=lambda line: None)
+    worker.fail_stale()
+    assert study._storage.get_trial(orphan._trial_id).state == optuna.trial.TrialState.RUNNING  # within the grace
+    time.sleep(3.2)  # GRACE heartbeats of 1 s
+    worker.fail_stale()
+    assert study._storage.get_trial(orphan._trial_id).state == optuna.trial.TrialState.FAIL
+    again = [trial for trial in study.get_trials() if trial.user_attrs[engine.KEY] == orphan.user_attrs[engine.KEY]]
+    assert [trial.state for trial in again] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]

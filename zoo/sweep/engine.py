@@ -34,6 +34,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -421,7 +422,9 @@ class Worker:
         """Fail (and enqueue again) the trials whose worker stopped: no heartbeat, or a process here that is gone.
 
         The second needs no grace period: a worker restarted on the machine of a killed one takes
-        the killed one's trial again at once.
+        the killed one's trial again at once. A trial whose worker died between taking it and its
+        first heartbeat has no heartbeat to miss: without a worker's name after the grace period,
+        it is failed too (else every worker waited for it forever).
         """
         import optuna
 
@@ -429,9 +432,13 @@ class Worker:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
         running = self.storage.get_all_trials(self.study._study_id, states=(optuna.trial.TrialState.RUNNING,))
+        grace = GRACE * self.storage.get_heartbeat_interval()
         for trial in running:
             place, _, pid = str(trial.user_attrs.get(WORKER, "")).rpartition(":")
-            if place == PLACE and "?" not in place and pid.isdigit() and not _alive(int(pid)):
+            gone = place == PLACE and "?" not in place and pid.isdigit() and not _alive(int(pid))
+            started = trial.datetime_start
+            unclaimed = WORKER not in trial.user_attrs and started is not None  # Optuna's times are local
+            if gone or (unclaimed and (datetime.now() - started).total_seconds() > grace):
                 with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                     if self.storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL):
                         run_again(self.study, self.storage.get_trial(trial._trial_id))
