@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, first_line
 from zoo.models.registry import get_model_class, list_models
 
 
@@ -23,7 +23,7 @@ def read_checkpoint(checkpoint_path: str | Path, map_location: str | torch.devic
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)  # loading must not run code
     except Exception as error:
-        said = (str(error).splitlines() or [""])[0].split(". ")[0]  # torch's first sentence (its advice runs on)
+        said = first_line(error).split(". ")[0]  # torch's first sentence (its advice runs on)
         said = said if len(said) <= 160 else said[:160].rsplit(" ", 1)[0] + " …"  # cut between words, and say so
         raise ZooError(
             f"{path}: not a readable checkpoint; it is corrupt, truncated or another kind of file "

@@ -23,7 +23,7 @@ from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import Metric, MetricCollection
 
 from zoo.analyses import list_analyses
-from zoo.errors import ZooError, classify
+from zoo.errors import ZooError, classify, first_line
 from zoo.io import atomic_file, write_text
 from zoo.models.base import count_parameters
 from zoo.models.contract import holds_members
@@ -143,7 +143,7 @@ class RunSummary(pl.Callback):
         for callback in failed:
             when, error = callback.failures[-1]
             attempts = f"{len(callback.failures)} attempt{'s' * (len(callback.failures) > 1)}, last {when}"
-            lines.append(f"  FAILED          {callback.name}: {_first_line(error)} ({attempts})")
+            lines.append(f"  FAILED          {callback.name}: {first_line(error)} ({attempts})")
         print("\n".join(lines), flush=True)
         if failed:
             raise analyses_failed(failed)
@@ -161,14 +161,10 @@ def analyses_failed(callbacks: list) -> ZooError:
     is a bug in zoo (1), its traceback in the analysis's ``errors.log``.
     """
     causes = [classify(callback.failures[-1][1]) for callback in callbacks]
-    names = ", ".join(f"{callback.name} ({_first_line(callback.failures[-1][1])})" for callback in callbacks)
+    names = ", ".join(f"{callback.name} ({first_line(callback.failures[-1][1])})" for callback in callbacks)
     failure = ZooError(f"every attempt of an analysis failed, so the run has no result for it: {names}")
     failure.exit_code = next((cause.exit_code for cause in causes if cause is not None), 1)
     return failure
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def _aligned(cell: str, width: int, left: bool) -> str:

@@ -118,6 +118,11 @@ def classify(error: BaseException) -> ZooFailure | None:
     return None
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's text (libraries append advice and tracebacks), else its type's name."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def count(text: str) -> int:
     """A script's argument type for a count that must be at least 1 (repeats, epochs, ``--top``): argparse says
     ``argument --top: must be at least 1, got 0`` in one line where a 0 would end in a traceback later."""
@@ -213,7 +218,7 @@ def _refused_by_a_library(error: BaseException) -> ZooFailure | None:
     from lightning_fabric.utilities.exceptions import MisconfigurationException
     from yaml import YAMLError
 
-    message = (str(error).splitlines() or [""])[0]
+    message = first_line(error)
     if isinstance(error, MisconfigurationException):
         # Lightning raises this one type for a device it cannot use and for a value it refuses: only its
         # text tells them apart

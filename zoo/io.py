@@ -12,6 +12,7 @@ thread are flushed to disk by one ``os.sync`` and then renamed, instead of one `
 from __future__ import annotations
 
 import dataclasses
+import errno
 import inspect
 import json
 import math
@@ -88,6 +89,22 @@ def written_together() -> Iterator[None]:
         for temporary, _ in pending:  # those not renamed: the block or a rename failed
             if os.path.exists(temporary):
                 os.unlink(temporary)
+
+
+def folders_to_make(folder: Path) -> list[Path]:
+    """The folders ``folder.mkdir(parents=True)`` would make, deepest first: what to remove if the work fails."""
+    return [path for path in (folder, *folder.parents) if not path.exists()]
+
+
+def remove_made(folders: list[Path]) -> None:
+    """Remove folders made for work that failed, deepest first, while empty; one that holds something now
+    (another run's folder) stays, and so do those above it. One never made (its making failed) is passed."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

@@ -10,7 +10,6 @@ resumes of one run started together cannot both write into it.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -34,7 +33,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 from zoo.analyses import Analysis
 from zoo.errors import ZooError
 from zoo.hparams import analysis_values, latest_summary, ordered_columns, write_metrics, write_session
-from zoo.io import FILE_MODE, atomic_file, write_json
+from zoo.io import FILE_MODE, atomic_file, folders_to_make, remove_made, write_json
 from zoo.models.contract import holds_members, member_count, member_nonzero_parameters
 
 VERSION = re.compile(r"version_(\d+)$")
@@ -84,8 +83,8 @@ def run_dir(trainer: pl.Trainer) -> str | None:
 
 def reserve_version(root: Path) -> int:
     """Claim the next free ``version_<N>`` under ``root`` by creating it; safe against concurrent runs."""
-    if _claims:  # deepest first; before making them, as making one may fail (a name too long)
-        _made[-1].extend(folder for folder in (root, *root.parents) if not folder.exists())
+    if _claims:  # before making them, as making one may fail (a name too long)
+        _made[-1].extend(folders_to_make(root))
     root.mkdir(parents=True, exist_ok=True)
     candidate = (versions(root) or [-1])[-1] + 1
     while True:
@@ -161,12 +160,7 @@ def released_on_failure(*, keep_locks: bool = False) -> Iterator[None]:
             for folder in _claims[-1]:
                 if folder.resolve() not in _started:
                     shutil.rmtree(folder, ignore_errors=True)
-            for folder in _made[-1]:  # and the empty folders made to hold them (another run's may be there now)
-                try:
-                    folder.rmdir()
-                except OSError as error:  # never made (its making failed), or it holds another run's folder now
-                    if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                        break
+            remove_made(_made[-1])  # and the empty folders made to hold them
         keep_locks = False
         raise
     finally:

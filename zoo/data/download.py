@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from zoo.errors import EnvironmentFault, ZooError
-from zoo.io import atomic_file
+from zoo.io import atomic_file, folders_to_make, remove_made
 
 CHUNK = 1 << 20
 
@@ -80,7 +80,7 @@ def _fetch_once(url: str, dest: Path, md5: str, timeout: float) -> None:
 
 def _check_writable(folder: Path) -> list[Path]:
     """Downloads go into ``folder``: say so now if it cannot be created or written; the folders made, deepest first."""
-    made = [path for path in (folder, *folder.parents) if not path.exists()]
+    made = folders_to_make(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -116,11 +116,7 @@ def ensure_files(
     if problem:
         missing = [name for name in files if not (folder / name).is_file()]
         wanted = "\n  ".join(f"{name}  (md5 {files[name]})" for name in missing)
-        for path in made:  # deepest first: only folders this call made, and only while empty
-            try:
-                path.rmdir()
-            except OSError:
-                break
+        remove_made(made)  # only folders this call made, and only while empty
         failure = ZooError if not allow_download else EnvironmentFault
         raise failure(
             f"dataset files are missing and could not be fetched: {problem}\n"

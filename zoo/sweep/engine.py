@@ -38,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import EnvironmentFault, Interrupted, ZooError, classify
+from zoo.errors import EnvironmentFault, Interrupted, ZooError, classify, first_line
 from zoo.io import to_jsonable
 from zoo.sweep.spec import Analyses, SweepSpec, Trial
 
@@ -100,7 +100,7 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT):
                 "postgresql://user:password@host/database"
             ) from None
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError) as error:
-            first = (str(getattr(error, "orig", None) or error).strip().splitlines() or [""])[0]
+            first = first_line(getattr(error, "orig", None) or error)
             if sqlite and "not a database" in first:
                 raise ZooError(f"{shown(url)} is not a readable study database ({first})") from None
             if attempt == 4 or "unable to open" in first or "could not connect" in first:

@@ -18,7 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import EnvironmentFault, Interrupted, ZooError, ZooFailure
+from zoo.errors import EnvironmentFault, Interrupted, ZooError, ZooFailure, first_line
 from zoo.io import to_jsonable, write_text
 from zoo.sweep import engine
 from zoo.sweep.spec import SweepSpec, Trial, check_trials, expand
@@ -56,7 +56,7 @@ def check_devices(devices: str) -> None:
     try:
         Trainer(devices=value, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     except (MisconfigurationException, ValueError, TypeError) as error:
-        said = (str(error).strip().splitlines() or [""])[0].rstrip(".")
+        said = first_line(error).rstrip(".")
         raise ZooError(
             f"--devices {devices}: {said}; e.g. --devices 1 (one CPU or GPU), or [2] for the third GPU"
         ) from None
