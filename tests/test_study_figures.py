@@ -251,3 +251,22 @@ def test_named_families_are_named_by_their_names_and_classes_by_theirs():
     assert shared == "all: config set"
     family = {"c0": [made[0]], "c3": [{**made[0], "overrides": json.dumps({"trainer.callbacks": callbacks[0]})}]}
     assert distinctions(family, list(family))[0] == {"c0": "callbacks=[SET]", "c3": "callbacks=SET"}  # not JSON
+
+
+def test_a_searched_number_reads_in_four_digits_and_never_merges_two_configurations():
+    """A search samples a learning rate to 17 digits: names show 4, the study still tells every value apart."""
+    from zoo.sweep.spec import Trial
+    from zoo.sweep.summary import distinctions
+
+    def row(lr: float) -> dict:
+        return {"family": "", "config": "iris.yaml", "overrides": json.dumps({"optimizer.init_args.lr": lr})}
+
+    groups = configurations([row(0.0012345678901234567), row(0.03), row(0.0012345678901234567)])
+    assert list(groups) == ["lr=0.001235 (iris)", "lr=0.03 (iris)"] and len(groups["lr=0.001235 (iris)"]) == 2
+    twins = configurations([row(0.0012345678), row(0.0012345679)])  # one name once rounded: the exact ones
+    assert list(twins) == ["lr=0.0012345678 (iris)", "lr=0.0012345679 (iris)"]
+    names, _ = distinctions(groups, list(groups))
+    assert sorted(names.values()) == ["lr=0.001235", "lr=0.03"]
+    trial = Trial("configs/iris.yaml", {"optimizer.init_args.lr": 0.0012345678901234567}, (0,), "out")
+    assert trial.label == "iris lr=0.001235 seed 0"
+    assert "--optimizer.init_args.lr=0.0012345678901234567" in trial.flags()  # the run gets the value itself

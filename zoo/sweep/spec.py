@@ -317,9 +317,24 @@ def check_trials(trials: list[Trial]) -> None:
             check_arguments(trial.arguments(), f"trial {trial.label}")
 
 
-def settings_text(overrides: dict[str, Any]) -> str:
-    """Overrides as people read them: ``hidden=[128] density=0.1`` (the last part of each key)."""
-    return " ".join(f"{key.rsplit('.', 1)[-1]}={json.dumps(value)}" for key, value in overrides.items())
+def settings_text(overrides: dict[str, Any], *, exact: bool = False) -> str:
+    """Overrides as people read them: ``hidden=[128] lr=0.001235`` (the last part of each key; floats
+    :func:`rounded`, unless ``exact``)."""
+    return " ".join(
+        f"{key.rsplit('.', 1)[-1]}={json.dumps(value if exact else rounded(value))}" for key, value in overrides.items()
+    )
+
+
+def rounded(value: Any) -> Any:
+    """``value`` with every float to 4 significant digits, for people to read: a search samples a learning
+    rate to 17 (``0.0012345678901234567`` reads ``0.001235``). Names only; a study groups by the exact value."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, list):
+        return [rounded(item) for item in value]
+    if isinstance(value, dict):
+        return {key: rounded(item) for key, item in value.items()}
+    return value
 
 
 def expand(spec: SweepSpec, output: str) -> list[Trial]:

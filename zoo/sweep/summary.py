@@ -27,7 +27,7 @@ from zoo.analyses import declared_number, list_analyses
 from zoo.figures import counts_axis, render, save_png, wrapped
 from zoo.hparams import write_study_experiment
 from zoo.io import write_text
-from zoo.sweep.spec import Figures, settings_text
+from zoo.sweep.spec import Figures, rounded, settings_text
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 COLOURS = tuple(
@@ -122,12 +122,17 @@ def _figures_markdown(drawn: list[tuple[Path, str]], metric: str) -> str:
 
 def configurations(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Rows by configuration (family, config and overrides), in order of first appearance."""
+
+    def name(row: dict[str, Any], *, exact: bool) -> str:
+        settings = settings_text(json.loads(row.get("overrides") or "{}"), exact=exact)  # as the console says it
+        return f"{' '.join(part for part in (row['family'], settings) if part)} ({Path(str(row['config'])).stem})"
+
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        settings = settings_text(json.loads(row.get("overrides") or "{}"))  # as the console names the trial
-        name = " ".join(part for part in (row["family"], settings) if part)
-        groups.setdefault(f"{name} ({Path(str(row['config'])).stem})", []).append(row)
-    return groups
+        groups.setdefault(name(row, exact=True), []).append(row)
+    shown = {key: name(group[0], exact=False) for key, group in groups.items()}
+    unclear = {text for text in shown.values() if list(shown.values()).count(text) > 1}  # rounding made two one
+    return {key if shown[key] in unclear else shown[key]: group for key, group in groups.items()}
 
 
 def per_run(group: list[dict[str, Any]], key: str) -> list[Any]:
@@ -567,7 +572,7 @@ def _value_text(value: Any) -> str:
         return str(value["class_path"]).rsplit(".", 1)[-1]
     if isinstance(value, list) and value and all(isinstance(item, dict) and "class_path" in item for item in value):
         return "[" + ", ".join(_value_text(item) for item in value) + "]"
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else json.dumps(rounded(value))
 
 
 def _wrap_parts(text: str, width: int) -> str:
