@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from zoo.errors import Interrupted, ZooError, ZooFailure, exit_on_failure
+from zoo.errors import Interrupted, ZooError, ZooFailure, count, exit_on_failure
 from zoo.io import write_text
 from zoo.sweep import engine, read_sweep, run_sweep
 from zoo.sweep.run import check_devices, default_output, report, writable_folder
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> None:
         raise ZooError(f"{args.sweep} has no search: block; run it without --search")
     output = writable_folder(Path(args.output) if args.output else default_output(args.sweep, spec))
     write_text(output / "sweep.yaml", Path(args.sweep).read_text())  # a readable copy; the study holds the record
-    options = {"study": args.study, "devices": args.devices, "heartbeat": args.heartbeat}
+    options = {"study": args.study, "devices": args.devices, "heartbeat": args.heartbeat, "threads": args.threads}
     try:
         if args.search:
             run_search(spec, output, args.storage, **options)
@@ -109,6 +109,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", help="the sweep file, e.g. sweeps/architectures.yaml")
     parser.add_argument("--jobs", type=int, default=1, help="workers here (cores / jobs threads each)")
+    parser.add_argument(
+        "--threads",
+        type=count,
+        default=None,
+        help="CPU threads of each trial (default: cores / jobs; a search: all); a row reproduces on as many only",
+    )
     parser.add_argument(
         "--output", default=None, help="results folder (default: the file's output:, else sweeps/runs/<name>)"
     )

@@ -821,6 +821,11 @@ SCRIPT_CASES = [  # one argument argparse refuses and one input the classifier r
     ScriptCase(
         "--repeats 0", ("bench.py", "--repeats", "0"), "bench.py: error: argument --repeats: must be at least 1, got 0"
     ),
+    ScriptCase(
+        "--threads 0",
+        ("sweep.py", "sweeps/architectures.yaml", "--threads", "0"),
+        "sweep.py: error: argument --threads: must be at least 1, got 0",
+    ),
 ]
 
 

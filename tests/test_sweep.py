@@ -184,7 +184,8 @@ def test_a_batch_of_seeds_is_one_population_with_a_row_per_member(tmp_path):
 
 def test_report_redraws_summary_and_figures_from_the_rows_alone(tmp_path, monkeypatch, capsys):
     folder = tmp_path / "iris_out"
-    run_sweep(read_sweep(iris_sweep(tmp_path)), folder, say=lambda line: None)
+    rows = run_sweep(read_sweep(iris_sweep(tmp_path)), folder, say=lambda line: None, threads=1)
+    assert [row["threads"] for row in rows] == [1] * 4  # what a row needs to reproduce bit for bit
     summary = (folder / "summary.md").read_text()
     assert "| FCNet hidden=[16, 16] (iris) |" in summary  # configurations named as the console names trials
     for path in [folder / "summary.md", folder / "results.csv", *folder.glob("*.png")]:

@@ -95,8 +95,13 @@ def run_sweep(
     devices: str | None = None,
     heartbeat: int = engine.HEARTBEAT,
     retry_failed: bool = False,
+    threads: int | None = None,
 ) -> list[dict]:
-    """Work on the sweep's study until no trial waits or runs (``jobs`` workers here); then the report."""
+    """Work on the sweep's study until no trial waits or runs (``jobs`` workers here); then the report.
+
+    ``threads``: each trial's CPU threads (default: the usable cores ÷ ``jobs``). A row reproduces bit for
+    bit on the same thread count only: more threads split a matrix product's sums differently.
+    """
     import torch
 
     output = writable_folder(Path(output))
@@ -122,7 +127,7 @@ def run_sweep(
         say("the study is done: every trial has its rows, nothing to run; the report is rebuilt from the study")
     gpus = torch.cuda.device_count()
     slots = [devices or trial_devices(slot, gpus) for slot in range(jobs)]
-    threads = max(1, _usable_cores() // jobs)
+    threads = threads or max(1, _usable_cores() // jobs)
     work = (spec, str(output), url, opened.study_name, threads, heartbeat)
     if jobs == 1:
         work_on(*work, slots[0], say=say)

@@ -31,6 +31,7 @@ def run_search(
     study: str | None = None,
     devices: str | None = None,
     heartbeat: int = engine.HEARTBEAT,
+    threads: int | None = None,
 ) -> list[dict]:
     """An Optuna study (TPE) toward the task's own metric: best val/acc up, or val/loss (MSE) down.
 
@@ -85,7 +86,8 @@ def run_search(
 
     finished = opened._storage.get_n_trials(opened._study_id, states.COMPLETE)
     say(f"study {opened.study_name}: {finished} of {search.trials} trials finished; objective: {monitor.of('val')}")
-    worker = engine.Worker(opened, analyses=spec.analyses, threads=0, devices=devices or trial_devices(0, 0), say=say)
+    devices = devices or trial_devices(0, 0)
+    worker = engine.Worker(opened, analyses=spec.analyses, threads=threads or 0, devices=devices, say=say)
     worker.run(take, lambda rows: float(rows[0][key]), give_up_after=FAILURES_IN_A_ROW)
     rows = report(opened, output, spec.figures, say=say)
     if any(trial.state == states.COMPLETE for trial in opened.trials):

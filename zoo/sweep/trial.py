@@ -84,6 +84,7 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
                 for analysis, sampling, options in analyses
             }
         ),
+        "threads": torch.get_num_threads(),  # a row reproduces bit for bit on as many CPU threads only
         "train_seconds": round(train_seconds, 3),
         "eval_seconds": round(timer.time_elapsed("test"), 3),
         "train_samples_per_second": round(samples / train_seconds, 1) if train_seconds else math.nan,
