@@ -86,6 +86,34 @@ def test_loader_covers_each_sample_once_per_epoch():
     assert torch.equal(torch.cat([x for x, _ in loader]), seen)
 
 
+def test_overfit_batches_trains_on_the_same_batches_every_epoch(tmp_path):
+    """Lightning says it turned shuffling off for --trainer.overfit_batches; zoo's loader reshuffled anyway."""
+    import pytorch_lightning as pl
+
+    class Seen(pl.Callback):
+        def __init__(self) -> None:
+            self.batches: list[list[torch.Tensor]] = []
+
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            self.batches.append([])
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self.batches[-1].append(batch[1].clone())
+
+    from zoo.models import FCNet
+
+    seen = Seen()
+    model = FCNet(input_shape=(4,), num_outputs=3, hidden=[4])
+    trainer = pl.Trainer(
+        max_epochs=3, overfit_batches=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, callbacks=[seen], default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=ZooDataModule("iris", batch_size=16))
+    first = torch.cat(seen.batches[0])
+    assert len(seen.batches) == 3 and len(first) == 32
+    assert all(torch.equal(torch.cat(epoch), first) for epoch in seen.batches[1:])
+
+
 def test_evaluation_loader_keeps_order():
     inputs = torch.arange(10)
     assert torch.equal(torch.cat([x for x, _ in TensorLoader(inputs, inputs, 3, shuffle=False)]), inputs)

@@ -203,11 +203,14 @@ class ZooDataModule(pl.LightningDataModule):
         return self._splits[name]
 
     def train_dataloader(self) -> TensorLoader:
+        """Shuffled every epoch; under ``--trainer.overfit_batches`` in order, so that its first batches are the
+        same ones every epoch (Lightning turns a ``DataLoader``'s shuffling off there; this loader is not one)."""
         shuffle_seed = self.hparams.shuffle_seed
         if shuffle_seed is None:
             shuffle_seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        shuffle = self.trainer is None or not self.trainer.overfit_batches
         return TensorLoader(
-            *self.split("train"), self.hparams.batch_size, shuffle=True, seed=shuffle_seed, **self._shard()
+            *self.split("train"), self.hparams.batch_size, shuffle=shuffle, seed=shuffle_seed, **self._shard()
         )
 
     def val_dataloader(self) -> TensorLoader:
