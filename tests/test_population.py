@@ -200,3 +200,8 @@ def test_a_population_checkpoint_under_a_single_models_config_says_how_to_load_i
     assert f"{checkpoint}: holds a Population, but this configuration builds a FCNet; add --population 3" in error
     tested = main(["test", *MULTIMULT, "--ckpt_path", str(checkpoint), "--population", "3"])  # as the hint says
     assert torch.isfinite(tested.trainer.callback_metrics["test/loss"])
+    for command in ("test", "fit"):  # another size was read as the checkpoint's, and recorded as asked
+        with pytest.raises(SystemExit) as exited:
+            main([command, *MULTIMULT, "--ckpt_path", str(checkpoint), "--population", "2"])
+        assert exited.value.code == 2
+        assert f"{checkpoint}: holds a Population of 3 members, not 2; give --population 3" in capsys.readouterr().err

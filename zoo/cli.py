@@ -245,6 +245,7 @@ class ZooCLI(LightningCLI):
                     size = self.checkpoint_to_fit.get("hyper_parameters", {}).get("size")
                     hint = f"; add --population {size}" if size else "; add --population N"
                 raise ZooError(f"{checkpoint}: holds a {held}, but this configuration builds a {built}{hint}")
+            _check_members(checkpoint, self.checkpoint_to_fit, config)
             origin = run_folder_of(checkpoint)
             if subcommand != "fit" and logger is not None and origin is not None:
                 logger.save_dir, logger.name, logger.version = str(origin), subcommand, None
@@ -577,6 +578,15 @@ def _wrap_in_population(config: Namespace) -> None:
     init_args = {"architecture": name, "size": config.population, "member": arguments, "first_seed": first_seed}
     linked = dict.fromkeys(LINKED)  # the data module's links fill them, as for any model (a link sets existing keys)
     config.model = Namespace(class_path="zoo.models.Population", init_args=Namespace(**init_args, **linked))
+
+
+def _check_members(path: str, checkpoint: dict, config: Namespace) -> None:
+    """A population's checkpoint is read with as many members as it holds, never as many as another flag says."""
+    held = checkpoint.get("hyper_parameters", {}).get("size")
+    model = config.model
+    asked = model.init_args.get("size") if isinstance(model, Namespace) and "init_args" in model else None
+    if checkpoint["zoo"]["model"] == "Population" and held is not None and asked is not None and held != asked:
+        raise ZooError(f"{path}: holds a Population of {held} members, not {asked}; give --population {held}")
 
 
 def _monitored_metric(dataset: str) -> str:
