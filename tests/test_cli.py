@@ -400,3 +400,22 @@ def test_a_validation_or_test_on_its_own_says_what_it_evaluated_and_where(run_di
         folder = checkpoint.parent.parent / subcommand / "version_0"  # beside the run it evaluates
         assert f"{done}, of {checkpoint}.\n  run folder      {folder}\n" in out, out
         assert out.index(done) > out.index("acc")  # after Lightning's table of metrics
+
+
+def test_best_or_last_of_an_older_run_says_which_and_why(run_dir):
+    """--ckpt_path best took the newest run *with* a best.ckpt, silently: a newer run that names its
+    checkpoints otherwise (or stopped before its first) had a user test another run's model unawares."""
+    fit("iris.yaml", "--trainer.max_epochs", "1", "--trainer.callbacks", "null")
+    fit("iris.yaml", "--trainer.max_epochs", "1", "--trainer.callbacks", "null", "--checkpoint.filename", "e{epoch}")
+    said = []
+    listener = logging.Handler()
+    listener.emit = lambda record: said.append(record.getMessage())
+    logging.getLogger("pytorch_lightning").addHandler(listener)
+    try:
+        tested = main(["test", "--config", str(CONFIGS / "iris.yaml"), *QUIET, "--ckpt_path", "best"])
+    finally:
+        logging.getLogger("pytorch_lightning").removeHandler(listener)
+    said = " ".join(" ".join(said).split())
+    runs = Path("lightning_logs") / "iris"
+    assert tested.trainer.ckpt_path == str(runs / "version_0" / "checkpoints" / "best.ckpt")
+    assert f"the newest run with a best.ckpt; the newer version_1 under {runs} hold(s) none" in said

@@ -50,6 +50,7 @@ from zoo.runs import (
     resume_number,
     run_dir,
     run_folder_of,
+    versions,
 )
 from zoo.task import metric_names, monitor_for
 
@@ -495,6 +496,12 @@ def _resolve_keyword(keyword: str, subcommand: str, root: Path | None, logger: N
     found = latest_checkpoint(root, f"{keyword}.ckpt")
     if found is None:
         raise ZooError(f"--ckpt_path {keyword}: no run under {root} has a checkpoints/{keyword}.ckpt yet")
+    newer = [f"version_{version}" for version in versions(root) if version > found[0]]
+    if newer:  # a run stopped before its first checkpoint, or one that named its checkpoints otherwise
+        rank_zero_info(
+            f"--ckpt_path {keyword}: {found[1]}, the newest run with a {keyword}.ckpt; the newer "
+            f"{', '.join(newer)} under {root} hold(s) none (give a path to use another checkpoint)"
+        )
     if subcommand == "fit":
         logger.version = found[0]
     return str(found[1])
