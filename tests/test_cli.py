@@ -419,3 +419,14 @@ def test_best_or_last_of_an_older_run_says_which_and_why(run_dir):
     runs = Path("lightning_logs") / "iris"
     assert tested.trainer.ckpt_path == str(runs / "version_0" / "checkpoints" / "best.ckpt")
     assert f"the newest run with a best.ckpt; the newer version_1 under {runs} hold(s) none" in said
+
+
+def test_a_resumed_csv_logger_run_keeps_its_earlier_metrics(run_dir, recwarn):
+    """Lightning's CSVLogger deletes the metrics.csv it finds: a resume lost every epoch before it."""
+    csv_logger = ["--trainer.logger", "CSVLogger", "--trainer.callbacks", "null"]
+    fit("iris.yaml", *csv_logger, "--trainer.max_epochs", "2")
+    fit("iris.yaml", *csv_logger, "--trainer.max_epochs", "4", "--ckpt_path", "last")
+    with open(run_dir / "lightning_logs" / "iris" / "version_0" / "metrics.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert sorted({int(row["epoch"]) for row in rows if row.get("val/acc")}) == [0, 1, 2, 3]
+    assert not [warning for warning in recwarn if "Previous log files" in str(warning.message)]

@@ -42,6 +42,7 @@ from zoo.runs import (
     HParamsRecord,
     RunStarted,
     flat_hyperparameters,
+    keep_csv_metrics,
     latest_checkpoint,
     lock_run_folder,
     record_environment,
@@ -316,6 +317,7 @@ class ZooCLI(LightningCLI):
                 )
         if self.trainer.is_global_zero and self.trainer.loggers and run_dir(self.trainer):  # fast_dev_run: nowhere
             record_environment(run_dir(self.trainer), self.environment_file)
+            keep_csv_metrics(self.trainer)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """As LightningCLI's, with zoo's checkpoint and progress bar among the callbacks.

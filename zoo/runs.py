@@ -10,7 +10,9 @@ resumes of one run started together cannot both write into it.
 
 from __future__ import annotations
 
+import csv
 import fcntl
+import io
 import json
 import os
 import platform
@@ -20,6 +22,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
@@ -28,12 +31,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from zoo.analyses import Analysis
 from zoo.errors import ZooError
 from zoo.hparams import analysis_values, latest_summary, ordered_columns, write_metrics, write_session
-from zoo.io import FILE_MODE, atomic_file, folders_to_make, remove_made, write_json
+from zoo.io import FILE_MODE, atomic_file, folders_to_make, remove_made, write_json, write_text
 from zoo.models.contract import holds_members, member_count, member_nonzero_parameters
 
 VERSION = re.compile(r"version_(\d+)$")
@@ -199,6 +203,27 @@ def latest_checkpoint(root: Path, filename: str = "last.ckpt") -> tuple[int, Pat
         if path.is_file():
             return version, path
     return None
+
+
+def keep_csv_metrics(trainer: pl.Trainer) -> None:
+    """A resumed run's ``metrics.csv`` goes on where it stopped.
+
+    Lightning's CSVLogger deletes the ``metrics.csv`` it finds in its folder (and warns that it
+    will, also before a new run's first line, since zoo writes the folder's record first), which
+    lost every epoch before a resume. Its writer appends to a file that exists; here the file is
+    put back as it was once the writer has started, with its columns.
+    """
+    for logger in trainer.loggers:
+        if not isinstance(logger, CSVLogger):
+            continue
+        path = Path(logger.log_dir) / "metrics.csv"
+        kept = path.read_text() if path.is_file() else None
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Experiment logs directory .* exists and is not empty")
+            writer = logger.experiment
+        if kept:
+            write_text(path, kept)
+            writer.metrics_keys = next(csv.reader(io.StringIO(kept)), [])
 
 
 def environment() -> dict[str, Any]:
