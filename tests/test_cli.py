@@ -430,3 +430,18 @@ def test_a_resumed_csv_logger_run_keeps_its_earlier_metrics(run_dir, recwarn):
         rows = list(csv.DictReader(file))
     assert sorted({int(row["epoch"]) for row in rows if row.get("val/acc")}) == [0, 1, 2, 3]
     assert not [warning for warning in recwarn if "Previous log files" in str(warning.message)]
+
+
+def test_the_closing_summary_names_the_files_kept_and_the_logger_to_read(run_dir, capsys):
+    """It printed the filename template's tail ("which picked acc:.2f}.ckpt"), left out top-k checkpoints,
+    and pointed a CSVLogger run at TensorBoard."""
+    kept = ["--checkpoint.save_top_k", "2", "--checkpoint.filename", "{epoch}-{val/acc:.2f}"]
+    fit("iris.yaml", "--trainer.max_epochs", "3", "--trainer.callbacks", "null", "--trainer.logger", "CSVLogger", *kept)
+    out = capsys.readouterr().out
+    folder = Path("lightning_logs") / "iris" / "version_0"
+    files = sorted(path for path in (folder / "checkpoints").rglob("*.ckpt") if path.name != "last.ckpt")
+    best = re.search(r"which picked (\S+)\n", out)  # the metric's "/" makes folders: epoch=1-val/acc=0.92.ckpt
+    assert len(files) == 2 and best is not None
+    assert best.group(1) in {str(path.relative_to(folder / "checkpoints")) for path in files}
+    assert all(str(path) in out for path in files)
+    assert f"metrics         {folder / 'metrics.csv'}" in out and "tensorboard --logdir" not in out

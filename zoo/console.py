@@ -19,6 +19,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter, ModelSummary
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_info
 from torchmetrics import Metric, MetricCollection
 
@@ -62,7 +63,7 @@ class RunSummary(pl.Callback):
 
     def __init__(self, monitor: str, mode: str) -> None:
         self.monitor, self.mode = monitor, mode
-        self.picks: str | None = None  # the checkpoint the monitored metric picks, if one does
+        self.picker = None  # the checkpoint callback whose monitored metric picks the best, if one does
         self.best: tuple[float, int] | None = None
         self.started = time.perf_counter()
         self.first_epoch = 0  # where this fit began: a resumed one's epoch
@@ -77,9 +78,11 @@ class RunSummary(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started, self.first_epoch = time.perf_counter(), 0  # best is not reset: a resumed fit restored it
-        picker = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)
-        if picker is not None:  # the summary's best is the one that picks best.ckpt
-            self.monitor, self.mode, self.picks = picker.monitor, picker.mode, Path(picker.filename or "best").name
+        # zoo's own checkpoint comes after the config's callbacks: the summary's best is the one --ckpt_path best loads
+        picker = next((callback for callback in reversed(trainer.checkpoint_callbacks) if callback.monitor), None)
+        self.picker = picker
+        if picker is not None:
+            self.monitor, self.mode = picker.monitor, picker.mode
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.monitor)
@@ -99,7 +102,10 @@ class RunSummary(pl.Callback):
         resumed = f" (resumed at epoch {first}: {_counted(epochs - first, 'epoch')} in this run)" if first else ""
         lines = [f"Done: {_counted(epochs, 'epoch')} in {_duration(seconds)}{resumed}."]
         if self.best is not None:
-            picked = f", which picked {self.picks}.ckpt" if self.picks else ""
+            picked = self.picker.best_model_path if self.picker is not None else ""  # the file, not its name template
+            if picked and self.picker.dirpath and Path(picked).is_relative_to(self.picker.dirpath):
+                picked = Path(picked).relative_to(self.picker.dirpath)  # a "/" in the template makes folders
+            picked = f", which picked {picked}" if picked else ""
             lines.append(f"  best {self.monitor}  {self.best[0]:.4f} at epoch {self.best[1]}{picked}")
         checkpoints = sorted({Path(path) for callback in trainer.checkpoint_callbacks for path in _paths(callback)})
         if checkpoints:
@@ -138,7 +144,10 @@ class RunSummary(pl.Callback):
                 else:  # the folder's results: a resumed run's earlier ones too
                     results = _counted(len(list(last.parent.glob("epoch_*.json"))), "result")
                     lines.append(f"  analysis        {last.parent}  ({results}, last {last.name})")
-            lines.append(f"  watch it        tensorboard --logdir {shlex.quote(str(folder.parent))}")
+            if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+                lines.append(f"  watch it        tensorboard --logdir {shlex.quote(str(folder.parent))}")
+            if any(isinstance(logger, CSVLogger) for logger in trainer.loggers):
+                lines.append(f"  metrics         {folder / 'metrics.csv'}")
         failed = failed_analyses(trainer)
         for callback in failed:
             when, error = callback.failures[-1]
@@ -172,7 +181,9 @@ def _aligned(cell: str, width: int, left: bool) -> str:
 
 
 def _paths(callback) -> list[str]:
-    return [path for path in (callback.best_model_path, callback.last_model_path) if path and Path(path).is_file()]
+    """Every checkpoint a callback keeps: its best, its top k (``save_top_k``) and its last."""
+    kept = [callback.best_model_path, *callback.best_k_models, callback.last_model_path]
+    return [path for path in kept if path and Path(path).is_file()]
 
 
 def _duration(seconds: float) -> str:
