@@ -445,3 +445,14 @@ def test_the_closing_summary_names_the_files_kept_and_the_logger_to_read(run_dir
     assert best.group(1) in {str(path.relative_to(folder / "checkpoints")) for path in files}
     assert all(str(path) in out for path in files)
     assert f"metrics         {folder / 'metrics.csv'}" in out and "tensorboard --logdir" not in out
+
+
+def test_default_root_dir_holds_the_run_as_in_lightning(run_dir):
+    """zoo's logger kept lightning_logs/ wherever --trainer.default_root_dir pointed."""
+    root = ["--trainer.default_root_dir", "elsewhere", "--trainer.callbacks", "null"]
+    fitted = fit("iris.yaml", "--trainer.max_epochs", "1", *root)
+    assert Path(fitted.trainer.log_dir) == Path("elsewhere") / "lightning_logs" / "iris" / "version_0"
+    assert (Path(fitted.trainer.log_dir) / "checkpoints" / "best.ckpt").is_file()
+    assert not Path("lightning_logs").exists()
+    tested = main(["test", "--config", str(CONFIGS / "iris.yaml"), *QUIET, *root, "--ckpt_path", "best"])
+    assert tested.trainer.ckpt_path == str(Path(fitted.trainer.log_dir) / "checkpoints" / "best.ckpt")

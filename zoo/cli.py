@@ -56,6 +56,7 @@ from zoo.runs import (
 from zoo.task import metric_names, monitor_for
 
 DEFAULTS = Path(__file__).with_name("defaults.yaml")
+LOGS = "lightning_logs"  # the logger's save_dir in DEFAULTS; with --trainer.default_root_dir D: D/lightning_logs
 LIGHTNING_CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
 # Lightning redraws its progress bar on every step; at ~100 MNIST steps/s that is 0.3 ms of
 # a ~9 ms CPU step for a display tqdm refreshes 10 times a second anyway.
@@ -553,6 +554,9 @@ def _complete(config: Namespace) -> None:
         if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise ZooError(f"optimizer.init_args.lr must be a positive number, got {lr}")
     logger = config.trainer.logger
+    root = config.trainer.get("default_root_dir")
+    if root is not None and isinstance(logger, Namespace) and logger.get("init_args", {}).get("save_dir") == LOGS:
+        logger.init_args.save_dir = str(Path(root) / LOGS)  # as Lightning's own logger does: <root>/lightning_logs
     if isinstance(logger, Namespace) and "name" in logger.get("init_args", {}) and logger.init_args.name is None:
         files = [path for path in config.get("config") or [] if path is not None]
         model = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else "run"
