@@ -456,3 +456,11 @@ def test_default_root_dir_holds_the_run_as_in_lightning(run_dir):
     assert not Path("lightning_logs").exists()
     tested = main(["test", "--config", str(CONFIGS / "iris.yaml"), *QUIET, *root, "--ckpt_path", "best"])
     assert tested.trainer.ckpt_path == str(Path(fitted.trainer.log_dir) / "checkpoints" / "best.ckpt")
+
+
+def test_a_fit_refused_while_its_loops_set_up_leaves_no_run_folder(run_dir):
+    """The folder was kept, with config, hparams and events of a run that never began."""
+    with pytest.raises(SystemExit) as exited:
+        fit("iris.yaml", "--trainer.limit_val_batches", "0.5", "--trainer.callbacks", "null")
+    assert exited.value.code == 2
+    assert not (run_dir / "lightning_logs").exists()

@@ -412,6 +412,13 @@ CASES = [
     ),
     Case(
         "trainer",
+        "a share of batches that leaves none (limit_val_batches 0.5 of iris's one)",
+        (*IRIS, "--trainer.limit_val_batches", "0.5"),
+        "zoo: error: Lightning refused the configuration: You requested to check 0.5 of the `val_dataloader` but "
+        "0.5 * 1 < 1",
+    ),
+    Case(
+        "trainer",
         "max_steps below -1",
         (*IRIS, "--trainer.max_steps", "-5"),
         "zoo: error: the trainer refused its settings: `max_steps` must be a non-negative integer or -1",

@@ -175,13 +175,18 @@ def released_on_failure(*, keep_locks: bool = False) -> Iterator[None]:
 
 
 class RunStarted(pl.Callback):
-    """Marks the run folder as used when a loop begins, so that a later failure keeps it."""
+    """Marks the run folder as used when a loop begins, so that a later failure keeps it.
+
+    A loop has begun once its data are set up: Lightning calls ``on_train_start`` (and
+    ``on_validation_start``, ...) after that, ``on_fit_start`` before it, when a refused
+    ``--trainer.limit_val_batches`` has yet to be found.
+    """
 
     def _mark(self, trainer: pl.Trainer, *_: Any) -> None:
         if trainer.log_dir:
             _started.add(Path(trainer.log_dir).resolve())
 
-    on_fit_start = on_validation_start = on_test_start = on_predict_start = _mark
+    on_train_start = on_validation_start = on_test_start = on_predict_start = _mark
 
 
 def run_folder_of(checkpoint: str | Path) -> Path | None:
