@@ -464,3 +464,16 @@ def test_a_fit_refused_while_its_loops_set_up_leaves_no_run_folder(run_dir):
         fit("iris.yaml", "--trainer.limit_val_batches", "0.5", "--trainer.callbacks", "null")
     assert exited.value.code == 2
     assert not (run_dir / "lightning_logs").exists()
+
+
+def test_a_resume_with_no_epoch_left_is_refused_and_writes_nothing(run_dir, capsys):
+    fit("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", "null")
+    folder = run_dir / "lightning_logs" / "iris" / "version_0"
+    before = sorted(path.relative_to(folder) for path in folder.rglob("*"))
+    for epochs in ("2", "1"):
+        with pytest.raises(SystemExit) as exited:
+            fit("iris.yaml", "--trainer.max_epochs", epochs, "--trainer.callbacks", "null", "--ckpt_path", "last")
+        assert exited.value.code == 2
+        said = capsys.readouterr().err
+        assert f"has trained 2 epochs, and --trainer.max_epochs {epochs} leaves none to train" in said
+    assert sorted(path.relative_to(folder) for path in folder.rglob("*")) == before  # no resume record

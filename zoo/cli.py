@@ -511,7 +511,8 @@ def _resolve_keyword(keyword: str, subcommand: str, root: Path | None, logger: N
 
 
 def _check_resume(checkpoint: dict, path: str, config: Namespace) -> None:
-    """A resumed fit must build the optimizer and schedule it saved: their state cannot go elsewhere."""
+    """A resumed fit must build the optimizer and schedule it saved (their state cannot go elsewhere), and have
+    epochs left to train (a resume that trains nothing wrote its records and said "Done")."""
     saved = checkpoint["zoo"].get("training", {})
     built = {
         "optimizer": _class_name(config.get("optimizer")) or "Adam",
@@ -524,6 +525,13 @@ def _check_resume(checkpoint: dict, path: str, config: Namespace) -> None:
                 f"{name}; resume with the same {part}, or start a new run from these weights: --weights {path} "
                 "instead of --ckpt_path"
             )
+    trained = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    trained, epochs = trained.get("processed"), config.trainer.get("max_epochs")
+    if isinstance(trained, int) and isinstance(epochs, int) and 0 <= epochs <= trained:
+        raise ZooError(
+            f"{path}: has trained {trained} epochs, and --trainer.max_epochs {epochs} leaves none to train; "
+            "raise trainer.max_epochs to resume"
+        )
 
 
 def _class_name(group: Any) -> str | None:
