@@ -411,6 +411,14 @@ CASES = [
         "be an int > 0",
     ),
     Case(
+        "checkpoint",
+        "the checkpoint's metric, which the task sets (checkpoint.monitor)",
+        (*IRIS, "--checkpoint.monitor", "val/loss"),
+        "zoo: error: checkpoint.monitor and checkpoint.mode follow the task (val/acc, max for classification; "
+        "val/loss, min for regression) and pick best.ckpt; to keep checkpoints by another metric, add one: "
+        "--trainer.callbacks+=ModelCheckpoint --trainer.callbacks.monitor val/loss --trainer.callbacks.mode min",
+    ),
+    Case(
         "trainer",
         "a share of batches that leaves none (limit_val_batches 0.5 of iris's one)",
         (*IRIS, "--trainer.limit_val_batches", "0.5"),

@@ -92,6 +92,12 @@ CHOICE = re.compile(r"Expected a typing\.Literal\[(.*?)\]\. Got value: (.*)")
 def distilled(message: str) -> str | None:
     """jsonargparse's account of a bad class, class option or value (a dozen lines of union subtypes) in one
     line: the option, the value, what is accepted and the nearest name; ``None`` for any other message."""
+    if re.search(r'(--> |Linked ")checkpoint\.(monitor|mode)', message):  # linked from the data: not the user's
+        return (
+            "checkpoint.monitor and checkpoint.mode follow the task (val/acc, max for classification; val/loss, "
+            "min for regression) and pick best.ckpt; to keep checkpoints by another metric, add one: "
+            "--trainer.callbacks+=ModelCheckpoint --trainer.callbacks.monitor val/loss --trainer.callbacks.mode min"
+        )
     key = re.match(r'Parser key "([^"]+)"', message)
     if key is None:
         return None
