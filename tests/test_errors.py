@@ -411,6 +411,27 @@ CASES = [
         "be an int > 0",
     ),
     Case(
+        "config",
+        "a class option without a default left out (EarlyStopping's monitor)",
+        (*IRIS, "--trainer.callbacks+=EarlyStopping"),
+        "zoo: error: trainer.callbacks: EarlyStopping needs monitor, which has no default; give it after the class: "
+        "--trainer.callbacks.monitor VALUE",
+    ),
+    Case(
+        "config",
+        "a schedule's required option left out (StepLR's step_size)",
+        (*IRIS, "--lr_scheduler", "StepLR"),
+        "zoo: error: lr_scheduler: StepLR needs step_size, which has no default; give it after the class: "
+        "--lr_scheduler.step_size VALUE",
+    ),
+    Case(
+        "config",
+        "a class of the lightning package (zoo runs on pytorch_lightning)",
+        (*IRIS, "--trainer.callbacks+=lightning.pytorch.callbacks.EarlyStopping"),
+        "zoo: error: trainer.callbacks: class 'lightning.pytorch.callbacks.EarlyStopping': no module named "
+        "'lightning' (zoo runs on the pytorch_lightning package: pytorch_lightning.callbacks.EarlyStopping)",
+    ),
+    Case(
         "checkpoint",
         "the checkpoint's metric, which the task sets (checkpoint.monitor)",
         (*IRIS, "--checkpoint.monitor", "val/loss"),

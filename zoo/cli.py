@@ -80,6 +80,8 @@ CLASS_OPTIONS = {  # what a class-valued option takes by name (any class's impor
     "trainer.callbacks": lambda: [*zoo.callbacks.__all__, *_classes(callbacks, Callback)],
 }
 UNKNOWN_OPTION = re.compile(r"^Option '([^']+)' is not accepted")
+REQUIRED = re.compile(r"^the following arguments are required: (.*)$")
+NO_MODULE = re.compile(r"^No module named '([\w.]+)'")
 CLASS_BLOCK = re.compile(r"class_path '([\w.]+)':\n(.*?)(?=\n    - |\n  Given|\Z)", re.S)
 BASES = {"pytorch_lightning.Callback", "lightning.pytorch.Callback"}  # a list's items tried as the base class too
 UNKNOWN_CLASS = re.compile(r"Expected a dot import path string: (\S+)")
@@ -106,6 +108,15 @@ def distilled(message: str) -> str | None:
         if path in BASES:
             continue
         name, block = path.rsplit(".", 1)[-1], " ".join(block.split())
+        if found := REQUIRED.search(block):
+            needed = [option.strip() for option in found.group(1).split(",")]
+            give = " ".join(f"--{key}.{option} VALUE" for option in needed)
+            return f"{key}: {name} needs {', '.join(needed)}, which has no default; give it after the class: {give}"
+        if found := NO_MODULE.search(block):
+            hint = ""
+            if path.startswith("lightning.pytorch."):  # Lightning's docs spell it so; zoo runs on pytorch_lightning
+                hint = f" (zoo runs on the pytorch_lightning package: pytorch_lightning.{path.split('.', 2)[-1]})"
+            return f"{key}: class {path!r}: no module named {found.group(1)!r}{hint}"
         if found := UNKNOWN_OPTION.search(block):
             option = found.group(1)
             accepted = _init_arguments(path, skip=LINKED if key == "model" else ())
@@ -173,7 +184,10 @@ class ZooArgumentParser(LightningArgumentParser):
             super().error(message, ex)
         parser = getattr(ex, "subcommand_parser", None) or self
         prog = parser.prog.replace(" [options]", "")
-        sys.stderr.write(f"zoo: error: {message}\n(`{prog} --help` lists every option)\n")
+        where = f"`{prog} --help` lists every option"
+        if getattr(parser, "_subcommands_action", None) is not None:  # the top parser's help lists the subcommands
+            where = f"`{prog} fit --help` lists every option; validate, test and predict have their own"
+        sys.stderr.write(f"zoo: error: {message}\n({where})\n")
         self.exit(2)
 
 
