@@ -477,3 +477,17 @@ def test_a_resume_with_no_epoch_left_is_refused_and_writes_nothing(run_dir, caps
         said = capsys.readouterr().err
         assert f"has trained 2 epochs, and --trainer.max_epochs {epochs} leaves none to train" in said
     assert sorted(path.relative_to(folder) for path in folder.rglob("*")) == before  # no resume record
+
+
+def test_a_second_logger_writes_into_the_runs_folder(run_dir):
+    """--trainer.logger+=CSVLogger dropped zoo's naming: the run in lightning_logs/version_0, its CSV elsewhere."""
+    both = ["--trainer.logger+=CSVLogger", "--trainer.logger.save_dir", "lightning_logs", "--trainer.callbacks", "null"]
+    fit("iris.yaml", "--trainer.max_epochs", "2", *both)
+    folder = run_dir / "lightning_logs" / "iris" / "version_0"
+    assert (folder / "metrics.csv").is_file() and list(folder.glob("events.out.tfevents.*"))
+    assert (folder / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(path.name for path in (run_dir / "lightning_logs").iterdir()) == ["iris"]
+    resumed = fit("iris.yaml", "--trainer.max_epochs", "3", *both, "--ckpt_path", "last")
+    assert Path(resumed.trainer.log_dir).resolve() == folder.resolve()
+    with open(folder / "metrics.csv") as file:
+        assert sorted({int(row["epoch"]) for row in csv.DictReader(file) if row.get("val/acc")}) == [0, 1, 2]

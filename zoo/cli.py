@@ -288,6 +288,8 @@ class ZooCLI(LightningCLI):
             resume = resume_number(root / f"version_{logger.version}") + 1
             self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": f"config.resume-{resume}.yaml"}
             self.environment_file = f"environment.resume-{resume}.json"
+        for other in _folder_loggers(config.trainer)[1:]:  # a second logger writes into the run's folder too
+            other.save_dir, other.name, other.version = logger.save_dir, logger.name, logger.version
 
     @property
     def run_config(self) -> Namespace:
@@ -583,12 +585,14 @@ def _complete(config: Namespace) -> None:
             raise ZooError(f"optimizer.init_args.lr must be a positive number, got {lr}")
     logger = config.trainer.logger
     root = config.trainer.get("default_root_dir")
-    if root is not None and isinstance(logger, Namespace) and logger.get("init_args", {}).get("save_dir") == LOGS:
-        logger.init_args.save_dir = str(Path(root) / LOGS)  # as Lightning's own logger does: <root>/lightning_logs
-    if isinstance(logger, Namespace) and "name" in logger.get("init_args", {}) and logger.init_args.name is None:
-        files = [path for path in config.get("config") or [] if path is not None]
-        model = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else "run"
-        logger.init_args.name = Path(str(files[-1])).stem if files else model.lower()
+    for arguments in _folder_loggers(config.trainer) if root is not None else ():
+        if arguments.save_dir == LOGS:
+            arguments.save_dir = str(Path(root) / LOGS)  # as Lightning's own logger does: <root>/lightning_logs
+    for each in logger if isinstance(logger, list) else [logger]:
+        if isinstance(each, Namespace) and "name" in each.get("init_args", {}) and each.init_args.name is None:
+            files = [path for path in config.get("config") or [] if path is not None]
+            model = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else "run"
+            each.init_args.name = Path(str(files[-1])).stem if files else model.lower()
     schedule = config.get("lr_scheduler")
     if isinstance(schedule, Namespace) and schedule.class_path == "zoo.optim.CosineAnnealingLR":
         if schedule.init_args.get("T_max") is None:
@@ -638,18 +642,24 @@ def _monitored_mode(dataset: str) -> str:
     return monitor_for(get_dataset(dataset).task).mode
 
 
+def _folder_loggers(trainer: Namespace) -> list[Namespace]:
+    """The init arguments of every logger that writes ``<save_dir>/<name>/version_<N>`` folders, in order."""
+    loggers = trainer.logger if isinstance(trainer.logger, list) else [trainer.logger]
+    return [
+        logger.init_args
+        for logger in loggers
+        if isinstance(logger, Namespace)
+        and isinstance(logger.get("init_args"), Namespace)
+        and "save_dir" in logger.init_args
+        and "version" in logger.init_args
+        and isinstance(logger.init_args.get("version"), (int, type(None)))
+    ]
+
+
 def _folder_logger_arguments(trainer: Namespace) -> Namespace | None:
-    """The init arguments of a single logger that writes ``<save_dir>/<name>/version_<N>`` folders."""
-    logger = trainer.logger
-    if isinstance(logger, Namespace) and isinstance(logger.get("init_args"), Namespace):
-        arguments = logger.init_args
-        if (
-            "save_dir" in arguments
-            and "version" in arguments
-            and isinstance(arguments.get("version"), (int, type(None)))
-        ):
-            return arguments
-    return None
+    """The first folder logger's init arguments: its folder is the run's (the others share it)."""
+    loggers = _folder_loggers(trainer)
+    return loggers[0] if loggers else None
 
 
 class _ParseOnly(ZooCLI):
