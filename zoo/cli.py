@@ -453,8 +453,21 @@ def main(args: ArgsType = None, run: bool = True) -> ZooCLI:
             run=run,
         )
 
-    with released_on_failure(keep_locks=not run):  # run=False: the caller fits; the CLI holds the lock
-        return exit_on_failure(build)
+    try:
+        with released_on_failure(keep_locks=not run):  # run=False: the caller fits; the CLI holds the lock
+            return exit_on_failure(build)
+    finally:
+        if run:
+            _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """End a distributed run's process group (Lightning leaves it): left to the interpreter's exit, its
+    threads were destroyed while joinable, and a finished run aborted ('terminate called ...', exit 134)."""
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 class _DropTips(logging.Filter):
