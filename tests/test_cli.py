@@ -491,3 +491,16 @@ def test_a_second_logger_writes_into_the_runs_folder(run_dir):
     assert Path(resumed.trainer.log_dir).resolve() == folder.resolve()
     with open(folder / "metrics.csv") as file:
         assert sorted({int(row["epoch"]) for row in csv.DictReader(file) if row.get("val/acc")}) == [0, 1, 2]
+
+
+def test_a_resume_with_other_optimizer_settings_is_refused(run_dir, capsys):
+    """torch restores the saved optimizer: the new rate had no effect, yet the resume's config recorded it."""
+    sgd = ["--optimizer", "SGD", "--trainer.callbacks", "null"]
+    fit("iris.yaml", *sgd, "--optimizer.lr", "0.1", "--trainer.max_epochs", "1")
+    with pytest.raises(SystemExit) as exited:
+        fit("iris.yaml", *sgd, "--optimizer.lr", "0.5", "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    assert exited.value.code == 2
+    said = capsys.readouterr().err
+    assert "its optimizer was built with lr 0.1 (asked: 0.5), and a resume restores the optimizer as saved" in said
+    resumed = fit("iris.yaml", *sgd, "--optimizer.lr", "0.1", "--trainer.max_epochs", "2", "--ckpt_path", "last")
+    assert resumed.trainer.current_epoch == 2  # the same settings resume, the cosine schedule's rate aside

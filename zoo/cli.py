@@ -560,6 +560,14 @@ def _check_resume(checkpoint: dict, path: str, config: Namespace) -> None:
                 f"{name}; resume with the same {part}, or start a new run from these weights: --weights {path} "
                 "instead of --ckpt_path"
             )
+    changed = _changed_optimizer_settings(checkpoint, config.get("optimizer"))
+    if changed:
+        said = ", ".join(f"{key} {saved} (asked: {asked})" for key, saved, asked in changed)
+        raise ZooError(
+            f"{path}: its optimizer was built with {said}, and a resume restores the optimizer as saved; leave "
+            f"them as they were, or start a new run from these weights with yours: --weights {path} instead of "
+            "--ckpt_path"
+        )
     trained = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
     trained, epochs = trained.get("processed"), config.trainer.get("max_epochs")
     if isinstance(trained, int) and isinstance(epochs, int) and 0 <= epochs <= trained:
@@ -567,6 +575,31 @@ def _check_resume(checkpoint: dict, path: str, config: Namespace) -> None:
             f"{path}: has trained {trained} epochs, and --trainer.max_epochs {epochs} leaves none to train; "
             "raise trainer.max_epochs to resume"
         )
+
+
+def _changed_optimizer_settings(checkpoint: dict, optimizer: Any) -> list[tuple[str, Any, Any]]:
+    """The optimizer settings a resume asks for that differ from those saved (torch restores the saved ones,
+    while the resume's config would record the new): ``(key, saved, asked)``. The rate compares with the
+    schedule's starting rate (``initial_lr``), not the scheduled one."""
+    groups = (checkpoint.get("optimizer_states") or [{}])[0].get("param_groups") or [{}]
+    if not isinstance(optimizer, Namespace) or not isinstance(optimizer.get("init_args"), Namespace):
+        return []
+    changed = []
+    for key, asked in optimizer.init_args.items():
+        saved = groups[0].get("initial_lr" if key == "lr" else key, groups[0].get(key))
+        if saved is not None and asked is not None and not _same_setting(saved, asked):
+            changed.append((key, saved, asked))
+    return changed
+
+
+def _same_setting(saved: Any, asked: Any) -> bool:
+    if isinstance(saved, bool) or isinstance(asked, bool):
+        return saved == asked
+    if isinstance(saved, int | float) and isinstance(asked, int | float):
+        return math.isclose(saved, asked, rel_tol=1e-9)
+    if isinstance(saved, tuple | list) and isinstance(asked, tuple | list):
+        return len(saved) == len(asked) and all(_same_setting(a, b) for a, b in zip(saved, asked))
+    return isinstance(saved, torch.Tensor) or saved == asked  # a tensor rate: not a config's value to compare
 
 
 def _class_name(group: Any) -> str | None:
