@@ -445,6 +445,8 @@ def test_the_closing_summary_names_the_files_kept_and_the_logger_to_read(run_dir
     assert best.group(1) in {str(path.relative_to(folder / "checkpoints")) for path in files}
     assert all(str(path) in out for path in files)
     assert f"metrics         {folder / 'metrics.csv'}" in out and "tensorboard --logdir" not in out
+    hparams = load_hparams_from_yaml(str(folder / "hparams.yaml"))  # every run's record, whatever its logger
+    assert hparams["hidden"] == [16, 16] and hparams["dataset"] == "iris"
 
 
 def test_default_root_dir_holds_the_run_as_in_lightning(run_dir):

@@ -336,6 +336,8 @@ class HParamsRecord(pl.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.hparams.update({**data, **pl_module.hparams})
+            elif isinstance(logger, CSVLogger):  # its writer keeps them for hparams.yaml, written with the metrics
+                logger.log_hyperparams({**data, **pl_module.hparams})
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         population = holds_members(pl_module)
