@@ -506,3 +506,14 @@ def test_a_resume_with_other_optimizer_settings_is_refused(run_dir, capsys):
     assert "its optimizer was built with lr 0.1 (asked: 0.5), and a resume restores the optimizer as saved" in said
     resumed = fit("iris.yaml", *sgd, "--optimizer.lr", "0.1", "--trainer.max_epochs", "2", "--ckpt_path", "last")
     assert resumed.trainer.current_epoch == 2  # the same settings resume, the cosine schedule's rate aside
+
+
+def test_a_small_regression_loss_reads_as_itself_in_the_summary():
+    from zoo.console import metric_text
+
+    assert [metric_text(value) for value in (0.91666, 0.0012, 2.5e-05, 0.0)] == [
+        "0.9167",
+        "0.0012",
+        "2.500e-05",
+        "0.0000",
+    ]

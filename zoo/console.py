@@ -106,7 +106,7 @@ class RunSummary(pl.Callback):
             if picked and self.picker.dirpath and Path(picked).is_relative_to(self.picker.dirpath):
                 picked = Path(picked).relative_to(self.picker.dirpath)  # a "/" in the template makes folders
             picked = f", which picked {picked}" if picked else ""
-            lines.append(f"  best {self.monitor}  {self.best[0]:.4f} at epoch {self.best[1]}{picked}")
+            lines.append(f"  best {self.monitor}  {metric_text(self.best[0])} at epoch {self.best[1]}{picked}")
         checkpoints = sorted({Path(path) for callback in trainer.checkpoint_callbacks for path in _paths(callback)})
         if checkpoints:
             lines.append("  checkpoints     " + ", ".join(str(path) for path in checkpoints))
@@ -178,6 +178,11 @@ def analyses_failed(callbacks: list) -> ZooError:
 
 def _aligned(cell: str, width: int, left: bool) -> str:
     return cell.ljust(width) if left else cell.rjust(width)
+
+
+def metric_text(value: float) -> str:
+    """A metric in four decimals, or four significant digits below 0.001 (an MSE of 2.5e-05 is not 0.0000)."""
+    return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.3e}"
 
 
 def _paths(callback) -> list[str]:
