@@ -300,6 +300,14 @@ CASES = [
         exit_code=3,
     ),
     Case(
+        "training",
+        "Adam in float16 (16-true): its eps rounds to 0",
+        (*IRIS, "--trainer.precision", "16-true"),
+        "In 16-true precision the optimizer's eps (1e-08) rounds to 0 in float16: set --optimizer.init_args.eps 1e-4, "
+        "or train in --trainer.precision 16-mixed or bf16-mixed.",
+        exit_code=3,
+    ),
+    Case(
         "hyper-parameter",
         "negative learning rate",
         (*IRIS, "--optimizer.lr", "-0.1"),

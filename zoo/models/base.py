@@ -349,10 +349,24 @@ class ZooModule(pl.LightningModule):
             raise TrainingDiverged(
                 f"the training loss became {value} at step {step} (epoch {self.current_epoch}); "
                 "training stopped and these weights were not saved. Last good checkpoint: "
-                f"{self._last_good_checkpoint()}. "
-                "A lower learning rate (optimizer.init_args.lr) or gradient clipping (--trainer.gradient_clip_val) "
-                "usually helps."
+                f"{self._last_good_checkpoint()}. {self._divergence_hint()}"
             )
+
+    def _divergence_hint(self) -> str:
+        """What usually helps a loss that stopped being finite; in float16, an eps that rounds to 0 first."""
+        trainer = self._trainer
+        if trainer is not None and str(trainer.precision) in ("16-true", "16"):
+            eps = [group.get("eps") for optimizer in trainer.optimizers for group in optimizer.param_groups]
+            tiny = [value for value in eps if isinstance(value, float) and value < 6e-8]  # float16's smallest: 6e-8
+            if tiny:
+                return (
+                    f"In 16-true precision the optimizer's eps ({tiny[0]:g}) rounds to 0 in float16: set "
+                    "--optimizer.init_args.eps 1e-4, or train in --trainer.precision 16-mixed or bf16-mixed."
+                )
+        return (
+            "A lower learning rate (optimizer.init_args.lr) or gradient clipping (--trainer.gradient_clip_val) "
+            "usually helps."
+        )
 
     def on_train_epoch_end(self) -> None:
         self._check_finite()  # before the epoch's checkpoint

@@ -271,8 +271,7 @@ class Population(ZooModule):
             raise TrainingDiverged(
                 f"the training loss of member(s) {diverged} (seeds {seeds}) stopped being finite by step "
                 f"{max(steps)} (epoch {self.current_epoch}); training stopped and these weights were not "
-                f"saved. Last good checkpoint: {self._last_good_checkpoint()}. A lower learning rate "
-                "(optimizer.init_args.lr) or gradient clipping (--trainer.gradient_clip_val) usually helps."
+                f"saved. Last good checkpoint: {self._last_good_checkpoint()}. {self._divergence_hint()}"
             )
 
     def _evaluation_step(self, batch: Batch, stage: str, metrics: Metric) -> torch.Tensor:
