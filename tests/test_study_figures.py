@@ -202,6 +202,8 @@ def test_run_figures_say_epoch_and_member_and_draw_cosines_on_their_range(tmp_pa
     dead_rows = [index for index, label in enumerate(labels) if label.endswith("(dead)")]
     assert dead_rows == list(range(len(labels) - len(dead_rows), len(labels)))  # the dead last, not inside a group
     assert np.isnan(np.ma.filled(attribution.get_images()[0].get_array(), np.nan)[row]).all()  # blank, not share 0
+    dead = int(result.dead["fc1"].sum())  # the count in words: past 30 rows a tick names one dead neuron only
+    assert f"{dead} of 6 dead, blank, last" in attribution.get_title().replace("\n", " ")
 
 
 def test_a_paired_difference_is_scipys_paired_t_interval():

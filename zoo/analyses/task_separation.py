@@ -87,7 +87,7 @@ def figures(result: TaskSeparationResult, *, history: list[dict]) -> dict[str, F
         rows = [f"{unit} (dead)" if is_dead else str(unit) for unit, is_dead in zip(order.tolist(), dead.tolist())]
         drawn[f"attribution/{layer}"] = heatmap(
             shown,
-            f"Attribution share, {layer} (neurons grouped by the output they serve most; dead ones blank, last)",
+            f"Attribution share, {layer} (neurons grouped by the output they serve most; {_dead_said(dead)})",
             rows,
             names,
             xlabel="output",
@@ -101,6 +101,12 @@ def figures(result: TaskSeparationResult, *, history: list[dict]) -> dict[str, F
     if len(history) > 1:
         drawn["over_epochs"] = _over_epochs(history)
     return drawn
+
+
+def _dead_said(dead: torch.Tensor) -> str:
+    """How many rows are dead neurons, said in the title: a tick on the blank band names one neuron, not the count."""
+    count = int(dead.sum())
+    return f"{count} of {len(dead)} dead, blank, last" if count else "none dead"
 
 
 def describe(result: TaskSeparationResult) -> str:
