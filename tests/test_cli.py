@@ -517,3 +517,18 @@ def test_a_small_regression_loss_reads_as_itself_in_the_summary():
         "2.500e-05",
         "0.0000",
     ]
+
+
+def test_without_a_logger_a_run_never_writes_over_an_earlier_ones_files(run_dir, capsys):
+    """Off, the logger gave no run folder: the next run overwrote config.yaml and checkpoints in the same place."""
+    off = ["--trainer.logger", "false", "--trainer.callbacks", "null", "--trainer.max_epochs", "1"]
+    fit("iris.yaml", *off)
+    first = {path: path.read_bytes() for path in [run_dir / "config.yaml", *(run_dir / "checkpoints").iterdir()]}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        fit("iris.yaml", *off, "--seed_everything", "1")
+    assert exited.value.code == 2
+    assert "trainer.logger is off, so this run would write into . (trainer.default_root_dir)" in capsys.readouterr().err
+    assert {path: path.read_bytes() for path in first} == first
+    elsewhere = fit("iris.yaml", *off, "--trainer.default_root_dir", "second")  # as the message says
+    assert (run_dir / "second" / "config.yaml").is_file() and elsewhere.trainer.current_epoch == 1

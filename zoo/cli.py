@@ -277,6 +277,8 @@ class ZooCLI(LightningCLI):
         # Lightning's check run writes nothing, and a DDP run's other ranks (which rerun this command) write
         # through rank 0: neither takes the folder's lock
         writes = not config.trainer.get("fast_dev_run") and rank_zero_only.rank == 0
+        if config.trainer.get("logger") in (False, None) and writes:
+            _refuse_writing_over(Path(config.trainer.get("default_root_dir") or "."))
         if logger is None or config.trainer.get("fast_dev_run"):  # a check that writes nothing claims no folder
             self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}  # no run folder to keep
         elif logger.version is None:
@@ -520,6 +522,17 @@ def check_config_files(args: list[str] | Any) -> None:
             raise ZooError(f"{path} is empty; a config holds keys such as model:, data: or trainer:")
         if not isinstance(content, dict):
             raise ZooError(f"{path} holds a {type(content).__name__}, not the mapping of model:, data:, trainer: ...")
+
+
+def _refuse_writing_over(folder: Path) -> None:
+    """Without a logger a run has no folder of its own: it writes config.yaml, checkpoints/ and predictions
+    into ``folder`` (Lightning's ``default_root_dir``), where an earlier run's would be overwritten unseen."""
+    if (folder / "config.yaml").is_file():
+        raise ZooError(
+            f"trainer.logger is off, so this run would write into {folder} (trainer.default_root_dir), over the "
+            f"config.yaml and checkpoints of an earlier run there; give another --trainer.default_root_dir, or "
+            "leave the logger on for a run folder of its own"
+        )
 
 
 def _resolve_keyword(keyword: str, subcommand: str, root: Path | None, logger: Namespace | None) -> str:
