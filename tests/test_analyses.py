@@ -20,6 +20,7 @@ from zoo.analyses import figures_for, get_analysis, list_analyses, register_anal
 from zoo.analyses.declaration import _ANALYSES
 from zoo.checkpoints import load_model
 from zoo.console import DashboardLayout
+from zoo.errors import ZooError
 from zoo.sweep import read_sweep, run_sweep
 
 LIGHT = "max_samples: 40, every_n_epochs: null, before_training: false"  # once, after the last epoch
@@ -140,3 +141,30 @@ def test_analyze_a_population_member_by_member_or_one(run_dir, monkeypatch, caps
 def test_analyze_refuses_a_missing_checkpoint_in_one_line(run_dir, monkeypatch, capsys):
     code, out, err = run_script("analyze.py", "activations", "nothere.ckpt", monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2 and err.strip() == "analyze: error: checkpoint not found: nothere.ckpt"
+
+
+def test_samples_and_names_that_do_not_fit_the_model_are_refused():
+    """Fewer targets were read as fewer samples, too few names dropped the pairs: both without a word."""
+    from zoo.analysis import activation_analysis, task_separation
+    from zoo.analysis.members import task_separation_of_members
+    from zoo.models import FCNet, Population
+
+    model = FCNet(hidden=[4], input_shape=(4,), num_outputs=3)
+    x, y = torch.randn(20, 4), torch.arange(20) % 3
+    for analysis in (task_separation, activation_analysis):
+        with pytest.raises(ZooError, match="20 inputs and 10 targets; give one target per input"):
+            analysis(model, x, y[:10])
+        with pytest.raises(ZooError, match="1 output names for the model's 3 outputs; name each once"):
+            analysis(model, x, y, ["a"])
+    population = Population("FCNet", size=2, member={"hidden": [4]}, input_shape=(4,), num_outputs=3)
+    with pytest.raises(ZooError, match="20 inputs and 19 targets"):
+        task_separation_of_members(population, x, y[:19])
+
+
+def test_a_misspelt_normalization_or_split_is_refused():
+    from zoo.data import ZooDataModule
+
+    with pytest.raises(ZooError, match="data.normalize must be 'standard' or 'none', got 'minmax'"):
+        ZooDataModule("iris", normalize="minmax")
+    with pytest.raises(ZooError, match="no split 'validation'; the splits are 'train', 'val' and 'test'"):
+        ZooDataModule("iris").split("validation")

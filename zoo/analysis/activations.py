@@ -30,7 +30,7 @@ from torchmetrics.functional.classification import multiclass_accuracy
 
 from zoo.analysis.units import DEAD_TOLERANCE, dead_units
 from zoo.errors import ZooError
-from zoo.models.contract import Analysable, require_one_model, select_probes
+from zoo.models.contract import Analysable, output_names_for, require_one_model, select_probes
 
 OUTPUT = "output"  # the pseudo-layer name under which class logits are maximized
 EXHAUSTIVE_WIDTH = 64  # layers up to this width have every k of the compression check scored; wider, bisection
@@ -175,7 +175,7 @@ def activation_analysis(
         )
     require_one_model(model, "the activation analysis")
     probes = select_probes(model, layers)
-    names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
+    names = output_names_for(model, inputs, targets, output_names, "the activation analysis")
     described = f"{len(inputs):,} {data} samples".replace("  ", " ")
     with model.analysis_mode(), torch.no_grad():
         device = next(model.parameters()).device

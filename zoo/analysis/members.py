@@ -36,7 +36,7 @@ from zoo.analysis.task_separation import (
 )
 from zoo.analysis.units import DEAD_TOLERANCE, dead_mask
 from zoo.errors import ZooError
-from zoo.models.contract import Analysable, holds_members, select_probes
+from zoo.models.contract import Analysable, holds_members, output_names_for, select_probes
 
 DEAD_MASK_ELEMENTS = 1 << 22  # activations judged for dead units at once (members × samples × units; 32 MB in double)
 
@@ -69,7 +69,7 @@ def task_separation_of_members(
     if len(inputs) == 0:
         raise ZooError("task separation needs at least one sample; got none")
     probes = select_probes(model, layers)
-    names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
+    names = output_names_for(model, inputs, targets, output_names, "task separation")
     with model.analysis_mode(), torch.inference_mode(False), torch.enable_grad():
         gradients, attribution, signed, activations = _member_gradients_and_attribution(
             model, inputs, targets, probes, chunk_size
@@ -178,7 +178,7 @@ def activation_analysis_of_members(
             f"the activation analysis needs at least two samples (variances, correlations); got {len(inputs)}"
         )
     probes = select_probes(model, layers)
-    names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
+    names = output_names_for(model, inputs, targets, output_names, "the activation analysis")
     described = f"{len(inputs):,} {data} samples".replace("  ", " ")
     per_pass = max(1, chunk_size // model.size)
     with model.analysis_mode(), torch.no_grad():

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from zoo.analysis.units import DEAD_TOLERANCE, dead_mask
 from zoo.errors import ZooError
-from zoo.models.contract import Analysable, require_one_model, select_probes
+from zoo.models.contract import Analysable, output_names_for, require_one_model, select_probes
 
 ORTHOGONAL = 0.05  # |cos| at or below this counts as orthogonal ("within ±5%")
 
@@ -209,7 +209,7 @@ def task_separation(
         raise ZooError("task separation needs at least one sample; got none")
     require_one_model(model, "task separation")
     probes = select_probes(model, layers)
-    names = list(output_names) if output_names is not None else [str(k) for k in range(model.num_outputs)]
+    names = output_names_for(model, inputs, targets, output_names, "task separation")
     with model.analysis_mode(), torch.inference_mode(False), torch.enable_grad():
         gradients, attribution, signed, activations = _gradients_and_attribution(
             model, inputs, targets, probes, chunk_size

@@ -148,6 +148,8 @@ class ZooDataModule(pl.LightningDataModule):
                 raise ZooError(f"data.{name} must be a positive integer, got {value}")
         if not 0 < val_fraction < 1:
             raise ZooError(f"data.val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+        if normalize not in ("standard", "none"):  # any other word read as "none": raw inputs, unannounced
+            raise ZooError(f"data.normalize must be 'standard' or 'none', got {normalize!r}")
         if num_samples is not None and dataset != "multimult":
             raise ZooError(
                 f"data.num_samples sets the size of synthetic datasets (multimult); {dataset!r} has a fixed size"
@@ -198,6 +200,8 @@ class ZooDataModule(pl.LightningDataModule):
 
     def split(self, name: Literal["train", "val", "test"]) -> Batch:
         """The whole split as ``(inputs, targets)`` tensors, for analyses that want all of it."""
+        if name not in ("train", "val", "test"):
+            raise ZooError(f"no split {name!r}; the splits are 'train', 'val' and 'test'")
         if not self._splits:
             self.setup()
         return self._splits[name]

@@ -14,7 +14,7 @@ its name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -150,6 +150,22 @@ def require_one_model(model: Analysable, analysis: str) -> None:
             f"{analysis} analyses one model, and this {type(model).__name__} holds several; analyse each of its "
             "members() on its own (as the analysis callbacks do)"
         )
+
+
+def output_names_for(
+    model: Analysable, inputs: torch.Tensor, targets: torch.Tensor, output_names: Sequence[str] | None, analysis: str
+) -> list[str]:
+    """The outputs' names (their indices by default), after checking that the samples and names fit the model:
+    a shorter targets tensor was read as fewer samples, and too few names dropped the pairs without a word."""
+    if len(targets) != len(inputs):
+        raise ZooError(f"{analysis}: {len(inputs)} inputs and {len(targets)} targets; give one target per input")
+    if output_names is None:
+        return [str(k) for k in range(model.num_outputs)]
+    if len(output_names) != model.num_outputs:
+        raise ZooError(
+            f"{analysis}: {len(output_names)} output names for the model's {model.num_outputs} outputs; name each once"
+        )
+    return list(output_names)
 
 
 def select_probes(model: Analysable, layers: list[str] | tuple[str, ...] | None) -> list[str]:
