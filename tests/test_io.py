@@ -52,6 +52,10 @@ def test_load_model_round_trip(tmp_path):
     assert type(loaded) is FCNet and loaded.hparams["hidden"] == [7]
     x = torch.randn(4, 3)
     assert torch.equal(loaded(x), model(x))
+    assert not loaded.training  # eval mode, for analysing and predicting: dropout off, outputs repeatable
+    if not torch.cuda.is_available():  # a device the machine lacks is not a corrupt file
+        with pytest.raises(ZooError, match="map_location 'cuda' names a device this machine lacks"):
+            load_model(tmp_path / "model.ckpt", map_location="cuda")
 
 
 @pytest.mark.parametrize(

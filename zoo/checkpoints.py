@@ -23,6 +23,11 @@ def read_checkpoint(checkpoint_path: str | Path, map_location: str | torch.devic
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)  # loading must not run code
     except Exception as error:
+        if "torch.cuda.is_available() is False" in str(error) or "not compiled with CUDA" in str(error):
+            raise ZooError(
+                f"{path}: map_location {map_location!r} names a device this machine lacks (no CUDA here); "
+                "load it on the CPU (map_location='cpu') and move the model after"
+            ) from None
         said = first_line(error).split(". ")[0]  # torch's first sentence (its advice runs on)
         said = said if len(said) <= 160 else said[:160].rsplit(" ", 1)[0] + " …"  # cut between words, and say so
         raise ZooError(
@@ -49,7 +54,9 @@ def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "
     """Rebuild a trained model from a zoo checkpoint alone (architecture, hyper-parameters, weights).
 
     ``member`` takes member ``member`` out of the checkpoint (see ``ZooModule.members``): one of a
-    population's, as an ordinary model; a single model is its own member 0.
+    population's, as an ordinary model; a single model is its own member 0. The model comes in eval mode
+    (dropout off, as for analysing or predicting; Hugging Face's ``from_pretrained`` does the same):
+    ``.train()`` to train it on.
     """
     cls = model_class(read_checkpoint(checkpoint_path, map_location), checkpoint_path)
     try:
@@ -59,10 +66,11 @@ def load_model(checkpoint_path: str | Path, map_location: str | torch.device = "
             f"{checkpoint_path}: its weights do not fit a {cls.__name__} with its saved hyper-parameters "
             f"({str(error).splitlines()[0]})"
         ) from None
+    model.eval()
     if member is None:
         return model
     try:
-        return model.member(member)
+        return model.member(member).eval()
     except ZooError as error:
         raise ZooError(f"{checkpoint_path}: {error}") from None
 
