@@ -178,3 +178,24 @@ def test_the_base_is_no_network():
 def test_a_model_name_is_registered_once():
     with pytest.raises(ValueError, match="a model named 'FCNet' is already registered"):
         register_model(type("FCNet", (ZooModule,), {}))
+
+
+def test_a_cell_run_again_replaces_its_architecture_and_a_checkpoint_names_the_module_to_import(residual_mlp, tmp_path):
+    """A notebook cell defining a registered class twice raised 'already registered'; a checkpoint of an
+    architecture registered outside zoo said zoo lacked it, as if to upgrade zoo."""
+    import pytorch_lightning as pl
+
+    again = register_model(type("ResidualMLP", (residual_mlp,), {"__module__": residual_mlp.__module__}))
+    assert _MODELS["ResidualMLP"] is again
+    _MODELS["ResidualMLP"] = residual_mlp
+    model = residual_mlp(input_shape=(4,), num_outputs=3)
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
+    checkpoint["pytorch-lightning_version"] = pl.__version__
+    model.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "residual.ckpt")
+    _MODELS.pop("ResidualMLP")  # a new session that has not imported it
+    try:
+        with pytest.raises(ZooError, match="holds a ResidualMLP, defined in module 'residual_mlp', which registers"):
+            zoo.load_model(tmp_path / "residual.ckpt")
+    finally:
+        _MODELS["ResidualMLP"] = residual_mlp

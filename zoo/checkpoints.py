@@ -45,6 +45,12 @@ def model_class(checkpoint: dict, path: str | Path) -> type:
     try:
         return get_model_class(name)
     except ZooError:
+        module = checkpoint["zoo"].get("module", "")
+        if module and not module.startswith("zoo."):  # registered by the user's own code, not loaded here
+            raise ZooError(
+                f"{path}: holds a {name}, defined in module {module!r}, which registers it: import that module "
+                f"first (this session knows {', '.join(list_models())})"
+            ) from None
         raise ZooError(
             f"{path}: holds a {name}, which this version of zoo does not have; accepted: {', '.join(list_models())}"
         ) from None

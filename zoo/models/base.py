@@ -281,7 +281,11 @@ class ZooModule(pl.LightningModule):
                 f"refusing to save a checkpoint at step {self.global_step}: {broken[0]} holds NaN or infinite values. "
                 f"Last good checkpoint: {self._last_good_checkpoint()}."
             )
-        checkpoint["zoo"] = {"model": type(self).__name__, "training": self._training_setup()}
+        checkpoint["zoo"] = {
+            "model": type(self).__name__,
+            "module": type(self).__module__,  # where an architecture registered outside zoo is defined
+            "training": self._training_setup(),
+        }
         checkpoint["rng_states"] = {"python": random.getstate(), "torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             checkpoint["rng_states"]["cuda"] = torch.cuda.get_rng_state_all()

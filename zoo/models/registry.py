@@ -11,9 +11,14 @@ _MODELS: dict[str, type] = {}
 
 
 def register_model(cls: ModelClass) -> ModelClass:
-    """Class decorator: make an architecture available by its class name (names are unique)."""
-    if cls.__name__ in _MODELS:
-        raise ValueError(f"a model named {cls.__name__!r} is already registered ({_MODELS[cls.__name__].__module__})")
+    """Class decorator: make an architecture available by its class name (names are unique).
+
+    The same class defined again in the same module (a notebook cell run twice) replaces the first;
+    another module's class of a registered name is refused.
+    """
+    held = _MODELS.get(cls.__name__)
+    if held is not None and held.__module__ != cls.__module__:
+        raise ValueError(f"a model named {cls.__name__!r} is already registered ({held.__module__})")
     _MODELS[cls.__name__] = cls
     return cls
 
