@@ -168,3 +168,12 @@ def test_a_misspelt_normalization_or_split_is_refused():
         ZooDataModule("iris", normalize="minmax")
     with pytest.raises(ZooError, match="no split 'validation'; the splits are 'train', 'val' and 'test'"):
         ZooDataModule("iris").split("validation")
+
+
+def test_a_model_without_the_contract_is_told_what_it_lacks():
+    from zoo.analysis import activation_analysis, task_separation
+
+    x, y = torch.randn(8, 4), torch.arange(8) % 3
+    for analysis in (task_separation, activation_analysis):
+        with pytest.raises(ZooError, match="this Linear has no probes, forward_with_hidden, analysis_mode, task"):
+            analysis(torch.nn.Linear(4, 3), x, y)

@@ -144,7 +144,16 @@ def member_nonzero_parameters(model: object) -> int:
 
 
 def require_one_model(model: Analysable, analysis: str) -> None:
-    """Analyses read one model's activations; a population is analysed member by member, never as a stack."""
+    """Analyses read one model's activations; a population is analysed member by member, never as a stack.
+    A model without the contract (a plain ``nn.Module``) is told what it lacks, not met by an AttributeError."""
+    missing = [name for name in ("probes", "forward_with_hidden", "analysis_mode", "task", "num_outputs")
+               if not hasattr(model, name)]  # fmt: skip
+    if missing:
+        raise ZooError(
+            f"{analysis} analyses a model that names its hidden layers (zoo.models.Analysable); this "
+            f"{type(model).__name__} has no {', '.join(missing)}: subclass zoo.models.ZooModule and declare its "
+            "probes, as tests/residual_mlp.py does"
+        )
     if holds_members(model):
         raise ZooError(
             f"{analysis} analyses one model, and this {type(model).__name__} holds several; analyse each of its "
