@@ -506,6 +506,12 @@ def test_a_resume_with_other_optimizer_settings_is_refused(run_dir, capsys):
     assert "its optimizer was built with lr 0.1 (asked: 0.5), and a resume restores the optimizer as saved" in said
     resumed = fit("iris.yaml", *sgd, "--optimizer.lr", "0.1", "--trainer.max_epochs", "2", "--ckpt_path", "last")
     assert resumed.trainer.current_epoch == 2  # the same settings resume, the cosine schedule's rate aside
+    plateau = ["--lr_scheduler", "ReduceLROnPlateau", "--lr_scheduler.monitor", "val/loss"]
+    plateau += ["--lr_scheduler.mode", "max", "--lr_scheduler.patience", "0", "--trainer.callbacks", "null"]
+    plateau += ["--trainer.logger.init_args.name", "plateau"]
+    fit("iris.yaml", *plateau, "--trainer.max_epochs", "3")  # val/loss falls: "no improvement", the rate halves
+    resumed = fit("iris.yaml", *plateau, "--trainer.max_epochs", "4", "--ckpt_path", "last")  # its own lower rate
+    assert resumed.trainer.optimizers[0].param_groups[0]["lr"] < 0.01 and resumed.trainer.current_epoch == 4
 
 
 def test_a_small_regression_loss_reads_as_itself_in_the_summary():

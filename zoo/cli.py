@@ -593,12 +593,16 @@ def _check_resume(checkpoint: dict, path: str, config: Namespace) -> None:
 def _changed_optimizer_settings(checkpoint: dict, optimizer: Any) -> list[tuple[str, Any, Any]]:
     """The optimizer settings a resume asks for that differ from those saved (torch restores the saved ones,
     while the resume's config would record the new): ``(key, saved, asked)``. The rate compares with the
-    schedule's starting rate (``initial_lr``), not the scheduled one."""
+    schedule's starting rate (``initial_lr``), not the scheduled one; under a schedule that keeps none
+    (ReduceLROnPlateau lowers the rate itself), the rate is not compared."""
     groups = (checkpoint.get("optimizer_states") or [{}])[0].get("param_groups") or [{}]
     if not isinstance(optimizer, Namespace) or not isinstance(optimizer.get("init_args"), Namespace):
         return []
+    scheduled = bool(checkpoint.get("lr_schedulers"))
     changed = []
     for key, asked in optimizer.init_args.items():
+        if key == "lr" and scheduled and "initial_lr" not in groups[0]:
+            continue
         saved = groups[0].get("initial_lr" if key == "lr" else key, groups[0].get(key))
         if saved is not None and asked is not None and not _same_setting(saved, asked):
             changed.append((key, saved, asked))
