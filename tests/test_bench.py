@@ -66,6 +66,27 @@ def test_benchmarks_md_is_the_report_of_benchmarks_json():
     )
 
 
+def test_issue_25s_table_says_met_from_the_measured_figures_and_their_direction():
+    """A target is met by being at most (a ratio of time) or at least (a speed) its number, as measured."""
+    results = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+
+    def verdict(page: str, what: str) -> str:
+        row = next(line for line in page.splitlines() if line.startswith(f"| {what} |"))
+        return row.rstrip(" |").rpartition("| ")[2]
+
+    speed = results["speed"]
+    speed["iris_analyses"]["ratio_background"] = 1.9
+    speed["per_step"]["FCNet [128]"]["zoo_vs_plain"] = 0.84
+    speed["population"]["speedup_vs_single_runs"] = 40.0
+    results["analysis_pass"]["rows"]["task_separation/100"]["pass"] = 2.01
+    page = report.markdown(results)
+    assert verdict(page, "`configs/iris.yaml` fit: with its analyses ÷ without") == "yes"
+    assert verdict(page, "zoo ÷ plain, FCNet [128]") == "no"
+    assert verdict(page, "… its speed-up over 100 single runs") == "yes"
+    assert verdict(page, "task separation: a run's pass over 100 members") == "no"
+    assert "| `configs/iris.yaml` fit: with its analyses ÷ without | 19× (19 s ÷ 1 s) | 1.9× | ≤ 2.0× | yes |" in page
+
+
 def test_sparse_epoch_compares_set_yaml_with_the_same_shape_dense_net():
     sparse_net, dense_net = set_shaped_models()
     assert type(sparse_net).__name__ == "SparseNet" and sparse_net.hparams.backend == "sparse"
