@@ -468,6 +468,16 @@ def test_a_fit_refused_while_its_loops_set_up_leaves_no_run_folder(run_dir):
     assert not (run_dir / "lightning_logs").exists()
 
 
+def test_an_analysis_added_beside_the_default_one_is_refused_before_anything_is_written(run_dir, capsys):
+    """--trainer.callbacks+=TaskSeparation ran it twice, the two writing the same files (the defaults have one)."""
+    with pytest.raises(SystemExit) as exited:
+        fit("iris.yaml", "--trainer.max_epochs", "1", "--trainer.callbacks+=TaskSeparation")
+    assert exited.value.code == 2
+    said = capsys.readouterr().err
+    assert "runs the task_separation analysis 2 times" in said and "give trainer.callbacks whole" in said
+    assert not (run_dir / "lightning_logs").exists()
+
+
 def test_a_resume_with_no_epoch_left_is_refused_and_writes_nothing(run_dir, capsys):
     fit("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", "null")
     folder = run_dir / "lightning_logs" / "iris" / "version_0"

@@ -77,6 +77,14 @@ class AnalysisCallback(pl.Callback):
         self.succeeded = 0  # attempts that gave a result (written or not: fast_dev_run writes none)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        same = [other for other in trainer.callbacks if isinstance(other, AnalysisCallback) and other.name == self.name]
+        if len(same) > 1:  # one writer per folder: the second would write over the first's files
+            raise self.error(
+                f"trainer.callbacks runs the {self.name} analysis {len(same)} times, and each would write "
+                f"analysis/{self.name}/ of the run; keep one. zoo/defaults.yaml already runs TaskSeparation and "
+                "ActivationAnalysis (--trainer.callbacks+= adds another): to change their settings, give "
+                "trainer.callbacks whole in a config (--print_config shows the list)"
+            )
         try:
             select_probes(pl_module, self.layers)
         except ZooError as error:
