@@ -142,11 +142,16 @@ def _layer_k(text: str) -> tuple[str, int]:
     return layer, int(k)
 
 
+HOW_DATA_IS_READ = ("outputs", "data_dir", "download", "batch_size", "eval_batch_size", "shuffle_seed")
+"""Data settings that leave the samples and their splits as they are: merged sources may differ in them
+(the merged network's config takes the first source's)."""
+
+
 def _merge(args: argparse.Namespace, out: Path) -> Path:
     sources = [_source(path, args.data_dir) for path in args.checkpoints]
     models = [model for model, _ in sources]
     hparams = [dict(data.hparams) for _, data in sources]
-    others = [{key: value for key, value in h.items() if key not in ("outputs", "data_dir")} for h in hparams]
+    others = [{key: value for key, value in h.items() if key not in HOW_DATA_IS_READ} for h in hparams]
     differing = next((index for index, other in enumerate(others) if other != others[0]), None)
     if differing is not None:
         first, other = others[0], others[differing]
