@@ -262,3 +262,23 @@ def test_a_layers_roles_print_as_their_counts():
     """A console shows a layer's roles in one line, not every live neuron's largest share."""
     roles = LayerRoles(units=1024, dead=12, mono_per_output=[3, 4, 5], largest_share=torch.full((1012,), 0.5))
     assert repr(roles) == "LayerRoles(units=1024, dead=12, mono=12 [3, 4, 5], shared=1000, specialization=0.250)"
+
+
+def test_one_output_draws_no_pairs_over_epochs_and_warns_nothing():
+    """With one output there is no pair: the figure was three empty panels and a matplotlib legend warning a pass."""
+    import warnings
+
+    from zoo.analyses import get_analysis
+    from zoo.io import to_jsonable
+
+    torch.manual_seed(0)
+    model = FCNet(hidden=[6], input_shape=(4,), num_outputs=1, task="regression")
+    inputs = torch.randn(32, 4)
+    result = task_separation(model, inputs, inputs[:, :1] * inputs[:, 1:2])
+    analysis = get_analysis("task_separation")
+    history = [{"epoch": epoch, **to_jsonable(result)} for epoch in (0, 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = analysis.figures_for(result, history=history)
+    assert result.pairs == [] and "over_epochs" not in drawn
+    assert {"interference", "roles", "attribution/fc1"} <= set(drawn)

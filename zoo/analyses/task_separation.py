@@ -98,7 +98,7 @@ def figures(result: TaskSeparationResult, *, history: list[dict]) -> dict[str, F
             limits=(0, 1),
         )
     drawn["roles"] = roles_chart({**result.roles, **result.column_roles}, threshold=result.threshold)
-    if len(history) > 1:
+    if len(history) > 1 and result.pairs:  # one output has no pair to follow
         drawn["over_epochs"] = _over_epochs(history)
     return drawn
 
