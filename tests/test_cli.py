@@ -324,7 +324,7 @@ def test_what_a_run_prints(run_dir, capsys):
 
 def test_closing_summary_of_a_population_works_when_pasted(run_dir, capsys):
     """A config name with a space and accents: the tensorboard line is one shell word per argument; a population's
-    analysis folders and the metric that picked best.ckpt are named."""
+    analysis folders and the metric that picked best.ckpt (the members' mean) are named."""
     import shlex
 
     config = run_dir / "ïrïs ü.yaml"
@@ -336,7 +336,8 @@ def test_closing_summary_of_a_population_works_when_pasted(run_dir, capsys):
     watch = next(line for line in out.splitlines() if line.startswith("  watch it"))
     assert shlex.split(watch.split(maxsplit=2)[2]) == ["tensorboard", "--logdir", str(run.parent)]
     monitor = cli.trainer.checkpoint_callback.monitor
-    assert re.search(rf"best {monitor}  \d\.\d{{4}} at epoch [01], which picked best\.ckpt", out), out
+    mean = r"\(the mean of 2 members\)"  # what picks a population's best, said where it is reported
+    assert re.search(rf"best {monitor}  \d\.\d{{4}} {mean} at epoch [01], which picked best\.ckpt", out), out
     for analysis, results in (("task_separation", "2 results"), ("activations", "1 result")):  # before and after
         folder = run / "analysis" / analysis
         line = f"analysis        {folder}  ({results} for each member, in member_000 … member_001)"

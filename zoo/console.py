@@ -106,7 +106,8 @@ class RunSummary(pl.Callback):
             if picked and self.picker.dirpath and Path(picked).is_relative_to(self.picker.dirpath):
                 picked = Path(picked).relative_to(self.picker.dirpath)  # a "/" in the template makes folders
             picked = f", which picked {picked}" if picked else ""
-            lines.append(f"  best {self.monitor}  {metric_text(self.best[0])} at epoch {self.best[1]}{picked}")
+            mean = f" (the mean of {pl_module.size} members)" if holds_members(pl_module) else ""
+            lines.append(f"  best {self.monitor}  {metric_text(self.best[0])}{mean} at epoch {self.best[1]}{picked}")
         checkpoints = sorted({Path(path) for callback in trainer.checkpoint_callbacks for path in _paths(callback)})
         if checkpoints:
             lines.append("  checkpoints     " + ", ".join(str(path) for path in checkpoints))
