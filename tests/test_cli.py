@@ -492,6 +492,24 @@ def test_a_resume_with_no_epoch_left_is_refused_and_writes_nothing(run_dir, caps
     assert sorted(path.relative_to(folder) for path in folder.rglob("*")) == before  # no resume record
 
 
+def test_a_resume_in_its_own_folder_does_not_warn_of_its_own_checkpoints(run_dir):
+    """Lightning's 'Checkpoint directory ... exists and is not empty' came with every documented resume."""
+    import warnings
+
+    fit("iris.yaml", "--trainer.max_epochs", "1", "--trainer.callbacks", "null")
+    (run_dir / "kept").mkdir()
+    (run_dir / "kept" / "old.ckpt").write_bytes(b"")
+
+    def warned(*extra: str) -> bool:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit("iris.yaml", "--trainer.callbacks", "null", *extra)
+        return any("exists and is not empty" in str(warning.message) for warning in caught)
+
+    assert not warned("--trainer.max_epochs", "2", "--ckpt_path", "last")
+    assert warned("--trainer.max_epochs", "1", "--checkpoint.dirpath", "kept")  # another folder is worth a word
+
+
 def test_a_second_logger_writes_into_the_runs_folder(run_dir):
     """--trainer.logger+=CSVLogger dropped zoo's naming: the run in lightning_logs/version_0, its CSV elsewhere."""
     both = ["--trainer.logger+=CSVLogger", "--trainer.logger.save_dir", "lightning_logs", "--trainer.callbacks", "null"]

@@ -290,6 +290,9 @@ class ZooCLI(LightningCLI):
             resume = resume_number(root / f"version_{logger.version}") + 1
             self.save_config_kwargs = {**self.save_config_kwargs, "config_filename": f"config.resume-{resume}.yaml"}
             self.environment_file = f"environment.resume-{resume}.json"
+            folder = re.escape(str(root / f"version_{logger.version}" / "checkpoints"))
+            # its own checkpoints, which it goes on keeping: Lightning's warning reads like a fault here
+            warnings.filterwarnings("ignore", message=f"Checkpoint directory {folder} exists and is not empty")
         for other in _folder_loggers(config.trainer)[1:]:  # a second logger writes into the run's folder too
             other.save_dir, other.name, other.version = logger.save_dir, logger.name, logger.version
 
