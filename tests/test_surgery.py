@@ -457,10 +457,13 @@ def test_the_script_refuses_a_mistake_in_one_line(iris_checkpoint, tmp_path, cap
         (["merge", iris_checkpoint, iris_checkpoint, "--out", str(tmp_path / "m.ckpt")], "these networks classify"),
         (["prune", iris_checkpoint, "--out", iris_checkpoint], "is a source checkpoint"),
         (["compress", iris_checkpoint, "--tolerance", "nan", "--out", str(tmp_path / "c.ckpt")], "must be a number"),
+        (["compress", iris_checkpoint, "--k", "fc1=2000", "--out", str(tmp_path / "c.ckpt")], "must lie in 1..16"),
     ]:
         with pytest.raises(SystemExit) as exited:
             main(arguments)
-        error = capsys.readouterr().err
+        said = capsys.readouterr()
+        error = said.err
         assert exited.value.code == 2, error
         assert error.startswith("surgery: error: ") and message in error
         assert len(error.strip().splitlines()) == 1
+        assert "compressed" not in said.out  # nothing announced that was not done

@@ -124,9 +124,10 @@ def _compress(args: argparse.Namespace, out: Path, model: ZooModule, data: ZooDa
         ks = report.k
     else:
         ks, compressed = dict(_layer_k(item) for item in args.k), model
+        for layer, k in ks.items():  # every k checked before a word is said
+            compressed = compress(compressed, inputs, layer, k)
         print(f"compressed {args.checkpoint}: principal axes of {args.split} ({len(inputs):,} samples)")
         for layer, k in ks.items():
-            compressed = compress(compressed, inputs, layer, k)
             print(f"  {layer}: {model.probes[layer].units} units -> k = {k}")
     _parameters(model.parameter_counts(), compressed.parameter_counts())
     for split in dict.fromkeys([args.split, "test"]):
