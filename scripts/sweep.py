@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from zoo.errors import Interrupted, ZooError, ZooFailure, count, exit_on_failure
-from zoo.io import write_text
+from zoo.io import folders_to_make, remove_made, write_text
 from zoo.sweep import engine, read_sweep, run_sweep
 from zoo.sweep.run import check_devices, default_output, report, writable_folder
 from zoo.sweep.search import run_search
@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> None:
         raise ZooError(f"{args.sweep} has a search: block and no trials: run it with --search")
     if args.search and spec.search is None:  # refused before its output folder is made
         raise ZooError(f"{args.sweep} has no search: block; run it without --search")
-    output = writable_folder(Path(args.output) if args.output else default_output(args.sweep, spec))
+    target = Path(args.output) if args.output else default_output(args.sweep, spec)
+    made = folders_to_make(target)
+    output = writable_folder(target)
     write_text(output / "sweep.yaml", Path(args.sweep).read_text())  # a readable copy; the study holds the record
     options = {"study": args.study, "devices": args.devices, "heartbeat": args.heartbeat, "threads": args.threads}
     try:
@@ -49,6 +51,11 @@ def run(args: argparse.Namespace) -> None:
             run_search(spec, output, args.storage, **options)
         else:
             run_sweep(spec, output, args.jobs, storage=args.storage, retry_failed=args.retry_failed, **options)
+    except ZooError:
+        if made and [path.name for path in output.iterdir()] == ["sweep.yaml"]:  # refused before any trial ran
+            (output / "sweep.yaml").unlink()
+            remove_made(made)
+        raise
     except KeyboardInterrupt:
         raise stopped("interrupted", 130) from None
     except Interrupted as error:

@@ -181,12 +181,12 @@ def test_a_misspelt_key_is_found_before_anything_runs(tmp_path):
     process = worker(grid_file(tmp_path, "misspelt", trials=misspelt))
     out, error = process.communicate(timeout=120)
     assert process.returncode == 2 and "FCNet has no option 'hiden' (did you mean 'hidden'?)" in error
-    assert not (tmp_path / "misspelt" / "runs").exists()
+    assert not (tmp_path / "misspelt").exists()  # not even the copy of the sweep file, or its folder
     zero = [{"config": str(CONFIGS / "iris.yaml"), "grid": {"optimizer.init_args.lr": [0.0]}}]  # zoo's own check
     process = worker(grid_file(tmp_path, "zero", trials=zero))
     out, error = process.communicate(timeout=120)
     assert process.returncode == 2 and "optimizer.init_args.lr must be a positive number, got 0.0" in error
-    assert not (tmp_path / "zero" / "runs").exists()
+    assert not (tmp_path / "zero").exists()
 
 
 def test_a_workers_bad_devices_are_refused_before_it_takes_a_trial(tmp_path):
