@@ -479,6 +479,18 @@ def test_an_analysis_added_beside_the_default_one_is_refused_before_anything_is_
     assert not (run_dir / "lightning_logs").exists()
 
 
+def test_a_checkpoint_that_does_not_fit_names_the_settings_it_was_built_with(run_dir, capsys):
+    """--ckpt_path best took the newest run, a single-output one: the tensor shapes alone named no setting to change."""
+    one = ["--data.outputs", "[1]", "--data.num_samples", "300", "--trainer.callbacks", "null"]
+    fit("multimult.yaml", "--trainer.max_epochs", "1", *one)
+    with pytest.raises(SystemExit) as exited:
+        main(["test", "--config", str(CONFIGS / "multimult.yaml"), *QUIET, "--ckpt_path", "best"])
+    assert exited.value.code == 2
+    said = capsys.readouterr().err
+    assert "head.bias is (1,) in the checkpoint and (2,) in the model built by this configuration" in said
+    assert "(built with other settings: num_outputs 1 there, 2 here; num_outputs comes from the data" in said
+
+
 def test_a_resume_with_no_epoch_left_is_refused_and_writes_nothing(run_dir, capsys):
     fit("iris.yaml", "--trainer.max_epochs", "2", "--trainer.callbacks", "null")
     folder = run_dir / "lightning_logs" / "iris" / "version_0"

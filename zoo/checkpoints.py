@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.errors import ZooError, first_line
+from zoo.errors import LINKED, ZooError, first_line
 from zoo.models.registry import get_model_class, list_models
 
 
@@ -90,5 +90,26 @@ def check_checkpoint(checkpoint: dict, path: str | Path, model: torch.nn.Module)
             there, here = saved.get(key, "absent"), expected.get(key, "absent")
             raise ZooError(
                 f"{path}: does not fit this {type(model).__name__}: {key} is {there} in the checkpoint "
-                f"and {here} in the model built by this configuration"
+                f"and {here} in the model built by this configuration{_settings_apart(checkpoint, model)}"
             )
+
+
+def _settings_apart(checkpoint: dict, model: torch.nn.Module) -> str:
+    """Which of the model's hyper-parameters the checkpoint was built with otherwise: what to change, said."""
+    saved, built = checkpoint.get("hyper_parameters") or {}, dict(getattr(model, "hparams", {}))
+    apart = [
+        f"{key} {saved[key]!r} there, {built[key]!r} here"
+        for key in built
+        if key in saved and _plain(saved[key]) != _plain(built[key])
+    ]
+    if not apart:
+        return ""
+    linked = [key for key in LINKED if any(said.startswith(f"{key} ") for said in apart)]
+    verb = "comes" if len(linked) == 1 else "come"
+    given = f"; {' and '.join(linked)} {verb} from the data (data.dataset, data.outputs)" if linked else ""
+    return f" (built with other settings: {'; '.join(apart)}{given})"
+
+
+def _plain(value: object) -> object:
+    """A hyper-parameter as YAML would hold it: a tuple and the list it was saved as compare equal."""
+    return [_plain(item) for item in value] if isinstance(value, (list, tuple)) else value

@@ -36,7 +36,7 @@ import zoo.callbacks  # noqa: F401  (lets --trainer.callbacks name zoo's callbac
 from zoo.checkpoints import check_checkpoint, read_checkpoint
 from zoo.console import DashboardLayout, LayerSummary, PredictionWriter, RunSummary, StageRuns
 from zoo.data import ZooDataModule, get_dataset
-from zoo.errors import ZooError, exit_on_failure
+from zoo.errors import LINKED, ZooError, exit_on_failure
 from zoo.models import ZooModule, list_models
 from zoo.runs import (
     HParamsRecord,
@@ -61,7 +61,6 @@ LIGHTNING_CHECKPOINT_KEYWORDS = ("best", "last", "hpc", "registry")
 # Lightning redraws its progress bar on every step; at ~100 MNIST steps/s that is 0.3 ms of
 # a ~9 ms CPU step for a display tqdm refreshes 10 times a second anyway.
 PROGRESS_BAR_REFRESH_STEPS = 20
-LINKED = ("input_shape", "num_outputs", "task")  # the data module tells the model
 COUNTS_DIVIDED_BY = ("accumulate_grad_batches", "check_val_every_n_epoch", "val_check_interval")  # must be > 0
 SEED_RANGE = 2**32 - 1  # numpy's seeds, which Lightning's seed_everything sets too
 

@@ -19,12 +19,10 @@ import yaml
 
 from zoo.checkpoints import read_checkpoint
 from zoo.data import ZooDataModule
-from zoo.errors import ZooError
+from zoo.errors import LINKED, ZooError
 from zoo.io import write_bytes, write_text
 from zoo.models import ZooModule
 from zoo.surgery.layout import init_arguments
-
-LINKED = ("input_shape", "num_outputs", "task")  # the data module gives these (zoo.cli links them)
 
 
 def export(model: ZooModule, path: str | Path, *, data: dict[str, Any], record: dict[str, Any]) -> tuple[Path, Path]:

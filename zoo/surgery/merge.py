@@ -12,10 +12,9 @@ from collections.abc import Sequence
 
 import torch
 
-from zoo.errors import ZooError
+from zoo.errors import LINKED, ZooError
 from zoo.models import FCNet, Population
 from zoo.models.population import _key as population_key
-from zoo.surgery.export import LINKED
 from zoo.surgery.layout import init_arguments, rebuild
 
 SHARED = ("activation", "dropout", "batch_norm", "input_shape", "task")
