@@ -386,6 +386,10 @@ def test_fit_from_weights_is_a_new_run_that_starts_at_those_weights(run_dir, iri
     finally:
         logging.getLogger("pytorch_lightning").removeHandler(listener)
     assert "Weights from pruned.ckpt; a new run: its own optimizer, schedule and epochs" in said  # said at the start
+    recipe = yaml.safe_load(Path("pruned.yaml").read_text())  # the source's (iris.yaml, 3 epochs), not zoo's defaults
+    assert recipe["seed_everything"] == 0 and recipe["trainer"] == {"max_epochs": 3}
+    assert recipe["optimizer"]["init_args"]["lr"] == 0.01 and "T_max" not in recipe["lr_scheduler"]["init_args"]
+    assert started.trainer.max_epochs == 3 and started.trainer.optimizers[0].defaults["lr"] == 0.01
     weights = zoo.load_model("pruned.ckpt").state_dict()
     for key, value in started.model.state_dict().items():
         torch.testing.assert_close(value, weights[key])

@@ -14,7 +14,7 @@ from zoo.data import ZooDataModule
 from zoo.errors import ZooError, exit_on_failure
 from zoo.models import ZooModule
 from zoo.surgery.compress import compress, compress_to_tolerance
-from zoo.surgery.export import export, trained_on
+from zoo.surgery.export import export, trained_on, training_recipe
 from zoo.surgery.layout import metric, outputs_of
 from zoo.surgery.merge import merge
 from zoo.surgery.prune import PruneReport, prune_dead, varied_elsewhere
@@ -211,6 +211,7 @@ def _compare(model: ZooModule, edited: ZooModule, inputs: torch.Tensor, targets:
 
 
 def _write(model: ZooModule, out: Path, data: ZooDataModule, record: dict) -> Path:
-    checkpoint, config = export(model, out, data=dict(data.hparams), record=record)
+    recipe = training_recipe(record["sources"][0])  # a merge trains on as its first source was trained
+    checkpoint, config = export(model, out, data=dict(data.hparams), record=record, recipe=recipe)
     print(f"wrote {checkpoint} and {config}")
     return checkpoint
