@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from zoo.errors import LINKED, ZooError, first_line
+from zoo.io import to_jsonable
 from zoo.models.registry import get_model_class, list_models
 
 
@@ -100,7 +101,7 @@ def _settings_apart(checkpoint: dict, model: torch.nn.Module) -> str:
     apart = [
         f"{key} {saved[key]!r} there, {built[key]!r} here"
         for key in built
-        if key in saved and _plain(saved[key]) != _plain(built[key])
+        if key in saved and to_jsonable(saved[key]) != to_jsonable(built[key])  # a tuple equals the list saved
     ]
     if not apart:
         return ""
@@ -108,8 +109,3 @@ def _settings_apart(checkpoint: dict, model: torch.nn.Module) -> str:
     verb = "comes" if len(linked) == 1 else "come"
     given = f"; {' and '.join(linked)} {verb} from the data (data.dataset, data.outputs)" if linked else ""
     return f" (built with other settings: {'; '.join(apart)}{given})"
-
-
-def _plain(value: object) -> object:
-    """A hyper-parameter as YAML would hold it: a tuple and the list it was saved as compare equal."""
-    return [_plain(item) for item in value] if isinstance(value, (list, tuple)) else value
