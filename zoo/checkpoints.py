@@ -98,14 +98,12 @@ def check_checkpoint(checkpoint: dict, path: str | Path, model: torch.nn.Module)
 def _settings_apart(checkpoint: dict, model: torch.nn.Module) -> str:
     """Which of the model's hyper-parameters the checkpoint was built with otherwise: what to change, said."""
     saved, built = checkpoint.get("hyper_parameters") or {}, dict(getattr(model, "hparams", {}))
-    apart = [
-        f"{key} {saved[key]!r} there, {built[key]!r} here"
-        for key in built
-        if key in saved and to_jsonable(saved[key]) != to_jsonable(built[key])  # a tuple equals the list saved
-    ]
+    # compared as plain data: a tuple built here equals the list it was saved as
+    apart = [key for key in built if key in saved and to_jsonable(saved[key]) != to_jsonable(built[key])]
     if not apart:
         return ""
-    linked = [key for key in LINKED if any(said.startswith(f"{key} ") for said in apart)]
+    said = "; ".join(f"{key} {saved[key]!r} there, {built[key]!r} here" for key in apart)
+    linked = [key for key in LINKED if key in apart]
     verb = "comes" if len(linked) == 1 else "come"
     given = f"; {' and '.join(linked)} {verb} from the data (data.dataset, data.outputs)" if linked else ""
-    return f" (built with other settings: {'; '.join(apart)}{given})"
+    return f" (built with other settings: {said}{given})"

@@ -85,8 +85,9 @@ def training_recipe(checkpoint: str | Path) -> dict[str, Any]:
     recipe = {key: config[key] for key in RECIPE if config.get(key) is not None}
     epochs = (config.get("trainer") or {}).get("max_epochs")
     schedule = recipe.get("lr_scheduler") or {}
-    if schedule.get("class_path") == "zoo.optim.CosineAnnealingLR" and schedule["init_args"].get("T_max") == epochs:
-        del schedule["init_args"]["T_max"]  # set by the CLI to the run's epochs: it follows --trainer.max_epochs
+    arguments = schedule.get("init_args") or {}
+    if schedule.get("class_path") == "zoo.optim.CosineAnnealingLR" and arguments.get("T_max") == epochs:
+        del arguments["T_max"]  # set by the CLI to the run's epochs: it follows --trainer.max_epochs
     return recipe | ({"trainer": {"max_epochs": epochs}} if epochs is not None else {})
 
 
