@@ -9,6 +9,8 @@
     python scripts/bench.py speed            # start-up, per-step work, populations, analyses → docs/benchmarks.*
     python scripts/bench.py analysis-pass --members-list 100 1000 --profile  # a population pass, numbers to files
     python scripts/bench.py report           # training, analyses, kernels in one run → docs/benchmarks.md and .json
+    python scripts/bench.py gpu --record gpu.json  # issue 25's GPU record (scripts/gpu_record.sh) → docs/benchmarks.*
+    python scripts/bench.py gpu-merge --record gpu.json  # a record (cut short, say) into docs/benchmarks.*
 
 ``pipeline`` runs the same model, optimizer and batches of the same tensors in
 both loops; runs alternate so that load on the machine hits both alike, and
@@ -25,11 +27,13 @@ benchmarks themselves live in ``zoo.bench``, one module each.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
 from zoo.bench.activations import activations_speed
 from zoo.bench.analysis_pass import analysis_pass
+from zoo.bench.gpu import gpu_record, merge_record
 from zoo.bench.pipeline import pipeline
 from zoo.bench.population import POPULATIONS, population
 from zoo.bench.report import report
@@ -63,6 +67,15 @@ BENCHMARKS = {
     "analysis-pass": lambda args: analysis_pass(
         members=args.members_list, passes=args.repeats, profile=args.profile, analyses=tuple(args.analyses)
     ),
+    "gpu": lambda args: gpu_record(
+        device=args.device,
+        log_dir=args.log_dir,
+        out=Path(args.record),
+        repeats=args.repeats,
+        members=tuple(args.members_list),
+        epochs=args.epochs,
+    ),
+    "gpu-merge": lambda args: merge_record(Path(args.record)),
     "report": lambda args: report(
         batch_size=args.batch_size,
         repeats=args.repeats,
@@ -109,15 +122,18 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--populations", nargs="+", default=list(POPULATIONS), choices=list(POPULATIONS))
     parser.add_argument("--members", type=count, default=None, help="population: members (default: 100 and 20)")
-    parser.add_argument("--epochs", type=count, default=None, help="population: epochs (default: the config's)")
+    parser.add_argument("--epochs", type=count, default=None, help="population, gpu: epochs (default: the config's)")
     parser.add_argument("--threads", type=count, default=1, help="population: CPU threads for every fit")
     parser.add_argument(
-        "--members-list", type=count, nargs="+", default=[100, 1000], help="analysis-pass: population sizes"
+        "--members-list", type=count, nargs="+", default=[100, 1000], help="analysis-pass, gpu: population sizes"
     )
     parser.add_argument(
         "--analyses", nargs="+", default=["task_separation", "activations"], choices=["task_separation", "activations"]
     )
     parser.add_argument("--profile", action="store_true", help="analysis-pass: one more pass under cProfile")
+    parser.add_argument(
+        "--record", default="gpu.json", help="gpu: the record it writes after each section; gpu-merge: the one it reads"
+    )
     return parser
 
 

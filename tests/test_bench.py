@@ -128,3 +128,35 @@ def test_a_count_below_one_is_refused_in_one_line():
         )
         assert done.returncode == 2, done.stderr
         assert f"argument {flag}: must be at least 1, got 0" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_gpu_records_sections_land_on_the_page_as_measured_even_cut_short(tmp_path):
+    """scripts/gpu_record.sh's benchmarks on the CPU (small): each section measured, written, drawn from the JSON.
+
+    A record cut short after one section (the device call's limit) is merged as far as it got.
+    """
+    from zoo.bench.gpu import merge_record
+    from zoo.bench.speed import member_analyses, population_step
+
+    cpu = torch.device("cpu")
+    populations = {"2": population_step(members=2, repeats=1, log_dir=str(tmp_path / "logs"), epochs=1, device=cpu)}
+    row = populations["2"]
+    assert row["members"] == 2 and row["epochs"] == 1
+    assert (
+        row["wall_vs_arithmetic"] == row["wall_ms_per_step"]["population"] / row["arithmetic_ms_per_step"]["population"]
+    )
+    record = {"machine": "x86_64, 2 CPU threads", "cpu": "x86_64, 2 CPU threads", "torch": "2", "repeats": 1}
+    (tmp_path / "gpu.json").write_text(json.dumps({**record, "populations": populations}))
+    merge_record(tmp_path / "gpu.json", docs=tmp_path)
+    page = (tmp_path / "benchmarks.md").read_text()
+    assert "## The GPU record's benchmarks, run without a GPU" in page  # no sync count: no GPU behind it
+    assert f"| 2 | 1 | {row['wall_ms_per_step']['population']:.2f} ms |" in page
+    assert "A population's analyses" not in page  # not measured: not drawn
+
+    analyses = member_analyses(members=2, repeats=1, samples=64, device=cpu, by_member=False)
+    assert set(analyses) == {"task_separation", "activations"} and "member_by_member" not in analyses["activations"]
+    (tmp_path / "gpu.json").write_text(json.dumps({**record, "member_analyses": {"2/cpu": analyses}}))
+    merge_record(tmp_path / "gpu.json", docs=tmp_path)
+    page = (tmp_path / "benchmarks.md").read_text()
+    assert f"| activations | 2 | cpu | {analyses['activations']['batched']:.2f} | – |" in page
+    assert json.loads((tmp_path / "benchmarks.json").read_text())["gpu"]["member_analyses"]["2/cpu"] == analyses

@@ -101,9 +101,19 @@ def _measure(name: str, *, members: int | None, epochs: int | None, threads: int
     }
 
 
-def step_ms(model: ZooModule, inputs: torch.Tensor, targets: torch.Tensor, *, repeats: int = 20) -> float:
-    """One training step's bare arithmetic (forward, loss, backward, Adam; no Lightning), ms, best of ``repeats``."""
-    model = copy.deepcopy(model).train()
+def step_ms(
+    model: ZooModule,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    repeats: int = 20,
+    device: torch.device | str | None = None,
+) -> float:
+    """One training step's bare arithmetic (forward, loss, backward, Adam; no Lightning), ms, best of ``repeats``.
+
+    On ``device`` (default: the model's; a fit on a GPU hands its model back on the CPU).
+    """
+    model = copy.deepcopy(model).to(device or model.device).train()
     inputs, targets = inputs.to(model.device), targets.to(model.device)
     optimizer = torch.optim.Adam(model.parameters())
     times = []

@@ -44,7 +44,7 @@ def report(
         "sparse_ms": kernel_ms(features=1000, batch_size=batch_size, densities=densities),
     }
     previous = read_benchmarks(docs)
-    results.update({key: previous[key] for key in ("population", "speed", "analysis_pass") if key in previous})
+    results.update({key: previous[key] for key in ("population", "speed", "analysis_pass", "gpu") if key in previous})
     write_benchmarks(results, docs=docs)
     print(f"wrote {docs / 'benchmarks.md'} and benchmarks.json")
     return results
@@ -130,6 +130,7 @@ def markdown(results: dict) -> str:
     lines += _speed(results["speed"]) if "speed" in results else []
     lines += _analysis_pass(results["analysis_pass"]) if "analysis_pass" in results else []
     lines += _issue_25(results) if "speed" in results and "analysis_pass" in results else []
+    lines += _gpu(results["gpu"]) if "gpu" in results else []
     return "\n".join(lines) + "\n"
 
 
@@ -445,7 +446,8 @@ def _issue_25(results: dict) -> list[str]:
         "",
         "*Before*: the figures issue 25 opened with (quoted; the same kind of 2-CPU machine); *now*: the sections "
         "above. Start-up has no number for a target (load only what is used): what `--help` still takes is "
-        "importing Lightning. The issue's GPU record waits for a lent GPU.",
+        "importing Lightning. The issue's GPU record waits for a lent GPU (`scripts/gpu_prepare.sh` here, then "
+        "`scripts/gpu_record.sh` in one call of the GPU machine).",
     ]
     floors = [
         f"{row['bare_lightning_vs_plain']:.2f}× ({name})"
@@ -471,4 +473,76 @@ def _issue_25(results: dict) -> list[str]:
             goal = ("≥ " if higher else "≤ ") + form.format(target)
             met = "yes" if (now >= target if higher else now <= target) else "no"
         lines.append(f"| {what} | {was} | {form.format(now)} | {goal} | {met} |")
+    return lines
+
+
+def _gpu(record: dict) -> list[str]:
+    """Issue 25's GPU record: syncs in a training step, an epoch, populations and their analyses, the CPU beside."""
+    where = "On a GPU" if "syncs" in record else "The GPU record's benchmarks, run without a GPU"
+    lines = [
+        "",
+        f"## {where} (`bash scripts/gpu_record.sh`, one call of a lent GPU machine)",
+        "",
+        f"On {record['machine']}, torch {record['torch']}; *CPU*: the same machine's ({record['cpu']}). "
+        f"Best of {record['repeats']} alternating runs where a row says nothing else.",
+    ]
+    if "syncs" in record:
+        lines += [
+            "",
+            "Host–device synchronisations inside zoo's `training_step` (CUDA's sync debug mode; Lightning's own loop, "
+            "backward and optimizer step not counted). On the steps the logger writes, the loss is logged and the "
+            "finiteness flags are read: one sync there is by design.",
+            "",
+            "| model | steps not logged | their syncs | steps logged | their syncs |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {name} | {counts['other_steps']} | {counts['other_syncs']} | {counts['logging_steps']} "
+            f"| {counts['logging_syncs']} |"
+            for name, counts in record["syncs"].items()
+        ]
+    if "fc_epoch" in record:
+        epoch = record["fc_epoch"]
+        kinds = list(epoch)
+        lines += ["", "`configs/fc.yaml`'s model, one MNIST epoch (batch 128), seconds:", ""]
+        lines += ["| loop | " + " | ".join(kinds) + " |", "| --- |" + " ---: |" * len(kinds)]
+        for loop in ("zoo", "plain", "bare_lightning"):
+            lines.append(
+                f"| {loop.replace('_', ' ')} | " + " | ".join(f"{epoch[kind][loop]:.2f}" for kind in kinds) + " |"
+            )
+        lines.append(
+            "| zoo ÷ plain (samples/s) | "
+            + " | ".join(f"{epoch[kind]['plain'] / epoch[kind]['zoo']:.2f}×" for kind in kinds)
+            + " |"
+        )
+    if "populations" in record:
+        lines += [
+            "",
+            "Multimult populations (`configs/multimult.yaml --population N`, no analyses, one fit each): a wall step "
+            "is a fit's wall time over its training steps; the single run is the same config's.",
+            "",
+            "| members | epochs | wall step | arithmetic | wall ÷ arithmetic | a single run's wall step "
+            "| speed-up over N single runs |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in record["populations"].values():
+            wall, arithmetic = row["wall_ms_per_step"], row["arithmetic_ms_per_step"]
+            lines.append(
+                f"| {row['members']:,} | {row['epochs']} | {wall['population']:.2f} ms | "
+                f"{arithmetic['population']:.2f} ms | {row['wall_vs_arithmetic']:.2f}× | {wall['single']:.2f} ms | "
+                f"{row['speedup_vs_single_runs']:.1f}× |"
+            )
+    if "member_analyses" in record:
+        lines += [
+            "",
+            "A population's analyses on 2,000 samples, all members at once (member by member where timed), seconds:",
+            "",
+            "| analysis | members | where | at once | member by member |",
+            "| --- | ---: | --- | ---: | ---: |",
+        ]
+        for key, analyses in record["member_analyses"].items():
+            size, kind = key.split("/")
+            for name, row in analyses.items():
+                alone = f"{row['member_by_member']:.2f}" if "member_by_member" in row else "–"
+                lines.append(f"| {name.replace('_', ' ')} | {int(size):,} | {kind} | {row['batched']:.2f} | {alone} |")
     return lines

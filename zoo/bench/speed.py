@@ -32,7 +32,7 @@ from zoo.bench.configs import CHECKOUT, CONFIGS, DOCS, shipped_model
 from zoo.bench.loops import epoch_runs
 from zoo.bench.population import step_ms
 from zoo.bench.report import read_benchmarks, write_benchmarks
-from zoo.bench.timing import best_of_alternating, device_name
+from zoo.bench.timing import best_of_alternating, device_name, seconds
 from zoo.cli import main as zoo
 from zoo.models import Population
 from zoo.writer import FIGURES
@@ -106,30 +106,38 @@ def per_step(*, repeats: int, device: torch.device, log_dir: str) -> dict[str, d
     return rows
 
 
-def population_step(*, members: int, repeats: int, log_dir: str, epochs: int | None = None) -> dict:
+def population_step(
+    *, members: int, repeats: int, log_dir: str, epochs: int | None = None, device: torch.device | None = None
+) -> dict:
     """A multimult population's wall step against its arithmetic and a single run's wall step.
 
     A wall step is a whole fit's wall time (set-up, validation and checkpoints included; no
     analyses) over its training steps, as in the populations' section; ``epochs``: the config's.
+    ``device``: where the fits and the arithmetic run (default: where Lightning puts them, a GPU if any).
     """
     common = ["fit", "--config", str(CONFIGS / "multimult.yaml"), "--trainer.callbacks", "null", *QUIET]
     common += ["--trainer.logger.init_args.save_dir", log_dir]
     common += ["--trainer.max_epochs", str(epochs)] if epochs else []
+    common += ["--trainer.accelerator", device.type, "--trainer.devices", "1"] if device else []
     fits = {}
 
     def fit(arguments: list[str]) -> float:
         start = time.perf_counter()
         cli = zoo([*common, *arguments])
-        seconds = time.perf_counter() - start
+        elapsed = time.perf_counter() - start
         fits[arguments[-1] if arguments else "single"] = cli
-        return seconds / cli.trainer.global_step * 1e3
+        return elapsed / cli.trainer.global_step * 1e3
 
     runs = {"population": lambda: fit(["--population", str(members)]), "single": lambda: fit([])}
     wall = best_of_alternating(runs, repeats)
     population, single = fits[str(members)], fits["single"]
     inputs, targets = population.datamodule.split("train")
     batch = (inputs[:64], targets[:64])
-    arithmetic = {"population": step_ms(population.model, *batch), "single": step_ms(single.model, *batch)}
+    on = device or population.trainer.strategy.root_device
+    arithmetic = {
+        "population": step_ms(population.model, *batch, device=on),
+        "single": step_ms(single.model, *batch, device=on),
+    }
     row = {
         "members": members,
         "epochs": population.trainer.max_epochs,
@@ -147,19 +155,29 @@ def population_step(*, members: int, repeats: int, log_dir: str, epochs: int | N
     return row
 
 
-def member_analyses(*, members: int, repeats: int, samples: int = 2000) -> dict[str, dict]:
-    """Seconds of each analysis of a multimult population, all members at once and member by member."""
+def member_analyses(
+    *,
+    members: int,
+    repeats: int,
+    samples: int = 2000,
+    device: torch.device | None = None,
+    by_member: bool = True,
+) -> dict[str, dict]:
+    """Seconds of each analysis of a multimult population on ``device``, all members at once and member by member.
+
+    ``by_member`` false times the batched pass alone (member by member, 1,000 members take minutes).
+    """
+    device = device or torch.device("cpu")
     data = ZooDataModule("multimult", num_samples=10_000, normalize="none")
     data.setup("fit")
-    inputs, targets = (tensor[:samples] for tensor in data.split("train"))
+    inputs, targets = (tensor[:samples].to(device) for tensor in data.split("train"))
     member = {"hidden": [32, 32], "activation": "tanh"}
     model = Population("FCNet", size=members, member=member, input_shape=(4,), num_outputs=2, task="regression")
-    singles = list(model.members())
+    model.to(device)
+    singles = list(model.members()) if by_member else []
 
     def timed(work) -> float:
-        start = time.perf_counter()
-        work()
-        return time.perf_counter() - start
+        return seconds(work, device)
 
     analyses = {
         "task_separation": (task_separation_of_members, task_separation),
@@ -167,17 +185,16 @@ def member_analyses(*, members: int, repeats: int, samples: int = 2000) -> dict[
     }
     rows = {}
     for name, (batched, alone) in analyses.items():
-        runs = {
-            "batched": lambda f=batched: timed(lambda: f(model, inputs, targets)),
-            "member_by_member": lambda f=alone: timed(lambda: [f(single, inputs, targets) for single in singles]),
-        }
+        runs = {"batched": lambda f=batched: timed(lambda: f(model, inputs, targets))}
+        if by_member:
+            runs["member_by_member"] = lambda f=alone: timed(lambda: [f(single, inputs, targets) for single in singles])
         best = best_of_alternating(runs, repeats)
-        rows[name] = {**best, "speedup": best["member_by_member"] / best["batched"]}
-        print(
-            f"{name} of {members} members on {samples} samples: {best['batched']:.2f} s at once, "
-            f"{best['member_by_member']:.2f} s member by member ({rows[name]['speedup']:.1f}×)",
-            flush=True,
-        )
+        rows[name] = best
+        said = f"{name} of {members} members on {samples} samples ({device.type}): {best['batched']:.2f} s at once"
+        if by_member:
+            rows[name]["speedup"] = best["member_by_member"] / best["batched"]
+            said += f", {best['member_by_member']:.2f} s member by member ({rows[name]['speedup']:.1f}×)"
+        print(said, flush=True)
     return rows
 
 
