@@ -283,6 +283,21 @@ def test_layers_maximized_together_get_the_images_each_gets_alone():
     assert maximize_together(model, [], prior) == []
 
 
+def test_activation_maximization_leaves_the_models_gradients_as_they_were():
+    """The images' gradient alone is computed: the weights' doubled the backward and was left in their .grad."""
+    torch.manual_seed(0)
+    model = FCNet(hidden=[16, 8], input_shape=(1, 8, 8))
+    prior = ImagePrior.fit(torch.rand(200, 1, 8, 8), components=10)
+    first = model.blocks[0][0].weight  # the first layer's: the objective's gradient flows through it
+    first.grad = torch.ones_like(first)  # a training step's, say
+    weights = {name: value.clone() for name, value in model.state_dict().items()}
+    images = activation_maximization(model, "fc2", [0, 1], prior, steps=5)
+    assert images.shape == (2, 1, 8, 8)
+    assert torch.equal(first.grad, torch.ones_like(first))
+    assert all(parameter.grad is None for parameter in model.parameters() if parameter is not first)
+    assert all(torch.equal(value, weights[name]) for name, value in model.state_dict().items())
+
+
 def test_too_few_samples_is_a_clear_error():
     model, inputs, targets = hand_built()
     with pytest.raises(ZooError, match="the activation analysis needs at least two samples"):

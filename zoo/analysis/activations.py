@@ -601,8 +601,8 @@ def maximize_together(
                 ]
             )
             loss = (weight * coefficients.square().sum(1) - objective).sum()
-            optimizer.zero_grad()
-            loss.backward()
+            # the images' gradient alone: the weights' would double the backward and land in the model's .grad
+            (coefficients.grad,) = torch.autograd.grad(loss, [coefficients])
             optimizer.step()
         return list(pixels().detach().split(sizes))
 
