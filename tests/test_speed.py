@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -168,13 +169,12 @@ def test_figures_drawn_in_the_background_are_complete_when_a_run_is_interrupted(
     from zoo.cli import main
     from zoo.writer import FIGURES, AnalysisWriter
 
-    drawn = []
     figure = AnalysisWriter.figure
 
     def slow_figure(self, tag, image):
         time.sleep(0.3)  # still drawing when training is interrupted
-        figure(self, tag, image)
-        drawn.append(f"{tag.replace('/', '_')}_epoch_{self.label}.png")
+        (run_dir / f"drawn_by_{os.getpid()}").touch()
+        return figure(self, tag, image)
 
     monkeypatch.setattr(AnalysisWriter, "figure", slow_figure)
     callbacks = "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: 1}}, "
@@ -183,14 +183,64 @@ def test_figures_drawn_in_the_background_are_complete_when_a_run_is_interrupted(
     with pytest.raises(SystemExit):
         main(["fit", *iris, "--trainer.max_epochs", "3", "--trainer.callbacks", callbacks])
     assert not FIGURES.pending
-    assert {"roles_epoch_init.png", "roles_epoch_000.png", "over_epochs_epoch_000.png"} <= set(drawn)
     folder = run_dir / "lightning_logs" / "iris" / "version_0"
-    pngs = sorted(path.name for path in (folder / "analysis" / "task_separation").glob("*.png"))
-    assert pngs == sorted(drawn)  # every figure of both analyses (before training, epoch 0), and only those
+    pngs = {path.name for path in (folder / "analysis" / "task_separation").glob("*.png")}
+    tags = {
+        label: {name.split("_epoch_")[0] for name in pngs if name.endswith(f"_epoch_{label}.png")}
+        for label in ("init", "000")
+    }
+    assert {"roles", "over_epochs"} <= tags["000"] and tags["000"] == tags["init"] | {"over_epochs"}, tags
+    assert len(pngs) == len(tags["init"]) + len(tags["000"])  # both analyses (before training, epoch 0), and only those
     events = EventAccumulator(str(folder), size_guidance={"images": 0})
     events.Reload()
     images = sum(len(events.Images(tag)) for tag in events.Tags()["images"] if tag.startswith("task_separation/"))
-    assert images == len(drawn)
+    assert images == len(pngs)  # each figure also in TensorBoard, written by the training process
+    drawers = {int(path.name.rsplit("_", 1)[1]) for path in run_dir.glob("drawn_by_*")}
+    assert drawers and (os.getpid() not in drawers) == FIGURES.forks  # drawn in forked processes where they fork
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system: figures are drawn on a thread")
+def test_a_figure_drawn_in_a_forked_process_comes_back_or_fails_in_words():
+    from zoo.writer import DrawnElsewhere, FigureWorker
+
+    worker = FigureWorker()
+    assert worker.draw_in_child(lambda: ("drawn by", os.getpid())) != ("drawn by", os.getpid())
+    with pytest.raises(DrawnElsewhere) as failure:
+        worker.draw_in_child(lambda: 1 / 0)
+    assert isinstance(failure.value.error, ZeroDivisionError) and "ZeroDivisionError" in failure.value.trace
+
+    class Unpicklable(Exception):  # local: pickle cannot find it by name
+        pass
+
+    def unpicklable():
+        raise Unpicklable("local error")
+
+    with pytest.raises(DrawnElsewhere, match="Unpicklable: local error"):
+        worker.draw_in_child(unpicklable)
+    with pytest.raises(RuntimeError, match=r"ended \(exit status 3\) before it said what it drew"):
+        worker.draw_in_child(lambda: os._exit(3))
+    assert worker.children == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system: figures are drawn on a thread")
+def test_training_leaves_a_drawing_process_a_core_while_it_draws():
+    from zoo.writer import FigureWorker
+
+    threads, worker, go = torch.get_num_threads(), FigureWorker(), threading.Event()
+    torch.set_num_threads(2)
+    try:
+        drawing = threading.Thread(target=worker.draw_in_child, args=(lambda: time.sleep(1.0),))
+        drawing.start()
+        deadline = time.monotonic() + 10
+        while not worker.children and time.monotonic() < deadline:
+            go.wait(0.01)
+        worker.share_cores()
+        assert worker.children == 1 and torch.get_num_threads() == 1
+        drawing.join(timeout=10)
+        worker.share_cores()
+        assert worker.children == 0 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_the_figure_thread_ends_once_nothing_is_left_to_draw():
