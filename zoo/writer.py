@@ -47,11 +47,14 @@ class FigureWorker:
     configs/fc.yaml's epochs, 2 threads; gone when the thread ends; docs/benchmarks.md).
 
     Where the system forks (Linux) and CUDA is not in use, a run's writers draw each pass's figures
-    in a process forked for it (:func:`draw_in_child`), and this thread only waits for it: drawn on
+    in a process forked for it (:meth:`draw_in_child`), and this thread only waits for it. Drawn on
     a thread of the training process, figures hold the interpreter's lock most of the time, and a
-    training step waits for it between operations (configs/fc.yaml's model, 2 CPU threads: 15 ms a
-    step alone, 70–79 ms while a thread draws; 18 ms beside a drawing process when training leaves
-    it a core, :meth:`share_cores`, with figures drawn at full speed). ``fork`` false keeps them here.
+    training step waits for it between operations: configs/fc.yaml's model, 2 CPU threads, 12–15 ms
+    a step alone, 70–79 ms beside a drawing thread, 45 ms beside a drawing process, 14.5 ms beside
+    one at the lowest priority (nice 19), which draws on what training leaves idle: a core beside a
+    small network's Python-bound steps, then everything once training ends. Leaving it a core by
+    taking a thread from training instead would make a run's numbers depend on when figures were
+    drawn (sums split over another number of threads). ``fork`` false keeps figures on the thread.
     """
 
     def __init__(self) -> None:
@@ -61,31 +64,12 @@ class FigureWorker:
         self.drawing: threading.Thread | None = None  # the thread that draws, while there is something to draw
         self.in_hand = 0  # figures taken from the queue and not done yet (0 or 1)
         self.done = threading.Condition()
-        self.children = 0  # processes drawing now
-        self.full_threads: int | None = None  # training's CPU threads, while it leaves a drawing process a core
 
     @property
     def forks(self) -> bool:
         """Whether figures are drawn in forked processes now (never once CUDA is in use: a child cannot use it)."""
-        return self.fork and not self.inline and hasattr(os, "fork") and not torch.cuda.is_initialized()
-
-    def share_cores(self) -> None:
-        """Called by the training thread before each step: one CPU thread fewer while a process draws figures.
-
-        Training's threads and a drawing process on the same cores slow each other: 45 ms a step
-        instead of 15 (configs/fc.yaml's model, 2 threads on 2 cores); with one thread fewer, 18 ms.
-        """
-        if self.children and self.full_threads is None and torch.get_num_threads() > 1:
-            self.full_threads = torch.get_num_threads()
-            torch.set_num_threads(self.full_threads - 1)
-        elif not self.children and self.full_threads is not None:
-            self.restore_cores()
-
-    def restore_cores(self) -> None:
-        """Training's threads as they were before :meth:`share_cores` took one (the training thread calls it)."""
-        if self.full_threads is not None:
-            torch.set_num_threads(self.full_threads)
-            self.full_threads = None
+        usable = hasattr(os, "fork") and threading.main_thread().is_alive()  # not while the interpreter exits
+        return self.fork and not self.inline and usable and not torch.cuda.is_initialized()
 
     def submit(self, draw: Callable[[], None], on_error: Callable[[BaseException, str], None]) -> None:
         """Run ``draw`` on the worker; a failure goes to ``on_error(error, traceback)``."""
@@ -143,34 +127,27 @@ class FigureWorker:
             if self.drawing is threading.current_thread():
                 raise RuntimeError("FigureWorker.flush called by a figure being drawn: it would wait for itself")
             self.done.wait_for(lambda: self.drawing is None)
-        if threading.current_thread() is threading.main_thread():
-            self.restore_cores()
 
     def draw_in_child(self, draw: Callable[[], Any]) -> Any:
         """``draw()`` in a process forked for it; what it returns (pickled back), or what it raised, re-raised here.
 
-        The child ignores Ctrl+C (it finishes the figure in hand while the run stops), dies at SIGTERM, uses one
-        CPU thread, and ends with ``os._exit``: nothing of the training process (its atexit, its buffers) runs twice.
+        The child runs at the lowest priority on one CPU thread, ignores Ctrl+C (it finishes the figure in hand
+        while the run stops), dies at SIGTERM, and ends with ``os._exit``: nothing of the training process (its
+        atexit, its buffers) runs twice.
         """
         reading, writing = os.pipe()
-        with self.done:
-            self.children += 1
         try:
-            try:
-                pid = os.fork()
-            except OSError:  # no process to be had (memory, a process limit): drawn here, as on a system without fork
-                os.close(reading)
-                os.close(writing)
-                return draw()
-            if pid == 0:
-                _child(draw, reading, writing)
+            pid = os.fork()
+        except OSError:  # no process to be had (memory, a process limit): drawn here, as on a system without fork
+            os.close(reading)
             os.close(writing)
-            with os.fdopen(reading, "rb") as pipe:
-                message = pipe.read()
-            _, status = os.waitpid(pid, 0)
-        finally:
-            with self.done:
-                self.children -= 1
+            return draw()
+        if pid == 0:
+            _child(draw, reading, writing)
+        os.close(writing)
+        with os.fdopen(reading, "rb") as pipe:
+            message = pipe.read()
+        _, status = os.waitpid(pid, 0)
         if not message:
             raise RuntimeError(f"the process drawing figures ended ({_ended(status)}) before it said what it drew")
         outcome, value = pickle.loads(message)
@@ -193,6 +170,7 @@ def _child(draw: Callable[[], Any], reading: int, writing: int) -> None:
     status = 1
     try:
         os.close(reading)
+        os.nice(19)  # what training leaves idle: its steps run as fast beside it
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         # Fresh streams for warnings: the inherited ones' locks may have been held by another thread (a progress bar)
@@ -209,6 +187,8 @@ def _child(draw: Callable[[], Any], reading: int, writing: int) -> None:
                 message = pickle.dumps(("failed", (RuntimeError(f"{type(error).__name__}: {error}"), trace)))
         with os.fdopen(writing, "wb") as pipe:
             pipe.write(message)
+        sys.stdout.flush()  # what the figures printed or warned: os._exit flushes nothing
+        sys.stderr.flush()
         status = 0
     finally:
         os._exit(status)

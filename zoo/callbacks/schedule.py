@@ -99,9 +99,6 @@ class AnalysisCallback(pl.Callback):
         if self.every_n_epochs is not None and (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             self.run(trainer, pl_module, trainer.current_epoch)
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int):
-        FIGURES.share_cores()  # a core for the process drawing this run's figures, while it draws
-
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.completed_epoch is not None and self.analysed_epoch != self.completed_epoch:
             self.run(trainer, pl_module, self.completed_epoch)
