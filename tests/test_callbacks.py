@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import runpy
 import sys
@@ -261,12 +262,12 @@ def test_runs_that_train_nothing_or_write_nothing_say_so_and_leave_no_folder(run
 
 def test_a_resumed_run_looks_back_on_the_epochs_it_resumes_and_reads_each_file_once(run_dir, monkeypatch, capsys):
     """Figures over epochs see every earlier result: the first run's from disk once, then from memory."""
-    reads, seen = [], run_dir / "histories.jsonl"  # a file: figures may be drawn in another process
+    reads, seen = [], run_dir / "histories"  # files: figures may be drawn in other processes, several a pass
+    seen.mkdir()
     draw, read = Analysis.figures_for, AnalysisWriter.earlier_results
 
     def recording(self, result, *, history=None):
-        with open(seen, "a") as handle:
-            handle.write(json.dumps(history or []) + "\n")
+        (seen / f"{len(history or []):03d}_{os.getpid()}.json").write_text(json.dumps(history or []))
         return draw(self, result, history=history)
 
     def counted(self):
@@ -280,7 +281,11 @@ def test_a_resumed_run_looks_back_on_the_epochs_it_resumes_and_reads_each_file_o
     capsys.readouterr()
     fit_with("iris.yaml", "--trainer.max_epochs", "4", *callbacks, "--ckpt_path", "last")
     out = capsys.readouterr().out  # the closing summary counts the folder's results, the first run's too
-    histories = [json.loads(line) for line in seen.read_text().splitlines()]  # drawn one pass after another
+    by_length = {}  # a pass's history, as every process drawing that pass saw it
+    for path in sorted(seen.iterdir()):
+        by_length.setdefault(path.name.split("_")[0], []).append(json.loads(path.read_text()))
+    assert all(views.count(views[0]) == len(views) for views in by_length.values())
+    histories = [views[0] for _, views in sorted(by_length.items())]
     assert "task_separation  (5 results, last epoch_003.json)" in out, out
     assert re.search(r"Done: 4 epochs in \d+\.\d s \(resumed at epoch 2: 2 epochs in this run\)\.", out), out
     assert [[result["epoch"] for result in history] for history in histories] == [

@@ -200,26 +200,32 @@ def test_figures_drawn_in_the_background_are_complete_when_a_run_is_interrupted(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system: figures are drawn on a thread")
-def test_a_figure_drawn_in_a_forked_process_comes_back_or_fails_in_words():
+def test_a_pass_drawn_in_forked_processes_comes_back_in_order_or_fails_in_words():
     from zoo.writer import DrawnElsewhere, FigureWorker
 
     worker = FigureWorker()
-    drawer, niceness = worker.draw_in_child(lambda: (os.getpid(), os.nice(0)))
-    assert drawer != os.getpid() and niceness == min(os.nice(0) + 19, 19)  # on what training leaves idle
+    worker.most_children = 2
+    parts = min(2, len(os.sched_getaffinity(0)))  # one process per usable CPU, at most most_children
+    drawn = worker.draw_in_children(lambda part, parts: [(part, parts, os.getpid(), os.nice(0))])
+    assert [(part, count) for part, count, _, _ in drawn] == [(part, parts) for part in range(parts)]
+    assert len({pid for _, _, pid, _ in drawn} | {os.getpid()}) == parts + 1  # each part its own process
+    assert all(niceness == min(os.nice(0) + 19, 19) for *_, niceness in drawn)  # on what training leaves idle
+
     with pytest.raises(DrawnElsewhere) as failure:
-        worker.draw_in_child(lambda: 1 / 0)
+        worker.draw_in_children(lambda part, parts: 1 / 0 if part == 0 else [part])
     assert isinstance(failure.value.error, ZeroDivisionError) and "ZeroDivisionError" in failure.value.trace
+    assert failure.value.drawn == list(range(1, parts))  # the other parts' figures still come back
 
     class Unpicklable(Exception):  # local: pickle cannot find it by name
         pass
 
-    def unpicklable():
+    def unpicklable(part, parts):
         raise Unpicklable("local error")
 
     with pytest.raises(DrawnElsewhere, match="Unpicklable: local error"):
-        worker.draw_in_child(unpicklable)
-    with pytest.raises(RuntimeError, match=r"ended \(exit status 3\) before it said what it drew"):
-        worker.draw_in_child(lambda: os._exit(3))
+        worker.draw_in_children(unpicklable)
+    with pytest.raises(DrawnElsewhere, match=r"ended \(exit status 3\) before it said what it drew"):
+        worker.draw_in_children(lambda part, parts: os._exit(3))
 
 
 def test_the_figure_thread_ends_once_nothing_is_left_to_draw():

@@ -47,7 +47,7 @@ class FigureWorker:
     configs/fc.yaml's epochs, 2 threads; gone when the thread ends; docs/benchmarks.md).
 
     Where the system forks (Linux) and CUDA is not in use, a run's writers draw each pass's figures
-    in a process forked for it (:meth:`draw_in_child`), and this thread only waits for it. Drawn on
+    in processes forked for it (:meth:`draw_in_children`), and this thread only waits for them. Drawn on
     a thread of the training process, figures hold the interpreter's lock most of the time, and a
     training step waits for it between operations: configs/fc.yaml's model, 2 CPU threads, 12–15 ms
     a step alone, 70–79 ms beside a drawing thread, 45 ms beside a drawing process, 14.5 ms beside
@@ -56,6 +56,8 @@ class FigureWorker:
     taking a thread from training instead would make a run's numbers depend on when figures were
     drawn (sums split over another number of threads). ``fork`` false keeps figures on the thread.
     """
+
+    most_children = 4  # processes drawing one pass's figures at once; each builds them all, and draws its share
 
     def __init__(self) -> None:
         self.inline = False
@@ -128,41 +130,63 @@ class FigureWorker:
                 raise RuntimeError("FigureWorker.flush called by a figure being drawn: it would wait for itself")
             self.done.wait_for(lambda: self.drawing is None)
 
-    def draw_in_child(self, draw: Callable[[], Any]) -> Any:
-        """``draw()`` in a process forked for it; what it returns (pickled back), or what it raised, re-raised here.
+    def draw_in_children(self, draw: Callable[[int, int], list]) -> list:
+        """``draw(part, parts)`` in ``parts`` processes forked for it, one per CPU this process may use (at most
+        :attr:`most_children`); the lists they return (pickled back), joined in part order.
 
-        The child runs at the lowest priority on one CPU thread, ignores Ctrl+C (it finishes the figure in hand
+        Each child runs at the lowest priority on one CPU thread, ignores Ctrl+C (it finishes the figure in hand
         while the run stops), dies at SIGTERM, and ends with ``os._exit``: nothing of the training process (its
-        atexit, its buffers) runs twice.
+        atexit, its buffers) runs twice. A part that failed is raised as :class:`DrawnElsewhere` once every part
+        is done; what the others returned is on its ``drawn``.
         """
-        reading, writing = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:  # no process to be had (memory, a process limit): drawn here, as on a system without fork
-            os.close(reading)
+        parts = max(1, min(self.most_children, len(os.sched_getaffinity(0))))
+        children: list[tuple[int, int | None, int | None]] = []  # (part, pid, pipe); no pid: drawn here
+        for part in range(parts):
+            reading, writing = os.pipe()
+            try:
+                pid = os.fork()
+            except OSError:  # no process to be had (memory, a process limit): this part drawn here
+                os.close(reading)
+                os.close(writing)
+                children.append((part, None, None))
+                continue
+            if pid == 0:
+                _child(lambda part=part: draw(part, parts), reading, writing)
             os.close(writing)
-            return draw()
-        if pid == 0:
-            _child(draw, reading, writing)
-        os.close(writing)
+            children.append((part, pid, reading))
+        drawn, failure = [], None
+        for part, pid, reading in children:
+            try:
+                drawn += draw(part, parts) if pid is None else self._outcome(pid, reading)
+            except DrawnElsewhere as failed:
+                failure = failure or failed
+        if failure is not None:
+            failure.drawn = drawn
+            raise failure
+        return drawn
+
+    @staticmethod
+    def _outcome(pid: int, reading: int) -> list:
+        """What child ``pid`` sent back on ``reading`` once it ended, or its failure raised."""
         with os.fdopen(reading, "rb") as pipe:
             message = pipe.read()
         _, status = os.waitpid(pid, 0)
         if not message:
-            raise RuntimeError(f"the process drawing figures ended ({_ended(status)}) before it said what it drew")
+            error = RuntimeError(f"the process drawing figures ended ({_ended(status)}) before it said what it drew")
+            raise DrawnElsewhere(error, "")
         outcome, value = pickle.loads(message)
         if outcome == "failed":
-            error, trace = value
-            raise DrawnElsewhere(error, trace)
+            raise DrawnElsewhere(*value)
         return value
 
 
 class DrawnElsewhere(Exception):
-    """A figure failed in the process that drew it: the error (or its words) and that process's traceback."""
+    """A figure failed in the process that drew it: the error (or its words), that process's traceback, and what
+    the other processes of the pass drew (``drawn``)."""
 
     def __init__(self, error: BaseException, trace: str) -> None:
         super().__init__(str(error))
-        self.error, self.trace = error, trace
+        self.error, self.trace, self.drawn = error, trace, []
 
 
 def _child(draw: Callable[[], Any], reading: int, writing: int) -> None:
@@ -293,26 +317,26 @@ class AnalysisWriter:
             history = [known[other] for other in sorted(known) if other != epoch] + [data]
             on_error = on_figure_error or self._figure_failed
 
-            def draw() -> list[tuple[str, bytes]]:
-                """Every figure: its PNG file written; what goes to TensorBoard returned, (tag, PNG)."""
+            def draw(part: int = 0, parts: int = 1) -> list[tuple[str, bytes]]:
+                """Every ``parts``-th figure from ``part``: its PNG written; what goes to TensorBoard, (tag, PNG)."""
                 images = []
-                for tag, figure in analysis.figures_for(result, history=history).items():
-                    images += self.figure(tag, noted(figure, self.note(epoch)))
+                for index, (tag, figure) in enumerate(analysis.figures_for(result, history=history).items()):
+                    if index % parts == part:
+                        images += self.figure(tag, noted(figure, self.note(epoch)))
                 return images
 
             def draw_and_log() -> None:
                 try:
-                    images = FIGURES.draw_in_child(draw) if FIGURES.forks else draw()
+                    images = FIGURES.draw_in_children(draw) if FIGURES.forks else draw()
                 except DrawnElsewhere as failure:
+                    self.images(failure.drawn)
                     return on_error(failure.error, failure.trace)
-                for tag, encoded in images:
-                    self.image(tag, encoded)
+                self.images(images)
 
             if self.background:
                 FIGURES.submit(draw_and_log, on_error=on_error)
             else:
-                for tag, encoded in draw():
-                    self.image(tag, encoded)
+                self.images(draw())
         written = self.json(data)
         if earlier is not None:
             earlier[epoch] = data
@@ -357,6 +381,10 @@ class AnalysisWriter:
         if to_file:
             write_bytes(self.folder / f"{tag.replace('/', '_')}_epoch_{self.label}.png", encoded)
         return [(f"{self.prefix}/{tag}", encoded)] if self.tensorboard is not None else []
+
+    def images(self, images: list[tuple[str, bytes]]) -> None:
+        for tag, encoded in images:
+            self.image(tag, encoded)
 
     def image(self, tag: str, encoded: bytes) -> None:
         """A PNG to TensorBoard as it is (torch's writer), else decoded to its array."""

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 
 from zoo import ZooDataModule
 from zoo.analyses import Samples
-from zoo.bench.configs import DOCS
+from zoo.bench.configs import DOCS, multimult_population
 from zoo.bench.report import read_benchmarks, write_benchmarks
 from zoo.callbacks import ActivationAnalysis, TaskSeparation
 from zoo.models import Population
@@ -49,14 +49,7 @@ def analysis_pass(
     data.setup("fit")
     rows = {}
     for size in members:
-        model = Population(
-            "FCNet",
-            size=size,
-            member={"hidden": [32, 32], "activation": "tanh"},
-            input_shape=(4,),
-            num_outputs=2,
-            task="regression",
-        )
+        model = multimult_population(size)
         for name in analyses:
             rows[f"{name}/{size}"] = row = timed_passes(ANALYSES[name], model, data, passes=passes, samples=samples)
             print(
@@ -124,14 +117,7 @@ def figure_seconds(data: ZooDataModule, *, repeats: int, samples: int) -> dict[s
     from zoo.analyses import get_analysis
     from zoo.writer import AnalysisWriter
 
-    model = Population(
-        "FCNet",
-        size=1,
-        member={"hidden": [32, 32], "activation": "tanh"},
-        input_shape=(4,),
-        num_outputs=2,
-        task="regression",
-    )
+    model = multimult_population(1)
     seconds = {}
     for name in ANALYSES:
         analysis = get_analysis(name)

@@ -25,12 +25,11 @@ import pytorch_lightning as pl
 import torch
 
 from zoo import ZooDataModule, ZooModule
-from zoo.bench.configs import DOCS, shipped_model
+from zoo.bench.configs import DOCS, multimult_population, shipped_model
 from zoo.bench.loops import epoch_runs
 from zoo.bench.report import read_benchmarks, write_benchmarks
 from zoo.bench.timing import best_of_alternating, device_name
 from zoo.io import write_bytes
-from zoo.models import Population
 
 SYNC_WARNING = "synchroniz"  # CUDA's sync debug mode warns "called a synchronizing CUDA operation"
 
@@ -112,14 +111,7 @@ def gpu_record(
             lambda: {
                 "FCNet (configs/fc.yaml)": training_step_syncs(shipped_model("fc.yaml"), mnist),
                 "Population of 100 (configs/multimult.yaml)": training_step_syncs(
-                    Population(
-                        "FCNet",
-                        size=100,
-                        member={"hidden": [32, 32], "activation": "tanh"},
-                        input_shape=(4,),
-                        num_outputs=2,
-                        task="regression",
-                    ),
+                    multimult_population(100),
                     multimult,
                 ),
             },

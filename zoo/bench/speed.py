@@ -28,13 +28,12 @@ import torch
 from zoo import ZooDataModule, create_model
 from zoo.analysis import activation_analysis, task_separation
 from zoo.analysis.members import activation_analysis_of_members, task_separation_of_members
-from zoo.bench.configs import CHECKOUT, CONFIGS, DOCS, shipped_model
+from zoo.bench.configs import CHECKOUT, CONFIGS, DOCS, multimult_population, shipped_model
 from zoo.bench.loops import epoch_runs
 from zoo.bench.population import step_ms
 from zoo.bench.report import read_benchmarks, write_benchmarks
 from zoo.bench.timing import best_of_alternating, device_name, seconds
 from zoo.cli import main as zoo
-from zoo.models import Population
 from zoo.writer import FIGURES
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -171,8 +170,7 @@ def member_analyses(
     data = ZooDataModule("multimult", num_samples=10_000, normalize="none")
     data.setup("fit")
     inputs, targets = (tensor[:samples].to(device) for tensor in data.split("train"))
-    member = {"hidden": [32, 32], "activation": "tanh"}
-    model = Population("FCNet", size=members, member=member, input_shape=(4,), num_outputs=2, task="regression")
+    model = multimult_population(members)
     model.to(device)
     singles = list(model.members()) if by_member else []
 
