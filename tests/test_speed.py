@@ -200,32 +200,57 @@ def test_figures_drawn_in_the_background_are_complete_when_a_run_is_interrupted(
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this system: figures are drawn on a thread")
-def test_a_pass_drawn_in_forked_processes_comes_back_in_order_or_fails_in_words():
+def test_a_figure_drawn_in_a_forked_process_comes_back_or_fails_in_words():
     from zoo.writer import DrawnElsewhere, FigureWorker
 
-    worker = FigureWorker()
-    worker.most_children = 2
-    parts = min(2, len(os.sched_getaffinity(0)))  # one process per usable CPU, at most most_children
-    drawn = worker.draw_in_children(lambda part, parts: [(part, parts, os.getpid(), os.nice(0))])
-    assert [(part, count) for part, count, _, _ in drawn] == [(part, parts) for part in range(parts)]
-    assert len({pid for _, _, pid, _ in drawn} | {os.getpid()}) == parts + 1  # each part its own process
-    assert all(niceness == min(os.nice(0) + 19, 19) for *_, niceness in drawn)  # on what training leaves idle
-
+    drawer, niceness = FigureWorker.draw_in_child(lambda: (os.getpid(), os.nice(0)))()
+    assert drawer != os.getpid() and niceness == min(os.nice(0) + 19, 19)  # on what training leaves idle
     with pytest.raises(DrawnElsewhere) as failure:
-        worker.draw_in_children(lambda part, parts: 1 / 0 if part == 0 else [part])
+        FigureWorker.draw_in_child(lambda: 1 / 0)()
     assert isinstance(failure.value.error, ZeroDivisionError) and "ZeroDivisionError" in failure.value.trace
-    assert failure.value.drawn == list(range(1, parts))  # the other parts' figures still come back
 
     class Unpicklable(Exception):  # local: pickle cannot find it by name
         pass
 
-    def unpicklable(part, parts):
+    def unpicklable():
         raise Unpicklable("local error")
 
     with pytest.raises(DrawnElsewhere, match="Unpicklable: local error"):
-        worker.draw_in_children(unpicklable)
+        FigureWorker.draw_in_child(unpicklable)()
     with pytest.raises(DrawnElsewhere, match=r"ended \(exit status 3\) before it said what it drew"):
-        worker.draw_in_children(lambda part, parts: os._exit(3))
+        FigureWorker.draw_in_child(lambda: os._exit(3))()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this system: one at a time")
+def test_the_worker_starts_a_pass_per_usable_cpu_and_finishes_them_in_order(monkeypatch):
+    """Jobs that start work elsewhere run side by side, as many as the usable CPUs (at most most_children)."""
+    from zoo.writer import FigureWorker
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    worker, events, release = FigureWorker(), [], threading.Event()
+    worker.most_children = 2
+    release.clear()
+
+    def job(name):
+        def start():
+            events.append(f"start {name}")
+            return lambda: (release.wait(5), events.append(f"finish {name}"))
+
+        return start
+
+    hold = threading.Event()
+    worker.submit(lambda: hold.wait(5), on_error=pytest.fail)  # keeps the queue filling while it is held
+    for name in "abc":
+        worker.submit(job(name), on_error=pytest.fail)
+    hold.set()
+    deadline = time.monotonic() + 10
+    while len(events) < 2 and time.monotonic() < deadline:
+        release.wait(0.01)
+    assert events == ["start a", "start b"] and worker.pending == 3  # two at once: c waits for a place
+    release.set()
+    worker.flush()
+    assert events == ["start a", "start b", "finish a", "start c", "finish b", "finish c"]
+    assert worker.pending == 0
 
 
 def test_the_figure_thread_ends_once_nothing_is_left_to_draw():

@@ -32,7 +32,7 @@ from zoo.io import encode_json, to_jsonable, write_bytes
 
 
 class FigureWorker:
-    """Draws and encodes figures on a background thread, in the order given, while training goes on.
+    """Draws and encodes figures in the background, in the order given, while training goes on.
 
     Drawing is the costly part of an analysis (matplotlib, then PNG encoding); the numbers and
     the JSON are written at once, the figures when the worker gets to them. :meth:`flush` waits
@@ -41,30 +41,31 @@ class FigureWorker:
     are complete whenever it ends. A figure that fails to draw is reported by ``on_error``.
     ``inline`` draws each figure at once instead (what the benchmarks compare against).
 
-    The thread ends as soon as nothing is left to draw, and the next figure starts a new one.
-    A thread kept waiting instead slows training for the rest of the run: once it has run a
-    torch operation, the training thread's parallel CPU kernels run 15–25% slower (measured on
-    configs/fc.yaml's epochs, 2 threads; gone when the thread ends; docs/benchmarks.md).
+    Jobs are taken by one thread, which ends as soon as nothing is left to draw (the next figure
+    starts a new one). A thread kept waiting instead slows training for the rest of the run: once
+    it has run a torch operation, the training thread's parallel CPU kernels run 15–25% slower
+    (measured on configs/fc.yaml's epochs, 2 threads; gone when the thread ends).
 
     Where the system forks (Linux) and CUDA is not in use, a run's writers draw each pass's figures
-    in processes forked for it (:meth:`draw_in_children`), and this thread only waits for them. Drawn on
-    a thread of the training process, figures hold the interpreter's lock most of the time, and a
-    training step waits for it between operations: configs/fc.yaml's model, 2 CPU threads, 12–15 ms
-    a step alone, 70–79 ms beside a drawing thread, 45 ms beside a drawing process, 14.5 ms beside
-    one at the lowest priority (nice 19), which draws on what training leaves idle: a core beside a
-    small network's Python-bound steps, then everything once training ends. Leaving it a core by
-    taking a thread from training instead would make a run's numbers depend on when figures were
-    drawn (sums split over another number of threads). ``fork`` false keeps figures on the thread.
+    in a process forked for it (:meth:`draw_in_child`), one pass per usable CPU at once (at most
+    :attr:`most_children`), and the thread only starts them and waits. Drawn on a thread of the
+    training process, figures hold the interpreter's lock most of the time, and a training step
+    waits for it between operations: configs/fc.yaml's model, 2 CPU threads, 12–15 ms a step
+    alone, 70–79 ms beside a drawing thread, 45 ms beside a drawing process, 14.5 ms beside one at
+    the lowest priority (nice 19), which draws on what training leaves idle: a core beside a small
+    network's Python-bound steps, then every core once training ends. Leaving it a core by taking
+    a thread from training instead would make a run's numbers depend on when figures were drawn
+    (sums split over another number of threads). ``fork`` false keeps figures on the thread.
     """
 
-    most_children = 4  # processes drawing one pass's figures at once; each builds them all, and draws its share
+    most_children = 4  # passes drawn at once, a process each
 
     def __init__(self) -> None:
         self.inline = False
         self.fork = sys.platform.startswith("linux")  # macOS's system libraries are unsafe in a forked child
-        self.jobs: deque[Callable[[], None]] = deque()
+        self.jobs: deque[Callable[[], Callable[[], None] | None]] = deque()
         self.drawing: threading.Thread | None = None  # the thread that draws, while there is something to draw
-        self.in_hand = 0  # figures taken from the queue and not done yet (0 or 1)
+        self.in_hand = 0  # figures taken from the queue and not done yet (their processes drawing)
         self.done = threading.Condition()
 
     @property
@@ -73,17 +74,27 @@ class FigureWorker:
         usable = hasattr(os, "fork") and threading.main_thread().is_alive()  # not while the interpreter exits
         return self.fork and not self.inline and usable and not torch.cuda.is_initialized()
 
-    def submit(self, draw: Callable[[], None], on_error: Callable[[BaseException, str], None]) -> None:
-        """Run ``draw`` on the worker; a failure goes to ``on_error(error, traceback)``."""
+    def submit(
+        self, draw: Callable[[], Callable[[], None] | None], on_error: Callable[[BaseException, str], None]
+    ) -> None:
+        """Run ``draw`` on the worker; a failure goes to ``on_error(error, traceback)``.
 
-        def job() -> None:
+        ``draw`` may start work elsewhere (a process) and return the rest of it, which the worker calls once
+        the processes it has started fill the usable CPUs, or nothing is left to start.
+        """
+
+        def guarded(work: Callable[[], Any]) -> Any:
             try:
-                draw()
+                return work()
             except Exception as error:  # reported as the analysis's own failure would be
                 on_error(error, traceback.format_exc())
 
+        def job() -> Callable[[], None] | None:
+            rest = guarded(draw)
+            return (lambda: guarded(rest)) if callable(rest) else None
+
         if self.inline or not threading.main_thread().is_alive():  # the interpreter is exiting: no thread joins
-            return job()
+            return _whole(job)
         with self.done:
             self.jobs.append(job)
             if self.drawing is None:
@@ -96,21 +107,33 @@ class FigureWorker:
             thread.start()
         except RuntimeError:  # no thread to be had (a thread limit, interpreter shutdown): nothing is lost
             while self.jobs:
-                self.jobs.popleft()()
+                _whole(self.jobs.popleft())
             self.done.notify_all()
             return
         self.drawing = thread
 
     def _draw_all(self) -> None:
+        started: deque[Callable[[], None]] = deque()  # the rest of the jobs whose processes draw now
+        at_once = max(
+            1, min(self.most_children, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+        )
         try:
             while True:
                 with self.done:
-                    self.in_hand = 0
-                    if not self.jobs:
+                    self.in_hand = len(started)
+                    job = self.jobs.popleft() if self.jobs and len(started) < at_once else None
+                    if job is None and not started:
                         return
-                    job, self.in_hand = self.jobs.popleft(), 1
-                job()
+                    self.in_hand += job is not None
+                if job is None:
+                    started.popleft()()
+                else:
+                    rest = job()
+                    if rest is not None:
+                        started.append(rest)
         finally:
+            while started:  # a job raised past its handler: the others' processes are still waited for
+                started.popleft()()
             with self.done:
                 self.drawing, self.in_hand = None, 0
                 if self.jobs:  # handed over as this thread ended, or left by a job that raised past its handler
@@ -119,7 +142,7 @@ class FigureWorker:
 
     @property
     def pending(self) -> int:
-        """Figures handed over and not drawn yet (the one being drawn included)."""
+        """Figures handed over and not drawn yet (those being drawn included)."""
         with self.done:
             return len(self.jobs) + self.in_hand
 
@@ -130,63 +153,56 @@ class FigureWorker:
                 raise RuntimeError("FigureWorker.flush called by a figure being drawn: it would wait for itself")
             self.done.wait_for(lambda: self.drawing is None)
 
-    def draw_in_children(self, draw: Callable[[int, int], list]) -> list:
-        """``draw(part, parts)`` in ``parts`` processes forked for it, one per CPU this process may use (at most
-        :attr:`most_children`); the lists they return (pickled back), joined in part order.
-
-        Each child runs at the lowest priority on one CPU thread, ignores Ctrl+C (it finishes the figure in hand
-        while the run stops), dies at SIGTERM, and ends with ``os._exit``: nothing of the training process (its
-        atexit, its buffers) runs twice. A part that failed is raised as :class:`DrawnElsewhere` once every part
-        is done; what the others returned is on its ``drawn``.
-        """
-        parts = max(1, min(self.most_children, len(os.sched_getaffinity(0))))
-        children: list[tuple[int, int | None, int | None]] = []  # (part, pid, pipe); no pid: drawn here
-        for part in range(parts):
-            reading, writing = os.pipe()
-            try:
-                pid = os.fork()
-            except OSError:  # no process to be had (memory, a process limit): this part drawn here
-                os.close(reading)
-                os.close(writing)
-                children.append((part, None, None))
-                continue
-            if pid == 0:
-                _child(lambda part=part: draw(part, parts), reading, writing)
-            os.close(writing)
-            children.append((part, pid, reading))
-        drawn, failure = [], None
-        for part, pid, reading in children:
-            try:
-                drawn += draw(part, parts) if pid is None else self._outcome(pid, reading)
-            except DrawnElsewhere as failed:
-                failure = failure or failed
-        if failure is not None:
-            failure.drawn = drawn
-            raise failure
-        return drawn
-
     @staticmethod
-    def _outcome(pid: int, reading: int) -> list:
-        """What child ``pid`` sent back on ``reading`` once it ended, or its failure raised."""
-        with os.fdopen(reading, "rb") as pipe:
-            message = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if not message:
-            error = RuntimeError(f"the process drawing figures ended ({_ended(status)}) before it said what it drew")
-            raise DrawnElsewhere(error, "")
-        outcome, value = pickle.loads(message)
-        if outcome == "failed":
-            raise DrawnElsewhere(*value)
-        return value
+    def draw_in_child(draw: Callable[[], Any]) -> Callable[[], Any]:
+        """Start ``draw()`` in a process forked for it; a function that waits for it and returns what it returned
+        (pickled back), or raises what it raised as :class:`DrawnElsewhere`.
+
+        The child runs at the lowest priority on one CPU thread, ignores Ctrl+C (it finishes the figure in hand
+        while the run stops), dies at SIGTERM, and ends with ``os._exit``: nothing of the training process (its
+        atexit, its buffers) runs twice. Where no process can be had, ``draw()`` runs here at once.
+        """
+        reading, writing = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:  # no process to be had (memory, a process limit): drawn here, as on a system without fork
+            os.close(reading)
+            os.close(writing)
+            value = draw()
+            return lambda: value
+        if pid == 0:
+            _child(draw, reading, writing)
+        os.close(writing)
+        return lambda: _outcome(pid, reading)
+
+
+def _whole(job: Callable[[], Callable[[], None] | None]) -> None:
+    """A job and the rest of it, at once."""
+    rest = job()
+    if rest is not None:
+        rest()
+
+
+def _outcome(pid: int, reading: int) -> Any:
+    """What child ``pid`` sent back on ``reading`` once it ended, or its failure raised."""
+    with os.fdopen(reading, "rb") as pipe:
+        message = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not message:
+        error = RuntimeError(f"the process drawing figures ended ({_ended(status)}) before it said what it drew")
+        raise DrawnElsewhere(error, "")
+    outcome, value = pickle.loads(message)
+    if outcome == "failed":
+        raise DrawnElsewhere(*value)
+    return value
 
 
 class DrawnElsewhere(Exception):
-    """A figure failed in the process that drew it: the error (or its words), that process's traceback, and what
-    the other processes of the pass drew (``drawn``)."""
+    """A figure failed in the process that drew it: the error (or its words) and that process's traceback."""
 
     def __init__(self, error: BaseException, trace: str) -> None:
         super().__init__(str(error))
-        self.error, self.trace, self.drawn = error, trace, []
+        self.error, self.trace = error, trace
 
 
 def _child(draw: Callable[[], Any], reading: int, writing: int) -> None:
@@ -317,21 +333,26 @@ class AnalysisWriter:
             history = [known[other] for other in sorted(known) if other != epoch] + [data]
             on_error = on_figure_error or self._figure_failed
 
-            def draw(part: int = 0, parts: int = 1) -> list[tuple[str, bytes]]:
-                """Every ``parts``-th figure from ``part``: its PNG written; what goes to TensorBoard, (tag, PNG)."""
+            def draw() -> list[tuple[str, bytes]]:
+                """Every figure: its PNG file written; what goes to TensorBoard returned, (tag, PNG)."""
                 images = []
-                for index, (tag, figure) in enumerate(analysis.figures_for(result, history=history).items()):
-                    if index % parts == part:
-                        images += self.figure(tag, noted(figure, self.note(epoch)))
+                for tag, figure in analysis.figures_for(result, history=history).items():
+                    images += self.figure(tag, noted(figure, self.note(epoch)))
                 return images
 
-            def draw_and_log() -> None:
-                try:
-                    images = FIGURES.draw_in_children(draw) if FIGURES.forks else draw()
-                except DrawnElsewhere as failure:
-                    self.images(failure.drawn)
-                    return on_error(failure.error, failure.trace)
-                self.images(images)
+            def draw_and_log() -> Callable[[], None] | None:
+                """Draw here, or start a process that draws and return the rest: its TensorBoard images logged."""
+                if not FIGURES.forks:
+                    return self.images(draw())
+                drawn = FIGURES.draw_in_child(draw)
+
+                def log() -> None:
+                    try:
+                        self.images(drawn())
+                    except DrawnElsewhere as failure:
+                        on_error(failure.error, failure.trace)
+
+                return log
 
             if self.background:
                 FIGURES.submit(draw_and_log, on_error=on_error)

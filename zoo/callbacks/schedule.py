@@ -102,7 +102,9 @@ class AnalysisCallback(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.completed_epoch is not None and self.analysed_epoch != self.completed_epoch:
             self.run(trainer, pl_module, self.completed_epoch)
-        FIGURES.flush()  # the run's figures are complete before its loggers close
+        analyses = [callback for callback in trainer.callbacks if isinstance(callback, AnalysisCallback)]
+        if self is analyses[-1]:  # the last analysis: the others' final figures were drawn while it computed
+            FIGURES.flush()  # the run's figures are complete before its loggers close
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         FIGURES.flush()  # a failed or stopped (SIGTERM) run keeps every figure of the analyses it made
