@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -203,7 +204,11 @@ def test_figures_drawn_in_the_background_are_complete_when_a_run_is_interrupted(
 def test_a_figure_drawn_in_a_forked_process_comes_back_or_fails_in_words():
     from zoo.writer import DrawnElsewhere, FigureWorker
 
-    drawer, niceness = FigureWorker.draw_in_child(lambda: (os.getpid(), os.nice(0)))()
+    def draw():
+        os.kill(os.getpid(), signal.SIGTERM)  # a stop sent to the run's whole group: the figures in hand still end
+        return os.getpid(), os.nice(0)
+
+    drawer, niceness = FigureWorker.draw_in_child(draw)()
     assert drawer != os.getpid() and niceness == min(os.nice(0) + 19, 19)  # on what training leaves idle
     with pytest.raises(DrawnElsewhere) as failure:
         FigureWorker.draw_in_child(lambda: 1 / 0)()

@@ -158,9 +158,10 @@ class FigureWorker:
         """Start ``draw()`` in a process forked for it; a function that waits for it and returns what it returned
         (pickled back), or raises what it raised as :class:`DrawnElsewhere`.
 
-        The child runs at the lowest priority on one CPU thread, ignores Ctrl+C (it finishes the figure in hand
-        while the run stops), dies at SIGTERM, and ends with ``os._exit``: nothing of the training process (its
-        atexit, its buffers) runs twice. Where no process can be had, ``draw()`` runs here at once.
+        The child runs at the lowest priority on one CPU thread, ignores Ctrl+C and SIGTERM (sent to a run's whole
+        process group, they stop the run, which waits for its figures; SIGKILL still ends the child), and ends with
+        ``os._exit``: nothing of the training process (its atexit, its buffers) runs twice. Where no process can be
+        had, ``draw()`` runs here at once.
         """
         reading, writing = os.pipe()
         try:
@@ -211,8 +212,8 @@ def _child(draw: Callable[[], Any], reading: int, writing: int) -> None:
     try:
         os.close(reading)
         os.nice(19)  # what training leaves idle: its steps run as fast beside it
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for stop in (signal.SIGINT, signal.SIGTERM):  # sent to the whole group, they stop the run: its figures end
+            signal.signal(stop, signal.SIG_IGN)
         # Fresh streams for warnings: the inherited ones' locks may have been held by another thread (a progress bar)
         sys.stdout = open(os.dup(1), "w", closefd=True)
         sys.stderr = open(os.dup(2), "w", closefd=True)
