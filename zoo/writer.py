@@ -65,7 +65,7 @@ class FigureWorker:
         self.fork = sys.platform.startswith("linux")  # macOS's system libraries are unsafe in a forked child
         self.jobs: deque[Callable[[], Callable[[], None] | None]] = deque()
         self.drawing: threading.Thread | None = None  # the thread that draws, while there is something to draw
-        self.in_hand = 0  # figures taken from the queue and not done yet (their processes drawing)
+        self.in_hand = 0  # jobs taken from the queue and not done yet: the one drawn here, or those drawn by processes
         self.done = threading.Condition()
 
     @property
@@ -114,9 +114,7 @@ class FigureWorker:
 
     def _draw_all(self) -> None:
         started: deque[Callable[[], None]] = deque()  # the rest of the jobs whose processes draw now
-        at_once = max(
-            1, min(self.most_children, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-        )
+        at_once = max(1, min(self.most_children, _usable_cpus()))
         try:
             while True:
                 with self.done:
@@ -175,6 +173,11 @@ class FigureWorker:
             _child(draw, reading, writing)
         os.close(writing)
         return lambda: _outcome(pid, reading)
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity, where the system has one (a Slurm job's share, say)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _whole(job: Callable[[], Callable[[], None] | None]) -> None:
