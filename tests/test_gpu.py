@@ -5,12 +5,14 @@ Skipped where there is no CUDA GPU (CI); scripts/gpu_record.sh runs them on a le
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 import torch
 
 from zoo import ZooDataModule, create_model
+from zoo.bench.configs import multimult_population
 from zoo.bench.gpu import training_step_syncs
-from zoo.models import Population
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
 
@@ -19,14 +21,12 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA G
     "model",
     [
         lambda: create_model("FCNet", hidden=[64], input_shape=(4,), num_outputs=2, task="regression"),
-        lambda: Population(
-            "FCNet", size=10, member={"hidden": [32, 32]}, input_shape=(4,), num_outputs=2, task="regression"
-        ),
+        lambda: multimult_population(10),
     ],
     ids=["FCNet", "Population"],
 )
 def test_a_training_step_waits_for_the_gpu_only_on_the_steps_the_logger_writes(model, tmp_path, monkeypatch):
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the sync check's CSV log
     data = ZooDataModule("multimult", num_samples=2000, batch_size=64, normalize="none")
     counts = training_step_syncs(model(), data, steps=25, log_every=10)
     assert counts["other_steps"] == 23 and counts["logging_steps"] == 2

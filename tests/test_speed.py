@@ -222,8 +222,9 @@ def test_a_figure_drawn_in_a_forked_process_comes_back_or_fails_in_words():
 
     with pytest.raises(DrawnElsewhere, match="Unpicklable: local error"):
         FigureWorker.draw_in_child(unpicklable)()
-    with pytest.raises(DrawnElsewhere, match=r"ended \(exit status 3\) before it said what it drew"):
+    with pytest.raises(DrawnElsewhere, match=r"ended \(exit status 3\) before it said what it drew") as failure:
         FigureWorker.draw_in_child(lambda: os._exit(3))()
+    assert "exit status 3" in failure.value.trace  # what errors.log keeps
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this system: one at a time")

@@ -192,9 +192,9 @@ def _outcome(pid: int, reading: int) -> Any:
     with os.fdopen(reading, "rb") as pipe:
         message = pipe.read()
     _, status = os.waitpid(pid, 0)
-    if not message:
+    if not message:  # no traceback to be had: the error's words stand for it (errors.log)
         error = RuntimeError(f"the process drawing figures ended ({_ended(status)}) before it said what it drew")
-        raise DrawnElsewhere(error, "")
+        raise DrawnElsewhere(error, f"RuntimeError: {error}\n")
     outcome, value = pickle.loads(message)
     if outcome == "failed":
         raise DrawnElsewhere(*value)

@@ -22,12 +22,11 @@ def shipped_model(config: str) -> ZooModule:
 def multimult_population(size: int) -> ZooModule:
     """A population of ``size`` configs/multimult.yaml nets (FCNet [32, 32], tanh; 4 inputs, 2 outputs), seeds 0…"""
     spec = yaml.safe_load((CONFIGS / "multimult.yaml").read_text())["model"]
-    member = spec["init_args"]
     return create_model(
         "Population",
-        architecture="FCNet",
+        architecture=spec["class_path"].rsplit(".", 1)[-1],
         size=size,
-        member=member,
+        member=spec["init_args"],
         first_seed=0,
         input_shape=(4,),
         num_outputs=2,

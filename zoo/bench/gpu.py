@@ -16,7 +16,7 @@ measured; ``bench.py report`` draws the page from docs/benchmarks.json's ``gpu``
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +67,7 @@ def training_step_syncs(model: ZooModule, data: ZooDataModule, *, steps: int = 3
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
-        logger=pl.loggers.CSVLogger(os.environ.get("TMPDIR", "/tmp"), name="zoo-sync-check"),
+        logger=pl.loggers.CSVLogger(tempfile.gettempdir(), name="zoo-sync-check"),
     )
     trainer.fit(model, datamodule=data)
     return counts
