@@ -53,9 +53,11 @@ class FigureWorker:
     waits for it between operations: configs/fc.yaml's model, 2 CPU threads, 12–15 ms a step
     alone, 70–79 ms beside a drawing thread, 45 ms beside a drawing process, 14.5 ms beside one at
     the lowest priority (nice 19), which draws on what training leaves idle: a core beside a small
-    network's Python-bound steps, then every core once training ends. Leaving it a core by taking
-    a thread from training instead would make a run's numbers depend on when figures were drawn
-    (sums split over another number of threads). ``fork`` false keeps figures on the thread.
+    network's Python-bound steps, then every core once training ends. On a machine kept busy by
+    other work (a sweep's other workers), a run's figures therefore wait for a core, and its end
+    with them: the machine's work is reordered, not lost. Leaving it a core by taking a thread
+    from training instead would make a run's numbers depend on when figures were drawn (sums
+    split over another number of threads). ``fork`` false keeps figures on the thread.
     """
 
     most_children = 4  # passes drawn at once, a process each
