@@ -9,6 +9,7 @@ one from a folder alone, and writes the same files.
 from __future__ import annotations
 
 import atexit
+import gc
 import io
 import json
 import os
@@ -223,6 +224,9 @@ def _child(draw: Callable[[], Any], reading: int, writing: int) -> None:
         sys.stdout = open(os.dup(1), "w", closefd=True)
         sys.stderr = open(os.dup(2), "w", closefd=True)
         torch.set_num_threads(1)
+        # The child lives for one pass: what it inherits needs no collecting, and a full collection would walk
+        # it all and write to every object's header, copying each page of the inherited heap (see gc.freeze)
+        gc.freeze()
         try:
             message = pickle.dumps(("drawn", draw()))
         except Exception as error:
