@@ -37,6 +37,7 @@ from zoo.checkpoints import check_checkpoint, read_checkpoint
 from zoo.console import DashboardLayout, LayerSummary, PredictionWriter, RunSummary, StageRuns
 from zoo.data import ZooDataModule, get_dataset
 from zoo.errors import LINKED, ZooError, exit_on_failure
+from zoo.hooks import install as install_hook_dispatch
 from zoo.models import ZooModule, list_models
 from zoo.runs import (
     HParamsRecord,
@@ -347,12 +348,13 @@ class ZooCLI(LightningCLI):
             keep_csv_metrics(self.trainer)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """As LightningCLI's, with zoo's checkpoint and progress bar among the callbacks.
+        """As LightningCLI's, with zoo's checkpoint and progress bar among the callbacks, and zoo's hook dispatch.
 
         ``--trainer.enable_checkpointing false`` and ``fast_dev_run`` (which Lightning says saves
         nothing, yet its ``save_last`` writes ``last.ckpt`` at the end) drop zoo's checkpoint, and the
         progress bar redraws every ``PROGRESS_BAR_REFRESH_STEPS`` steps unless the config brings its own.
         """
+        install_hook_dispatch()  # a step's hooks that do nothing are passed over (zoo.hooks)
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = {**config["trainer"], **kwargs}
         configured = trainer.get("callbacks") or []
