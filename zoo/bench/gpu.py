@@ -27,7 +27,7 @@ import torch
 from zoo import ZooDataModule, ZooModule
 from zoo.bench.configs import DOCS, multimult_population, shipped_model
 from zoo.bench.loops import epoch_runs
-from zoo.bench.report import read_benchmarks, write_benchmarks
+from zoo.bench.report import ZOO_TRAINER, read_benchmarks, write_benchmarks
 from zoo.bench.timing import best_of_alternating, device_name
 from zoo.io import write_bytes
 
@@ -96,6 +96,7 @@ def gpu_record(
         "cpu": device_name(torch.device("cpu")),
         "torch": torch.__version__,
         "repeats": repeats,
+        "zoo_trainer": ZOO_TRAINER,
     }
 
     def section(name: str, measure: Callable[[], object]) -> None:

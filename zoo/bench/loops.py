@@ -1,7 +1,7 @@
 """The three training loops the benchmarks compare, each timing one epoch of the model it is given.
 
-- :func:`zoo_epoch`: Lightning ``Trainer.fit`` with zoo's tensor DataModule (batches gathered
-  by index on the device);
+- :func:`zoo_epoch`: the Trainer ``python -m zoo fit`` builds (its callbacks, checkpoints and
+  logger) with zoo's tensor DataModule (batches gathered by index on the device);
 - :func:`plain_epoch`: the loop one would write by hand over the same tensors;
 - :func:`bare_lightning_epoch`: Lightning with nothing of zoo's (the loss alone, no logger, no
   metrics), the floor Lightning's own per-step work sets;
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Callable
 from typing import Literal
 
@@ -39,8 +40,24 @@ class EpochTimer(pl.Callback):
 
 
 def zoo_epoch(model: ZooModule, data: ZooDataModule, *, device: torch.device, log_dir: str) -> float:
-    """One epoch of ``Trainer.fit`` (no validation, checkpoints or progress bar), seconds."""
-    return _fit_one_epoch(model, data, device=device, logger=pl.loggers.TensorBoardLogger(log_dir, name="bench"))
+    """One training epoch of ``model`` by the Trainer ``python -m zoo fit`` builds, seconds.
+
+    Everything a run's step pays for is there (its record, summary and checkpoint callbacks, its logger,
+    zoo's hook dispatch); validation, the progress bar and the analyses are not.
+    """
+    from zoo.cli import main as zoo
+
+    arguments = ["--model", "FCNet", "--seed_everything", "0", "--trainer.max_epochs", "1"]  # the model: ``model``
+    arguments += ["--trainer.callbacks", "[{class_path: zoo.bench.loops.EpochTimer}]"]
+    arguments += ["--trainer.limit_val_batches", "0"]
+    arguments += ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+    arguments += ["--trainer.accelerator", device.type, "--trainer.devices", "1"]
+    arguments += ["--trainer.logger.init_args.save_dir", log_dir]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*could not find the monitored key")  # no validation to monitor
+        trainer = zoo(arguments, run=False).trainer
+        trainer.fit(model, datamodule=data)
+    return next(callback.seconds for callback in trainer.callbacks if isinstance(callback, EpochTimer))
 
 
 class BareLightning(pl.LightningModule):

@@ -27,6 +27,10 @@ from zoo.io import write_json, write_text
 ANALYSED = [1024, 512]  # the FCNet whose analyses are timed
 
 
+ZOO_TRAINER = "python -m zoo fit"
+"""What :func:`~zoo.bench.loops.zoo_epoch` times: the Trainer zoo's CLI builds (recorded with each measurement)."""
+
+
 def report(
     *, batch_size: int, repeats: int, device: torch.device, log_dir: str, densities: Sequence[float], docs: Path = DOCS
 ) -> dict:
@@ -39,6 +43,7 @@ def report(
         "batch_size": batch_size,
         "samples_per_epoch": len(data.split("train")[0]),
         "repeats": repeats,
+        "zoo_trainer": ZOO_TRAINER,
         "architectures": architectures(data, repeats=repeats, device=device, log_dir=log_dir),
         **analysis_seconds(data),
         "sparse_ms": kernel_ms(features=1000, batch_size=batch_size, densities=densities),
@@ -48,6 +53,13 @@ def report(
     write_benchmarks(results, docs=docs)
     print(f"wrote {docs / 'benchmarks.md'} and benchmarks.json")
     return results
+
+
+def _zoo_side(section: dict) -> str:
+    """What the zoo side of zoo ÷ plain was when ``section`` was measured (the CLI's Trainer since it records so)."""
+    if section.get("zoo_trainer") == ZOO_TRAINER:
+        return "the Trainer `python -m zoo fit` builds (its callbacks, checkpoints, logger; no validation, no analyses)"
+    return "Lightning's `Trainer.fit` on zoo's module (without the callbacks `python -m zoo fit` adds)"
 
 
 def architectures(data: ZooDataModule, *, repeats: int, device: torch.device, log_dir: str) -> dict[str, dict]:
@@ -148,7 +160,7 @@ def _training(results: dict) -> list[str]:
         "",
         "## Training: seconds per epoch and samples/s, three pipelines",
         "",
-        "- **zoo**: Lightning `Trainer.fit` with the tensor DataModule (batches gathered by index on the device);",
+        f"- **zoo**: {_zoo_side(results)}, on the tensor DataModule (batches gathered by index on the device);",
         "- **plain**: a hand-written PyTorch loop over the same tensors, same model and optimizer;",
         "- **per-sample**: the classic `Dataset` + `DataLoader`, each image decoded on its own as torchvision's "
         "`MNIST` + `ToTensor` + `Normalize` do (uint8 → PIL → float tensor → normalized), then collated.",
@@ -301,7 +313,7 @@ def _speed(speed: dict) -> list[str]:
         f"{speed['repeats']}`)",
         "",
         f"On {speed['machine']}, load average {speed['load_average']:.1f} when it started; every ratio from one run,",
-        f"its sides alternating, best of {speed['repeats']}.",
+        f"its sides alternating, best of {speed['repeats']}. zoo ÷ plain: {_zoo_side(speed)}.",
         "",
         "| what | figure |",
         "| --- | ---: |",
@@ -504,7 +516,7 @@ def _gpu(record: dict) -> list[str]:
     if "fc_epoch" in record:
         epoch = record["fc_epoch"]
         kinds = list(epoch)
-        lines += ["", "`configs/fc.yaml`'s model, one MNIST epoch (batch 128), seconds:", ""]
+        lines += ["", f"`configs/fc.yaml`'s model, one MNIST epoch (batch 128), seconds; zoo: {_zoo_side(record)}:", ""]
         lines += ["| loop | " + " | ".join(kinds) + " |", "| --- |" + " ---: |" * len(kinds)]
         for loop in ("zoo", "plain", "bare_lightning"):
             lines.append(

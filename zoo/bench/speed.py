@@ -31,7 +31,7 @@ from zoo.analysis.members import activation_analysis_of_members, task_separation
 from zoo.bench.configs import CHECKOUT, CONFIGS, DOCS, multimult_population, shipped_model
 from zoo.bench.loops import epoch_runs
 from zoo.bench.population import step_ms
-from zoo.bench.report import read_benchmarks, write_benchmarks
+from zoo.bench.report import ZOO_TRAINER, read_benchmarks, write_benchmarks
 from zoo.bench.timing import best_of_alternating, device_name, seconds
 from zoo.cli import main as zoo
 from zoo.writer import FIGURES
@@ -50,6 +50,7 @@ def speed(
         "machine": device_name(device),
         "load_average": os.getloadavg()[0],
         "repeats": repeats,
+        "zoo_trainer": ZOO_TRAINER,
         "startup_seconds": startup(repeats=repeats),
         "per_step": per_step(repeats=repeats, device=device, log_dir=log_dir),
         "population": population_step(members=members, repeats=repeats, log_dir=log_dir),
