@@ -160,3 +160,15 @@ def test_the_gpu_records_sections_land_on_the_page_as_measured_even_cut_short(tm
     page = (tmp_path / "benchmarks.md").read_text()
     assert f"| activations | 2 | cpu | {analyses['activations']['batched']:.2f} | – |" in page
     assert json.loads((tmp_path / "benchmarks.json").read_text())["gpu"]["member_analyses"]["2/cpu"] == analyses
+
+
+def test_the_hook_dispatch_figure_is_measured_on_a_zoo_runs_trainer_and_lands_on_the_page(run_dir):
+    from zoo.bench.speed import hook_dispatch
+
+    row = hook_dispatch(log_dir=str(run_dir / "logs"), steps=20, repeats=1)
+    assert row["callbacks"] >= 8  # a run's own: its record, summaries, config and checkpoints (no analyses here)
+    assert row["lightning"] > 0 and row["zoo"] > 0
+    results = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+    results["speed"]["hook_dispatch"] = row
+    page = report.markdown(results)
+    assert f"Lightning's dispatch → zoo's (`zoo.hooks`) | {row['lightning']:.0f} µs → {row['zoo']:.0f} µs |" in page

@@ -326,6 +326,12 @@ def _speed(speed: dict) -> list[str]:
             f"| zoo ÷ plain, {name} (one MNIST epoch) | {row['zoo_vs_plain']:.2f}× "
             f"({row['overhead_ms_per_step']:.3f} ms a step on top{floor}) |"
         )
+    if "hook_dispatch" in speed:  # measured since zoo dispatches callback hooks itself (zoo.hooks)
+        hooks = speed["hook_dispatch"]
+        lines.append(
+            f"| a training step's callback hooks, a zoo run's {hooks['callbacks']} callbacks: Lightning's dispatch "
+            f"→ zoo's (`zoo.hooks`) | {hooks['lightning']:.0f} µs → {hooks['zoo']:.0f} µs |"
+        )
     lines += [
         f"| multimult population of {population['members']}, {population['epochs']} epochs: wall step ÷ arithmetic "
         f"| {population['wall_vs_arithmetic']:.2f}× ({population['wall_ms_per_step']['population']:.2f} ms ÷ "

@@ -3,6 +3,7 @@
 - start-up: ``import zoo`` and ``python -m zoo --help`` in fresh interpreters;
 - per step: zoo ÷ plain for FCNet [128] and ``configs/fc.yaml``'s model (one MNIST epoch each), and
   bare Lightning (the loss alone) ÷ plain: the floor Lightning's own per-step work sets;
+- a step's callback hooks on a zoo run's Trainer: Lightning's dispatch against zoo's (``zoo.hooks``);
 - a population's step: a 100-member multimult population's wall step (a fit, no analyses) against
   its bare arithmetic step and against a single run's wall step;
 - analyses over members: task separation and the activation analysis of that population, all
@@ -53,6 +54,7 @@ def speed(
         "zoo_trainer": ZOO_TRAINER,
         "startup_seconds": startup(repeats=repeats),
         "per_step": per_step(repeats=repeats, device=device, log_dir=log_dir),
+        "hook_dispatch": hook_dispatch(log_dir=log_dir),
         "population": population_step(members=members, repeats=repeats, log_dir=log_dir),
         "member_analyses": member_analyses(members=members, repeats=repeats),
         "iris_analyses": iris_analyses(repeats=repeats, log_dir=log_dir),
@@ -104,6 +106,46 @@ def per_step(*, repeats: int, device: torch.device, log_dir: str) -> dict[str, d
             flush=True,
         )
     return rows
+
+
+def hook_dispatch(*, log_dir: str, steps: int = 2000, repeats: int = 7) -> dict:
+    """µs of the callback hooks of one training step in a zoo run: Lightning's dispatch and zoo's (zoo.hooks).
+
+    The six hooks Lightning's automatic optimization calls each step, on the Trainer of a ``python -m zoo
+    fit`` (configs/iris.yaml, no analyses, no progress bar), ``steps`` times; best of ``repeats``, alternating.
+    """
+
+    from zoo.hooks import LIGHTNINGS, call_implemented_hooks
+
+    arguments = ["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.callbacks", "null"]
+    arguments += ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]
+    cli = zoo([*arguments, "--trainer.logger.init_args.save_dir", log_dir])
+    trainer, batch = cli.trainer, next(iter(cli.datamodule.train_dataloader()))
+    optimizer, loss = trainer.optimizers[0], torch.tensor(1.0)
+    hooks = [
+        ("on_train_batch_start", (batch, 0)),
+        ("on_before_zero_grad", (optimizer,)),
+        ("on_before_backward", (loss,)),
+        ("on_after_backward", ()),
+        ("on_before_optimizer_step", (optimizer,)),
+        ("on_train_batch_end", ({"loss": loss}, batch, 0)),
+    ]
+
+    def timed(dispatch) -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            for hook, arguments in hooks:
+                dispatch(trainer, hook, *arguments)
+        return (time.perf_counter() - start) / steps * 1e6
+
+    runs = {"lightning": lambda: timed(LIGHTNINGS), "zoo": lambda: timed(call_implemented_hooks)}
+    row = {**best_of_alternating(runs, repeats), "callbacks": len(trainer.callbacks)}
+    print(
+        f"callback hooks of a step, {row['callbacks']} callbacks: Lightning's dispatch {row['lightning']:.1f} µs, "
+        f"zoo's {row['zoo']:.1f} µs",
+        flush=True,
+    )
+    return row
 
 
 def population_step(
