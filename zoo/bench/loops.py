@@ -76,12 +76,8 @@ class BareLightning(pl.LightningModule):
 
 
 def bare_lightning_epoch(model: ZooModule, data: ZooDataModule, *, device: torch.device) -> float:
-    """One epoch of ``Trainer.fit`` on :class:`BareLightning` (and no logger), seconds."""
-    return _fit_one_epoch(BareLightning(model), data, device=device, logger=False)
-
-
-def _fit_one_epoch(module: pl.LightningModule, data: ZooDataModule, *, device: torch.device, logger) -> float:
-    """The seconds of one training epoch of ``Trainer.fit`` without validation, checkpoints or progress bar."""
+    """One training epoch of ``Trainer.fit`` on :class:`BareLightning`, seconds: no logger, validation,
+    checkpoints or progress bar."""
     timer = EpochTimer()
     trainer = pl.Trainer(
         accelerator=device.type,
@@ -91,10 +87,10 @@ def _fit_one_epoch(module: pl.LightningModule, data: ZooDataModule, *, device: t
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
-        logger=logger,
+        logger=False,
         callbacks=[timer],
     )
-    trainer.fit(module, datamodule=data)
+    trainer.fit(BareLightning(model), datamodule=data)
     return timer.seconds
 
 
