@@ -172,3 +172,15 @@ def test_the_hook_dispatch_figure_is_measured_on_a_zoo_runs_trainer_and_lands_on
     results["speed"]["hook_dispatch"] = row
     page = report.markdown(results)
     assert f"Lightning's dispatch → zoo's (`zoo.hooks`) | {row['lightning']:.0f} µs → {row['zoo']:.0f} µs |" in page
+
+
+def test_the_issue_25_paragraph_says_what_importing_lightning_took_in_the_same_run():
+    results = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+    startup = results["speed"]["startup_seconds"]
+    startup["import pytorch_lightning"] = 6.25
+    page = report.markdown(results)
+    said = "what `--help` still takes is importing Lightning (`import pytorch_lightning` alone: 6.25 s in this run)"
+    assert said in page
+    assert "| `import pytorch_lightning` | 6.25 s |" in page
+    del startup["import pytorch_lightning"]  # a run from before it was measured says nothing of it
+    assert "`import pytorch_lightning` alone" not in report.markdown(results)
