@@ -4,8 +4,8 @@ Lightning calls every hook of every callback, six per training step, implemented
 it reads the callback's ``state_key`` (``ModelCheckpoint`` builds it from its settings every time)
 and opens a profiler context. A zoo run has ten callbacks (its record, summaries, config and
 checkpoints), nearly none of which does anything at these hooks: a step's six cost 190–230 µs with
-Lightning's dispatch and 40–45 µs with this one (``bench.py speed``, 2 CPU threads), 6–8% of
-an FCNet [128] MNIST step. Lightning's maintainers raised the same idea and left it (PR 10575);
+Lightning's dispatch and 40–45 µs with this one (``bench.py speed``, 2 CPU threads); the difference is
+6–8% of an FCNet [128] MNIST step. Lightning's maintainers raised the same idea and left it (PR 10575);
 TorchTNT does it (PR 455).
 
 :func:`call_implemented_hooks` is Lightning's ``_call_callback_hooks`` line for line, except that a
