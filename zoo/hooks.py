@@ -30,7 +30,7 @@ from pytorch_lightning.trainer import call
 log = logging.getLogger(call.__name__)
 LIGHTNINGS = call._call_callback_hooks
 SIGNATURE = ("trainer", "hook_name", "args", "monitoring_callbacks", "kwargs")
-"""The parameters of the Lightning function :func:`call_implemented_hooks` was written against (2.2–2.6)."""
+"""The parameters of the Lightning function :func:`call_implemented_hooks` was written against (Lightning 2.6)."""
 
 
 @functools.cache
@@ -54,7 +54,8 @@ def call_implemented_hooks(
     elif monitoring_callbacks is False:
         callbacks = [cb for cb in callbacks if not isinstance(cb, (EarlyStopping, Checkpoint))]
     for callback in callbacks:
-        if not implements(type(callback), hook_name) and hook_name not in vars(callback):  # set on the instance
+        on_instance = hook_name in getattr(callback, "__dict__", ())  # a hook set on the callback itself
+        if not (on_instance or implements(type(callback), hook_name)):
             continue
         fn = getattr(callback, hook_name)
         if callable(fn):
