@@ -235,7 +235,6 @@ def test_the_worker_starts_a_pass_per_usable_cpu_and_finishes_them_in_order(monk
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
     worker, events, release = FigureWorker(), [], threading.Event()
     worker.most_children = 2
-    release.clear()
 
     def job(name):
         def start():

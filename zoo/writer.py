@@ -430,8 +430,8 @@ class AnalysisWriter:
             (width, height), channels = picture.size, len(picture.getbands())
         from tensorboard.compat.proto.summary_pb2 import Summary
 
-        picture = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=encoded)
-        summary = Summary(value=[Summary.Value(tag=tag, image=picture)])
+        image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=encoded)
+        summary = Summary(value=[Summary.Value(tag=tag, image=image)])
         self.tensorboard._get_file_writer().add_summary(summary, self.step)  # what add_image does after encoding
 
     def text(self, tag: str, text: str) -> None:

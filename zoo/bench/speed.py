@@ -119,7 +119,6 @@ def hook_dispatch(*, log_dir: str, steps: int = 2000, repeats: int = 7) -> dict:
     The six hooks Lightning's automatic optimization calls each step, on the Trainer of a ``python -m zoo
     fit`` (configs/iris.yaml, no analyses, no progress bar), ``steps`` times; best of ``repeats``, alternating.
     """
-
     from zoo.hooks import LIGHTNINGS, call_implemented_hooks
 
     arguments = ["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.callbacks", "null"]
@@ -139,8 +138,8 @@ def hook_dispatch(*, log_dir: str, steps: int = 2000, repeats: int = 7) -> dict:
     def timed(dispatch) -> float:
         start = time.perf_counter()
         for _ in range(steps):
-            for hook, arguments in hooks:
-                dispatch(trainer, hook, *arguments)
+            for hook, values in hooks:
+                dispatch(trainer, hook, *values)
         return (time.perf_counter() - start) / steps * 1e6
 
     runs = {"lightning": lambda: timed(LIGHTNINGS), "zoo": lambda: timed(call_implemented_hooks)}
