@@ -16,8 +16,9 @@ from zoo.analysis.activations import (
     principal_components,
     selectivity,
 )
+from zoo.analysis.members import activation_analysis_of_members
 from zoo.errors import ZooError
-from zoo.models import FCNet
+from zoo.models import FCNet, Population
 
 NAMES = ["a", "b", "c"]
 
@@ -302,3 +303,18 @@ def test_too_few_samples_is_a_clear_error():
     model, inputs, targets = hand_built()
     with pytest.raises(ZooError, match="the activation analysis needs at least two samples"):
         activation_analysis(model, inputs[:1], targets[:1])
+
+
+def test_maximization_that_could_draw_nothing_is_refused():
+    """maximize > 0 without a prior, or on vector inputs, used to return no images without a word."""
+    images = zoo.create_model("FCNet", hidden=[8], input_shape=(1, 6, 6), num_outputs=3)
+    x, y = torch.rand(30, 1, 6, 6), torch.randint(0, 3, (30,))
+    with pytest.raises(ZooError, match=r"maximize=2 needs an image prior: pass prior=ImagePrior\.fit"):
+        activation_analysis(images, x, y, maximize=2)
+    vectors, inputs, targets = hand_built()
+    with pytest.raises(ZooError, match=r"maximize=2: .* inputs are vectors of shape \(3,\); use maximize=0"):
+        activation_analysis(vectors, inputs, targets, maximize=2, prior=ImagePrior.fit(x, components=8))
+    population = Population("FCNet", size=2, member={"hidden": [8]}, first_seed=0, input_shape=(1, 6, 6), num_outputs=3)
+    with pytest.raises(ZooError, match="maximize=1 needs an image prior"):
+        activation_analysis_of_members(population, x, y, maximize=1)
+    assert activation_analysis(images, x, y).maximization == {}  # the default: none asked, none drawn

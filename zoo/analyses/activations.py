@@ -60,7 +60,7 @@ def _run(
         samples.targets,
         samples.output_names,
         layers=layers,
-        maximize=options.maximize,
+        maximize=options.maximize if prior is not None else 0,
         prior=prior,
         input_range=samples.input_range,
         data=samples.split,

@@ -149,7 +149,7 @@ def activation_analysis(
     output_names: Sequence[str] | None = None,
     *,
     layers: Sequence[str] | None = None,
-    maximize: int = 8,
+    maximize: int = 0,
     prior: ImagePrior | None = None,
     input_range: tuple[float | torch.Tensor, float | torch.Tensor] = (0.0, 1.0),
     thresholds: Thresholds = Thresholds(),
@@ -161,8 +161,8 @@ def activation_analysis(
     Args:
         layers: hidden layers (probe names) to analyse; default all.
         maximize: units per layer to visualize by activation maximization (selective and strongly
-            active ones, or the most variable for regression); 0 turns it off. Classification models
-            also get one image per class logit. Needs image inputs and a ``prior``.
+            active ones, or the most variable for regression); 0 (the default) turns it off.
+            Classification models also get one image per class logit. Needs image inputs and a ``prior``.
         prior: the image prior for activation maximization (``ImagePrior.fit(train_images)``).
         input_range: the model-input values of black and white pixels (normalization moves them).
         thresholds: what counts as dead, redundant, compressible, and which classes a unit's
@@ -174,6 +174,7 @@ def activation_analysis(
             f"the activation analysis needs at least two samples (variances, correlations); got {len(inputs)}"
         )
     require_one_model(model, "the activation analysis")
+    check_maximization(model, maximize, prior)
     probes = select_probes(model, layers)
     names = output_names_for(model, inputs, targets, output_names, "the activation analysis")
     described = f"{len(inputs):,} {data} samples".replace("  ", " ")
@@ -274,7 +275,7 @@ def finish_analysis(
     if model.task == "classification":
         absent = (torch.bincount(targets.cpu(), minlength=model.num_outputs) == 0).nonzero().flatten().tolist()
     maximization, units, reached, top, examples = {}, {}, {}, {}, {}
-    if maximize and prior is not None and len(model.input_shape) >= 2:
+    if maximize:
         maximization, units = _maximize_layers(
             model, results, activations, inputs, targets, maximize, prior, input_range
         )
@@ -287,6 +288,24 @@ def finish_analysis(
         output_names, len(inputs), data, absent_names, thresholds, results, activations, maximization, units, reached,
         top, examples,
     )  # fmt: skip
+
+
+def check_maximization(model: Analysable, maximize: int, prior: ImagePrior | None) -> None:
+    """Refuse activation maximization that could not draw anything, before any work is done."""
+    if not maximize:
+        return
+    if maximize < 0:
+        raise ZooError(f"maximize must be 0 or more, got {maximize}")
+    if len(model.input_shape) < 2:
+        raise ZooError(
+            f"maximize={maximize}: activation maximization draws input images, and this model's inputs are "
+            f"vectors of shape {tuple(model.input_shape)}; use maximize=0"
+        )
+    if prior is None:
+        raise ZooError(
+            f"maximize={maximize} needs an image prior: pass prior=ImagePrior.fit(train_images) "
+            "(training images scaled to [0, 1]), or use maximize=0"
+        )
 
 
 def _what_maximizes(

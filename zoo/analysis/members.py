@@ -22,6 +22,7 @@ from zoo.analysis.activations import (
     ImagePrior,
     Thresholds,
     activation_analysis,
+    check_maximization,
     describe_layer,
     finish_analysis,
     principal_components,
@@ -152,7 +153,7 @@ def activation_analysis_of_members(
     output_names: Sequence[str] | None = None,
     *,
     layers: Sequence[str] | None = None,
-    maximize: int = 8,
+    maximize: int = 0,
     prior: ImagePrior | None = None,
     input_range: tuple[float | torch.Tensor, float | torch.Tensor] = (0.0, 1.0),
     thresholds: Thresholds | None = None,
@@ -177,6 +178,7 @@ def activation_analysis_of_members(
         raise ZooError(
             f"the activation analysis needs at least two samples (variances, correlations); got {len(inputs)}"
         )
+    check_maximization(model, maximize, prior)
     probes = select_probes(model, layers)
     names = output_names_for(model, inputs, targets, output_names, "the activation analysis")
     described = f"{len(inputs):,} {data} samples".replace("  ", " ")
