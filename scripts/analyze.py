@@ -7,7 +7,8 @@ Every registered analysis is a subcommand, with its declared options (``zoo.anal
 The checkpoint alone says which architecture and data to rebuild; data files are found as
 for training (``--data-dir``, else ``$ZOO_DATA_DIR``, else ./data). Files go to
 ``<out>/<analysis>/`` (default ``<run folder>/analysis_<checkpoint name>/``), named as a run
-names them at the checkpoint's epoch. A population's checkpoint is analysed member by member
+names them at the checkpoint's epoch (a surgery checkpoint's by its operation: ``epoch_prune.json``,
+figures titled "after prune"). A population's checkpoint is analysed member by member
 (``member_<i>/``, figures of member 0, as a run does), or one member with ``--member``.
 Both analyses judge dead units on the data they are given: ``--split train`` (the default)
 is where a unit that never varies really never learns.
@@ -36,7 +37,9 @@ from zoo.writer import AnalysisWriter
 def run(args: argparse.Namespace) -> None:
     analysis: Analysis = args.declaration
     device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
-    epoch = read_checkpoint(args.checkpoint)["epoch"]
+    checkpoint = read_checkpoint(args.checkpoint)
+    epoch = checkpoint["epoch"]
+    operation = (checkpoint.get("surgery") or {}).get("operation")  # its epoch is 0: named by what made it instead
     model = load_model(args.checkpoint, member=args.member).to(device)
     data = ZooDataModule.load_from_checkpoint(args.checkpoint, **({"data_dir": args.data_dir} if args.data_dir else {}))
     samples = Samples.of(data, args.split, args.max_samples)
@@ -54,10 +57,11 @@ def run(args: argparse.Namespace) -> None:
         writer = AnalysisWriter(
             where,
             prefix=analysis.name,
-            label=epoch_label(epoch),
+            label=operation or epoch_label(epoch),
             step=epoch,
             tensorboard=tensorboard,
             member=index if population else None,
+            when=f"after {operation}" if operation else None,
         )
         written = writer.write(analysis, result, epoch=epoch)
         if population:

@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import CONFIGS
+from test_callbacks import run_script
 from torchmetrics.functional.classification import multiclass_accuracy
 
 import zoo
@@ -342,6 +343,22 @@ def test_surgery_checkpoints_are_ordinary_zoo_checkpoints(run_dir, iris_checkpoi
     surgery("compress", best, "--tolerance", "1", "--out", "smallest.ckpt")  # any drop allowed: k = 1 everywhere
     assert zoo.load_model("smallest.ckpt").hparams["rank"] == [1, 1]
     assert "fc1: 16 units -> k = 1 (analysis predicted" in capsys.readouterr().out
+
+
+def test_analyzed_surgery_results_are_named_by_the_operation(run_dir, iris_checkpoint, monkeypatch, capsys):
+    """Surgery's checkpoints record epoch 0; analysed, they were written as epoch_000 and titled epoch 0."""
+    surgery("prune", iris_checkpoint, "--out", "pruned.ckpt")
+    notes = []
+    monkeypatch.setattr("zoo.writer.noted", lambda figure, note: notes.append(note) or figure)
+    code, out, err = run_script(
+        "analyze.py", "task-separation", "pruned.ckpt", "--max-samples", "40", "--cpu", "--out", "looked",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    written = sorted(path.name for path in (run_dir / "looked" / "task_separation").iterdir())
+    assert "epoch_prune.json" in written and "interference_epoch_prune.png" in written, written
+    assert not any("000" in name for name in written)
+    assert notes and set(notes) == {"after prune"}
 
 
 def test_compressed_columnet_checkpoints_are_ordinary_zoo_checkpoints(run_dir, capsys):

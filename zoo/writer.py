@@ -264,7 +264,8 @@ class AnalysisWriter:
     (``member``), files go to ``<folder>/member_000/``, …; only member 0 draws its figures (PNG,
     and TensorBoard under ``<prefix>/member_000/``), and scalars are left to the population's summary.
     With ``background``, figures are drawn by :data:`FIGURES` (a run's writers: training goes on
-    meanwhile; :meth:`FigureWorker.flush` waits for them).
+    meanwhile; :meth:`FigureWorker.flush` waits for them). ``when`` is what figure titles say the
+    result shows where its epoch would mislead (``after prune``: surgery's checkpoints record epoch 0).
     """
 
     def __init__(
@@ -278,8 +279,9 @@ class AnalysisWriter:
         loggers: Sequence[Any] = (),
         member: int | None = None,
         background: bool = False,
+        when: str | None = None,
     ) -> None:
-        self.background = background
+        self.background, self.when = background, when
         self.folder = Path(folder) if folder is not None else None
         if self.folder is not None and member is not None:
             self.folder /= f"member_{member:03d}"
@@ -375,7 +377,7 @@ class AnalysisWriter:
 
     def note(self, epoch: int) -> str:
         """What a figure's title says it shows: the epoch (or before training), and the member of a population."""
-        when = "before training" if epoch < 0 else f"epoch {epoch}"
+        when = self.when or ("before training" if epoch < 0 else f"epoch {epoch}")
         return when if self.member is None else f"{when}, member {self.member}"
 
     def _figure_failed(self, error: BaseException, trace: str) -> None:
