@@ -311,6 +311,14 @@ def test_model_without_sparse_layers_is_refused():
         SET().setup(None, create_model("FCNet", hidden=[8], input_shape=(4,), num_outputs=3), "fit")
 
 
+def test_sparse_layers_are_named_as_the_activations_they_compute():
+    """SET's figures and scalars name a layer as every other analysis names its activations (not layer1, ...)."""
+    model = SparseNet(hidden=[8, 6], density=0.5, sparse_output=True, input_shape=(4,), num_outputs=3)
+    named = sparse_layers(model)
+    assert list(named) == [*model.probes, "output"] == ["sparse1", "sparse2", "output"]
+    assert named["sparse2"] is model.blocks[1][0] and named["output"] is model.head
+
+
 def test_schedule():
     assert [e for e in range(10) if SET().rewires_before(e)] == list(range(1, 10))
     assert [e for e in range(10) if SET(every_n_epochs=3, until_epoch=6).rewires_before(e)] == [3, 6]
@@ -353,21 +361,21 @@ def test_callback_from_the_cli_writes_its_logs(run_dir, data_dir, capsys):
     step = json.loads((analysis / "epoch_001.json").read_text())
     connections = round(0.1 * 784 * 32)
     for result in (initial, step):
-        layer = result["layers"]["layer1"]
+        layer = result["layers"]["sparse1"]
         assert layer["module"] == "blocks.0.0" and layer["shape"] == [32, 784]
         assert layer["connections"] == result["connections"] == connections
         assert sum(result["input_connections"]) == connections and len(result["input_connections"]) == 784
         assert sum(layer["fan_in"]["counts"]) == 32
         assert sum(degree * units for degree, units in enumerate(layer["fan_in"]["counts"])) == connections
     assert initial["changed_fraction"] is None and step["epoch"] == 1  # no step before training
-    removed = step["layers"]["layer1"]["removed"]
-    assert step["layers"]["layer1"]["regrown"] == removed["positive"] + removed["negative"] + removed["zero"]
-    assert 0.2 < step["changed_fraction"] <= step["layers"]["layer1"]["regrown"] / connections
+    removed = step["layers"]["sparse1"]["removed"]
+    assert step["layers"]["sparse1"]["regrown"] == removed["positive"] + removed["negative"] + removed["zero"]
+    assert 0.2 < step["changed_fraction"] <= step["layers"]["sparse1"]["regrown"] / connections
 
     events = EventAccumulator(str(folder), size_guidance={"images": 0, "histograms": 0})
     events.Reload()
     assert {"set/input_connections", "set/fan_in"} <= set(events.Tags()["images"])
-    assert "set/layer1/fan_in" in events.Tags()["histograms"]
+    assert "set/sparse1/fan_in" in events.Tags()["histograms"]
     logged = events.Scalars("set/changed_fraction")
     assert len(logged) == 2 and logged[-1].value == pytest.approx(step["changed_fraction"])
     assert [event.step for event in logged] == [3, 6]  # before epochs 1 and 2, 3 steps an epoch

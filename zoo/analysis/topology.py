@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from zoo.models.contract import Probe
 from zoo.models.set import SETStep, fan_in, fan_out
 from zoo.models.sparse import SparseLinear
 
@@ -52,7 +53,7 @@ def sparse_topology(
     model: torch.nn.Module, *, steps: dict[str, SETStep] | None = None, zeta: float = 0.0, seconds: float = 0.0,
     epoch: int = 0,
 ) -> SparseTopology:  # fmt: skip
-    """The topology of ``model``'s sparse layers (``layer1``, ``layer2``, ... input side first) after ``steps``."""
+    """The topology of ``model``'s sparse layers (named by :func:`named_sparse_layers`) after ``steps``."""
     steps = steps or {}
     named = named_sparse_layers(model)
     entries, degrees_of = {}, {}
@@ -99,6 +100,21 @@ def sparse_topology(
 
 
 def named_sparse_layers(model: torch.nn.Module) -> dict[str, tuple[str, SparseLinear]]:
-    """The model's sparse layers, input side first, named ``layer1``, ``layer2``, ...: ``{name: (path, layer)}``."""
-    found = [(path, module) for path, module in model.named_modules() if isinstance(module, SparseLinear)]
-    return {f"layer{index}": (path, module) for index, (path, module) in enumerate(found, start=1)}
+    """The model's sparse layers, input side first: ``{name: (path, layer)}``.
+
+    A layer is named as the probe in its block, the activations it computes (SparseNet's ``sparse1``,
+    ``sparse2``: the names every other analysis gives them); a sparse output layer ``output``; any
+    other by its module path.
+    """
+    modules = dict(model.named_modules())
+    named = {}
+    for path, module in modules.items():
+        if not isinstance(module, SparseLinear):
+            continue
+        block = modules.get(path.rpartition(".")[0]) if "." in path else None
+        probes = [child.name for child in block.children() if isinstance(child, Probe)] if block is not None else []
+        if len(probes) == 1:
+            named[probes[0]] = (path, module)
+        else:
+            named["output" if module is getattr(model, "head", None) else path] = (path, module)
+    return named

@@ -133,7 +133,7 @@ class SET(pl.Callback):
 
 
 def sparse_layers(model: torch.nn.Module) -> dict[str, SparseLinear]:
-    """The model's sparse layers, input side first, named ``layer1``, ``layer2``, ..."""
+    """The model's sparse layers, input side first, named as :func:`~zoo.analysis.topology.named_sparse_layers` does."""
     return {name: layer for name, (_, layer) in named_sparse_layers(model).items()}
 
 
