@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from zoo.analysis import activation_analysis, task_separation
 from zoo.cli import main
 from zoo.errors import ZooError
 from zoo.models import Population
+from zoo.models.population import flat_metrics
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 MULTIMULT = [
@@ -72,6 +74,14 @@ def test_metrics_per_member_and_the_populations_spread(run_dir):
     for stage, metric in (("val", "r2"), ("train", "mse")):  # every member at the step of the population's mean
         steps = [event.step for event in events.Scalars(f"{stage}/{metric}")]
         assert [event.step for event in events.Scalars(f"members/{stage}_{metric}/003")] == steps, stage
+    # callback_metrics holds a metric's members as one vector: checkpoint callbacks deep-copy it twice an epoch
+    members = cli.trainer.callback_metrics["members/val_r2"]
+    assert members.shape == (4,) and members.tolist() == pytest.approx(values.tolist(), abs=1e-6)
+    assert not any(re.fullmatch(r"members/.+/\d+", key) for key in cli.trainer.callback_metrics)
+    flat = flat_metrics(cli.trainer.callback_metrics)
+    assert {key: flat[key] for key in (f"members/val_r2/{i:03d}" for i in range(4))} == pytest.approx(
+        {f"members/val_r2/{i:03d}": events.Scalars(f"members/val_r2/{i:03d}")[-1].value for i in range(4)}, abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("architecture", sorted(MEMBERS))

@@ -39,6 +39,7 @@ from zoo.errors import ZooError
 from zoo.hparams import analysis_values, latest_summary, ordered_columns, write_metrics, write_session
 from zoo.io import FILE_MODE, atomic_file, folders_to_make, remove_made, write_json, write_text
 from zoo.models.contract import holds_members, member_count, member_nonzero_parameters
+from zoo.models.population import flat_metrics, member_key
 
 VERSION = re.compile(r"version_(\d+)$")
 LOCK_FILE = ".lock"  # in the run folder; its content names the holder (pid and host)
@@ -364,11 +365,9 @@ class HParamsRecord(pl.Callback):
         if callback is not None and callback.best_model_score is not None:
             values[f"hp/best_{stage}_{name}"] = float(callback.best_model_score)
         folder = Path(trainer.log_dir) if trainer.log_dir else None
-        member_values = []
+        member_values, metrics = [], flat_metrics(trainer.callback_metrics) if population else {}
         for index in range(size) if population else ():
-            own = {
-                f"hp/{stage}_{metric}": self._member_metric(trainer, stage, metric, index) for metric in self.metrics
-            }
+            own = {f"hp/{stage}_{metric}": metrics.get(member_key(stage, metric, index)) for metric in self.metrics}
             own["hp/params_nonzero"] = each
             own.update(self._analysis_values(trainer, folder, index))
             member_values.append(own)
@@ -389,13 +388,10 @@ class HParamsRecord(pl.Callback):
         }
         for board in self._boards(trainer):
             write_metrics(board, values, step=trainer.global_step)
+        metrics = flat_metrics(trainer.callback_metrics) if holds_members(pl_module) else {}
         for index in range(pl_module.size) if holds_members(pl_module) else ():
-            own = {f"hp/test_{metric}": self._member_metric(trainer, "test", metric, index) for metric in self.metrics}
+            own = {f"hp/test_{metric}": metrics.get(member_key("test", metric, index)) for metric in self.metrics}
             self._write_member(trainer, pl_module, index, own)
-
-    def _member_metric(self, trainer: pl.Trainer, stage: str, metric: str, index: int) -> float | None:
-        value = trainer.callback_metrics.get(f"members/{stage}_{metric}/{index:03d}")
-        return None if value is None else float(value)
 
     def _analysis_values(self, trainer: pl.Trainer, folder: Path | None, member: int | None) -> dict[str, float]:
         values: dict[str, float] = {}

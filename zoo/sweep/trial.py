@@ -26,6 +26,7 @@ from zoo.checkpoints import read_checkpoint
 from zoo.hparams import row_hparams, row_metrics, write_session
 from zoo.io import write_json
 from zoo.models.contract import member_count, member_nonzero_parameters
+from zoo.models.population import flat_metrics, member_key
 from zoo.runs import HParamsRecord
 from zoo.sweep.spec import Analyses, Trial
 from zoo.task import metric_names
@@ -62,9 +63,9 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     train_seconds = timer.time_elapsed("train")  # now: loading a checkpoint below restores the Timer's offset
     best = trainer.checkpoint_callback.best_model_path
     trainer.validate(cli.model, datamodule=data, ckpt_path=best, verbose=False)
-    metrics = {key: float(value) for key, value in trainer.callback_metrics.items()}
+    metrics = flat_metrics(trainer.callback_metrics)
     trainer.test(cli.model, datamodule=data, ckpt_path=best, verbose=False)
-    metrics.update({key: float(value) for key, value in trainer.callback_metrics.items()})
+    metrics.update(flat_metrics(trainer.callback_metrics))
     run_dir = Path(trainer.log_dir)
     model = cli.model
     members = member_count(model)  # none built: a thousand members would take seconds
@@ -121,7 +122,7 @@ def _metrics(metrics: dict[str, float], task: str, member: int | None) -> dict[s
     row = {}
     for stage in ("val", "test"):
         for name in ("loss", *metric_names(task)):
-            key = f"{stage}/{name}" if member is None else f"members/{stage}_{name}/{member:03d}"
+            key = f"{stage}/{name}" if member is None else member_key(stage, name, member)
             if key in metrics:
                 row[f"{stage}_{name}"] = round(metrics[key], 6)
     return row
