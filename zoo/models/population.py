@@ -2,8 +2,8 @@
 
 Population studies (100 seeds of a 4-32-32-2 network) spend their time in per-step
 overhead when run one model at a time. A ``Population`` builds each member exactly as a
-single run with that member's seed would (``torch.manual_seed(seed)`` then the
-architecture's constructor), stacks the members' parameters along a leading member
+single run with that member's seed would (the CPU generator seeded as ``torch.manual_seed(seed)``
+seeds it, then the architecture's constructor), stacks the members' parameters along a leading member
 dimension (``torch.func.stack_module_state``) and computes every member's forward pass
 in one call (``torch.func.vmap`` over ``functional_call``). The loss is the sum of the
 members' own losses, so each member receives exactly its own gradient, and Adam, whose
@@ -113,7 +113,9 @@ class Population(ZooModule):
         """The model a single run seeded ``seed`` builds (the run's random state is left as it was)."""
         shape = {"input_shape": self.input_shape, "num_outputs": self.num_outputs, "task": self.task}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            # the CPU generator alone draws a member's weights; torch.manual_seed also seeds every lazy
+            # accelerator (CUDA, XPU, MTIA), formatting a stack trace for each: 260 µs a member, 1.4 µs here
+            torch.default_generator.manual_seed(seed)
             try:
                 return create_model(self.member_architecture, **self.member_arguments, **shape)
             except TypeError as error:
