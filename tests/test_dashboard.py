@@ -12,6 +12,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from zoo.cli import main
+from zoo.hparams import SessionFile, write_session
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 ANALYSIS = "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: null, max_samples: 200}}]"
@@ -92,3 +93,22 @@ def test_a_population_at_a_glance(run_dir):
         assert -1 <= member["hp/task_separation/mean_interference"] <= 1
     mean = sum(last[f"member_{i:03d}"]["hp/task_separation/mean_interference"] for i in range(3)) / 3
     assert last["."]["hp/task_separation/mean_interference"] == pytest.approx(mean, abs=1e-6)
+
+
+def test_a_session_file_is_one_whole_event_file_or_none(tmp_path):
+    """A member's session is written at once (atomically, 0644) and read back as TensorBoard's own writer's."""
+    with SessionFile(tmp_path / "member_000") as writer:
+        write_session(writer, {"seed": 4, "family": "FCNet"}, {"hp/val_acc": 0.75}, step=3)
+    (written,) = (tmp_path / "member_000").iterdir()
+    assert written.name.startswith("events.out.tfevents.") and written.stat().st_mode & 0o777 == 0o644
+    runs = EventMultiplexer().AddRunsFromDirectory(str(tmp_path))
+    runs.Reload()
+    (event,) = runs.Scalars("member_000", "hp/val_acc")
+    assert (event.step, event.value) == (3, 0.75)
+    content = runs.SummaryMetadata("member_000", "_hparams_/session_start_info").plugin_data.content
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert start.hparams["seed"].number_value == 4 and start.hparams["family"].string_value == "FCNet"
+    with pytest.raises(RuntimeError), SessionFile(tmp_path / "member_001") as writer:
+        writer.add_scalar("hp/val_acc", 0.5)
+        raise RuntimeError("the fit failed here")
+    assert not any((tmp_path / "member_001").glob("events.*"))

@@ -14,7 +14,11 @@ trials of different architectures share their columns.
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
+import os
+import socket
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.analyses import Analysis
+from zoo.io import write_bytes
 
 PREFIX = "hp/"
 
@@ -148,11 +153,59 @@ def write_session(
     """
     hparams = {key: hparam_value(value) for key, value in hparams.items() if value is not None}
     # _get_file_writer (torch's): reopens the event file of a writer Lightning closed when training ended
+    events = writer if isinstance(writer, SessionFile) else writer._get_file_writer()
     if columns is not None:
         listed = {key: hparam_value(value) for key, value in (listed or hparams).items() if value is not None}
-        writer._get_file_writer().add_summary(_experiment(listed, columns, set(differs)))
-    writer._get_file_writer().add_summary(_plugin_summary(SESSION_START, session_start_info=_start(hparams)))
+        events.add_summary(_experiment(listed, columns, set(differs)))
+    events.add_summary(_plugin_summary(SESSION_START, session_start_info=_start(hparams)))
     write_metrics(writer, metrics, step=step)
+
+
+class SessionFile:
+    """A member's HParams session and numbers as one event file in ``folder``, written when the block ends.
+
+    What ``write_session`` and ``write_metrics`` need of a ``SummaryWriter``, for a folder written
+    once: torch's writer starts a thread, builds 1,500 histogram bins in Python and waits for its
+    thread at each flush, 1–3 ms a folder; a population of 1,000 paid 3.3 s at the end of each fit
+    for its members' sessions. Files are written as :func:`~zoo.io.write_bytes` writes them (atomically);
+    inside :func:`~zoo.io.written_together`, all with one sync. Named as TensorBoard names its own.
+    """
+
+    counter = itertools.count()
+
+    def __init__(self, folder: str | Path) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+
+        self.folder = Path(folder)
+        self.events = [Event(wall_time=time.time(), file_version="brain.Event:2")]
+
+    def add_summary(self, summary: Any, global_step: int | None = None) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+
+        self.events.append(Event(wall_time=time.time(), step=global_step or 0, summary=summary))
+
+    def add_scalar(self, tag: str, value: float, global_step: int | None = None) -> None:
+        from torch.utils.tensorboard.summary import scalar
+
+        self.add_summary(scalar(tag, value), global_step)
+
+    def flush(self) -> None:
+        """Nothing: the file is written once, when the ``with`` block ends."""
+
+    def __enter__(self) -> SessionFile:
+        return self
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        if kind is not None:
+            return
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        buffer = io.BytesIO()
+        records = RecordWriter(buffer)
+        for event in self.events:
+            records.write(event.SerializeToString())
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(self.counter)}"
+        write_bytes(self.folder / name, buffer.getvalue())
 
 
 def write_metrics(writer: Any, metrics: Mapping[str, float], *, step: int) -> None:

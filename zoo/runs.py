@@ -36,8 +36,15 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from zoo.analyses import Analysis
 from zoo.errors import ZooError
-from zoo.hparams import analysis_values, latest_summary, ordered_columns, write_metrics, write_session
-from zoo.io import FILE_MODE, atomic_file, folders_to_make, remove_made, write_json, write_text
+from zoo.hparams import (
+    SessionFile,
+    analysis_values,
+    latest_summary,
+    ordered_columns,
+    write_metrics,
+    write_session,
+)
+from zoo.io import FILE_MODE, atomic_file, folders_to_make, remove_made, write_json, write_text, written_together
 from zoo.models.contract import holds_members, member_count, member_nonzero_parameters
 from zoo.models.population import flat_metrics, member_key
 
@@ -366,12 +373,13 @@ class HParamsRecord(pl.Callback):
             values[f"hp/best_{stage}_{name}"] = float(callback.best_model_score)
         folder = Path(trainer.log_dir) if trainer.log_dir else None
         member_values, metrics = [], flat_metrics(trainer.callback_metrics) if population else {}
-        for index in range(size) if population else ():
-            own = {f"hp/{stage}_{metric}": metrics.get(member_key(stage, metric, index)) for metric in self.metrics}
-            own["hp/params_nonzero"] = each
-            own.update(self._analysis_values(trainer, folder, index))
-            member_values.append(own)
-            self._write_member(trainer, pl_module, index, own)
+        with written_together():  # a session file a member: one sync for them all
+            for index in range(size) if population else ():
+                own = {f"hp/{stage}_{metric}": metrics.get(member_key(stage, metric, index)) for metric in self.metrics}
+                own["hp/params_nonzero"] = each
+                own.update(self._analysis_values(trainer, folder, index))
+                member_values.append(own)
+                self._write_member(trainer, pl_module, index, own)
         if member_values:  # the population's analysis numbers: the members' mean
             for tag in {tag for own in member_values for tag in own if tag.count("/") > 1}:
                 values[tag] = statistics.fmean(own[tag] for own in member_values if tag in own)
@@ -389,9 +397,10 @@ class HParamsRecord(pl.Callback):
         for board in self._boards(trainer):
             write_metrics(board, values, step=trainer.global_step)
         metrics = flat_metrics(trainer.callback_metrics) if holds_members(pl_module) else {}
-        for index in range(pl_module.size) if holds_members(pl_module) else ():
-            own = {f"hp/test_{metric}": metrics.get(member_key("test", metric, index)) for metric in self.metrics}
-            self._write_member(trainer, pl_module, index, own)
+        with written_together():
+            for index in range(pl_module.size) if holds_members(pl_module) else ():
+                own = {f"hp/test_{metric}": metrics.get(member_key("test", metric, index)) for metric in self.metrics}
+                self._write_member(trainer, pl_module, index, own)
 
     def _analysis_values(self, trainer: pl.Trainer, folder: Path | None, member: int | None) -> dict[str, float]:
         values: dict[str, float] = {}
@@ -403,19 +412,14 @@ class HParamsRecord(pl.Callback):
 
     def _write_member(self, trainer: pl.Trainer, pl_module: pl.LightningModule, index: int, values: dict) -> None:
         """Member ``index``'s session in ``<run>/member_000/``, …: its hyper-parameters once, then its metrics."""
-        from torch.utils.tensorboard import SummaryWriter
-
         if not (trainer.is_global_zero and run_dir(trainer) and self._boards(trainer)):
             return
         folder = Path(run_dir(trainer)) / f"member_{index:03d}"
         started = folder.is_dir() and any(folder.glob("events.out.tfevents.*"))
-        writer = SummaryWriter(str(folder))
-        try:
+        with SessionFile(folder) as writer:
             if not started:
                 write_session(writer, self._session(trainer, pl_module, index))
             write_metrics(writer, {tag: value for tag, value in values.items() if value is not None}, step=0)
-        finally:
-            writer.close()
 
 
 def _analyses(trainer: pl.Trainer) -> list:

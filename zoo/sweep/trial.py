@@ -23,8 +23,8 @@ import torch
 from zoo.analyses import Samples, list_analyses
 from zoo.callbacks.schedule import AnalysisCallback, spread
 from zoo.checkpoints import read_checkpoint
-from zoo.hparams import row_hparams, row_metrics, write_session
-from zoo.io import write_json
+from zoo.hparams import SessionFile, row_hparams, row_metrics, write_session
+from zoo.io import write_json, written_together
 from zoo.models.contract import member_count, member_nonzero_parameters
 from zoo.models.population import flat_metrics, member_key
 from zoo.runs import HParamsRecord
@@ -107,8 +107,9 @@ def run_trial(trial: Trial, analyses: Analyses, threads: int | None = None, devi
     for analysis, _, _ in analyses if members > 1 else ():  # CUSTOM SCALARS: the members' mean and std
         writer = AnalysisWriter(None, prefix=analysis.name, step=trainer.global_step, tensorboard=board)
         writer.scalars(spread(summaries[analysis.name]))
-    for row in rows:
-        _session(row, analyses, run_dir if members > 1 else None, board)
+    with written_together():  # a session file a member: one sync for them all
+        for row in rows:
+            _session(row, analyses, run_dir if members > 1 else None, board)
     return rows
 
 
@@ -166,18 +167,13 @@ def _session(row: dict[str, Any], analyses: Analyses, population: Path | None, b
 
     A single seed's session is its run folder; a batch of seeds gives one per member, in ``member_000/``, ….
     """
-    from torch.utils.tensorboard import SummaryWriter
-
     hparams, metrics = row_hparams(row), row_metrics(row, (analysis for analysis, _, _ in analyses))
     if population is None:
         if board is not None:
             write_session(board, hparams, metrics)
         return
-    writer = SummaryWriter(str(population / f"member_{int(row['member']):03d}"))
-    try:
+    with SessionFile(population / f"member_{int(row['member']):03d}") as writer:
         write_session(writer, hparams, metrics)
-    finally:
-        writer.close()
 
 
 def _history(run_dir: Path, member: int | None) -> dict[str, list]:
