@@ -12,7 +12,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from zoo.cli import main
-from zoo.hparams import SessionFile, write_session
+from zoo.hparams import SessionFile, write_metrics, write_session
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 ANALYSIS = "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: null, max_samples: 200}}]"
@@ -109,6 +109,6 @@ def test_a_session_file_is_one_whole_event_file_or_none(tmp_path):
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     assert start.hparams["seed"].number_value == 4 and start.hparams["family"].string_value == "FCNet"
     with pytest.raises(RuntimeError), SessionFile(tmp_path / "member_001") as writer:
-        writer.add_scalar("hp/val_acc", 0.5)
+        write_metrics(writer, {"hp/val_acc": 0.5}, step=0)
         raise RuntimeError("the fit failed here")
     assert not any((tmp_path / "member_001").glob("events.*"))

@@ -84,6 +84,18 @@ def test_metrics_per_member_and_the_populations_spread(run_dir):
     )
 
 
+def test_a_logger_other_than_tensorboard_gets_every_member_too(run_dir):
+    """TensorBoard gets the members as one event; any other logger through its own log_metrics, as before."""
+    cli = main(["fit", *MULTIMULT, "--population", "3", "--trainer.logger", "CSVLogger"])
+    with open(Path(cli.trainer.log_dir) / "metrics.csv") as file:
+        rows = [row for row in csv.DictReader(file) if row.get("members/val_r2/002")]
+    assert len(rows) == cli.trainer.max_epochs
+    last = [float(rows[-1][f"members/val_r2/{index:03d}"]) for index in range(3)]
+    assert last == pytest.approx(cli.trainer.callback_metrics["members/val_r2"].tolist(), abs=1e-6)
+    spread = torch.tensor(last, dtype=torch.float64).std().item()
+    assert float(rows[-1]["val/r2_std"]) == pytest.approx(spread, abs=1e-5)
+
+
 @pytest.mark.parametrize("architecture", sorted(MEMBERS))
 def test_every_architecture_in_a_population(architecture):
     population = Population(architecture, size=3, member=MEMBERS[architecture], input_shape=(5,), num_outputs=3)

@@ -319,15 +319,24 @@ class Population(ZooModule):
         order; :func:`flat_metrics` names them as the loggers do): every checkpoint callback deep-copies
         ``callback_metrics`` twice an epoch, 25 ms with a scalar per member of 100, 170 ms of 1,000.
         """
+        from pytorch_lightning.loggers import TensorBoardLogger
+
+        from zoo.hparams import write_metrics
+
         trainer = self.trainer
         if trainer.sanity_checking:
             return
         trainer.callback_metrics.update({key: torch.tensor(value) for key, value in spread.items()})
         trainer.callback_metrics.update(members)
-        if trainer.is_global_zero:
-            scalars = {**spread, **flat_metrics(members)}
-            for logger in trainer.loggers:
-                logger.log_metrics(scalars, step=epoch_log_step(trainer))
+        if not trainer.is_global_zero:
+            return
+        step, each = epoch_log_step(trainer), flat_metrics(members)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):  # the members in one event: 13 ms for 1,000, not 156
+                logger.log_metrics(spread, step=step)
+                write_metrics(logger.experiment, each, step=step)
+            else:
+                logger.log_metrics({**spread, **each}, step=step)
 
     def _metrics(self, stage: str) -> Metric:
         return MemberMetrics(self.task, int(self.hparams["size"]), self.num_outputs)
