@@ -100,7 +100,8 @@ def test_a_session_file_is_one_whole_event_file_or_none(tmp_path):
     with SessionFile(tmp_path / "member_000") as writer:
         write_session(writer, {"seed": 4, "family": "FCNet"}, {"hp/val_acc": 0.75}, step=3)
     (written,) = (tmp_path / "member_000").iterdir()
-    assert written.name.startswith("events.out.tfevents.") and written.stat().st_mode & 0o777 == 0o644
+    assert written.name.startswith("events.out.tfevents.") and written.name.endswith(".session")
+    assert written.stat().st_mode & 0o777 == 0o644
     runs = EventMultiplexer().AddRunsFromDirectory(str(tmp_path))
     runs.Reload()
     (event,) = runs.Scalars("member_000", "hp/val_acc")

@@ -121,6 +121,7 @@ def write_study_experiment(folder: Path, rows: Sequence[Mapping[str, Any]], anal
 
 
 EXPERIMENT_SUFFIX = ".experiment"
+SESSION_SUFFIX = ".session"
 
 
 def latest_summary(folder: Path) -> dict[str, float] | None:
@@ -168,7 +169,8 @@ class SessionFile:
     thread at each flush, 1.2–1.4 ms a folder against 0.5–0.7 ms here (a session and two numbers,
     measured on 2 CPU cores), paid by every member at the end of each fit and each test. Files are
     written as :func:`~zoo.io.write_bytes` writes them (atomically); inside
-    :func:`~zoo.io.written_together`, all with one sync. Named as TensorBoard names its own.
+    :func:`~zoo.io.written_together`, all with one sync. Named as TensorBoard names its own, with
+    :data:`SESSION_SUFFIX`: a torch writer's file in the same folder, second and process never has its name.
     """
 
     counter = itertools.count()
@@ -199,8 +201,8 @@ class SessionFile:
         records = RecordWriter(buffer)
         for event in self.events:
             records.write(event.SerializeToString())
-        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(self.counter)}"
-        write_bytes(self.folder / name, buffer.getvalue())
+        stamp = f"{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(self.counter)}"
+        write_bytes(self.folder / f"events.out.tfevents.{stamp}{SESSION_SUFFIX}", buffer.getvalue())
 
 
 def write_metrics(writer: Any, metrics: Mapping[str, float], *, step: int) -> None:
