@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from zoo.cli import main
-from zoo.hparams import SessionFile, write_metrics, write_session
+from zoo.hparams import SessionFile, write_metrics, write_scalars, write_session
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 ANALYSIS = "[{class_path: zoo.callbacks.TaskSeparation, init_args: {every_n_epochs: null, max_samples: 200}}]"
@@ -113,3 +114,17 @@ def test_a_session_file_is_one_whole_event_file_or_none(tmp_path):
         write_metrics(writer, {"hp/val_acc": 0.5}, step=0)
         raise RuntimeError("the fit failed here")
     assert not any((tmp_path / "member_001").glob("events.*"))
+
+
+def test_a_members_nan_reaches_its_curve_and_no_hparams_column(tmp_path):
+    """write_scalars keeps NaN (a member's curve shows where it diverged); write_metrics leaves it out of HParams."""
+    with SessionFile(tmp_path / "curves") as writer:
+        write_scalars(writer, {"members/val_r2/000": float("nan"), "members/val_r2/001": 0.5}, step=7)
+    with SessionFile(tmp_path / "columns") as writer:
+        write_metrics(writer, {"hp/val_r2": float("nan"), "hp/val_mse": 0.25}, step=7)
+    runs = EventMultiplexer().AddRunsFromDirectory(str(tmp_path))
+    runs.Reload()
+    (diverged,) = runs.Scalars("curves", "members/val_r2/000")
+    assert diverged.step == 7 and math.isnan(diverged.value)
+    assert runs.Scalars("curves", "members/val_r2/001")[0].value == 0.5
+    assert runs.Runs()["columns"]["scalars"] == ["hp/val_mse"]

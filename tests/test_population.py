@@ -96,6 +96,16 @@ def test_a_logger_other_than_tensorboard_gets_every_member_too(run_dir):
     assert float(rows[-1]["val/r2_std"]) == pytest.approx(spread, abs=1e-5)
 
 
+def test_a_tensorboard_prefix_reaches_every_member(run_dir):
+    """Members go to TensorBoard as one event, past the logger's log_metrics: its prefix must still reach them."""
+    cli = main(["fit", *MULTIMULT, "--population", "2", "--trainer.logger.init_args.prefix", "pre"])
+    events = EventAccumulator(cli.trainer.log_dir)
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"pre-val/r2", "pre-members/val_r2/000", "pre-members/val_r2/001"} <= scalars
+    assert not any(tag.startswith("members/") for tag in scalars)
+
+
 @pytest.mark.parametrize("architecture", sorted(MEMBERS))
 def test_every_architecture_in_a_population(architecture):
     population = Population(architecture, size=3, member=MEMBERS[architecture], input_shape=(5,), num_outputs=3)

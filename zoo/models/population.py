@@ -321,7 +321,7 @@ class Population(ZooModule):
         """
         from pytorch_lightning.loggers import TensorBoardLogger
 
-        from zoo.hparams import write_metrics
+        from zoo.hparams import write_scalars
 
         trainer = self.trainer
         if trainer.sanity_checking:
@@ -332,9 +332,10 @@ class Population(ZooModule):
             return
         step, each = epoch_log_step(trainer), flat_metrics(members)
         for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):  # the members in one event: 13 ms for 1,000, not 156
+            # TensorBoard gets the members in one event (13 ms for 1,000, not 156), unless its logger prefixes tags
+            if isinstance(logger, TensorBoardLogger) and not getattr(logger, "_prefix", ""):
                 logger.log_metrics(spread, step=step)
-                write_metrics(logger.experiment, each, step=step)
+                write_scalars(logger.experiment, each, step=step)
             else:
                 logger.log_metrics({**spread, **each}, step=step)
 
