@@ -396,9 +396,10 @@ class HParamsRecord(pl.Callback):
         }
         for board in self._boards(trainer):
             write_metrics(board, values, step=trainer.global_step)
-        metrics = flat_metrics(trainer.callback_metrics) if holds_members(pl_module) else {}
+        population = holds_members(pl_module)
+        metrics = flat_metrics(trainer.callback_metrics) if population else {}
         with written_together():
-            for index in range(pl_module.size) if holds_members(pl_module) else ():
+            for index in range(pl_module.size) if population else ():
                 own = {f"hp/test_{metric}": metrics.get(member_key("test", metric, index)) for metric in self.metrics}
                 self._write_member(trainer, pl_module, index, own)
 
@@ -419,7 +420,7 @@ class HParamsRecord(pl.Callback):
         with SessionFile(folder) as writer:
             if not started:
                 write_session(writer, self._session(trainer, pl_module, index))
-            write_metrics(writer, {tag: value for tag, value in values.items() if value is not None}, step=0)
+            write_metrics(writer, values, step=0)  # a number not there (None) is left out, as NaN is
 
 
 def _analyses(trainer: pl.Trainer) -> list:
