@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from zoo.data import DATASETS, TensorLoader, ZooDataModule
+from zoo.data import DATASETS, TensorLoader, ZooDataModule, data_settings
 from zoo.data.datasets import DatasetName
 from zoo.errors import ZooError
 
@@ -164,3 +164,25 @@ def test_outputs_selects_targets_of_a_regression_task():
 def test_outputs_refuses_what_is_not_there(dataset, outputs, message):
     with pytest.raises(ZooError, match=message):
         ZooDataModule(dataset, outputs=outputs)
+
+
+def _splits(module):
+    return [tensor for name in ("train", "val", "test") for tensor in module.split(name)]
+
+
+def _same_splits(a, b):
+    return all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(_splits(a), _splits(b), strict=True))
+
+
+def test_data_settings_are_what_decides_the_samples():
+    """Equal settings hold equal splits, whatever else differs; each setting changes them (the checkpoint check)."""
+    base = {"dataset": "multimult", "num_samples": 300}
+    reference = ZooDataModule(**base)
+    alike = ZooDataModule(**base, batch_size=7, eval_batch_size=9, shuffle_seed=5, outputs=[0, 1])
+    assert data_settings(alike.hparams) == data_settings(reference.hparams)
+    assert _same_splits(alike, reference)
+    assert data_settings(ZooDataModule("multimult").hparams) == data_settings({**base, "num_samples": 10_000})
+    for change in ({"seed": 1}, {"val_fraction": 0.3}, {"normalize": "none"}, {"num_samples": 301}, {"outputs": [1]}):
+        other = ZooDataModule(**{**base, **change})
+        assert data_settings(other.hparams) != data_settings(reference.hparams), change
+        assert not _same_splits(other, reference), change

@@ -382,6 +382,15 @@ CASES = [
     ),
     Case(
         "checkpoint",
+        "checkpoint trained on the same dataset split otherwise",
+        (*IRIS, "--data.seed", "3", "--data.val_fraction", "0.25", "--ckpt_path", "{iris_ckpt}"),
+        "was trained on iris with data.seed 0 (this configuration: 3), data.val_fraction 0.2 (this configuration: "
+        "0.25): other samples or scaling than this configuration's; use --data.seed 0 --data.val_fraction 0.2, "
+        "or --allow_other_dataset true",
+        subcommand="test",
+    ),
+    Case(
+        "checkpoint",
         "resume with another optimizer",
         (*IRIS, "--ckpt_path", "{iris_ckpt}", "--optimizer", "SGD", "--optimizer.lr", "0.1"),
         "was trained with optimizer Adam, and this configuration builds SGD; resume with the same optimizer",

@@ -21,6 +21,7 @@ import re
 import sys
 import warnings
 from argparse import RawDescriptionHelpFormatter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -35,7 +36,7 @@ from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCL
 import zoo.callbacks  # noqa: F401  (lets --trainer.callbacks name zoo's callbacks, e.g. TaskSeparation)
 from zoo.checkpoints import check_checkpoint, read_checkpoint
 from zoo.console import DashboardLayout, LayerSummary, PredictionWriter, RunSummary, StageRuns
-from zoo.data import ZooDataModule, get_dataset
+from zoo.data import ZooDataModule, data_settings, get_dataset
 from zoo.errors import LINKED, ZooError, exit_on_failure
 from zoo.hooks import install as install_hook_dispatch
 from zoo.models import ZooModule, list_models
@@ -210,7 +211,7 @@ class ZooCLI(LightningCLI):
             "--allow_other_dataset",
             type=bool,
             default=False,
-            help="use a checkpoint on another dataset than the one it was trained on, on purpose",
+            help="use a checkpoint on other data than it was trained on (another dataset, split, scaling), on purpose",
         )
         parser.add_argument(
             "--weights",
@@ -336,13 +337,9 @@ class ZooCLI(LightningCLI):
         config = self.run_config
         if self.checkpoint_to_fit is not None:
             check_checkpoint(self.checkpoint_to_fit, self.checkpoint_path, self.model)
-            trained_on = self.checkpoint_to_fit.get("datamodule_hyper_parameters", {}).get("dataset")
-            dataset = self.datamodule.hparams.dataset
-            if trained_on not in (None, dataset) and not config.allow_other_dataset:
-                raise ZooError(
-                    f"{self.checkpoint_path}: was trained on {trained_on}, and this configuration's data is {dataset}; "
-                    f"use --data.dataset {trained_on}, or --allow_other_dataset true to use it on {dataset} on purpose"
-                )
+            trained_on = self.checkpoint_to_fit.get("datamodule_hyper_parameters")
+            if trained_on and not config.allow_other_dataset:
+                _check_same_data(trained_on, self.datamodule.hparams, self.checkpoint_path)
         if self.trainer.is_global_zero and self.trainer.loggers and run_dir(self.trainer):  # fast_dev_run: nowhere
             record_environment(run_dir(self.trainer), self.environment_file)
             keep_csv_metrics(self.trainer)
@@ -560,6 +557,35 @@ def _resolve_keyword(keyword: str, subcommand: str, root: Path | None, logger: N
     if subcommand == "fit":
         logger.version = found[0]
     return str(found[1])
+
+
+def _check_same_data(trained_on: Mapping[str, Any], data: Mapping[str, Any], path: str) -> None:
+    """Refuse to evaluate or resume a checkpoint on other data than its own, which would go unannounced: another
+    dataset, or the same one split, scaled or sampled otherwise (a multimult test split of other samples)."""
+    saved, asked = data_settings(trained_on), data_settings(data)
+    if saved["dataset"] != asked["dataset"]:
+        raise ZooError(
+            f"{path}: was trained on {saved['dataset']}, and this configuration's data is {asked['dataset']}; "
+            f"use --data.dataset {saved['dataset']}, or --allow_other_dataset true to use it on "
+            f"{asked['dataset']} on purpose"
+        )
+    changed = [key for key in saved if saved[key] != asked[key]]
+    if changed:
+        said = ", ".join(
+            f"data.{key} {_flag_value(saved[key])} (this configuration: {_flag_value(asked[key])})" for key in changed
+        )
+        flags = " ".join(f"--data.{key} {_flag_value(saved[key])}" for key in changed)
+        raise ZooError(
+            f"{path}: was trained on {saved['dataset']} with {said}: other samples or scaling than this "
+            f"configuration's; use {flags}, or --allow_other_dataset true to use it on this data on purpose"
+        )
+
+
+def _flag_value(value: Any) -> str:
+    """A setting as one would type it after its flag."""
+    if isinstance(value, list):
+        return "[" + ",".join(str(item) for item in value) + "]"
+    return "null" if value is None else str(value)
 
 
 def _check_resume(checkpoint: dict, path: str, config: Namespace) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -21,6 +21,31 @@ from zoo.data.datasets import DatasetInfo, DatasetName, LoadOptions, Splits, get
 from zoo.errors import ZooError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+SYNTHETIC_SAMPLES = 10_000
+"""Size of a synthetic dataset's pool (``multimult``) when ``num_samples`` is not given."""
+
+
+def data_settings(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings that decide a data module's samples: which fall in each split, their values and scaling.
+
+    Two data modules with equal settings hold the same splits, so a checkpoint evaluated under
+    them is evaluated on its own data. Defaults are resolved (``num_samples`` None is 10,000
+    samples of multimult, ``outputs`` None every output), so spelling a default out changes nothing;
+    a setting an older checkpoint lacks had its default then.
+    The batch sizes, the folder, ``download`` and ``shuffle_seed`` (the order of training batches)
+    change no sample and are not among them.
+    """
+    dataset = hparams.get("dataset", "mnist")
+    outputs = hparams.get("outputs")
+    return {
+        "dataset": dataset,
+        "seed": hparams.get("seed", 0),
+        "val_fraction": hparams.get("val_fraction", 1 / 12),
+        "normalize": hparams.get("normalize", "standard"),
+        "num_samples": hparams.get("num_samples") or (SYNTHETIC_SAMPLES if dataset == "multimult" else None),
+        "outputs": list(outputs) if outputs is not None else list(range(get_dataset(dataset).num_outputs)),
+    }
 
 
 class EpochSampler:
@@ -237,7 +262,7 @@ class ZooDataModule(pl.LightningDataModule):
             raise ZooError(
                 f"data folder {self.data_dir} is a file; point --data.data_dir (or ZOO_DATA_DIR) at a folder"
             )
-        num_samples = self.hparams.num_samples or 10_000
+        num_samples = self.hparams.num_samples or SYNTHETIC_SAMPLES
         splits = self.info.load(LoadOptions(self.data_dir, self.hparams.download, num_samples, self.hparams.seed))
         if self.hparams.outputs is None:
             return splits
