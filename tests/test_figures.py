@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from zoo.analyses.activations import _caption_note, _captions
 from zoo.analyses.topology import TOPOLOGY
 from zoo.analysis.topology import sparse_topology
-from zoo.figures import noted, pca_and_compression, unit_gallery
+from zoo.figures import degree_histograms, noted, pca_and_compression, unit_gallery
 from zoo.models import SparseNet
 
 
@@ -135,3 +135,13 @@ def test_set_figures_say_the_epoch_once():
             title = figure.get_suptitle()
             assert title.count("epoch") + title.count("before training") == 1, title
             assert title.endswith(f"— {note}")
+
+
+def test_degree_histograms_tick_whole_numbers_only():
+    """Fan-in and unit counts are whole numbers; a few units must not get ticks at 0.5, 1.5, ..."""
+    figure = degree_histograms({"sparse1": torch.tensor([3, 4, 4, 5]), "output": torch.tensor([1, 2])}, "Fan-in", "x")
+    drawn(figure)
+    for axes in figure.axes:
+        for ticks in (axes.get_xticks(), axes.get_yticks()):
+            assert len(ticks) >= 2
+            assert all(float(tick).is_integer() for tick in ticks), ticks

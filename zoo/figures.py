@@ -418,6 +418,8 @@ def degree_histograms(degrees: dict[str, torch.Tensor], title: str, xlabel: str)
         axes.set_title(f"{name}\nmean {float(floats.mean()):.1f} ± {spread:.1f}", fontsize=9)
         axes.set_xlabel(xlabel, fontsize=8)
         axes.tick_params(labelsize=8)
+        for axis in (axes.xaxis, axes.yaxis):  # degrees and unit counts are whole numbers: no tick at 1.5
+            axis.set_major_locator(MaxNLocator(integer=True))
         if position == 1:
             axes.set_ylabel("units", fontsize=8)
     return figure
