@@ -186,3 +186,12 @@ def test_data_settings_are_what_decides_the_samples():
         other = ZooDataModule(**{**base, **change})
         assert data_settings(other.hparams) != data_settings(reference.hparams), change
         assert not _same_splits(other, reference), change
+
+
+def test_a_validation_fraction_differs_only_where_it_takes_other_samples():
+    reference = ZooDataModule("multimult", num_samples=400, val_fraction=0.2)  # 80 of 400
+    assert reference.differences({**reference.hparams, "val_fraction": 0.2001}) == []
+    assert reference.differences({**reference.hparams, "val_fraction": 0.21}) == ["val_fraction"]  # 84
+    assert reference.differences({**reference.hparams, "val_fraction": 0.2001, "seed": 4}) == ["seed"]
+    same = ZooDataModule("multimult", num_samples=400, val_fraction=0.2001)
+    assert _same_splits(same, reference)

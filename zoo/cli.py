@@ -339,7 +339,7 @@ class ZooCLI(LightningCLI):
             check_checkpoint(self.checkpoint_to_fit, self.checkpoint_path, self.model)
             trained_on = self.checkpoint_to_fit.get("datamodule_hyper_parameters")
             if trained_on and not config.allow_other_dataset:
-                _check_same_data(trained_on, self.datamodule.hparams, self.checkpoint_path)
+                _check_same_data(trained_on, self.datamodule, self.checkpoint_path)
         if self.trainer.is_global_zero and self.trainer.loggers and run_dir(self.trainer):  # fast_dev_run: nowhere
             record_environment(run_dir(self.trainer), self.environment_file)
             keep_csv_metrics(self.trainer)
@@ -559,24 +559,24 @@ def _resolve_keyword(keyword: str, subcommand: str, root: Path | None, logger: N
     return str(found[1])
 
 
-def _check_same_data(trained_on: Mapping[str, Any], data: Mapping[str, Any], path: str) -> None:
+def _check_same_data(trained_on: Mapping[str, Any], data: ZooDataModule, path: str) -> None:
     """Refuse to evaluate or resume a checkpoint on other data than its own, which would go unannounced: another
     dataset, or the same one split, scaled or sampled otherwise (a multimult test split of other samples)."""
-    saved, asked = data_settings(trained_on), data_settings(data)
-    if saved["dataset"] != asked["dataset"]:
+    saved, asked = data_settings(trained_on)["dataset"], data.hparams.dataset
+    if saved != asked:
         raise ZooError(
-            f"{path}: was trained on {saved['dataset']}, and this configuration's data is {asked['dataset']}; "
-            f"use --data.dataset {saved['dataset']}, or --allow_other_dataset true to use it on "
-            f"{asked['dataset']} on purpose"
+            f"{path}: was trained on {saved}, and this configuration's data is {asked}; "
+            f"use --data.dataset {saved}, or --allow_other_dataset true to use it on {asked} on purpose"
         )
-    changed = [key for key in saved if saved[key] != asked[key]]
-    if changed:
+    changed = data.differences(trained_on)
+    if changed:  # said as written (null: the default), which is also what restores them
         said = ", ".join(
-            f"data.{key} {_flag_value(saved[key])} (this configuration: {_flag_value(asked[key])})" for key in changed
+            f"data.{key} {_flag_value(trained_on.get(key))} (this configuration: {_flag_value(data.hparams[key])})"
+            for key in changed
         )
-        flags = " ".join(f"--data.{key} {_flag_value(saved[key])}" for key in changed)
+        flags = " ".join(f"--data.{key} {_flag_value(trained_on.get(key))}" for key in changed)
         raise ZooError(
-            f"{path}: was trained on {saved['dataset']} with {said}: other samples or scaling than this "
+            f"{path}: was trained on {saved} with {said}: other samples or scaling than this "
             f"configuration's; use {flags}, or --allow_other_dataset true to use it on this data on purpose"
         )
 

@@ -26,13 +26,19 @@ SYNTHETIC_SAMPLES = 10_000
 """Size of a synthetic dataset's pool (``multimult``) when ``num_samples`` is not given."""
 
 
+def validation_count(val_fraction: float, pool: int) -> int:
+    """How many of a training pool's ``pool`` samples the validation split takes (at least one)."""
+    return max(1, round(val_fraction * pool))
+
+
 def data_settings(hparams: Mapping[str, Any]) -> dict[str, Any]:
     """The settings that decide a data module's samples: which fall in each split, their values and scaling.
 
     Two data modules with equal settings hold the same splits, so a checkpoint evaluated under
-    them is evaluated on its own data. Defaults are resolved (``num_samples`` None is 10,000
-    samples of multimult, ``outputs`` None every output), so spelling a default out changes nothing;
-    a setting an older checkpoint lacks had its default then.
+    them is evaluated on its own data (:meth:`ZooDataModule.differences` also takes two
+    ``val_fraction`` that round to one split as equal). Defaults are resolved (``num_samples``
+    None is 10,000 samples of multimult, ``outputs`` None every output), so spelling a default
+    out changes nothing; a setting an older checkpoint lacks had its default then.
     The batch sizes, the folder, ``download`` and ``shuffle_seed`` (the order of training batches)
     change no sample and are not among them.
     """
@@ -212,6 +218,21 @@ class ZooDataModule(pl.LightningDataModule):
             return torch.tensor(0.0), torch.tensor(1.0)
         return (0 - self.mean) / self.std, (1 - self.mean) / self.std
 
+    def differences(self, hparams: Mapping[str, Any]) -> list[str]:
+        """The settings (:func:`data_settings`) in which a data module of ``hparams`` holds other samples than this one.
+
+        ``val_fraction`` counts as different only where it takes another number of samples from
+        this data's training pool (1/12 and 0.083333 both take 5,000 of MNIST's 60,000); comparing
+        it loads the data.
+        """
+        theirs, ours = data_settings(hparams), data_settings(self.hparams)
+        changed = [key for key in ours if theirs[key] != ours[key]]
+        if "val_fraction" in changed:
+            pool = sum(len(self.split(name)[0]) for name in ("train", "val"))
+            if validation_count(theirs["val_fraction"], pool) == validation_count(ours["val_fraction"], pool):
+                changed.remove("val_fraction")
+        return changed
+
     def setup(self, stage: str | None = None) -> None:
         if not self._splits:
             self._splits = self._split_and_normalize(self._load())
@@ -272,7 +293,7 @@ class ZooDataModule(pl.LightningDataModule):
 
     def _split_and_normalize(self, splits: Splits) -> dict[str, Batch]:
         pool = len(splits.train_inputs)
-        n_val = max(1, round(self.hparams.val_fraction * pool))
+        n_val = validation_count(self.hparams.val_fraction, pool)
         order = torch.randperm(pool, generator=torch.Generator().manual_seed(self.hparams.seed))
         val, train = order[:n_val], order[n_val:]
         parts = {

@@ -143,25 +143,18 @@ def _layer_k(text: str) -> tuple[str, int]:
     return layer, int(k)
 
 
-HOW_DATA_IS_READ = ("outputs", "data_dir", "download", "batch_size", "eval_batch_size", "shuffle_seed")
-"""Data settings that leave the samples and their splits as they are: merged sources may differ in them
-(the merged network's config takes the first source's)."""
-
-
 def _merge(args: argparse.Namespace, out: Path) -> Path:
     sources = [_source(path, args.data_dir) for path in args.checkpoints]
     models = [model for model, _ in sources]
     hparams = [dict(data.hparams) for _, data in sources]
-    others = [{key: value for key, value in h.items() if key not in HOW_DATA_IS_READ} for h in hparams]
-    differing = next((index for index, other in enumerate(others) if other != others[0]), None)
-    if differing is not None:
-        first, other = others[0], others[differing]
-        keys = [key for key in first.keys() | other.keys() if first.get(key) != other.get(key)]
-        values = "; ".join(f"{key} {first.get(key)!r} and {other.get(key)!r}" for key in sorted(keys))
-        raise ZooError(
-            f"merged networks must come from the same data (dataset, seed, samples, normalization): "
-            f"{args.checkpoints[0]} and {args.checkpoints[differing]} differ in {values}"
-        )
+    for index, other in enumerate(hparams[1:], start=1):  # outputs are what merging puts side by side
+        changed = [key for key in sources[0][1].differences(other) if key != "outputs"]
+        if changed:
+            values = "; ".join(f"{key} {hparams[0].get(key)!r} and {other.get(key)!r}" for key in changed)
+            raise ZooError(
+                f"merged networks must come from the same data (dataset, seed, samples, normalization): "
+                f"{args.checkpoints[0]} and {args.checkpoints[index]} differ in {values}"
+            )
     outputs = [index for h, data in zip(hparams, (d for _, d in sources)) for index in _outputs(h, data)]
     merged = merge(models)
     data = ZooDataModule(**{**hparams[0], "outputs": outputs, "data_dir": args.data_dir or hparams[0].get("data_dir")})
