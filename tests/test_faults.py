@@ -184,9 +184,12 @@ def test_ctrl_c_stops_with_exit_130_and_the_resume_hint(run_dir, capsys):
     from zoo.cli import main
 
     interrupt = "[{class_path: helpers.InterruptAt, init_args: {step: 8}}]"
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(SystemExit) as exit_:
         main(["fit", "--config", str(CONFIGS / "iris.yaml"), "--trainer.callbacks", interrupt, *QUIET_RUN])
     assert exit_.value.code == 130
+    assert signal.getsignal(signal.SIGINT) is before  # ignored while Lightning shut down, then put back: main() can
+    # be called again from a notebook or a script, and Ctrl-C still interrupts it
     error = capsys.readouterr().err
     assert "zoo: error: interrupted; resume from the last completed epoch with --ckpt_path last" in error
     assert "Traceback" not in error

@@ -319,6 +319,16 @@ def test_a_stop_swallowed_inside_a_trial_still_stops_the_worker(tmp_path, monkey
     assert "Exception ignored" not in capfd.readouterr().err  # a stop kept is no error to print
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own Ctrl-C handler, whatever pytest was started with: a shell starts a background job with
+    Ctrl-C ignored, and a trial under an ignored Ctrl-C is stopped at once instead of swallowing it."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_a_swallowed_ctrl_c_is_delivered_again_until_the_trial_stops(tmp_path, monkeypatch):
     """A trial that eats the first KeyboardInterrupt and trains on is stopped by the repeat, not at its end."""
     import zoo.sweep.trial
@@ -351,6 +361,7 @@ def test_a_swallowed_ctrl_c_is_delivered_again_until_the_trial_stops(tmp_path, m
     assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_no_ctrl_c_repeat_lands_after_the_trial_has_ended(monkeypatch):
     """Repeats come every 5 ms here and take 30 ms to send, so one is under way when the trial ends: none may
     reach what comes after (the worker's exit, where a KeyboardInterrupt could hang the interpreter's shutdown)."""
