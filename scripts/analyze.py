@@ -27,7 +27,7 @@ import torch
 from zoo import ZooDataModule, load_model
 from zoo.analyses import Analysis, Samples, list_analyses
 from zoo.callbacks.schedule import epoch_label
-from zoo.checkpoints import read_checkpoint
+from zoo.checkpoints import model_class, read_checkpoint
 from zoo.errors import count, exit_on_failure
 from zoo.io import write_json
 from zoo.runs import run_folder_of
@@ -52,8 +52,9 @@ def run(args: argparse.Namespace) -> None:
     tensorboard = _tensorboard(args.tensorboard)
     print(f"{type(members[0]).__name__} on {len(samples.inputs):,} {data.info.name} {args.split} samples ({device})")
     results = analysis.run_each_member(model, samples, options, layers=args.layers, cache={})  # batched if it can
-    for index, result in enumerate(results):
-        where = folder / analysis.name if args.member is None else folder / analysis.name / f"member_{args.member:03d}"
+    one_member = args.member is not None and model_class(checkpoint, args.checkpoint).kind == "population"
+    for index, result in enumerate(results):  # a single model is its own member 0: its results go where a run's go
+        where = folder / analysis.name / f"member_{args.member:03d}" if one_member else folder / analysis.name
         writer = AnalysisWriter(
             where,
             prefix=analysis.name,

@@ -7,6 +7,7 @@ files a run writes, for a single model and for each member of a population.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,6 +112,12 @@ def test_analyze_writes_the_files_a_run_writes(run_dir, monkeypatch, capsys):
     assert sorted(path.name for path in written.iterdir()) == sorted(path.name for path in ran.iterdir())
     assert json.loads((written / "epoch_001.json").read_text()) == json.loads((ran / "epoch_001.json").read_text())
     assert "mean interference" in out and f"wrote {written / 'epoch_001.json'}" in out
+    code, out, err = run_script(  # a single model is its own member 0, and its results go where they went above
+        "analyze.py", "task-separation", last, "--max-samples", "40", "--cpu", "--member", "0", "--out", board,
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert (Path(board) / "task_separation" / "epoch_001.json").is_file() and "member_000" not in out
 
 
 def test_analyze_a_population_member_by_member_or_one(run_dir, monkeypatch, capsys):

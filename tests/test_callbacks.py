@@ -288,7 +288,7 @@ def test_a_resumed_run_looks_back_on_the_epochs_it_resumes_and_reads_each_file_o
     histories = [views[0] for _, views in sorted(by_length.items())]
     assert "task_separation  (5 results, last epoch_003.json)" in out, out
     took = r"(\d+(\.\d)? s|\d+ min \d+ s)"  # as zoo.console says it; long where a busy machine makes figures wait
-    assert re.search(rf"Done: 4 epochs in {took} \(resumed at epoch 2: 2 epochs in this run\)\.", out), out
+    assert re.search(rf"Done: 4 epochs \(resumed at epoch 2: 2 epochs in {took}\)\.", out), out  # this run's time
     assert [[result["epoch"] for result in history] for history in histories] == [
         [-1],
         [-1, 0],

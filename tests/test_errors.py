@@ -259,6 +259,13 @@ CASES = [
     ),
     Case(
         "checkpoint",
+        "a word --ckpt_path does not take",
+        (*IRIS, "--ckpt_path", "newest"),
+        "zoo: error: checkpoint not found: newest; --ckpt_path takes a checkpoint file's path, or best or last",
+        subcommand="test",
+    ),
+    Case(
+        "checkpoint",
         "truncated checkpoint",
         (*IRIS, "--ckpt_path", "{truncated_ckpt}"),
         "not a readable checkpoint; it is corrupt, truncated or another kind of file",

@@ -23,7 +23,7 @@ from zoo.analysis import activation_analysis
 from zoo.analysis.activations import collect_activations, compression, principal_components
 from zoo.cli import main
 from zoo.errors import ZooError
-from zoo.models import ColumNet, FCNet, SparseNet
+from zoo.models import ColumNet, FCNet, Population, SparseNet
 from zoo.surgery import compress, compress_to_tolerance, merge, prune_dead
 from zoo.surgery.command import main as command_main
 from zoo.surgery.command import parser, run
@@ -301,6 +301,9 @@ def test_merge_puts_the_sources_outputs_side_by_side():
         merge([FCNet(hidden=[3], input_shape=(4,)), FCNet(hidden=[3], input_shape=(4,))])
     with pytest.raises(ZooError, match="activation"):
         merge([first, FCNet(hidden=[2, 2], num_outputs=1, input_shape=(4,), task="regression")])
+    members = Population("FCNet", 2, {"hidden": [5, 3], "activation": "tanh"}, input_shape=(4,), task="regression")
+    with pytest.raises(ZooError, match="network 2 is a population of 2 and the others are not all populations"):
+        merge([first, members])  # once said "network 2 is a Population; merging takes FCNets"
 
 
 def surgery(*args: str) -> None:

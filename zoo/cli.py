@@ -260,6 +260,11 @@ class ZooCLI(LightningCLI):
         self.checkpoint_path = checkpoint
         self.environment_file = "environment.json"
         if checkpoint and checkpoint not in LIGHTNING_CHECKPOINT_KEYWORDS:
+            if not self.weights_only and not Path(checkpoint).exists():  # "newest", say: the words it takes too
+                raise ZooError(
+                    f"checkpoint not found: {checkpoint}; --ckpt_path takes a checkpoint file's path, or best or "
+                    "last (the newest run's)"
+                )
             self.checkpoint_to_fit = read_checkpoint(checkpoint)  # the shapes are checked once the model exists
             held = self.checkpoint_to_fit["zoo"]["model"]
             built = config.model.class_path.rsplit(".", 1)[-1] if isinstance(config.model, Namespace) else held

@@ -99,8 +99,11 @@ class RunSummary(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         seconds = time.perf_counter() - self.started
         epochs, first = trainer.current_epoch, self.first_epoch
-        resumed = f" (resumed at epoch {first}: {_counted(epochs - first, 'epoch')} in this run)" if first else ""
-        lines = [f"Done: {_counted(epochs, 'epoch')} in {_duration(seconds)}{resumed}."]
+        if first:  # this process's clock saw only the epochs it trained
+            resumed = f"resumed at epoch {first}: {_counted(epochs - first, 'epoch')} in {_duration(seconds)}"
+            lines = [f"Done: {_counted(epochs, 'epoch')} ({resumed})."]
+        else:
+            lines = [f"Done: {_counted(epochs, 'epoch')} in {_duration(seconds)}."]
         if self.best is not None:
             picked = self.picker.best_model_path if self.picker is not None else ""  # the file, not its name template
             if picked and self.picker.dirpath and Path(picked).is_relative_to(self.picker.dirpath):

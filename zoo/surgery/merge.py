@@ -25,6 +25,12 @@ def merge(models: Sequence[FCNet] | Sequence[Population]) -> FCNet | Population:
     """One FCNet computing ``torch.cat([m(x) for m in models], dim=1)``; populations merge member by member."""
     if all(model.kind == "population" for model in models):
         return merge_populations(models)
+    population = next((index for index, model in enumerate(models, start=1) if model.kind == "population"), None)
+    if population is not None:
+        raise ZooError(
+            f"network {population} is a population of {models[population - 1].size} and the others are not all "
+            "populations; merging takes single FCNets, or FCNet populations of one size"
+        )
     if len(models) < 2:
         raise ZooError(f"merging needs at least two networks, got {len(models)}")
     first = models[0]
