@@ -420,6 +420,16 @@ def test_best_or_last_of_an_older_run_says_which_and_why(run_dir):
     runs = Path("lightning_logs") / "iris"
     assert tested.trainer.ckpt_path == str(runs / "version_0" / "checkpoints" / "best.ckpt")
     assert f"the newest run with a best.ckpt; the newer version_1 under {runs} hold(s) none" in said
+    outside = str(Path(tested.trainer.ckpt_path).rename("outside.ckpt"))  # a checkpoint outside any run folder,
+    main(["test", "--config", str(CONFIGS / "iris.yaml"), *QUIET, "--ckpt_path", outside])  # tested in version_2
+    heard = []
+    listener.emit = lambda record: heard.append(record.getMessage())
+    logging.getLogger("pytorch_lightning").addHandler(listener)
+    try:
+        main(["test", "--config", str(CONFIGS / "iris.yaml"), *QUIET, "--ckpt_path", "last"])
+    finally:
+        logging.getLogger("pytorch_lightning").removeHandler(listener)
+    assert f"version_2 (a test run) under {runs} hold(s) none" in " ".join(" ".join(heard).split())
 
 
 def test_a_resumed_csv_logger_run_keeps_its_earlier_metrics(run_dir, recwarn):

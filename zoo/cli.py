@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import json
 import logging
 import math
 import re
@@ -346,7 +347,7 @@ class ZooCLI(LightningCLI):
             if trained_on and not config.allow_other_dataset:
                 _check_same_data(trained_on, self.datamodule, self.checkpoint_path)
         if self.trainer.is_global_zero and self.trainer.loggers and run_dir(self.trainer):  # fast_dev_run: nowhere
-            record_environment(run_dir(self.trainer), self.environment_file)
+            record_environment(run_dir(self.trainer), self.environment_file, subcommand=self.subcommand)
             keep_csv_metrics(self.trainer)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
@@ -553,8 +554,8 @@ def _resolve_keyword(keyword: str, subcommand: str, root: Path | None, logger: N
     found = latest_checkpoint(root, f"{keyword}.ckpt")
     if found is None:
         raise ZooError(f"--ckpt_path {keyword}: no run under {root} has a checkpoints/{keyword}.ckpt yet")
-    newer = [f"version_{version}" for version in versions(root) if version > found[0]]
-    if newer:  # a run stopped before its first checkpoint, or one that named its checkpoints otherwise
+    newer = [_described(root / f"version_{version}") for version in versions(root) if version > found[0]]
+    if newer:  # a run stopped before its first checkpoint, one that named its checkpoints otherwise, or a test
         rank_zero_info(
             f"--ckpt_path {keyword}: {found[1]}, the newest run with a {keyword}.ckpt; the newer "
             f"{', '.join(newer)} under {root} hold(s) none (give a path to use another checkpoint)"
@@ -562,6 +563,15 @@ def _resolve_keyword(keyword: str, subcommand: str, root: Path | None, logger: N
     if subcommand == "fit":
         logger.version = found[0]
     return str(found[1])
+
+
+def _described(folder: Path) -> str:
+    """A run folder's name, and what ran there if it was no fit (testing a checkpoint from outside a run)."""
+    try:
+        ran = json.loads((folder / "environment.json").read_text()).get("subcommand")
+    except (OSError, ValueError, AttributeError):
+        return folder.name
+    return f"{folder.name} (a {ran} run)" if ran in SUBCOMMANDS and ran != "fit" else folder.name
 
 
 def _check_same_data(trained_on: Mapping[str, Any], data: ZooDataModule, path: str) -> None:

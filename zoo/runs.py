@@ -258,8 +258,12 @@ def environment() -> dict[str, Any]:
     }
 
 
-def record_environment(log_dir: str | Path, filename: str = "environment.json") -> Path:
-    return write_json(Path(log_dir) / filename, environment(), indent=1)
+def record_environment(
+    log_dir: str | Path, filename: str = "environment.json", *, subcommand: str | None = None
+) -> Path:
+    """:func:`environment`, and the subcommand that made the run (``command`` is the process's: a caller's own
+    when zoo runs inside it, a notebook's or a sweep's)."""
+    return write_json(Path(log_dir) / filename, environment() | {"subcommand": subcommand}, indent=1)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
