@@ -589,3 +589,31 @@ def test_without_a_logger_a_run_never_writes_over_an_earlier_ones_files(run_dir,
     assert {path: path.read_bytes() for path in first} == first
     elsewhere = fit("iris.yaml", *off, "--trainer.default_root_dir", "second")  # as the message says
     assert (run_dir / "second" / "config.yaml").is_file() and elsewhere.trainer.current_epoch == 1
+
+
+def test_a_checkpoints_model_settings_over_the_configurations_are_said(run_dir):
+    """Lightning builds a --ckpt_path model as it was saved, whatever the flags say: a flag it overrides is named."""
+    fit("iris.yaml", "--trainer.max_epochs", "1", "--trainer.callbacks", "null")
+    heard = []
+    listener = logging.Handler()
+    listener.emit = lambda record: heard.append(record.getMessage())
+    logging.getLogger("pytorch_lightning").addHandler(listener)
+    try:
+        for hidden in ("[8]", "[16, 16]"):
+            tested = main(
+                [
+                    "test",
+                    "--config",
+                    str(CONFIGS / "iris.yaml"),
+                    *QUIET,
+                    "--ckpt_path",
+                    "best",
+                    "--model.hidden",
+                    hidden,
+                ]
+            )
+            assert tested.model.hparams["hidden"] == [16, 16]
+    finally:
+        logging.getLogger("pytorch_lightning").removeHandler(listener)
+    said = [line for line in heard if "its model is built as it was saved" in line]
+    assert len(said) == 1 and said[0].endswith("with hidden [16, 16] (this configuration: [8])"), heard

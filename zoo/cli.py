@@ -276,6 +276,8 @@ class ZooCLI(LightningCLI):
                     hint = f"; add --population {size}" if size else "; add --population N"
                 raise ZooError(f"{checkpoint}: holds a {held}, but this configuration builds a {built}{hint}")
             _check_members(checkpoint, self.checkpoint_to_fit, config)
+            if not self.weights_only:
+                _say_model_from_checkpoint(checkpoint, self.checkpoint_to_fit, config)
             origin = run_folder_of(checkpoint)
             if subcommand != "fit" and logger is not None and origin is not None:
                 logger.save_dir, logger.name, logger.version = str(origin), subcommand, None
@@ -740,6 +742,33 @@ def _check_members(path: str, checkpoint: dict, config: Namespace) -> None:
     asked = model.init_args.get("size") if isinstance(model, Namespace) and "init_args" in model else None
     if checkpoint["zoo"]["model"] == "Population" and held is not None and asked is not None and held != asked:
         raise ZooError(f"{path}: holds a Population of {held} members, not {asked}; give --population {held}")
+
+
+def _say_model_from_checkpoint(path: str, checkpoint: dict, config: Namespace) -> None:
+    """Lightning builds a ``--ckpt_path`` model with the checkpoint's settings, whatever the configuration says:
+    where the two differ, say which are used (the run's ``config.yaml`` records the checkpoint's)."""
+    model = config.model
+    asked = model.init_args if isinstance(model, Namespace) and isinstance(model.get("init_args"), Namespace) else None
+    if asked is None:
+        return
+    saved = {key: value for key, value in (checkpoint.get("hyper_parameters") or {}).items() if key not in LINKED}
+    differing = _differing_settings(saved, asked.as_dict())
+    if differing:
+        said = ", ".join(f"{key} {was} (this configuration: {value})" for key, was, value in differing)
+        rank_zero_info(f"{path}: its model is built as it was saved, with {said}")
+
+
+def _differing_settings(saved: dict, asked: dict, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(key, saved, asked)`` for the settings in both that differ; a population's member settings by name."""
+    differing = []
+    for key, value in asked.items():
+        if key not in saved:
+            continue
+        if isinstance(value, dict) and isinstance(saved[key], dict):
+            differing += _differing_settings(saved[key], value, f"{prefix}{key}.")
+        elif not _same_setting(saved[key], value):
+            differing.append((f"{prefix}{key}", saved[key], value))
+    return differing
 
 
 def _monitored_metric(dataset: str) -> str:
