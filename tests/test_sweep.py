@@ -279,6 +279,10 @@ def test_bad_search_space(tmp_path):
     spec["search"]["space"] = {"optimizer.init_args.lr": {"float": 0.1}}
     with pytest.raises(ZooError, match=r"search space for optimizer.init_args.lr: float takes a list \[low, high\]"):
         run_search(read_sweep(sweep_file(tmp_path, "bad_bounds", **spec)), tmp_path / "out")
+    for option, said in ({"step": 2}, "float takes float and log, not step"), ({"logs": True}, "not logs"):
+        spec["search"]["space"] = {"optimizer.init_args.lr": {"float": [1e-3, 1e-1], "log": True, **option}}
+        with pytest.raises(ZooError, match=f"search space for optimizer.init_args.lr: .*{said}"):  # was dropped
+            run_search(read_sweep(sweep_file(tmp_path, f"bad_{said[-4:]}", **spec)), tmp_path / "out")
 
 
 def test_trials_take_one_device_each_and_the_gpus_in_turn():

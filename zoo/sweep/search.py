@@ -114,7 +114,14 @@ def _parse_space(key: str, value: dict) -> Callable:
     kinds = [kind for kind in SPACE_KINDS if kind in value] if isinstance(value, dict) else []
     if len(kinds) != 1:
         raise ZooError(f"search space for {key}: give exactly one of {', '.join(SPACE_KINDS)}, got {value}")
-    kind, log = kinds[0], bool(value.get("log", False))
+    kind = kinds[0]
+    accepted = (kind,) if kind == "categorical" else (kind, "log")
+    unknown = [option for option in value if option not in accepted]  # a dropped option would search another space
+    if unknown:
+        raise ZooError(f"search space for {key}: {kind} takes {' and '.join(accepted)}, not {', '.join(unknown)}")
+    log = value.get("log", False)
+    if not isinstance(log, bool):
+        raise ZooError(f"search space for {key}: log must be true or false, got {log!r}")
     bounds = value[kind]
     if not isinstance(bounds, list) or not bounds or (kind != "categorical" and len(bounds) != 2):
         wanted = "a list of choices" if kind == "categorical" else "a list [low, high]"
