@@ -63,6 +63,11 @@ SCHEMA_ERRORS = [
     ({"seeds": [0, 2], "batch_seeds": True, "trials": IRIS}, "give consecutive seeds, got [0, 2]"),
     ({"seeds": {"first": 0}, "trials": IRIS}, "seeds as a mapping takes first and count"),
     ({"seeds": [0]}, "lists no trials"),
+    (  # drawn nothing without a word
+        {"figures": {"distributions": ["task_separation.pair/a_b/orthogonalty"]}, "trials": IRIS},
+        "figures.distributions: 'task_separation.pair/a_b/orthogonalty' is no number an analysis declares",
+    ),
+    ({"figures": {"over_epochs": ["activations.dead"]}, "trials": IRIS}, "the numbers: task_separation.mean_inter"),
 ]
 
 

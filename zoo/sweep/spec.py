@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from zoo.analyses import Analysis, build_options, get_analysis, list_analyses
+from zoo.analyses import Analysis, build_options, declared_number, get_analysis, list_analyses
 from zoo.errors import ZooError
 
 TIMER = "{class_path: pytorch_lightning.callbacks.Timer, init_args: {interval: epoch}}"  # text: its Enum won't save
@@ -169,6 +169,14 @@ def read_sweep(path: str | Path) -> SweepSpec:
         _check_key(key, f"{path}: common")
     for key in spec.search.space if spec.search else ():
         _check_key(key, f"{path}: search.space")
+    for kind in ("distributions", "over_epochs"):  # a key no row can hold would draw nothing, without a word
+        for key in getattr(spec.figures, kind) or ():
+            if declared_number(key) is None:
+                known = ", ".join(f"{a.name}.{number.key}" for a in list_analyses() for number in a.numbers)
+                raise ZooError(
+                    f"{path}: figures.{kind}: {key!r} is no number an analysis declares ('*' stands for a layer "
+                    f"or an output pair); the numbers: {known}"
+                )
     if len(set(spec.seeds)) != len(spec.seeds):
         raise ZooError(f"{path}: seeds repeat: {spec.seeds}")
     if spec.batch_seeds and spec.seeds != list(range(spec.seeds[0], spec.seeds[0] + len(spec.seeds))):
