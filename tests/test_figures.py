@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from zoo.analyses.activations import _caption_note, _captions
 from zoo.analyses.topology import TOPOLOGY
@@ -145,3 +146,21 @@ def test_degree_histograms_tick_whole_numbers_only():
         for ticks in (axes.get_xticks(), axes.get_yticks()):
             assert len(ticks) >= 2
             assert all(float(tick).is_integer() for tick in ticks), ticks
+
+
+def test_a_long_note_shrinks_the_title_to_fit_and_cuts_nothing():
+    """A population member's note ("epoch 3, member 0") ran a study figure's title off both edges."""
+    title = "Output pairs over training (cosines; mean ± std over seeds)"
+    for note, width, lines in (
+        ("epoch 3, member 0", 5, 1),  # a smaller font is enough
+        ("epoch 3, member 0 of a population of 1,000 seeds trained together", 4, 2),  # 7 points are not: two lines
+    ):
+        figure = Figure(figsize=(width, 3))
+        figure.add_subplot(1, 1, 1).plot([0, 1], [0, 1])
+        figure.suptitle(title, fontsize=11)
+        noted(figure, note)
+        drawn(figure)
+        said = title_of(figure)
+        assert inside(figure, said.get_window_extent()), said.get_text()
+        assert said.get_text().count("\n") == lines - 1 and said.get_text().replace("\n", " — ") == f"{title} — {note}"
+        assert 7 <= said.get_fontsize() < 11

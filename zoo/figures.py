@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from zoo.io import write_bytes
@@ -75,6 +76,7 @@ def noted(figure: Figure, note: str) -> Figure:
     )
     if title is not None:  # the suptitle's own Text: its font and place kept
         title.set_text(f"{title.get_text()} — {note}")
+        _fit_width(title, figure)
         return figure
     titled = next((axes for axes in figure.axes if axes.get_title()), None)
     if titled is not None:
@@ -82,6 +84,17 @@ def noted(figure: Figure, note: str) -> Figure:
     else:
         figure.suptitle(note, fontsize=10)
     return figure
+
+
+def _fit_width(title: Text, figure: Figure, smallest: float = 7.0) -> None:
+    """A title the note made wider than its figure (a member's note is long) in a smaller font, down to
+    ``smallest`` points, then on two lines: the layout keeps its place, and nothing is cut."""
+    room, renderer = 0.98 * figure.bbox.width, FigureCanvasAgg(figure).get_renderer()
+    while (width := title.get_window_extent(renderer).width) > room:  # glyphs do not scale exactly: measured again
+        if title.get_fontsize() <= smallest:
+            title.set_text(title.get_text().replace(" — ", "\n", 1))
+            return
+        title.set_fontsize(max(smallest, 0.99 * title.get_fontsize() * room / width))
 
 
 def heatmap(
