@@ -435,3 +435,12 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_runs_again(tmp_pat
     assert study._storage.get_trial(orphan._trial_id).state == optuna.trial.TrialState.FAIL
     again = [trial for trial in study.get_trials() if trial.user_attrs[engine.KEY] == orphan.user_attrs[engine.KEY]]
     assert [trial.state for trial in again] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]
+
+
+def test_a_database_the_server_does_not_have_is_a_mistake(postgresql):
+    """The real server answers that the URL names no such database: a mistake in --storage (exit 2), not a fault."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgresql).set(database="nodb").render_as_string(hide_password=False)
+    with pytest.raises(ZooError, match=r'the server refused it: .*database "nodb" does not exist'):
+        engine.open_storage(url)

@@ -66,6 +66,11 @@ def storage_url(output: str | Path, storage: str | None) -> str:
     return storage or f"sqlite:///{Path(output).resolve() / 'study.db'}"
 
 
+URL_MISTAKES = ("does not exist", "authentication failed", "Access denied", "Unknown database")
+"""What a database server says of a URL that names a database, user or password it does not have (PostgreSQL's,
+then MySQL's words): a mistake in the flag (exit 2), not a fault of the machine."""
+
+
 def open_storage(url: str, heartbeat: int = HEARTBEAT):
     """An ``RDBStorage`` with heartbeats, retrying trials whose worker vanished; one message if unreachable."""
     import optuna
@@ -103,6 +108,8 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT):
             first = first_line(getattr(error, "orig", None) or error)
             if sqlite and "not a database" in first:
                 raise ZooError(f"{shown(url)} is not a readable study database ({first})") from None
+            if any(mistake in first for mistake in URL_MISTAKES):  # a server that answers, and names what is wrong
+                raise ZooError(f"--storage {shown(url)}: the server refused it: {first}") from None
             if attempt == 4 or "unable to open" in first or "could not connect" in first:
                 raise EnvironmentFault(f"cannot open the storage {shown(url)}: {first}") from None
             time.sleep(0.5 + attempt)
