@@ -444,3 +444,22 @@ def test_a_database_the_server_does_not_have_is_a_mistake(postgresql):
     url = make_url(postgresql).set(database="nodb").render_as_string(hide_password=False)
     with pytest.raises(ZooError, match=r'the server refused it: .*database "nodb" does not exist'):
         engine.open_storage(url)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
+def test_a_ctrl_c_while_a_trial_is_built_says_nothing_of_resuming_a_run(tmp_path, monkeypatch, capfd):
+    """The CLI said 'resume ... with --ckpt_path last' before the sweep's own line; a sweep resumes otherwise."""
+    from zoo.cli import ZooCLI
+    from zoo.sweep.run import run_sweep
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ZooCLI, "instantiate_trainer", interrupted)
+    spec = read_sweep(grid_file(tmp_path, "built", seeds=[0]))
+    with pytest.raises(ZooFailure) as stopped:
+        run_sweep(spec, tmp_path / "built", say=lambda line: None)
+    assert stopped.value.exit_code == 130
+    assert "--ckpt_path" not in capfd.readouterr().err
+    study = load(engine.storage_url(tmp_path / "built", None), "built")
+    assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}

@@ -466,7 +466,7 @@ def main(args: ArgsType = None, run: bool = True) -> ZooCLI:
 
     try:
         with released_on_failure(keep_locks=not run):  # run=False: the caller fits; the CLI holds the lock
-            return exit_on_failure(build)
+            return exit_on_failure(build, say_stops=run)  # run=False: the caller says how to go on after a stop
     finally:
         if run:
             _leave_process_group()

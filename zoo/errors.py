@@ -135,26 +135,32 @@ def count(text: str) -> int:
     return value
 
 
-def exit_on_failure(main: Callable[[], Result], program: str = "zoo") -> Result:
-    """Run ``main``; a classified failure prints one line ``<program>: error: ...`` and exits with its code."""
+def exit_on_failure(main: Callable[[], Result], program: str = "zoo", *, say_stops: bool = True) -> Result:
+    """Run ``main``; a classified failure prints one line ``<program>: error: ...`` and exits with its code.
+
+    ``say_stops=False``: Ctrl-C and SIGTERM are raised as :class:`Interrupted` instead, for a caller that
+    says itself how to go on (a sweep: its hint to resume a run would be wrong there).
+    """
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     try:
         return main()
     except SIGTERMException:  # Lightning's, a SystemExit without a code
-        _fail(program, Interrupted("stopped by SIGTERM", 128 + signal.SIGTERM))
+        _fail(program, Interrupted("stopped by SIGTERM", 128 + signal.SIGTERM), say_stops)
     except SystemExit as exit_:
         if isinstance(exit_.__context__, KeyboardInterrupt):  # Lightning turns Ctrl-C into sys.exit(1)
-            _fail(program, Interrupted("interrupted", 130))
+            _fail(program, Interrupted("interrupted", 130), say_stops)
         raise
     except BaseException as error:
         failure = classify(error)
         if failure is None:
             raise
-        _fail(program, failure)
+        _fail(program, failure, say_stops)
 
 
-def _fail(program: str, failure: ZooFailure) -> NoReturn:
+def _fail(program: str, failure: ZooFailure, say_stops: bool = True) -> NoReturn:
+    if isinstance(failure, Interrupted) and not say_stops:
+        raise failure
     print(f"{program}: error: {failure}", file=sys.stderr)
     sys.exit(failure.exit_code)
 
