@@ -463,3 +463,24 @@ def test_a_ctrl_c_while_a_trial_is_built_says_nothing_of_resuming_a_run(tmp_path
     assert "--ckpt_path" not in capfd.readouterr().err
     study = load(engine.storage_url(tmp_path / "built", None), "built")
     assert {trial.state for trial in study.get_trials()} == {optuna.trial.TrialState.WAITING}
+
+
+def test_an_output_folder_keeps_to_its_studys_storage(tmp_path, postgresql):
+    """Another storage on a finished study's folder ran every trial again into it and rewrote its results.csv."""
+    import re
+
+    from zoo.sweep.run import run_sweep
+
+    spec = read_sweep(grid_file(tmp_path, "kept", seeds=[0]))
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "study.db").write_bytes(b"")  # a folder from before the record, whose study is its own SQLite
+    with pytest.raises(ZooError, match=r"holds the rows of the study in its own study.db \(no --storage\); give that"):
+        run_sweep(spec, own, say=lambda line: None, storage=postgresql)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    engine.record_output(shared, postgresql)
+    assert (shared / engine.STORAGE_RECORD).read_text() == engine.shown(postgresql) + "\n"
+    with pytest.raises(ZooError, match=f"in --storage {re.escape(engine.shown(postgresql))}; give that, or another"):
+        run_sweep(spec, shared, say=lambda line: None)  # a worker that forgot --storage
+    assert not (own / "runs").exists() and not (shared / "runs").exists() and not (shared / "study.db").exists()

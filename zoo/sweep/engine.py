@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import EnvironmentFault, Interrupted, ZooError, classify, first_line
-from zoo.io import to_jsonable
+from zoo.io import to_jsonable, write_text
 from zoo.sweep.spec import Analyses, SweepSpec, Trial
 
 HEARTBEAT = 20  # seconds between a running trial's heartbeats
@@ -64,6 +64,37 @@ KEY, ROWS, ERROR, WORKER = "trial", "rows", "error", "worker"  # the user attrib
 def storage_url(output: str | Path, storage: str | None) -> str:
     """The storage a sweep's study lives in: ``storage``, else SQLite in the output folder."""
     return storage or f"sqlite:///{Path(output).resolve() / 'study.db'}"
+
+
+STORAGE_RECORD = "storage.txt"
+"""In a sweep's output folder: where its study lives (``study.db``: the folder's own SQLite), so that the folder
+never takes the rows of a second study."""
+
+
+def check_output(output: Path, storage: str | None) -> None:
+    """Refuse an output folder whose study lives in another storage: its trials would all run again into it, and
+    its results.csv would be rewritten from the other study."""
+    held = _recorded_storage(output)
+    if held is not None and held != _storage_record(storage):
+        where = "its own study.db (no --storage)" if held == "study.db" else f"--storage {held}"
+        raise ZooError(f"{output} holds the rows of the study in {where}; give that, or another --output")
+
+
+def record_output(output: Path, storage: str | None) -> None:
+    """Write down where the folder's study lives, once it opened (a URL that failed is no folder's)."""
+    if not (output / STORAGE_RECORD).is_file():
+        write_text(output / STORAGE_RECORD, _storage_record(storage) + "\n")
+
+
+def _storage_record(storage: str | None) -> str:
+    return shown(storage) if storage else "study.db"
+
+
+def _recorded_storage(output: Path) -> str | None:
+    record = output / STORAGE_RECORD
+    if record.is_file():
+        return record.read_text().strip()
+    return "study.db" if (output / "study.db").is_file() else None  # a folder from before the record
 
 
 URL_MISTAKES = ("does not exist", "authentication failed", "Access denied", "Unknown database")

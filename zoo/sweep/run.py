@@ -107,6 +107,7 @@ def run_sweep(
     output = writable_folder(Path(output))
     trials = expand(spec, str(output))
     check_trials(trials)
+    engine.check_output(output, storage)
     url = engine.storage_url(output, storage)
     opened = engine.open_study(
         engine.open_storage(url, heartbeat),
@@ -116,6 +117,7 @@ def run_sweep(
         trials,
     )
     opened.set_user_attr("figures", to_jsonable(spec.figures))
+    engine.record_output(output, storage)
     engine.name_objective(opened, "test metric (accuracy or R²), mean over the trial's seeds")
     if retry_failed:
         failed = engine.failures(opened)

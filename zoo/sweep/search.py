@@ -49,6 +49,7 @@ def run_search(
     corner = {key: _first_value(value) for key, value in search.space.items()}  # the space's keys and kinds
     check_trials([Trial(search.config, corner, (search.seed,), str(output), spec.common)])
     monitor = monitor_for(_task(search.config, spec.common))
+    engine.check_output(output, storage or search.storage)
     url = engine.storage_url(output, storage or search.storage)
     direction = "maximize" if monitor.mode == "max" else "minimize"
     what = engine.definition(spec, "search")
@@ -56,6 +57,7 @@ def run_search(
         engine.open_storage(url, heartbeat), search.study or study_name(output, study), what, direction
     )
     opened.set_user_attr("figures", to_jsonable(spec.figures))
+    engine.record_output(output, storage or search.storage)
     engine.name_objective(opened, f"val {monitor.metric}")
     # A sampler seeded alike on every start would replay its first draws in a resumed study and
     # in every worker; by default it is unseeded, and a sampler_seed is offset by the trials so far.
