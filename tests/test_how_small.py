@@ -29,13 +29,13 @@ COLUMNS_CONFIG = {
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory) -> Path:
-    """Two seeds of an iris FCNet and an iris ColumNet (two epochs, no analyses), then the how-small study."""
+    """Two seeds of an iris FCNet and an iris ColumNet (2 epochs of 4 batches, no analyses), then how_small."""
     folder = tmp_path_factory.mktemp("how_small")
     columns = folder / "iris_columns.yaml"
     columns.write_text(yaml.safe_dump(COLUMNS_CONFIG))
     spec = {
         "seeds": SEEDS,
-        "common": {"trainer.max_epochs": 2, "trainer.callbacks": None},
+        "common": {"trainer.max_epochs": 2, "trainer.callbacks": None, "trainer.limit_train_batches": 4},
         "trials": [{"config": str(CONFIGS / "iris.yaml"), "name": "FCNet"}, {"config": str(columns), "name": "Col"}],
     }
     (folder / "sweep.yaml").write_text(yaml.safe_dump(spec))
@@ -91,6 +91,7 @@ def test_sparsenet_matches_the_compressed_fcnets_mean_count(study):
     spec = yaml.safe_load(next((study / "how_small").glob("sparse-*/sweep.yaml")).read_text())
     assert spec["common"]["model.init_args.hidden"] == [16, 16] and spec["common"]["trainer.max_epochs"] == 1
     assert spec["common"]["data.dataset"] == "iris" and spec["seeds"] == SEEDS
+    assert spec["common"]["trainer.limit_train_batches"] == 4  # on as much data as the trials (it trained on all)
 
 
 def test_the_report_states_n_and_the_intervals(study):
