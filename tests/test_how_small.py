@@ -139,3 +139,23 @@ def test_sparse_seeds_trains_the_first_seeds_only(study):
     assert sorted(int(row["seed"]) for row in sparse) == [SEEDS[0], SEEDS[0]]
     with pytest.raises(ZooError, match="--sparse-seeds must be at least 1, got 0"):
         run(parser().parse_args([str(study), "--sparse-seeds", "0"]))
+
+
+def test_the_figures_legend_keeps_within_the_figure_with_long_network_names():
+    """Two columns of 'FCNet hidden=[64, 32] (fc), compressed within 5 points (n=2)' ran off both edges."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from zoo.surgery.study_report import _figure
+
+    network = "FCNet hidden=[64, 32] activation=relu dropout=0.2 (fc)"
+    stages = ["trained", "pruned", "compressed 0.01", "compressed 0.05"]
+    row = {"available": True, "seed": 0, "params_nonzero": 50_000, "test": 0.9}
+    groups = {(name, stage): [row] for name in (network, network.replace("64", "128")) for stage in stages}
+    groups |= {(kind, "matched 0.05"): [row] for kind in (FIXED, SET)}
+    figure = _figure(groups, "acc")
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    (legend,) = figure.legends
+    box = legend.get_window_extent(canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= figure.bbox.width, (box, legend._ncols)
+    assert len(legend.get_texts()) == len(groups)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from zoo.figures import MARKERS, counts_axis, render, save_png, wrapped
@@ -317,7 +318,13 @@ def _figure(groups: dict[tuple[str, str], list[dict[str, Any]]], metric: str) ->
     axes.set_ylabel(f"test {name}")
     axes.set_title(wrapped(f"Test {name} against nonzero parameters: trained, pruned, compressed, and SparseNet"))
     axes.grid(alpha=0.3, which="both")
-    figure.legend(
-        loc="outside lower center", ncols=2, fontsize=8, title="mean over seeds; bars: min–max", title_fontsize=8
-    )
+    for columns in (2, 1):  # two columns where the labels allow: long network names take the figure's width
+        legend = figure.legend(
+            loc="outside lower center", ncols=columns, fontsize=8, title="mean over seeds; bars: min–max",
+            title_fontsize=8,
+        )  # fmt: skip
+        fits = legend.get_window_extent(FigureCanvasAgg(figure).get_renderer()).width <= 0.98 * figure.bbox.width
+        if fits or columns == 1:
+            break
+        legend.remove()
     return figure
