@@ -6,10 +6,11 @@
 Every registered analysis is a subcommand, with its declared options (``zoo.analyses``).
 The checkpoint alone says which architecture and data to rebuild; data files are found as
 for training (``--data-dir``, else ``$ZOO_DATA_DIR``, else ./data). Files go to
-``<out>/<analysis>/`` (default ``<run folder>/analysis_<checkpoint name>/``), named as a run
-names them at the checkpoint's epoch (a surgery checkpoint's by its operation: ``epoch_prune.json``,
-figures titled "after prune"). A population's checkpoint is analysed member by member
-(``member_<i>/``, figures of member 0, as a run does), or one member with ``--member``.
+``<out>/<analysis>/`` (default ``<run folder>/analysis_<checkpoint name>/``, or beside a checkpoint
+outside a run folder), named as a run names them at the checkpoint's epoch (a surgery
+checkpoint's by its operation: ``epoch_prune.json``, figures titled "after prune"). A
+population's checkpoint is analysed member by member (``member_<i>/``, figures of member 0,
+as a run does), or one member with ``--member``.
 Both analyses judge dead units on the data they are given: ``--split train`` (the default)
 is where a unit that never varies really never learns.
 """
@@ -76,8 +77,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _default_out(checkpoint: str) -> Path:
-    run_dir = run_folder_of(checkpoint) or Path(".")
-    return run_dir / f"analysis_{Path(checkpoint).stem}"
+    """``analysis_<name>/`` in the checkpoint's run folder, or beside a checkpoint outside one (surgery's): never
+    the working folder, where two checkpoints of one name from two places would share it."""
+    return (run_folder_of(checkpoint) or Path(checkpoint).resolve().parent) / f"analysis_{Path(checkpoint).stem}"
 
 
 def _member_path(path: str, index: int) -> Path:

@@ -362,6 +362,15 @@ def test_analyzed_surgery_results_are_named_by_the_operation(run_dir, iris_check
     assert "epoch_prune.json" in written and "interference_epoch_prune.png" in written, written
     assert not any("000" in name for name in written)
     assert notes and set(notes) == {"after prune"}
+    (run_dir / "elsewhere").mkdir()  # outside a run folder: its results beside it, not in the working folder
+    (run_dir / "pruned.ckpt").rename(run_dir / "elsewhere" / "pruned.ckpt")
+    code, out, err = run_script(
+        "analyze.py", "task-separation", "elsewhere/pruned.ckpt", "--max-samples", "40", "--cpu",
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert (run_dir / "elsewhere" / "analysis_pruned" / "task_separation" / "epoch_prune.json").is_file()
+    assert not (run_dir / "analysis_pruned").exists()
 
 
 def test_compressed_columnet_checkpoints_are_ordinary_zoo_checkpoints(run_dir, capsys):
