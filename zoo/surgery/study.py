@@ -299,16 +299,15 @@ def matched_sparse(
         shape["backend"] = "masked"
         settings["backend"] = "masked"
         count = build(density).parameter_counts()["nonzero"]
-    epochs = args.epochs or _epochs(template["checkpoint"])
-    limits = _training_limits(template["checkpoint"])
+    training = _training(template["checkpoint"], args.epochs)
+    epochs = training["trainer.max_epochs"]
     seeds = sorted(record["seed"] for record in fc)[: args.sparse_seeds]
     backend = settings.get("backend")
     say(f"SparseNet {shape['hidden']} at density {density:.7f} ({backend} backend): {count:,} nonzero parameters "
         f"({network} within {tolerance:g}: {target:,}); {epochs} epochs, seeds {seeds}")  # fmt: skip
     rewiring = {"zeta": SET_ZETA, "every_n_epochs": 1, "until_epoch": max(1, int(SET_SHARE * epochs))}
     common = {
-        "trainer.max_epochs": epochs,
-        **limits,
+        **training,
         **({"model.init_args.epsilon": None} if "epsilon" in (base.get("init_args") or {}) else {}),
         **{f"model.init_args.{key}": value for key, value in shape.items()},
         **{f"data.{key}": value for key, value in template["data"].items() if value is not None},
@@ -343,28 +342,22 @@ def matched_sparse(
     ]
 
 
-def _epochs(checkpoint: str) -> int:
-    """The trial's ``trainer.max_epochs``, from the config its run saved."""
-    config = Path(checkpoint).parents[1] / "config.yaml"
-    if not config.is_file():
-        raise ZooError(f"{config} not found: give --epochs")
-    return int(yaml.safe_load(config.read_text())["trainer"]["max_epochs"])
-
-
 TRAINING_LIMITS = {"limit_train_batches": (None, 1.0), "max_steps": (None, -1), "accumulate_grad_batches": (None, 1)}
 """Trainer settings that change how much a trial trains besides its epochs, and their values that change nothing."""
 
 
-def _training_limits(checkpoint: str) -> dict[str, Any]:
-    """The trial's trainer settings of ``TRAINING_LIMITS`` that its run set (from its saved config): the SparseNets
-    train on as much of the data as the networks they are compared with."""
+def _training(checkpoint: str, epochs: int | None) -> dict[str, Any]:
+    """How long the trial trained, as sweep settings from the config its run saved: ``trainer.max_epochs`` (or
+    ``epochs``) and the ``TRAINING_LIMITS`` it set, so that the SparseNets train on as much of the data as the
+    networks they are compared with."""
     config = Path(checkpoint).parents[1] / "config.yaml"
-    trainer = (yaml.safe_load(config.read_text()) or {}).get("trainer") or {} if config.is_file() else {}
-    return {
-        f"trainer.{key}": trainer[key]
-        for key, unchanged in TRAINING_LIMITS.items()
-        if key in trainer and trainer[key] not in unchanged
-    }
+    if not config.is_file():
+        if not epochs:
+            raise ZooError(f"{config} not found: give --epochs")
+        return {"trainer.max_epochs": epochs}
+    trainer = (yaml.safe_load(config.read_text()) or {}).get("trainer") or {}
+    limits = {f"trainer.{key}": trainer[key] for key, same in TRAINING_LIMITS.items() if trainer.get(key) not in same}
+    return {"trainer.max_epochs": epochs or int(trainer["max_epochs"]), **limits}
 
 
 def _spec_text(spec: dict[str, Any], network: str, tolerance: float, target: int) -> str:
